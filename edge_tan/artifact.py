@@ -1,0 +1,112 @@
+"""Model metadata that travels inside every artifact, so a runtime needs nothing but the artifact.
+
+ONNX keeps it in `metadata_props`, OpenVINO IR in `rt_info`, TensorRT in a JSON sidecar. All three
+store the same flat str->str mapping produced by `ModelMetadata.to_props()`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import LANDMARK_NAMES, VIEW_NAMES
+from .errors import EdgeTanError
+from .geometry import WINDOW, RoiExpand
+
+SCHEMA = "edge-tan/1"
+PREFIX = "edge_tan."
+
+# How the tracker feeds the network. "affine": TAN (previous landmarks -> template);
+# "crop": ROI propagation without shape normalisation; "none": full frame every time (baselines).
+WARP_MODES = ("affine", "crop", "none")
+
+
+@dataclass
+class ModelMetadata:
+    model_name: str
+    warp_mode: str = "affine"
+    template: list = field(default_factory=lambda: [[0.0, 0.0]] * 3)  # (3, 2) window px
+    window: int = WINDOW
+    roi_expand: dict = field(default_factory=lambda: RoiExpand().to_dict())
+    input_name: str = "image"
+    input_layout: str = "NCHW"
+    input_scale: float = 1.0 / 255.0   # x_net = (x_uint8 * scale - mean) / std
+    input_mean: float = 0.5
+    input_std: float = 0.25
+    class_names: list = field(default_factory=lambda: ["background", "lv"])
+    view_names: list = field(default_factory=lambda: list(VIEW_NAMES))
+    landmark_names: list = field(default_factory=lambda: list(LANDMARK_NAMES))
+    # output name -> description; "seg" always, "landmarks"/"view" for multi-task models
+    outputs: dict = field(default_factory=lambda: {
+        "seg": "N,2,H,W logits (background, lv)",
+        "landmarks": "N,6 offsets from template in window px: apex xy, annulus_left xy, annulus_right xy",
+        "view": "N,2 logits (A2C, A4C)",
+    })
+    model_version: str = "0"
+    weights_sha256: str = ""
+    trained: bool = False
+    training: dict = field(default_factory=dict)   # data recipe, command, figures
+    precision: str = "fp32"
+    producer: dict = field(default_factory=dict)   # tool + backend versions that built the artifact
+    schema: str = SCHEMA
+
+    # ---- derived helpers -------------------------------------------------------------------
+    @property
+    def template_array(self) -> np.ndarray:
+        return np.asarray(self.template, np.float32).reshape(3, 2)
+
+    @property
+    def expand(self) -> RoiExpand:
+        return RoiExpand.from_dict(self.roi_expand)
+
+    @property
+    def has_landmarks(self) -> bool:
+        return "landmarks" in self.outputs
+
+    @property
+    def has_view(self) -> bool:
+        return "view" in self.outputs
+
+    # ---- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_props(self) -> dict[str, str]:
+        """Flat str->str mapping (ONNX metadata_props / OpenVINO rt_info / sidecar JSON)."""
+        return {PREFIX + k: json.dumps(v) for k, v in self.to_dict().items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelMetadata":
+        known = {f for f in cls.__dataclass_fields__}
+        if "model_name" not in d:
+            raise EdgeTanError("artifact metadata has no model_name: not an edge-tan artifact")
+        md = cls(**{k: v for k, v in d.items() if k in known})
+        md.validate()
+        return md
+
+    @classmethod
+    def from_props(cls, props: dict[str, str]) -> "ModelMetadata":
+        d = {}
+        for k, v in props.items():
+            if k.startswith(PREFIX):
+                try:
+                    d[k[len(PREFIX):]] = json.loads(v)
+                except json.JSONDecodeError as e:
+                    raise EdgeTanError(f"artifact metadata field {k!r} is not valid JSON: {e}") from None
+        if not d:
+            raise EdgeTanError("artifact carries no edge-tan metadata (was it exported by `edge-tan export`?)")
+        return cls.from_dict(d)
+
+    def validate(self) -> None:
+        if self.schema.split("/")[0] != SCHEMA.split("/")[0]:
+            raise EdgeTanError(f"unknown artifact schema {self.schema!r} (this edge-tan reads {SCHEMA})")
+        if self.warp_mode not in WARP_MODES:
+            raise EdgeTanError(f"artifact warp_mode {self.warp_mode!r} not one of {WARP_MODES}")
+        t = np.asarray(self.template, np.float64)
+        if t.shape != (3, 2) or not np.isfinite(t).all():
+            raise EdgeTanError(f"artifact template must be 3x2 finite numbers, got shape {t.shape}")
+        if "seg" not in self.outputs:
+            raise EdgeTanError("artifact declares no 'seg' output")

@@ -1,0 +1,205 @@
+"""`edge-tan` command line. Each command imports its implementation lazily, so `--help` is instant and
+the core never pulls torch or a backend unless the command needs it."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import EdgeTanError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Temporal Affine Network (TAN) LV tracking for 2D echo: phantom, training, export, "
+                       "tracking, parity and benchmarks across ONNX Runtime / OpenVINO / TensorRT.")
+
+
+def _one_line_errors(fn):
+    """Turn EdgeTanError (and unexpected crashes) into one stderr line and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **k):
+        try:
+            return fn(*a, **k)
+        except EdgeTanError as e:
+            typer.echo(f"edge-tan: error: {e}", err=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("edge-tan: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except typer.Exit:
+            raise
+        except Exception as e:  # pragma: no cover - last resort, keeps tracebacks out of users' logs
+            if os.environ.get("EDGE_TAN_DEBUG"):
+                raise
+            typer.echo(f"edge-tan: internal error: {type(e).__name__}: {e} (set EDGE_TAN_DEBUG=1 for a traceback)",
+                       err=True)
+            raise typer.Exit(3) from None
+
+    return wrapper
+
+
+def command(*args, **kwargs):
+    def deco(fn):
+        return app.command(*args, **kwargs)(_one_line_errors(fn))
+    return deco
+
+
+@command()
+def info(json_out: bool = typer.Option(False, "--json", help="machine-readable output")):
+    """Versions, which backends import, and the CPU/GPU this machine has."""
+    from .info import collect_info, print_info
+    data = collect_info()
+    if json_out:
+        import json
+        typer.echo(json.dumps(data, indent=1))
+    else:
+        print_info(data)
+
+
+@command()
+def synth(out_dir: Path = typer.Argument(..., help="dataset folder to create"),
+          n: int = typer.Option(20, "--n", help="number of sequences"),
+          seed: int = typer.Option(0, "--seed"),
+          views: str = typer.Option("A2C,A4C", "--views", help="comma list of A2C, A4C"),
+          avi: bool = typer.Option(False, "--avi", help="also write each clip as an .avi next to its .npz"),
+          workers: int = typer.Option(0, "--workers", help="processes (0 = all cores)")):
+    """Make a realistic apical-echo phantom dataset with exact ground truth (+ montage.png)."""
+    from .synth.generate import generate_dataset
+    generate_dataset(out_dir, n=n, seed=seed, views=[v.strip() for v in views.split(",") if v.strip()],
+                     avi=avi, workers=workers)
+
+
+@command()
+def convert(src: Path = typer.Argument(..., help="CAMUS or EchoNet-Dynamic folder"),
+            out_dir: Path = typer.Argument(..., help="dataset folder to create"),
+            limit: int = typer.Option(0, "--limit", help="convert at most this many sequences (0 = all)")):
+    """Convert a CAMUS or EchoNet-Dynamic folder into the edge-tan dataset format."""
+    from .io.convert import convert_dataset
+    convert_dataset(src, out_dir, limit=limit)
+
+
+@command()
+def train(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder"),
+          model: str = typer.Option("tan", "--model", help="registered model name (see `edge-tan models`)"),
+          out: Path = typer.Option(Path("runs/tan"), "--out", help="run folder (checkpoints, weights, log)"),
+          tcm: bool = typer.Option(False, "--tcm/--no-tcm", help="Temporal Coherence Module (LK-flow labels)"),
+          epochs: int = typer.Option(30, "--epochs"),
+          max_minutes: float = typer.Option(0.0, "--max-minutes", help="stop after this wall time (0 = no limit)"),
+          batch_size: int = typer.Option(16, "--batch-size"),
+          lr: float = typer.Option(1e-3, "--lr"),
+          width: float = typer.Option(1.0, "--width", help="MobileNetV2 width multiplier"),
+          size: int = typer.Option(224, "--size", help="network window size"),
+          samples_per_epoch: int = typer.Option(2000, "--samples-per-epoch"),
+          seed: int = typer.Option(0, "--seed"),
+          device: str = typer.Option("auto", "--device", help="auto|cpu|cuda"),
+          workers: int = typer.Option(0, "--workers", help="data-loader processes"),
+          resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from RUN_DIR/last.ckpt")):
+    """Train TAN or a baseline on a dataset (OHEM, optional TCM, resumable, time-budgeted)."""
+    from .export.train.loop import TrainConfig, train as run_train
+    cfg = TrainConfig(data_dir=str(data_dir), model=model, out=str(out), tcm=tcm, epochs=epochs,
+                      max_minutes=max_minutes, batch_size=batch_size, lr=lr, width=width, size=size,
+                      samples_per_epoch=samples_per_epoch, seed=seed, device=device, workers=workers,
+                      resume=resume)
+    run_train(cfg)
+
+
+@command()
+def models():
+    """List the registered model architectures with parameter and MAC counts."""
+    from .export.models.registry import print_models
+    print_models()
+
+
+@command()
+def export(target: str = typer.Option("onnx", "--target", help="onnx|openvino|tensorrt"),
+           precision: str = typer.Option("fp32", "--precision", help="fp32|fp16|int8"),
+           model: str = typer.Option("default", "--model", help="'default', a registered name, or a weights file"),
+           calib: Optional[Path] = typer.Option(None, "--calib", help="dataset for INT8 calibration"),
+           accuracy_control: bool = typer.Option(False, "--accuracy-control", help="INT8 with max Dice drop"),
+           max_drop: float = typer.Option(0.005, "--max-drop", help="accuracy-control: max Dice drop"),
+           out: Path = typer.Option(Path("artifacts"), "--out", help="output folder"),
+           force: bool = typer.Option(False, "--force", help="rebuild even if cached")):
+    """Export a model to a self-describing ONNX / OpenVINO IR / TensorRT engine (cached, atomic)."""
+    from .targets.build import build_artifact
+    path = build_artifact(model=model, target=target, precision=precision, out_dir=out, calib=calib,
+                          accuracy_control=accuracy_control, max_drop=max_drop, force=force)
+    typer.echo(str(path))
+
+
+@command()
+def track(video: Path = typer.Argument(..., help="AVI/MP4, DICOM cine, or an edge-tan .npz sequence"),
+          model: Optional[str] = typer.Option(None, "--model", help="artifact path (default: shipped TAN)"),
+          backend: str = typer.Option("onnxruntime", "--backend", help="torch|onnxruntime|openvino|tensorrt"),
+          precision: str = typer.Option("fp32", "--precision"),
+          out: Optional[Path] = typer.Option(None, "--out", help="overlay video (.mp4/.avi)"),
+          json_out: Optional[Path] = typer.Option(None, "--json", help="results.json"),
+          masks: Optional[Path] = typer.Option(None, "--masks", help="masks.npz"),
+          csv: Optional[Path] = typer.Option(None, "--csv", help="per-frame CSV"),
+          biplane: Optional[Path] = typer.Option(None, "--biplane", help="A2C clip of the same heart"),
+          live: Optional[int] = typer.Option(None, "--live", help="read capture device N instead of VIDEO"),
+          quiet: bool = typer.Option(False, "--quiet")):
+    """Track the LV in a clip: contour, landmarks, view, ED/ES and EF; overlay/JSON/masks/CSV."""
+    from .track_cli import run_track
+    run_track(video=video, model=model, backend=backend, precision=precision, out=out, json_out=json_out,
+              masks=masks, csv=csv, biplane=biplane, live=live, quiet=quiet)
+
+
+@command(name="eval")
+def evaluate(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder"),
+             model: Optional[str] = typer.Option(None, "--model"),
+             backend: str = typer.Option("onnxruntime", "--backend"),
+             precision: str = typer.Option("fp32", "--precision"),
+             split: str = typer.Option("test", "--split"),
+             frame_by_frame: bool = typer.Option(False, "--frame-by-frame", help="also run without the warp"),
+             limit: int = typer.Option(0, "--limit", help="at most this many sequences"),
+             json_out: Optional[Path] = typer.Option(None, "--json")):
+    """Closed-loop tracking over a split: Dice, ASD, SI, landmarks, OKS, view acc, EF (paper tables)."""
+    from .evaluate import run_eval_cli
+    run_eval_cli(data_dir=data_dir, model=model, backend=backend, precision=precision, split=split,
+                 frame_by_frame=frame_by_frame, limit=limit, json_out=json_out)
+
+
+@command()
+def parity(source: Optional[Path] = typer.Argument(None, help="clip or dataset (default: a phantom clip)"),
+           backends: str = typer.Option("torch,onnxruntime,openvino", "--backends"),
+           precision: str = typer.Option("fp32", "--precision", help="comma list: fp32,fp16,int8"),
+           model: str = typer.Option("default", "--model"),
+           json_out: Optional[Path] = typer.Option(None, "--json"),
+           dice_tol: Optional[float] = typer.Option(None, "--dice-tol"),
+           lm_tol: Optional[float] = typer.Option(None, "--lm-tol"),
+           max_drop: Optional[float] = typer.Option(None, "--max-drop"),
+           limit: int = typer.Option(3, "--limit", help="sequences from a dataset")):
+    """Task-level parity of backends vs the torch reference, open and closed loop (exit 1 on fail)."""
+    from .bench.parity import run_parity_cli
+    code = run_parity_cli(source=source, backends=backends, precision=precision, model=model,
+                          json_out=json_out, dice_tol=dice_tol, lm_tol=lm_tol, max_drop=max_drop, limit=limit)
+    raise typer.Exit(code)
+
+
+@command()
+def bench(source: Optional[Path] = typer.Argument(None, help="clip or dataset (default: a phantom clip)"),
+          models: str = typer.Option("tan,unet,pspnet", "--models"),
+          backends: str = typer.Option("onnxruntime,openvino", "--backends"),
+          precisions: str = typer.Option("fp32,int8", "--precisions"),
+          frames: int = typer.Option(100, "--frames", help="timed runs for TAN (baselines are bounded)"),
+          out: Path = typer.Option(Path("bench-out"), "--out", help="folder for table, JSON, MD and plot"),
+          json_out: Optional[Path] = typer.Option(None, "--json"),
+          md: Optional[Path] = typer.Option(None, "--md"),
+          plot: Optional[Path] = typer.Option(None, "--plot")):
+    """Latency/fps, end-to-end tracker fps, throughput and accuracy: TAN vs U-Net vs PSPNet."""
+    from .bench.run import run_bench_cli
+    run_bench_cli(source=source, models=models, backends=backends, precisions=precisions, frames=frames,
+                  out=out, json_out=json_out, md=md, plot=plot)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

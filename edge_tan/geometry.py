@@ -1,0 +1,227 @@
+"""TAN geometry: template, ROI, the 3-point affine into the 224x224 window, warp/unwarp, contours.
+
+Conventions (used everywhere in edge-tan):
+- points are float32 arrays (..., 2) of (x, y) pixel coordinates, pixel centres at integers;
+- an affine `M` is a 2x3 float64 matrix mapping *frame* coordinates to *window* coordinates;
+- landmarks are ordered apex, annulus_left, annulus_right (left/right in image coordinates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+WINDOW = 224
+
+
+@dataclass(frozen=True)
+class RoiExpand:
+    """How far the landmark bounding box grows, as fractions of its width/height.
+
+    The paper grows the ROI 50 % to the bottom and 50 % to the left (the LV sits top-right of the
+    other chambers). Apex and annulus lie *on* the LV border, so the cavity bulges past their box
+    at the free wall and above the apex: a small top/right margin keeps it inside the window.
+    """
+
+    left: float = 0.5
+    bottom: float = 0.5
+    top: float = 0.15
+    right: float = 0.25
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RoiExpand":
+        return cls(**{k: float(d[k]) for k in ("left", "bottom", "top", "right")})
+
+
+def roi_box(landmarks: np.ndarray, expand: RoiExpand = RoiExpand()) -> np.ndarray:
+    """Expanded ROI (x0, y0, x1, y1) around the 3 landmarks."""
+    p = np.asarray(landmarks, np.float64).reshape(-1, 2)
+    x0, y0 = p.min(0)
+    x1, y1 = p.max(0)
+    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    return np.array([x0 - expand.left * w, y0 - expand.top * h, x1 + expand.right * w, y1 + expand.bottom * h])
+
+
+def box_affine(box: np.ndarray, size: int = WINDOW) -> np.ndarray:
+    """Affine mapping the box corners onto the window corners (independent x/y scale)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    sx, sy = (size - 1) / max(x1 - x0, 1e-6), (size - 1) / max(y1 - y0, 1e-6)
+    return np.array([[sx, 0.0, -sx * x0], [0.0, sy, -sy * y0]])
+
+
+def build_template(landmarks: np.ndarray, size: int = WINDOW, expand: RoiExpand = RoiExpand()) -> np.ndarray:
+    """Mean shape template in window coordinates from training landmarks (N, 3, 2).
+
+    Each labelled frame's landmarks are mapped into the window by that frame's own expanded ROI,
+    then averaged: the template encodes the typical relative position of apex and annulus.
+    """
+    lms = np.asarray(landmarks, np.float64).reshape(-1, 3, 2)
+    if len(lms) == 0:
+        raise ValueError("build_template needs at least one labelled frame")
+    mapped = [transform_points(l, box_affine(roi_box(l, expand), size)) for l in lms]
+    return np.mean(mapped, axis=0).astype(np.float32)
+
+
+def triangle_area(points: np.ndarray) -> float:
+    """Signed area of the landmark triangle (0 when degenerate)."""
+    a, b, c = np.asarray(points, np.float64).reshape(3, 2)
+    return 0.5 * float((b[0] - a[0]) * (c[1] - a[1]) - (c[0] - a[0]) * (b[1] - a[1]))
+
+
+def affine_to_template(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """The exact 3-point affine taking the frame's landmarks onto the template (paper eq. 1)."""
+    src = np.asarray(landmarks, np.float64).reshape(3, 2)
+    if abs(triangle_area(src)) < 1.0:
+        raise ValueError("degenerate landmark triangle: cannot define the TAN affine")
+    A = np.hstack([src, np.ones((3, 1))])
+    sol = np.linalg.solve(A, np.asarray(template, np.float64).reshape(3, 2))
+    return sol.T.copy()
+
+
+def letterbox_affine(frame_hw: tuple[int, int], size: int = WINDOW) -> np.ndarray:
+    """Affine fitting the whole frame into the window, aspect kept (the un-warped detect pass)."""
+    h, w = frame_hw
+    s = (size - 1) / max(h - 1, w - 1, 1)
+    tx = ((size - 1) - s * (w - 1)) / 2.0
+    ty = ((size - 1) - s * (h - 1)) / 2.0
+    return np.array([[s, 0.0, tx], [0.0, s, ty]])
+
+
+def crop_affine(landmarks: np.ndarray, size: int = WINDOW, expand: RoiExpand = RoiExpand()) -> np.ndarray:
+    """ROI propagation without shape normalisation (the paper's "Crop" variant): box, no rotation."""
+    return box_affine(roi_box(landmarks, expand), size)
+
+
+def invert_affine(M: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(np.asarray(M, np.float64))
+
+
+def compose(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A ∘ B: apply B first, then A."""
+    A3 = np.vstack([A, [0, 0, 1]])
+    B3 = np.vstack([B, [0, 0, 1]])
+    return (A3 @ B3)[:2]
+
+
+def transform_points(points: np.ndarray, M: np.ndarray) -> np.ndarray:
+    p = np.asarray(points, np.float64)
+    out = p @ np.asarray(M, np.float64)[:, :2].T + np.asarray(M, np.float64)[:, 2]
+    return out.astype(np.float32)
+
+
+def warp_image(image: np.ndarray, M: np.ndarray, size: int = WINDOW, nearest: bool = False) -> np.ndarray:
+    """Frame -> window (paper eq. 2). Outside the frame is black, like outside an echo sector."""
+    flags = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, np.asarray(M, np.float64), (size, size), flags=flags,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def window_bbox_in_frame(M: np.ndarray, frame_hw: tuple[int, int], size: int = WINDOW) -> tuple[int, int, int, int] | None:
+    """Integer (x0, y0, x1, y1) of the window's footprint in the frame, clipped; None if outside."""
+    h, w = frame_hw
+    corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], np.float64)
+    fp = transform_points(corners, invert_affine(M))
+    x0, y0 = np.floor(fp.min(0)).astype(int)
+    x1, y1 = np.ceil(fp.max(0)).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def unwarp_scores(scores: np.ndarray, M: np.ndarray, frame_hw: tuple[int, int], out: np.ndarray | None = None,
+                  size: int = WINDOW) -> np.ndarray:
+    """Window score map (e.g. logit difference) back to the frame, bilinear (paper eq. 5).
+
+    Only the window's footprint is resampled; the rest of `out` is filled with -inf-like -1e4.
+    Resampling scores rather than a hard mask gives sub-pixel-smooth borders at no extra cost.
+    """
+    h, w = frame_hw
+    if out is None:
+        out = np.empty((h, w), np.float32)
+    out.fill(-1e4)
+    bb = window_bbox_in_frame(M, frame_hw, size)
+    if bb is None:
+        return out
+    x0, y0, x1, y1 = bb
+    # frame (x, y) -> window: M·[x, y, 1]; for the sub-image offset by (x0, y0) shift the translation.
+    Ms = np.asarray(M, np.float64).copy()
+    Ms[:, 2] += Ms[:, 0] * x0 + Ms[:, 1] * y0
+    cv2.warpAffine(np.ascontiguousarray(scores, np.float32), Ms, (x1 - x0, y1 - y0), dst=out[y0:y1, x0:x1],
+                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=-1e4)
+    return out
+
+
+def unwarp_mask(mask: np.ndarray, M: np.ndarray, frame_hw: tuple[int, int], size: int = WINDOW) -> np.ndarray:
+    """Binary window mask back to the frame (uint8 {0,1}), via a smooth score so borders stay clean."""
+    score = mask.astype(np.float32) - 0.5
+    return (unwarp_scores(score, M, frame_hw, size=size) > 0).astype(np.uint8)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Keep the largest 8-connected component of a binary mask (uint8 {0,1})."""
+    m = (np.asarray(mask) > 0).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n <= 2:
+        return m
+    keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return (labels == keep).astype(np.uint8)
+
+
+def extract_contour(mask: np.ndarray) -> np.ndarray:
+    """Outer contour (K, 2) float32 of the largest region; empty (0, 2) if the mask is empty."""
+    m = (np.asarray(mask) > 0).astype(np.uint8)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return np.zeros((0, 2), np.float32)
+    c = max(contours, key=cv2.contourArea)
+    return c.reshape(-1, 2).astype(np.float32)
+
+
+def resample_contour(contour: np.ndarray, n: int) -> np.ndarray:
+    """`n` points evenly spaced by arc length along a closed contour (TCM samples 20)."""
+    c = np.asarray(contour, np.float64).reshape(-1, 2)
+    if len(c) == 0:
+        return np.zeros((0, 2), np.float32)
+    if len(c) == 1:
+        return np.repeat(c, n, 0).astype(np.float32)
+    closed = np.vstack([c, c[:1]])
+    seg = np.linalg.norm(np.diff(closed, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    t = np.linspace(0.0, s[-1], n, endpoint=False)
+    x = np.interp(t, s, closed[:, 0])
+    y = np.interp(t, s, closed[:, 1])
+    return np.stack([x, y], 1).astype(np.float32)
+
+
+def contour_to_mask(points: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+    """Fill a closed polygon into a uint8 {0,1} mask (sub-pixel accurate via 4-bit shift)."""
+    m = np.zeros(frame_hw, np.uint8)
+    p = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(p) >= 3:
+        cv2.fillPoly(m, [np.round(p * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+    return m
+
+
+def similarity_about(center: np.ndarray, angle_deg: float, scale: float, shift: np.ndarray) -> np.ndarray:
+    """Rotation+scale about `center`, then translation: the paper's augmentation in window space."""
+    a = np.deg2rad(angle_deg)
+    c, s = np.cos(a) * scale, np.sin(a) * scale
+    cx, cy = float(center[0]), float(center[1])
+    return np.array([[c, -s, cx - c * cx + s * cy + shift[0]], [s, c, cy - s * cx - c * cy + shift[1]]])
+
+
+def perturb_affine(M: np.ndarray, rng: np.random.Generator, size: int = WINDOW, max_rot: float = 5.0,
+                   scale_range: tuple[float, float] = (0.8, 1.2), max_shift: float = 14.0) -> np.ndarray:
+    """Jitter a window affine within the paper's ranges (rotation ±5°, scale 0.8–1.2, shift ≤ 14 px)."""
+    ang = rng.uniform(-max_rot, max_rot)
+    sc = rng.uniform(*scale_range)
+    r = max_shift * np.sqrt(rng.uniform())
+    th = rng.uniform(0, 2 * np.pi)
+    J = similarity_about(np.array([(size - 1) / 2] * 2), ang, sc, np.array([r * np.cos(th), r * np.sin(th)]))
+    return compose(J, M)
