@@ -1,0 +1,123 @@
+"""`edge-tan info`: what this machine and environment can run, without importing heavy backends
+unless they are installed (each probe runs in isolation so one broken backend cannot hide the rest)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import platform
+import subprocess
+
+from . import __version__
+
+# backend name -> python module that provides it
+BACKEND_MODULES = {
+    "torch": "torch",
+    "onnxruntime": "onnxruntime",
+    "openvino": "openvino",
+    "tensorrt": "tensorrt",
+}
+EXTRA_MODULES = ["numpy", "cv2", "onnx", "onnxscript", "nncf", "pydicom", "nibabel", "safetensors", "matplotlib"]
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [x for x in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile") if x in have]
+    except OSError:
+        pass
+    return []
+
+
+def module_version(name: str) -> tuple[bool, str]:
+    """(importable, version or reason). TensorRT absent reads 'not installed', never 'ok'."""
+    if importlib.util.find_spec(name) is None:
+        return False, "not installed"
+    try:
+        mod = importlib.import_module(name)
+    except Exception as e:  # installed but broken (e.g. a stub wheel)
+        return False, f"import failed: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+    v = getattr(mod, "__version__", None) or getattr(mod, "get_version", lambda: None)() or "?"
+    return True, str(v)
+
+
+def gpus() -> list[str]:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode == 0:
+            return [ln.strip() for ln in out.stdout.splitlines() if ln.strip()]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return []
+
+
+def collect_info() -> dict:
+    backends = {}
+    for b, m in BACKEND_MODULES.items():
+        ok, v = module_version(m)
+        backends[b] = {"available": ok, "version": v}
+    if backends["torch"]["available"]:
+        import torch
+        backends["torch"]["cuda"] = bool(torch.cuda.is_available())
+        if torch.cuda.is_available():
+            backends["torch"]["cuda_device"] = torch.cuda.get_device_name(0)
+    if backends["openvino"]["available"]:
+        try:
+            import openvino as ov
+            backends["openvino"]["devices"] = list(ov.Core().available_devices)
+        except Exception as e:
+            backends["openvino"]["devices"] = [f"error: {e}"]
+    if backends["onnxruntime"]["available"]:
+        import onnxruntime as ort
+        backends["onnxruntime"]["providers"] = ort.get_available_providers()
+    return {
+        "edge_tan": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "cores": os.cpu_count(),
+        "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "gpus": gpus(),
+        "backends": backends,
+        "packages": {m: module_version(m)[1] for m in EXTRA_MODULES},
+    }
+
+
+def print_info(data: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console()
+    c.print(f"[bold]edge-tan {data['edge_tan']}[/] · Python {data['python']} · {data['platform']}")
+    c.print(f"CPU: {data['cpu']} · {data['affinity_cores']} usable cores · flags: {', '.join(data['cpu_flags']) or '-'}")
+    c.print(f"GPU: {'; '.join(data['gpus']) if data['gpus'] else 'none seen (nvidia-smi)'}")
+    t = Table(title="backends")
+    t.add_column("backend")
+    t.add_column("status")
+    t.add_column("version / detail")
+    for name, b in data["backends"].items():
+        status = "[green]available[/]" if b["available"] else f"[yellow]{b['version']}[/]"
+        detail = b["version"] if b["available"] else ""
+        for k in ("cuda_device", "devices", "providers"):
+            if k in b:
+                detail += f" {k}={b[k]}"
+        t.add_row(name, status, detail)
+    c.print(t)
+    c.print("packages: " + ", ".join(f"{k} {v}" for k, v in data["packages"].items()))

@@ -1,0 +1,327 @@
+"""The stateful TAN tracker: the per-frame loop a device embeds (numpy + OpenCV + one Runner).
+
+Per frame: affine from the previous frame's landmarks to the template -> warp into the window ->
+network -> mask and landmarks warped back (paper Fig. 2). The first frame, and any frame after
+tracking is lost, is analysed on the whole frame letterboxed into the window ("detect"), then
+refined once with the warp on the same frame so frame 0 is as good as the rest.
+
+Tracking loss is detected from what the network says about its own window (low view confidence,
+degenerate or flipped landmark triangle, a mask that vanishes, fills the window or jumps in area,
+landmarks leaving the frame); blank frames skip the network. A lost frame never overwrites the
+last good landmarks, so blank/frozen/garbage frames cannot poison the state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from . import geometry as geo
+from .artifact import ModelMetadata
+from .frames import GrayConverter
+from .runner import Runner
+
+STATES = ("detect", "track", "redetect", "lost")
+
+
+@dataclass
+class TrackerConfig:
+    refine_first: int = 1          # extra warped passes on a detect frame
+    contour_points: int = 64       # resampled contour length in results
+    min_view_prob: float = 0.6     # below: the window probably does not show an apical LV
+    min_area_frac: float = 0.02    # window mask area bounds (fraction of the window)
+    max_area_frac: float = 0.65
+    max_area_jump: float = 0.6     # relative change of window area vs the last good frame
+    tri_ratio: tuple = (0.3, 3.0)  # landmark triangle area / template triangle area (track mode)
+    blank_std: float = 2.0         # frame intensity std below this = blank frame
+    forget_after: int = 5          # consecutive lost frames before the last landmarks are dropped
+    landmark_margin: float = 0.05  # landmarks may leave the frame by this fraction of its size
+
+
+@dataclass
+class FrameResult:
+    index: int
+    frame_hw: tuple
+    state: str
+    landmarks: np.ndarray | None = None        # (3, 2) frame px: apex, annulus_left, annulus_right
+    contour: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    view: str = ""
+    view_prob: float = float("nan")
+    confidence: float = 0.0
+    latency_ms: float = 0.0
+    timings: dict = field(default_factory=dict)  # pre/infer/post ms
+    mask_origin: tuple = (0, 0)                  # (x0, y0) of mask_crop in the frame
+    mask_crop: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint8))
+    affine: np.ndarray | None = None             # frame -> window of the pass that produced this
+    reason: str = ""                             # why a frame was declared lost
+
+    @property
+    def area_px(self) -> int:
+        return int(cv2.countNonZero(self.mask_crop)) if self.mask_crop.size else 0
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Full-resolution uint8 {0,1} mask (materialised on demand; the tracker keeps only the crop)."""
+        out = np.zeros(self.frame_hw, np.uint8)
+        self.paste_mask(out)
+        return out
+
+    def paste_mask(self, out: np.ndarray) -> None:
+        if self.mask_crop.size:
+            x0, y0 = self.mask_origin
+            h, w = self.mask_crop.shape
+            out[y0:y0 + h, x0:x0 + w] = self.mask_crop
+
+
+@dataclass
+class _Pass:
+    """What one network pass produced, before it is accepted or rejected."""
+    M: np.ndarray
+    score: np.ndarray            # window logit difference (lv - background), largest component only
+    win_mask: np.ndarray         # window mask uint8
+    lm_win: np.ndarray | None    # (3, 2) window px
+    view_idx: int
+    view_prob: float
+    certainty: float
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+class Tracker:
+    """`Tracker(runner)`, then `step(frame) -> FrameResult` per frame; `reset()` between clips."""
+
+    def __init__(self, runner: Runner, config: TrackerConfig | None = None, metadata: ModelMetadata | None = None):
+        self.runner = runner
+        self.md = metadata or runner.metadata
+        self.cfg = config or TrackerConfig()
+        self.size = int(self.md.window)
+        self.template = self.md.template_array
+        self._tpl_area = abs(geo.triangle_area(self.template))
+        self._tpl_sign = np.sign(geo.triangle_area(self.template))
+        self.expand = self.md.expand
+        self._alpha = self.md.input_scale / self.md.input_std
+        self._beta = -self.md.input_mean / self.md.input_std
+        self._input = np.zeros((1, 1, self.size, self.size), np.float32)   # reused every frame
+        self._gray = GrayConverter()
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        self._prev_lm: np.ndarray | None = None
+        self._prev_area_win: float | None = None
+        self._lost_run = 0
+        self._index = 0
+        self._gray.reset()
+
+    @property
+    def landmarks(self) -> np.ndarray | None:
+        """Last accepted landmarks (frame px), or None when there is no lock."""
+        return None if self._prev_lm is None else self._prev_lm.copy()
+
+    # ------------------------------------------------------------------ building blocks
+    def to_gray(self, frame: np.ndarray) -> np.ndarray:
+        return self._gray(frame)
+
+    def affine_for(self, frame_hw: tuple) -> tuple[np.ndarray, bool]:
+        """The window affine for the next pass and whether it is a detect (un-warped) pass."""
+        mode = self.md.warp_mode
+        if self._prev_lm is None or mode == "none":
+            return geo.letterbox_affine(frame_hw, self.size), True
+        try:
+            return self.warp_affine(self._prev_lm), False
+        except ValueError:
+            return geo.letterbox_affine(frame_hw, self.size), True
+
+    def warp_affine(self, landmarks: np.ndarray) -> np.ndarray:
+        """Window affine from frame landmarks: TAN's 3-point affine, or the Crop variant's box."""
+        if self.md.warp_mode == "crop":
+            return geo.crop_affine(landmarks, self.size, self.expand)
+        return geo.affine_to_template(landmarks, self.template)
+
+    def window_input(self, gray: np.ndarray, M: np.ndarray) -> np.ndarray:
+        """Warp + normalise into the reused input buffer (1, 1, S, S) float32."""
+        win = cv2.warpAffine(gray, M, (self.size, self.size), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        np.multiply(win, self._alpha, out=self._input[0, 0], casting="unsafe")
+        self._input += self._beta
+        return self._input
+
+    def analyse(self, gray: np.ndarray, M: np.ndarray) -> tuple[_Pass, dict]:
+        """One network pass on the window defined by M (also the open-loop parity entry point)."""
+        t0 = time.perf_counter()
+        batch = self.window_input(gray, M)
+        t1 = time.perf_counter()
+        out = self.runner.infer(batch)
+        t2 = time.perf_counter()
+        seg = out["seg"][0]
+        score = seg[1] - seg[0]
+        win_mask = geo.largest_component(score > 0)
+        score = np.where(win_mask > 0, score, np.minimum(score, -1e-3)).astype(np.float32)
+        lm_win = None
+        if "landmarks" in out:
+            lm_win = out["landmarks"][0].reshape(3, 2).astype(np.float32) + self.template
+        view_idx, view_prob = -1, float("nan")
+        if "view" in out:
+            p = _softmax(out["view"][0].astype(np.float64))
+            view_idx, view_prob = int(np.argmax(p)), float(p.max())
+        ys, xs = np.nonzero(win_mask)
+        if len(xs):
+            sub = score[max(ys.min() - 4, 0):ys.max() + 5, max(xs.min() - 4, 0):xs.max() + 5]
+            certainty = float(np.mean(np.abs(np.tanh(0.5 * sub))))
+        else:
+            certainty = 0.0
+        t3 = time.perf_counter()
+        return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, certainty),
+                {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3})
+
+    def _check(self, p: _Pass, frame_hw: tuple, detect: bool) -> str:
+        """'' when the pass is trustworthy, else the reason tracking is considered lost."""
+        c = self.cfg
+        if self.md.has_view and p.view_prob < c.min_view_prob:
+            return f"low view confidence {p.view_prob:.2f}"
+        area = float(p.win_mask.sum()) / (self.size * self.size)
+        lo = c.min_area_frac * (0.1 if detect else 1.0)
+        if area < lo:
+            return "mask vanished"
+        if area > c.max_area_frac:
+            return "mask fills the window"
+        if not detect and self._prev_area_win is not None and self._prev_area_win > 0:
+            if abs(area - self._prev_area_win) / self._prev_area_win > c.max_area_jump:
+                return "mask area jumped"
+        if p.lm_win is not None:
+            tri = geo.triangle_area(p.lm_win)
+            if np.sign(tri) != self._tpl_sign or not np.isfinite(tri):
+                return "landmark triangle flipped"
+            ratio = abs(tri) / max(self._tpl_area, 1e-6)
+            if detect:
+                if ratio < 0.005 or ratio > c.tri_ratio[1]:
+                    return "degenerate landmark triangle"
+            elif not (c.tri_ratio[0] <= ratio <= c.tri_ratio[1]):
+                return "degenerate landmark triangle"
+            lm = geo.transform_points(p.lm_win, geo.invert_affine(p.M))
+            h, w = frame_hw
+            mx, my = c.landmark_margin * w, c.landmark_margin * h
+            if (lm[:, 0] < -mx).any() or (lm[:, 0] > w - 1 + mx).any() or (lm[:, 1] < -my).any() or \
+                    (lm[:, 1] > h - 1 + my).any():
+                return "landmarks left the frame"
+        return ""
+
+    def _accept(self, p: _Pass, frame_hw: tuple, res: FrameResult) -> None:
+        """Warp the accepted pass back to the frame and update the tracking state."""
+        Minv = geo.invert_affine(p.M)
+        bb = geo.window_bbox_in_frame(p.M, frame_hw, self.size)
+        if bb is not None and p.win_mask.any():
+            x0, y0, x1, y1 = bb
+            Ms = p.M.copy()
+            Ms[:, 2] += Ms[:, 0] * x0 + Ms[:, 1] * y0
+            crop_score = cv2.warpAffine(p.score, Ms, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                        borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
+            crop = (crop_score > 0).astype(np.uint8)
+            # tighten to the mask's own bbox: small crops keep memory and later work proportional to the LV
+            pts = cv2.findNonZero(crop)
+            if pts is not None:
+                bx, by, bw, bh = cv2.boundingRect(pts)
+                crop = crop[by:by + bh, bx:bx + bw]
+                res.mask_origin = (x0 + bx, y0 + by)
+                res.mask_crop = np.ascontiguousarray(crop)
+                cont = geo.extract_contour(crop)
+                if len(cont):
+                    res.contour = geo.resample_contour(cont + np.array([x0 + bx, y0 + by], np.float32),
+                                                       self.cfg.contour_points)
+        lm = None
+        if p.lm_win is not None:
+            lm = geo.transform_points(p.lm_win, Minv)
+        elif res.mask_crop.size:
+            from .io.landmarks_from_mask import landmarks_from_mask  # baselines: landmarks from the mask
+            try:
+                lm = landmarks_from_mask(res.mask_crop) + np.array(res.mask_origin, np.float32)
+            except Exception:
+                lm = None
+        res.landmarks = lm
+        if p.view_idx >= 0:
+            res.view, res.view_prob = self.md.view_names[p.view_idx], p.view_prob
+        conf = p.certainty * (p.view_prob if np.isfinite(p.view_prob) else 1.0)
+        res.confidence = float(conf)
+        res.affine = p.M
+        if lm is not None and self.md.warp_mode != "none":
+            self._prev_lm = lm
+        self._prev_area_win = float(p.win_mask.sum()) / (self.size * self.size)
+        self._lost_run = 0
+
+    def _lose(self, res: FrameResult, reason: str) -> None:
+        res.state, res.reason = "lost", reason
+        self._lost_run += 1
+        if self._lost_run >= self.cfg.forget_after:
+            self._prev_lm, self._prev_area_win = None, None
+
+    # ------------------------------------------------------------------ the loop
+    def step(self, frame: np.ndarray) -> FrameResult:
+        t_start = time.perf_counter()
+        gray = self.to_gray(frame)
+        hw = gray.shape[:2]
+        res = FrameResult(index=self._index, frame_hw=hw, state="lost")
+        self._index += 1
+        timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+
+        def run(M):
+            p, t = self.analyse(gray, M)
+            for k in timings:
+                timings[k] += t[k]
+            return p
+
+        if float(cv2.meanStdDev(gray[::4, ::4])[1][0, 0]) < self.cfg.blank_std:
+            self._lose(res, "blank frame")
+        else:
+            M, detect = self.affine_for(hw)
+            p = run(M)
+            why = self._check(p, hw, detect)
+            state = "detect" if detect else "track"
+            if why and not detect:  # lost the lock: re-detect on this very frame
+                p = run(geo.letterbox_affine(hw, self.size))
+                why2 = self._check(p, hw, True)
+                detect, state = True, "redetect"
+                why = why2 and f"{why}; re-detect: {why2}"
+            if not why and detect and self.md.warp_mode != "none" and p.lm_win is not None:
+                for _ in range(self.cfg.refine_first):  # refine the detect with a warped pass
+                    try:
+                        Mr = self.warp_affine(geo.transform_points(p.lm_win, geo.invert_affine(p.M)))
+                    except ValueError:
+                        break
+                    pr = run(Mr)
+                    if self._check_refine(pr, hw):
+                        break
+                    p = pr
+            if why:
+                self._lose(res, why)
+            else:
+                res.state = state
+                self._accept(p, hw, res)
+        t_end = time.perf_counter()
+        res.latency_ms = (t_end - t_start) * 1e3
+        timings["post"] += res.latency_ms - sum(timings.values())
+        res.timings = timings
+        return res
+
+    def _check_refine(self, p: _Pass, hw: tuple) -> str:
+        saved = self._prev_area_win
+        self._prev_area_win = None
+        try:
+            return self._check(p, hw, False)
+        finally:
+            self._prev_area_win = saved
+
+    def track(self, frames, progress=None) -> list[FrameResult]:
+        """Track a whole clip (iterable of frames) from a fresh state."""
+        self.reset()
+        out = []
+        for f in frames:
+            out.append(self.step(f))
+            if progress is not None:
+                progress()
+        return out

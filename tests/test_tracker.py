@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from edge_tan.tracker import Tracker
+from tests.oracle_runner import ThresholdRunner, toy_metadata
+from tests.toy import toy_sequence
+
+
+def dice(a, b):
+    a, b = a > 0, b > 0
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else 2.0 * (a & b).sum() / s
+
+
+@pytest.fixture()
+def tracker():
+    md = toy_metadata(64)
+    return Tracker(ThresholdRunner(md))
+
+
+def test_first_frame_detects_then_tracks(tracker):
+    seq = toy_sequence(T=6)
+    res = tracker.track(seq.frames)
+    assert res[0].state == "detect"
+    assert all(r.state == "track" for r in res[1:])
+    for r, m in zip(res, seq.masks):
+        assert r.mask.shape == m.shape and r.mask.dtype == np.uint8
+        assert dice(r.mask, m) > 0.85
+        assert r.landmarks.shape == (3, 2)
+        assert len(r.contour) == tracker.cfg.contour_points
+
+
+def test_recovers_after_blank_frames(tracker):
+    seq = toy_sequence(T=6)
+    frames = list(seq.frames[:3]) + [np.zeros_like(seq.frames[0])] * 10 + list(seq.frames[3:])
+    res = tracker.track(frames)
+    assert [r.state for r in res[3:13]] == ["lost"] * 10
+    assert all(r.area_px == 0 for r in res[3:13])
+    # within a few frames of the blank run it is locked again and accurate
+    assert res[13].state in ("detect", "redetect", "track")
+    assert dice(res[14].mask, seq.masks[4]) > 0.85
+
+
+def test_garbage_frame_does_not_poison_state(tracker):
+    seq = toy_sequence(T=6)
+    rng = np.random.default_rng(1)
+    garbage = rng.integers(0, 255, seq.frames[0].shape).astype(np.uint8)
+    res = tracker.track([seq.frames[0], seq.frames[1], garbage, seq.frames[2], seq.frames[3]])
+    assert res[3].state != "lost" and dice(res[3].mask, seq.masks[2]) > 0.85
+    assert dice(res[4].mask, seq.masks[3]) > 0.85
+
+
+@pytest.mark.parametrize("kind", ["bgr", "u16", "float"])
+def test_any_frame_format(tracker, kind):
+    seq = toy_sequence(T=3)
+    f = seq.frames
+    if kind == "bgr":
+        frames = [np.repeat(x[:, :, None], 3, 2) for x in f]
+    elif kind == "u16":
+        frames = [x.astype(np.uint16) * 16 for x in f]
+    else:
+        frames = [x.astype(np.float32) / 255.0 for x in f]
+    res = tracker.track(frames)
+    assert dice(res[-1].mask, seq.masks[-1]) > 0.85
+
+
+def test_bad_frame_is_one_clear_error(tracker):
+    from edge_tan.errors import EdgeTanError
+    with pytest.raises(EdgeTanError):
+        tracker.step(np.zeros((4, 4, 7), np.uint8))
+    with pytest.raises(EdgeTanError):
+        tracker.step(np.zeros((0, 0), np.uint8))
