@@ -1,0 +1,110 @@
+"""Weights files without pickle: safetensors state dict + ModelMetadata in the safetensors header.
+
+The header's `metadata` (str->str) holds `ModelMetadata.to_props()` plus `edge_tan.arch` (model name
+and constructor kwargs), so a weights file alone rebuilds the model. fp16 is allowed for shipping
+(`half=True`); loading always returns an fp32 model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edge_tan.artifact import ModelMetadata
+from edge_tan.atomic import atomic_path
+from edge_tan.errors import EdgeTanError
+
+ARCH_KEY = "edge_tan.arch"
+
+
+def state_tensors(model: nn.Module, half: bool = False) -> dict[str, torch.Tensor]:
+    """Contiguous CPU tensors of the state dict (floating tensors optionally fp16)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().to("cpu")
+        if half and v.is_floating_point():
+            v = v.half()
+        out[k] = v.contiguous()
+    return out
+
+
+def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over (name, dtype, shape, bytes) in sorted name order: stable across file layouts."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().to("cpu").contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def model_sha256(model: nn.Module) -> str:
+    return weights_sha256(state_tensors(model))
+
+
+def save_weights(model: nn.Module, metadata: ModelMetadata, path: str | Path, half: bool = False) -> str:
+    """Write `path` atomically; returns the weights sha256 (also stored in the metadata)."""
+    from safetensors.torch import save_file
+
+    tensors = state_tensors(model, half)
+    metadata.weights_sha256 = weights_sha256(tensors)
+    arch = metadata.training.get("arch") if isinstance(metadata.training, dict) else None
+    if not arch:
+        raise EdgeTanError("metadata.training['arch'] (model name + kwargs) is required to save weights")
+    header = dict(metadata.to_props())
+    header[ARCH_KEY] = json.dumps(arch)
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    return metadata.weights_sha256
+
+
+def read_header(path: str | Path) -> dict[str, str]:
+    """The str->str metadata of a safetensors file (reads the JSON header only)."""
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if n <= 0 or n > 100_000_000:
+                raise ValueError("bad header length")
+            head = json.loads(f.read(n))
+    except (OSError, ValueError) as e:
+        raise EdgeTanError(f"{p}: not a safetensors weights file ({e})") from None
+    return head.get("__metadata__", {}) or {}
+
+
+def load_weights(path: str | Path, device: str = "cpu") -> tuple[nn.Module, ModelMetadata]:
+    """(fp32 eval model, metadata) from a weights file; no pickle involved."""
+    from safetensors.torch import load_file
+
+    from .models.registry import build_model
+
+    p = Path(path)
+    if not p.is_file():
+        raise EdgeTanError(f"weights file not found: {p}")
+    header = read_header(p)
+    if ARCH_KEY not in header:
+        raise EdgeTanError(f"{p}: safetensors file has no edge-tan metadata (not written by edge-tan)")
+    md = ModelMetadata.from_props(header)
+    arch = json.loads(header[ARCH_KEY])
+    model = build_model(arch["name"], **arch.get("kwargs", {}))
+    tensors = load_file(str(p), device="cpu")
+    ref = model.state_dict()
+    missing = set(ref) - set(tensors)
+    extra = set(tensors) - set(ref)
+    if missing or extra:
+        raise EdgeTanError(f"{p}: weights do not match model {arch['name']!r} "
+                           f"(missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]})")
+    sha = weights_sha256(tensors)
+    if md.weights_sha256 and md.weights_sha256 != sha:
+        raise EdgeTanError(f"{p}: weights checksum mismatch (file corrupt or edited)")
+    for k, v in tensors.items():
+        if tuple(v.shape) != tuple(ref[k].shape):
+            raise EdgeTanError(f"{p}: tensor {k} has shape {tuple(v.shape)}, model expects {tuple(ref[k].shape)}")
+    model.load_state_dict({k: v.to(ref[k].dtype) for k, v in tensors.items()})
+    md.weights_sha256 = sha
+    return model.to(device).eval(), md
