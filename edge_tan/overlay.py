@@ -1,0 +1,79 @@
+"""Overlay video so a person can judge the tracking: contour, landmarks, view, state, area curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence as Seq
+
+import cv2
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import EdgeTanError
+from .tracker import FrameResult
+
+STATE_COLOURS = {"detect": (255, 200, 0), "track": (0, 220, 0), "redetect": (0, 200, 255), "lost": (0, 0, 255)}
+LM_COLOURS = [(0, 255, 255), (255, 0, 255), (255, 255, 0)]
+
+
+def draw_frame(gray: np.ndarray, r: FrameResult, areas: np.ndarray, ed: set, es: set, scale: float) -> np.ndarray:
+    img = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if scale != 1.0:
+        img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    col = STATE_COLOURS.get(r.state, (255, 255, 255))
+    if len(r.contour):
+        cv2.polylines(img, [np.round(r.contour * scale * 16).astype(np.int32)], True, col, 1, cv2.LINE_AA, shift=4)
+    if r.landmarks is not None:
+        for p, c in zip(r.landmarks, LM_COLOURS):
+            cv2.circle(img, (int(round(p[0] * scale)), int(round(p[1] * scale))), 3, c, -1, cv2.LINE_AA)
+    h, w = img.shape[:2]
+    txt = f"#{r.index} {r.state} {r.view or ''} {'' if r.view_prob != r.view_prob else f'{r.view_prob:.2f}'}" \
+          f" conf {r.confidence:.2f} {r.latency_ms:.1f}ms"
+    if r.index in ed:
+        txt += " ED"
+    if r.index in es:
+        txt += " ES"
+    cv2.putText(img, txt, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(img, txt, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, col, 1, cv2.LINE_AA)
+    # area curve strip under the frame
+    strip_h = max(40, h // 6)
+    strip = np.zeros((strip_h, w, 3), np.uint8)
+    if len(areas) > 1 and areas.max() > 0:
+        xs = np.linspace(2, w - 3, len(areas))
+        a = areas / areas.max()
+        ys = strip_h - 4 - a * (strip_h - 8)
+        pts = np.stack([xs, ys], 1)
+        cv2.polylines(strip, [np.round(pts * 16).astype(np.int32)], False, (200, 200, 200), 1, cv2.LINE_AA, shift=4)
+        for i in ed:
+            cv2.line(strip, (int(xs[i]), 0), (int(xs[i]), strip_h), (0, 140, 255), 1)
+        for i in es:
+            cv2.line(strip, (int(xs[i]), 0), (int(xs[i]), strip_h), (255, 140, 0), 1)
+        cv2.circle(strip, (int(xs[r.index]), int(ys[r.index])), 3, col, -1)
+    return np.vstack([img, strip])
+
+
+def write_overlay(path, frames: Seq[np.ndarray], results: Seq[FrameResult], fps: float,
+                  ed=(), es=()) -> None:
+    """Write the overlay clip atomically (.mp4 with mp4v, .avi with MJPG)."""
+    path = Path(path)
+    if not results:
+        raise EdgeTanError("nothing to draw: no frames were tracked")
+    fourcc = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}.get(path.suffix.lower())
+    if fourcc is None:
+        raise EdgeTanError(f"overlay must be .mp4, .avi or .mkv, got {path.name}")
+    h, w = frames[0].shape[:2]
+    scale = max(1.0, 320.0 / min(h, w))   # small clips (112x112) are upscaled so text stays legible
+    areas = np.array([r.area_px for r in results], np.float64)
+    ed, es = set(int(i) for i in ed), set(int(i) for i in es)
+    with atomic_path(path) as tmp:
+        first = draw_frame(frames[0], results[0], areas, ed, es, scale)
+        vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(max(fps, 1.0)),
+                             (first.shape[1], first.shape[0]))
+        if not vw.isOpened():
+            raise EdgeTanError(f"OpenCV cannot write {path.suffix} video here (codec {fourcc} unavailable)")
+        try:
+            vw.write(first)
+            for f, r in zip(frames[1:], results[1:]):
+                vw.write(draw_frame(f, r, areas, ed, es, scale))
+        finally:
+            vw.release()

@@ -1,0 +1,95 @@
+"""`edge-tan track`: read a clip, track it, write overlay / results.json / masks.npz / CSV."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EdgeTanError, UsageError
+from .results import results_dict, write_csv, write_masks_npz, write_results_json
+from .tracker import FrameResult, Tracker
+
+
+def open_runner_for(model: str | None, backend: str, precision: str):
+    """Backends live outside the core; import them only now (lazily)."""
+    from edge_tan.targets.resolve import open_model
+    return open_model(model, backend, precision)
+
+
+def track_frames(tracker: Tracker, frames, quiet: bool = False, label: str = "tracking") -> list[FrameResult]:
+    """Track with a rich progress bar on long clips."""
+    n = len(frames)
+    if quiet or n < 50:
+        return tracker.track(frames)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True) as pb:
+        task = pb.add_task(label, total=n)
+        return tracker.track(frames, progress=lambda: pb.advance(task))
+
+
+def clinical_summary(results: list[FrameResult], spacing_mm: float, fps: float,
+                     biplane: list[FrameResult] | None = None) -> dict:
+    """ED/ES from the area curve and EF (Simpson single-plane, or biplane with a second view)."""
+    from .clinical import clip_clinical
+    return clip_clinical(results, spacing_mm=spacing_mm, fps=fps, other=biplane)
+
+
+def run_track(video: Path, model: str | None, backend: str, precision: str, out: Path | None,
+              json_out: Path | None, masks: Path | None, csv: Path | None, biplane: Path | None,
+              live: int | None, quiet: bool) -> dict:
+    if live is not None:
+        from .live import run_live
+        return run_live(live, model=model, backend=backend, precision=precision)
+    from .io.read import read_video
+    seq = read_video(video)
+    if seq.n_frames == 0:
+        raise EdgeTanError(f"{video}: no frames")
+    other = read_video(biplane) if biplane is not None else None
+    if out is not None and out.suffix.lower() not in (".mp4", ".avi", ".mkv"):
+        raise UsageError(f"--out must end in .mp4, .avi or .mkv, got {out.name}")
+    runner = open_runner_for(model, backend, precision)
+    try:
+        tracker = Tracker(runner)
+        t0 = time.perf_counter()
+        results = track_frames(tracker, list(seq.frames), quiet)
+        wall = time.perf_counter() - t0
+        other_results = track_frames(tracker, list(other.frames), quiet, "biplane") if other is not None else None
+        clinical = clinical_summary(results, seq.spacing_mm, seq.fps, other_results)
+        data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical)
+        data["timing"]["wall_s"] = round(wall, 3)
+        if other is not None:
+            data["biplane_video"] = str(biplane)
+    finally:
+        runner.close()
+    if json_out is not None:
+        write_results_json(json_out, data)
+    if masks is not None:
+        write_masks_npz(masks, results)
+    if csv is not None:
+        write_csv(csv, results, seq.spacing_mm)
+    if out is not None:
+        from .overlay import write_overlay
+        write_overlay(out, list(seq.frames), results, seq.fps, clinical.get("ed_frames", ()), clinical.get("es_frames", ()))
+    if not quiet:
+        _print_summary(video, data)
+    return data
+
+
+def _print_summary(video, data: dict) -> None:
+    from rich.console import Console
+    c = Console()
+    states = {}
+    for r in data["per_frame"]:
+        states[r["state"]] = states.get(r["state"], 0) + 1
+    views = [r["view"] for r in data["per_frame"] if r["view"]]
+    view = max(set(views), key=views.count) if views else "-"
+    t, cl = data["timing"], data["clinical"]
+    ef = cl.get("ef_percent")
+    c.print(f"[bold]{video}[/]: {data['frames']} frames · backend {data['backend']} · view {view} · "
+            f"states {states}")
+    c.print(f"ED {cl.get('ed_frames')} · ES {cl.get('es_frames')} · EF "
+            f"{'n/a' if ef is None else f'{ef:.1f} %'} ({cl.get('method')}) · median {t['median_ms']} ms/frame · "
+            f"p95 {t['p95_ms']} ms · {t['fps']} fps")
+
