@@ -1,0 +1,232 @@
+"""OpenVINO: ONNX -> IR (.xml/.bin, metadata in rt_info) and a runner for latency or throughput.
+
+LATENCY mode (the tracker): one stream, one InferRequest made once and reused, input passed as a
+shared-memory tensor, outputs copied out by name. THROUGHPUT mode (batch processing many clips):
+N streams driven by an AsyncInferQueue. The CPU plugin here defaults to bf16 inference on
+AVX512-BF16 CPUs, so fp32 artifacts pin INFERENCE_PRECISION_HINT=f32 (parity with torch) unless the
+caller asks otherwise; `describe()` reports what the compiled model actually runs in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from edge_tan.artifact import PREFIX, ModelMetadata
+from edge_tan.errors import EdgeTanError
+from edge_tan.runner import Runner
+
+RT_SECTION = "edge_tan"
+HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+# artifact precision -> default INFERENCE_PRECISION_HINT for float parts of the graph
+DEFAULT_INFER_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
+
+_CORE = None
+
+
+def core():
+    """One shared ov.Core per process (creating one loads plugins; no need to pay that twice)."""
+    global _CORE
+    if _CORE is None:
+        import openvino as ov
+        _CORE = ov.Core()
+    return _CORE
+
+
+# ---- IR writing / metadata ------------------------------------------------------------------
+def set_metadata(model, metadata: ModelMetadata) -> None:
+    """Store the flat metadata props under rt_info/edge_tan/<field> (values are JSON strings)."""
+    for k, v in metadata.to_props().items():
+        model.set_rt_info(v, [RT_SECTION, k[len(PREFIX):]])
+
+
+def get_metadata(model, name: str = "model") -> ModelMetadata:
+    rt = model.get_rt_info()
+    if RT_SECTION not in rt.keys():
+        raise EdgeTanError(f"{name}: OpenVINO IR carries no edge-tan metadata (was it exported by `edge-tan export`?)")
+    keys = list(rt[RT_SECTION].keys())
+    props = {PREFIX + k: model.get_rt_info([RT_SECTION, k]).astype(str) for k in keys}
+    return ModelMetadata.from_props(props)
+
+
+def onnx_to_ov(onnx_path: str | Path):
+    """ONNX file -> in-memory ov.Model (metadata must be set again: convert_model drops metadata_props)."""
+    import openvino as ov
+
+    try:
+        return ov.convert_model(str(onnx_path))
+    except Exception as e:
+        raise EdgeTanError(f"{Path(onnx_path).name}: OpenVINO cannot convert it: {str(e).splitlines()[0][:200]}") from None
+
+
+def save_ir(model, xml_path: str | Path, metadata: ModelMetadata, compress_to_fp16: bool = False) -> Path:
+    """Write model.xml + model.bin with metadata in rt_info. Callers write into a temp dir that is
+    renamed into place afterwards (build.py), so the pair appears atomically."""
+    import openvino as ov
+
+    set_metadata(model, metadata)
+    xml_path = Path(xml_path)
+    ov.save_model(model, str(xml_path), compress_to_fp16=bool(compress_to_fp16))
+    return xml_path
+
+
+def read_ir(xml_path: str | Path):
+    """Read an IR with clear errors for the usual breakages (missing .bin, not XML, ...)."""
+    xml_path = Path(xml_path)
+    if not xml_path.is_file():
+        raise EdgeTanError(f"OpenVINO IR not found: {xml_path}")
+    bin_path = xml_path.with_suffix(".bin")
+    if not bin_path.is_file():
+        raise EdgeTanError(f"{xml_path.name}: IR .bin missing (expected {bin_path.name} beside it)")
+    head = xml_path.read_bytes()[:256].lstrip()
+    if not head.startswith(b"<?xml") and not head.startswith(b"<net"):
+        raise EdgeTanError(f"{xml_path.name}: not an OpenVINO IR (no XML header)")
+    try:
+        return core().read_model(str(xml_path), str(bin_path))
+    except Exception as e:
+        raise EdgeTanError(f"{xml_path.name}: OpenVINO cannot read the IR: {str(e).splitlines()[0][:200]}") from None
+
+
+def ir_metadata(xml_path: str | Path) -> ModelMetadata:
+    return get_metadata(read_ir(xml_path), Path(xml_path).name)
+
+
+# ---- runner ---------------------------------------------------------------------------------
+class OpenVinoRunner(Runner):
+    """Options: device (CPU/GPU/NPU/AUTO...), hint (LATENCY|THROUGHPUT), threads, streams,
+    cache_dir (compiled-model cache), inference_precision ('f32'|'bf16'|'f16'; default per artifact
+    precision), static_batch (compile for a fixed batch, e.g. 1 for the tracker; None = as exported)."""
+
+    backend = "openvino"
+
+    def __init__(self, path: str | Path, device: str = "CPU", hint: str = "LATENCY", threads: int | None = None,
+                 streams: int | str | None = None, cache_dir: str | Path | None = None,
+                 inference_precision: str | None = None, static_batch: int | None = 1):
+        import openvino as ov
+
+        path = Path(path)
+        model = read_ir(path)
+        super().__init__(get_metadata(model, path.name))
+        self.path, self.device, self.hint = path, str(device).upper(), str(hint).upper()
+        if self.hint not in HINTS:
+            raise EdgeTanError(f"OpenVINO hint must be one of {HINTS}, got {hint!r}")
+        md = self.metadata
+        if len(model.inputs) != 1:
+            raise EdgeTanError(f"{path.name}: expected 1 input, IR has {len(model.inputs)}")
+        pshape = model.inputs[0].get_partial_shape()
+        if pshape.rank.is_static and pshape.rank.get_length() == 4:
+            dims = [d.get_length() if d.is_static else None for d in pshape]
+            if dims[1:] != [1, md.window, md.window] and None not in dims[1:]:
+                raise EdgeTanError(f"{path.name}: input shape {dims} does not match metadata window "
+                                   f"(1, {md.window}, {md.window})")
+        else:
+            raise EdgeTanError(f"{path.name}: input must be rank-4 NCHW, IR has {pshape}")
+        self._model = model
+        self.static_batch = static_batch
+        self.config: dict = {"PERFORMANCE_HINT": self.hint}
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = int(threads)
+        if streams is not None:
+            self.config["NUM_STREAMS"] = str(streams)
+        elif self.hint == "LATENCY":
+            self.config["NUM_STREAMS"] = "1"
+        prec = inference_precision or DEFAULT_INFER_PRECISION.get(md.precision, "f32")
+        if inference_precision or self.device.split(".")[0] in ("CPU", "GPU"):
+            self.config["INFERENCE_PRECISION_HINT"] = prec  # NPU/AUTO pick their own
+        if cache_dir:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            self.config["CACHE_DIR"] = str(cache_dir)
+        self.threads = threads
+        self._compiled: dict[int | None, object] = {}
+        self._requests: dict[int | None, object] = {}
+        self._out_names = [n for n in md.outputs]
+        self._ov = ov
+        self._compile(static_batch)
+
+    # compiled models are kept per batch size: static shapes are faster on CPU than dynamic ones
+    def _compile(self, batch: int | None):
+        if batch in self._compiled:
+            return self._compiled[batch]
+        model = self._model
+        if batch is not None:
+            model = model.clone()
+            model.reshape({model.inputs[0].get_any_name(): [batch, 1, self.metadata.window, self.metadata.window]})
+        try:
+            cm = core().compile_model(model, self.device, self.config)
+        except Exception as e:
+            raise EdgeTanError(f"OpenVINO cannot compile {self.path.name} for {self.device}: "
+                               f"{str(e).splitlines()[0][:200]}") from None
+        names = {n for o in cm.outputs for n in o.get_names()}
+        missing = [n for n in self._out_names if n not in names]
+        if missing:
+            raise EdgeTanError(f"{self.path.name}: metadata lists outputs {missing} the IR lacks")
+        self._compiled[batch] = cm
+        self._requests[batch] = cm.create_infer_request()
+        self._out_ports = {n: cm.output(n) for n in self._out_names}
+        return cm
+
+    def _key(self, n: int):
+        if self.static_batch is None:
+            return None
+        return n
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        x = self.check_batch(batch)
+        key = self._key(x.shape[0])
+        if key not in self._compiled:
+            self._compile(key)
+        req = self._requests[key]
+        req.set_input_tensor(self._ov.Tensor(x, shared_memory=True))
+        req.infer()
+        return {n: np.array(req.get_tensor(n).data, dtype=np.float32, copy=True) for n in self._out_names}
+
+    def infer_many(self, windows: Iterable[np.ndarray], jobs: int = 0) -> list[dict[str, np.ndarray]]:
+        """Run many single-window (1,1,W,W) inputs concurrently through an AsyncInferQueue
+        (THROUGHPUT hint: one request per stream). Results come back in input order."""
+        cm = self._compile(self._key(1))
+        queue = self._ov.AsyncInferQueue(cm, int(jobs))
+        results: dict[int, dict] = {}
+        names = self._out_names
+
+        def done(request, idx):
+            results[idx] = {n: np.array(request.get_tensor(n).data, dtype=np.float32, copy=True) for n in names}
+
+        queue.set_callback(done)
+        n = 0
+        for i, w in enumerate(windows):
+            x = self.check_batch(w)
+            if x.shape[0] != 1:
+                raise EdgeTanError(f"infer_many takes (1, 1, W, W) windows, got batch {x.shape[0]}")
+            queue.start_async({0: x}, userdata=i)
+            n = i + 1
+        queue.wait_all()
+        return [results[i] for i in range(n)]
+
+    def compiled_property(self, name: str):
+        cm = next(iter(self._compiled.values()))
+        try:
+            v = cm.get_property(name)
+        except Exception:
+            return None
+        return v.to_string() if hasattr(v, "to_string") else str(v)
+
+    def describe(self) -> dict:
+        import openvino as ov
+
+        try:
+            dev_name = core().get_property(self.device, "FULL_DEVICE_NAME")
+        except Exception:
+            dev_name = self.device
+        return {"backend": self.backend, "precision": self.metadata.precision, "device": self.device,
+                "device_name": str(dev_name), "hint": self.hint,
+                "inference_precision": self.compiled_property("INFERENCE_PRECISION_HINT"),
+                "streams": self.compiled_property("NUM_STREAMS"),
+                "threads": self.compiled_property("INFERENCE_NUM_THREADS"),
+                "optimal_requests": self.compiled_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"),
+                "openvino": ov.get_version(), "artifact": str(self.path)}
+
+    def close(self) -> None:
+        self._requests.clear()
+        self._compiled.clear()

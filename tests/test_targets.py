@@ -1,0 +1,210 @@
+"""Backends behind one Runner interface: parity with torch, metadata round-trips, INT8, cache, errors.
+
+Uses a tiny 3-head conv net at 64x64 exported by the helper below, so the file runs in seconds and
+does not depend on edge_tan.export existing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_tan.artifact import ModelMetadata
+from edge_tan.errors import EdgeTanError
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+W = 64
+
+
+# ---- helpers (shared with test_tensorrt_double.py) ------------------------------------------
+class TinyNet(torch.nn.Module):
+    """A few convs with the production heads: seg (N,2,H,W), landmarks (N,6), view (N,2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU())
+        self.seg = torch.nn.Conv2d(16, 2, 1)
+        self.lm = torch.nn.Linear(16, 6)
+        self.view = torch.nn.Linear(16, 2)
+
+    def forward(self, x):
+        f = self.body(x)
+        seg = torch.nn.functional.interpolate(self.seg(f), scale_factor=2.0, mode="bilinear", align_corners=False)
+        g = f.mean(dim=(2, 3))
+        return {"seg": seg, "landmarks": self.lm(g), "view": self.view(g)}
+
+
+def tiny_metadata(**kw) -> ModelMetadata:
+    return ModelMetadata(model_name="tiny", window=W, template=[[40.0, 8.0], [12.0, 52.0], [52.0, 56.0]],
+                         trained=False, **kw)
+
+
+def tiny_model(seed: int = 0):
+    torch.manual_seed(seed)
+    return TinyNet().eval(), tiny_metadata()
+
+
+def export_tiny_onnx(path: Path, model=None, metadata: ModelMetadata | None = None) -> Path:
+    """torch.onnx.export + metadata_props, the way edge_tan.export.onnx_export does it."""
+    if model is None:
+        model, metadata = tiny_model()
+
+    class Tup(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            o = self.m(x)
+            return o["seg"], o["landmarks"], o["view"]
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Tup(model), torch.zeros(1, 1, W, W), str(path), input_names=["image"],
+                          output_names=["seg", "landmarks", "view"], opset_version=17, dynamo=False,
+                          dynamic_axes={"image": {0: "N"}, "seg": {0: "N"}, "landmarks": {0: "N"}, "view": {0: "N"}})
+    m = onnx.load(str(path))
+    onnx.helper.set_model_props(m, metadata.to_props())
+    onnx.save(m, str(path))
+    return path
+
+
+def rand_batch(n: int = 2, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 1, (n, 1, W, W)).astype(np.float32)
+
+
+def torch_ref(model, x: np.ndarray) -> dict:
+    with torch.inference_mode():
+        return {k: v.numpy() for k, v in model(torch.from_numpy(x)).items()}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    model, md = tiny_model()
+    onnx_path = export_tiny_onnx(d / "tiny.onnx", model, md)
+    return model, md, onnx_path
+
+
+# ---- registry -------------------------------------------------------------------------------
+def test_registry_available_and_suffixes():
+    from edge_tan.targets import registry
+
+    assert registry.available("onnxruntime") == (True, "ok")
+    ok, why = registry.available("tensorrt")
+    if not ok:
+        assert "not installed" in why
+    assert registry.artifact_suffix("openvino") == ".xml"
+    assert registry.artifact_suffix("trt") == ".engine"
+    assert registry.backend_for_path("a/b.onnx") == "onnxruntime"
+    with pytest.raises(EdgeTanError, match="unknown backend"):
+        registry.available("tflite")
+    with pytest.raises(EdgeTanError, match="unknown artifact type"):
+        registry.backend_for_path("x.tflite")
+
+
+def test_registry_does_not_import_backends():
+    import subprocess
+    import sys
+
+    code = ("import sys; from edge_tan.targets import registry; registry.available('openvino');"
+            "registry.available('onnxruntime'); registry.available('torch');"
+            "print(sorted(m for m in ('openvino','onnxruntime','torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ---- ONNX Runtime ---------------------------------------------------------------------------
+def test_ort_matches_torch_and_reads_metadata(tiny):
+    from edge_tan.targets.registry import open_runner
+
+    model, md, onnx_path = tiny
+    x = rand_batch(3)
+    ref = torch_ref(model, x)
+    with open_runner("onnxruntime", onnx_path, threads=1) as r:
+        assert r.metadata == md
+        out = r.infer(x)
+        assert set(out) == {"seg", "landmarks", "view"}
+        for k in out:
+            assert out[k].dtype == np.float32 and out[k].shape == ref[k].shape
+            assert np.abs(out[k] - ref[k]).max() < 1e-4, k
+        assert r.describe()["threads"] == 1
+
+
+def test_runner_rejects_bad_input(tiny):
+    from edge_tan.targets.onnxruntime import OrtRunner
+
+    r = OrtRunner(tiny[2], threads=1)
+    with pytest.raises(EdgeTanError, match=r"\(N, 1, 64, 64\)"):
+        r.infer(np.zeros((1, 1, 32, 32), np.float32))
+    with pytest.raises(EdgeTanError, match="float32"):
+        r.infer(np.zeros((1, 1, W, W), np.float64))
+    with pytest.raises(EdgeTanError):
+        r.infer(np.zeros((1, W, W), np.float32))
+
+
+# ---- OpenVINO -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_ir(tiny, tmp_path_factory):
+    pytest.importorskip("openvino")
+    from edge_tan.targets import openvino as tov
+
+    d = tmp_path_factory.mktemp("ir")
+    md = tiny[1]
+    return tov.save_ir(tov.onnx_to_ov(tiny[2]), d / "model.xml", md)
+
+
+def test_openvino_matches_torch_and_metadata_round_trips(tiny, tiny_ir):
+    from edge_tan.targets.openvino import OpenVinoRunner, ir_metadata
+
+    model, md, _ = tiny
+    assert ir_metadata(tiny_ir) == md
+    x = rand_batch(2)
+    ref = torch_ref(model, x)
+    with OpenVinoRunner(tiny_ir, threads=1) as r:
+        assert r.describe()["inference_precision"] == "f32"
+        for n in (1, 2):  # static batch 1 (tracker) and a lazily compiled batch of 2
+            out = r.infer(x[:n])
+            for k in ref:
+                assert out[k].dtype == np.float32
+                assert np.abs(out[k] - ref[k][:n]).max() < 1e-4, k
+
+
+def test_openvino_throughput_queue_keeps_order(tiny, tiny_ir):
+    from edge_tan.targets.openvino import OpenVinoRunner
+
+    model, _, _ = tiny
+    xs = [rand_batch(1, seed=s) for s in range(6)]
+    with OpenVinoRunner(tiny_ir, hint="THROUGHPUT", streams=2, threads=2) as r:
+        outs = r.infer_many(xs)
+    for x, o in zip(xs, outs):
+        ref = torch_ref(model, x)
+        assert np.abs(o["landmarks"] - ref["landmarks"]).max() < 1e-4
+
+
+def test_openvino_ir_errors(tiny_ir, tmp_path):
+    from edge_tan.targets.openvino import OpenVinoRunner
+
+    xml = tmp_path / "m.xml"
+    xml.write_bytes(Path(tiny_ir).read_bytes())
+    with pytest.raises(EdgeTanError, match=r"\.bin missing"):
+        OpenVinoRunner(xml)
+    (tmp_path / "m.bin").write_bytes(b"\0" * 10)
+    with pytest.raises(EdgeTanError, match="cannot"):
+        OpenVinoRunner(xml)
+    bad = tmp_path / "bad.xml"
+    bad.write_text("hello")
+    bad.with_suffix(".bin").write_bytes(b"")
+    with pytest.raises(EdgeTanError, match="not an OpenVINO IR"):
+        OpenVinoRunner(bad)
