@@ -1,0 +1,88 @@
+"""Video files and capture devices through OpenCV: whole-clip reads and one-frame-at-a-time streaming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ..dataset import Sequence
+from ..errors import EdgeTanError
+
+DEFAULT_FPS = 30.0
+
+
+def to_grey(frame: np.ndarray) -> np.ndarray:
+    """Any OpenCV frame (grey, BGR, BGRA) -> (H, W) uint8 luminance."""
+    f = np.asarray(frame)
+    if f.ndim == 3 and f.shape[2] == 1:
+        f = f[:, :, 0]
+    elif f.ndim == 3:
+        f = cv2.cvtColor(f, cv2.COLOR_BGRA2GRAY if f.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    if f.dtype != np.uint8:
+        f = scale_to_uint8(f)
+    return np.ascontiguousarray(f)
+
+
+def scale_to_uint8(a: np.ndarray) -> np.ndarray:
+    """Linear min..max rescale of non-uint8 pixel data to uint8 (constant data -> zeros)."""
+    a = np.asarray(a)
+    if a.dtype == np.uint8:
+        return a
+    lo, hi = float(np.min(a)), float(np.max(a))
+    if hi <= lo:
+        return np.zeros(a.shape, np.uint8)
+    return np.clip((a.astype(np.float32) - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+
+
+def open_capture(src: str | Path | int) -> cv2.VideoCapture:
+    """Open a video file or a capture-device index; one clear error if OpenCV cannot."""
+    if isinstance(src, int):
+        cap = cv2.VideoCapture(src)
+        if not cap.isOpened():
+            raise EdgeTanError(f"cannot open capture device {src}")
+        return cap
+    p = Path(src)
+    if not p.exists():
+        raise EdgeTanError(f"video file not found: {p}")
+    if p.is_dir():
+        raise EdgeTanError(f"{p} is a directory, not a video file")
+    cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        raise EdgeTanError(f"{p.name}: cannot decode as a video (not a video, corrupt, or unsupported codec)")
+    return cap
+
+
+def capture_fps(cap: cv2.VideoCapture) -> float:
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    return fps if np.isfinite(fps) and 0.5 < fps < 1000 else DEFAULT_FPS
+
+
+def iter_video_frames(src: str | Path | int, grey: bool = True) -> Iterator[np.ndarray]:
+    """Yield frames one at a time (uint8 grey, or OpenCV's BGR when grey=False); releases the capture."""
+    cap = open_capture(src)
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            yield to_grey(frame) if grey else frame
+    finally:
+        cap.release()
+
+
+def read_video_file(path: str | Path) -> Sequence:
+    """Whole AVI/MP4/... clip -> unlabeled Sequence (frames (T,H,W) uint8 grey, fps from the container)."""
+    p = Path(path)
+    cap = open_capture(p)
+    fps = capture_fps(cap)
+    cap.release()
+    frames = list(iter_video_frames(p))
+    if not frames:
+        raise EdgeTanError(f"{p.name}: video has zero decodable frames (corrupt file or unsupported codec)")
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise EdgeTanError(f"{p.name}: frames change size mid-clip {sorted(shapes)}")
+    return Sequence(name=p.stem, frames=np.stack(frames), fps=fps, extra={"source": str(p), "format": "video"})
