@@ -39,6 +39,7 @@ class TrackerConfig:
     blank_std: float = 2.0         # frame intensity std below this = blank frame
     forget_after: int = 5          # consecutive lost frames before the last landmarks are dropped
     landmark_margin: float = 0.05  # landmarks may leave the frame by this fraction of its size
+    frame_by_frame: bool = False   # ablation (paper Table 2): whole frame every time, no warp, no state
 
 
 @dataclass
@@ -131,7 +132,7 @@ class Tracker:
     def affine_for(self, frame_hw: tuple) -> tuple[np.ndarray, bool]:
         """The window affine for the next pass and whether it is a detect (un-warped) pass."""
         mode = self.md.warp_mode
-        if self._prev_lm is None or mode == "none":
+        if self._prev_lm is None or mode == "none" or self.cfg.frame_by_frame:
             return geo.letterbox_affine(frame_hw, self.size), True
         try:
             return self.warp_affine(self._prev_lm), False
@@ -287,7 +288,8 @@ class Tracker:
                 why2 = self._check(p, hw, True)
                 detect, state = True, "redetect"
                 why = why2 and f"{why}; re-detect: {why2}"
-            if not why and detect and self.md.warp_mode != "none" and p.lm_win is not None:
+            if not why and detect and self.md.warp_mode != "none" and p.lm_win is not None \
+                    and not self.cfg.frame_by_frame:
                 for _ in range(self.cfg.refine_first):  # refine the detect with a warped pass
                     try:
                         Mr = self.warp_affine(geo.transform_points(p.lm_win, geo.invert_affine(p.M)))

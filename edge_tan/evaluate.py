@@ -1,0 +1,149 @@
+"""`edge-tan eval`: closed-loop tracking over a dataset split, scored with the paper's metrics.
+
+Every frame is tracked from the tracker's own previous output (never from ground truth), which is
+how a device runs; labelled frames are scored. `--frame-by-frame` also runs the same network on the
+letterboxed full frame every time (no warp, no state): the paper's Table 2 comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics as mt
+from .atomic import write_text
+from .dataset import Sequence, list_split, load_sequence
+from .errors import EdgeTanError
+from .results import stack_masks
+from .tracker import FrameResult, Tracker, TrackerConfig
+
+FRAME_KEYS = ("dice", "asd_px", "asd_mm", "hd_px", "lm_err_px", "lm_err_mm", "oks", "view_acc")
+
+
+def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTable, ef_table: mt.MetricTable) -> dict:
+    """Add one tracked sequence's per-frame metrics to `table`; return its per-video summary."""
+    from .track_cli import clinical_summary
+    sp = seq.spacing_mm if np.isfinite(seq.spacing_mm) and seq.spacing_mm > 0 else math.nan
+    pred = stack_masks(results)
+    dices = []
+    for t in np.flatnonzero(seq.labeled):
+        r, gt = results[t], seq.masks[t]
+        d = mt.dice(pred[t], gt)
+        a, h = mt.asd_hd(pred[t], gt)
+        row = {"dice": d, "asd_px": a, "asd_mm": a * sp, "hd_px": h}
+        if seq.landmarks is not None and np.isfinite(seq.landmarks[t]).all():
+            p = r.landmarks if r.landmarks is not None else np.full((3, 2), np.nan)
+            e = mt.landmark_errors(p, seq.landmarks[t])
+            row.update(lm_err_px=float(np.mean(e)), lm_err_mm=float(np.mean(e)) * sp,
+                       oks=mt.oks(p, seq.landmarks[t], float(gt.sum())))
+        if seq.view and r.view:
+            row["view_acc"] = float(r.view == seq.view)
+        elif seq.view:
+            row["view_acc"] = 0.0 if r.state == "lost" else math.nan
+        table.add(**row)
+        dices.append(d)
+    si = mt.video_smoothness(pred)
+    clin = clinical_summary(results, seq.spacing_mm, seq.fps)
+    ef_err = mt.ef_abs_error(clin["ef_percent"], seq.ef) if clin["ef_percent"] is not None else math.nan
+    ef_table.add(si_px=si, ef_abs_err=ef_err, video_dice=float(np.mean(dices)) if dices else math.nan,
+                 lost_frac=float(np.mean([r.state == "lost" for r in results])))
+    return {"name": seq.name, "frames": seq.n_frames, "labeled": int(seq.labeled.sum()),
+            "mean_dice": float(np.mean(dices)) if dices else None, "si_px": si,
+            "ef_true": seq.ef if np.isfinite(seq.ef) else None, "ef_pred": clin["ef_percent"],
+            "states": {s: sum(r.state == s for r in results) for s in ("detect", "track", "redetect", "lost")}}
+
+
+def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=None) -> dict:
+    """Closed-loop (and optionally frame-by-frame) evaluation of one runner over sequence files."""
+    modes = {"closed_loop": TrackerConfig()}
+    if frame_by_frame:
+        modes["frame_by_frame"] = replace(TrackerConfig(), frame_by_frame=True)
+    out = {}
+    for mode, cfg in modes.items():
+        tracker = Tracker(runner, cfg)
+        frames_t, videos_t, per_video = mt.MetricTable(), mt.MetricTable(), []
+        lat = []
+        for p in paths:
+            seq = load_sequence(p)
+            if not seq.labeled.any():
+                continue
+            res = tracker.track(seq.frames)
+            lat.extend(r.latency_ms for r in res)
+            per_video.append(score_sequence(seq, res, frames_t, videos_t))
+            if progress:
+                progress()
+        out[mode] = {"frames": frames_t.summary(), "videos": videos_t.summary(), "per_video": per_video,
+                     "latency_ms_median": float(np.median(lat)) if lat else None}
+    return out
+
+
+def _fmt(v, pct=False):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{100 * v:.2f}" if pct else f"{v:.2f}"
+
+
+def print_tables(report: dict, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    c = Console()
+    t = Table(title=title)
+    t.add_column("mode")
+    for col in ("Dice %", "Dice % w10", "ASD px", "ASD w10", "ASD mm", "HD px", "SI px", "SI w10", "LM err px",
+                "LM err mm", "OKS %", "view acc %", "EF err", "lost %"):
+        t.add_column(col, justify="right")
+    for mode, r in report.items():
+        f, v = r["frames"], r["videos"]
+        g = lambda d, k, s="mean": d.get(k, {}).get(s)  # noqa: E731
+        t.add_row(mode, _fmt(g(f, "dice"), True), _fmt(g(f, "dice", "worst10"), True), _fmt(g(f, "asd_px")),
+                  _fmt(g(f, "asd_px", "worst10")), _fmt(g(f, "asd_mm")), _fmt(g(f, "hd_px")), _fmt(g(v, "si_px")),
+                  _fmt(g(v, "si_px", "worst10")), _fmt(g(f, "lm_err_px")), _fmt(g(f, "lm_err_mm")),
+                  _fmt(g(f, "oks"), True), _fmt(g(f, "view_acc"), True), _fmt(g(v, "ef_abs_err")),
+                  _fmt(g(v, "lost_frac"), True))
+    c.print(t)
+    c.print("w10 = mean of the worst 10 % (frames for Dice/ASD, videos for SI), as in the paper's Table 3. "
+            "SI = mean frame-to-frame ASD of the predicted contours (paper eq. 9).")
+
+
+def _json_safe(o):
+    """NaN/inf -> null and numpy scalars -> Python, so the JSON is valid for any reader."""
+    if isinstance(o, dict):
+        return {k: _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_safe(v) for v in o]
+    if isinstance(o, (np.floating, float)):
+        return float(o) if math.isfinite(o) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
+def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str, frame_by_frame: bool,
+                 limit: int, json_out: Path | None) -> dict:
+    paths = list_split(data_dir, None if split == "all" else split)
+    if not paths:
+        raise EdgeTanError(f"{data_dir}: split {split!r} is empty")
+    if limit:
+        paths = paths[:limit]
+    from .track_cli import open_runner_for
+    runner = open_runner_for(model, backend, precision)
+    try:
+        from rich.progress import Progress
+        with Progress(transient=True) as pb:
+            task = pb.add_task(f"eval {backend}", total=len(paths) * (2 if frame_by_frame else 1))
+            report = evaluate(runner, paths, frame_by_frame, progress=lambda: pb.advance(task))
+        meta = runner.metadata.to_dict()
+    finally:
+        runner.close()
+    full = {"data": str(data_dir), "split": split, "sequences": len(paths), "backend": backend,
+            "precision": precision, "model": {k: meta[k] for k in ("model_name", "weights_sha256", "trained",
+                                                                     "warp_mode", "precision")},
+            "results": report}
+    print_tables(report, f"{data_dir} · {split} ({len(paths)} sequences) · {backend} {precision}")
+    if json_out is not None:
+        write_text(json_out, json.dumps(_json_safe(full), indent=1, allow_nan=False))
+    return full
