@@ -1,0 +1,151 @@
+"""Clinical layer against analytic shapes: a half-ellipsoid LV has known volume (2/3 pi a b c)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edge_tan import clinical as C
+
+
+def bullet(a, c, cx=100.0, base_y=150.0, n=400):
+    """Half-ellipse cavity: apex at (cx, base_y - c), flat base from cx-a to cx+a; + exact landmarks."""
+    th = np.linspace(np.pi, 2 * np.pi, n)
+    poly = np.stack([cx + a * np.cos(th), base_y + c * np.sin(th)], 1)
+    lms = np.array([[cx, base_y - c], [cx - a, base_y], [cx + a, base_y]], np.float64)
+    return poly, lms
+
+
+def bullet_mask(a, c, cx=100.0, base_y=150.0, H=200, W=200):
+    """Pixel-centre rasterisation of the half-ellipse (a pixel is inside when its centre is)."""
+    yy, xx = np.mgrid[:H, :W].astype(np.float64)
+    return ((((xx - cx) / a) ** 2 + ((yy - base_y) / c) ** 2 <= 1) & (yy <= base_y)).astype(np.uint8)
+
+
+def half_ellipsoid(a, b, c):
+    return 2.0 / 3.0 * math.pi * a * b * c
+
+
+def test_area_length_is_exact_for_half_ellipsoid_of_revolution():
+    a, c = 30.0, 90.0
+    A = math.pi * a * c / 2
+    assert float(C.area_length_volume(A, c)) == pytest.approx(half_ellipsoid(a, a, c), rel=1e-12)
+
+
+@pytest.mark.parametrize("a,c", [(30.0, 90.0), (22.0, 70.0)])
+def test_simpson_contour_and_mask_within_few_percent(a, c):
+    poly, lms = bullet(a, c)
+    true = half_ellipsoid(a, a, c)
+    assert C.simpson_volume(lms, contour=poly) == pytest.approx(true, rel=0.01)
+    mask = bullet_mask(a, c)
+    assert C.simpson_volume(lms, mask=mask) == pytest.approx(true, rel=0.03)
+    # landmarks derived from the mask itself (no annotation) still land within a few percent
+    v = C.volume_curve(mask[None], None, "simpson")[0]
+    assert v == pytest.approx(true, rel=0.05)
+    v_al = C.volume_curve(mask[None], None, "area-length")[0]
+    assert v_al == pytest.approx(true, rel=0.05)
+
+
+def test_disk_diameters_rotated_axis_and_nonconvex():
+    poly, lms = bullet(30.0, 90.0)
+    ang = np.deg2rad(25)
+    R = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    ctr = np.array([100.0, 120.0])
+    rp, rl = (poly - ctr) @ R.T + ctr, (lms - ctr) @ R.T + ctr
+    d0, h0 = C.disk_diameters(lms, contour=poly)
+    d1, h1 = C.disk_diameters(rl, contour=rp)
+    assert h0 == pytest.approx(90 / 20) and h1 == pytest.approx(h0)
+    assert np.allclose(d0, d1, atol=1e-6)
+    s = (np.arange(20) + 0.5) * h0                      # analytic widths: 2a sqrt(1 - (1 - s/c)^2)
+    assert np.allclose(d0, 2 * 30 * np.sqrt(1 - (1 - s / 90) ** 2), atol=0.2)
+    m = np.zeros((100, 100), np.uint8)                  # two separate bars across the axis: widths add
+    m[10:90, 20:30] = 1
+    m[10:90, 60:75] = 1
+    d, _ = C.disk_diameters(np.array([[50, 10], [20, 89.5], [80, 89.5]]), mask=m, n=4)
+    assert np.allclose(d, 25, atol=0.6)
+
+
+def test_biplane_simpson_ellipsoid():
+    a, b, c = 25.0, 35.0, 90.0
+    p2, l2 = bullet(a, c)
+    p4, l4 = bullet(b, c)
+    true = half_ellipsoid(a, b, c)
+    v = C.biplane_simpson_volume(l2, l4, contour_a2c=p2, contour_a4c=p4)
+    assert v == pytest.approx(true, rel=0.01)
+    vm = C.biplane_simpson_volume(l2, l4, mask_a2c=bullet_mask(a, c), mask_a4c=bullet_mask(b, c),
+                                  spacing_a2c=0.5, spacing_a4c=0.5)
+    assert vm == pytest.approx(true * 0.125, rel=0.03)
+
+
+def beating_clip(T, fps, hr, phase, a_ed=30.0, c_ed=90.0, shrink=0.25, H=200, W=200):
+    """Masks of a bullet whose size follows a cosine cycle (ED at phase 0); exact EF known per frame."""
+    t = np.arange(T) / fps
+    k = 1 - shrink * (1 - np.cos(2 * np.pi * hr / 60 * t + phase)) / 2    # 1 at ED, 1-shrink at ES
+    masks, lms = [], []
+    for kk in k:
+        poly, lm = bullet(a_ed * kk, c_ed * (0.9 + 0.1 * kk))
+        masks.append(bullet_mask(a_ed * kk, c_ed * (0.9 + 0.1 * kk), H=H, W=W))
+        lms.append(lm)
+    vol = np.array([half_ellipsoid(a_ed * kk, a_ed * kk, c_ed * (0.9 + 0.1 * kk)) for kk in k])
+    return np.stack(masks), np.stack(lms).astype(np.float32), vol
+
+
+def test_ef_single_plane_and_biplane_from_clip():
+    masks, lms, vol = beating_clip(T=60, fps=50, hr=75, phase=0.0)
+    true_ef = (vol.max() - vol.min()) / vol.max() * 100
+    for method in ("simpson", "area-length"):
+        r = C.ef_from_masks(masks, lms, spacing_mm=0.3, fps=50, method=method)
+        assert r.ef_percent == pytest.approx(true_ef, abs=2.0)
+        assert r.units == "ml" and list(r.ed_frames) == [0, 40] and list(r.es_frames) == [20, 59]
+        assert r.edv[0] == pytest.approx(vol[0] * 0.3 ** 3 / 1000, rel=0.04)   # px^3 -> ml
+    r = C.ef_from_masks(masks, None, fps=50)               # no landmarks, no spacing
+    assert r.units == "px^3" and r.ef_percent == pytest.approx(true_ef, abs=3.0)
+    bi = C.biplane_ef(masks, masks, lms, lms, 0.3, 0.3, 50, 50)
+    assert bi.method == "biplane-simpson" and bi.ef_percent == pytest.approx(true_ef, abs=2.0)
+    assert bi.beats.shape[1] == 4 and bi.units == "ml"
+    with pytest.raises(ValueError):
+        C.volume_curve(masks, lms, "teichholz")
+
+
+@pytest.mark.parametrize("beats,phase,hr,fps", [(1, 0.0, 60, 30), (2, 1.7, 75, 50), (3, 4.0, 110, 40),
+                                                (2, 3.14, 50, 25)])
+def test_ed_es_detection_noisy_any_start(beats, phase, hr, fps):
+    rng = np.random.default_rng(beats)
+    T = int(round(beats * 60 / hr * fps)) + 1
+    t = np.arange(T) / fps
+    w = 2 * np.pi * hr / 60
+    area = 2000 + 400 * np.cos(w * t + phase) + rng.normal(0, 25, T)
+    ed, es = C.detect_ed_es(area, fps=fps)
+    period = 60 / hr * fps
+    # every detected ED sits near a true cosine maximum and every ES near a minimum
+    for e in ed:
+        assert np.cos(w * t[e] + phase) > 0.85, (ed, es)
+    for e in es:
+        assert np.cos(w * t[e] + phase) < -0.85, (ed, es)
+    # true maxima inside the clip (ones within a few frames of a clip end may be missed)
+    n_max = sum(1 for k in range(-1, beats + 2) if -1e-6 <= (2 * np.pi * k - phase) / w * fps <= T - 1 + 1e-6)
+    assert n_max - 1 <= len(ed) <= n_max and len(ed) >= 1
+    assert np.all(np.diff(ed) > 0.7 * period) and np.all(np.diff(es) > 0.7 * period)
+
+
+def test_ed_es_half_sequence_and_flat():
+    ed, es = C.detect_ed_es(np.linspace(1000, 600, 15) + np.random.default_rng(0).normal(0, 5, 15), fps=30)
+    assert list(ed) == [0] and list(es) == [14]
+    ed, es = C.detect_ed_es(np.full(20, 500.0))
+    assert ed.size == 0 and es.size == 0
+    assert C.pair_beats([0, 40], [20]).tolist() == [[0, 20]]
+    assert C.pair_beats([30], [10]).tolist() == [[30, 10]]             # clip starting at ES
+    assert C.pair_beats([0, 40], [20, 60]).tolist() == [[0, 20], [40, 60]]
+
+
+def test_area_and_long_axis_units():
+    m = np.zeros((2, 10, 10), np.uint8)
+    m[0, :4, :5] = 1
+    px, mm2 = C.lv_area(m, spacing_mm=0.5)
+    assert px.tolist() == [20, 0] and mm2.tolist() == [5.0, 0.0]
+    lm = np.array([[[5, 0], [2, 8], [8, 8]]], float)
+    assert C.long_axis_length(lm, 0.5) == pytest.approx([4.0])
+    r = C.ef_from_masks(np.zeros((5, 10, 10), np.uint8))
+    assert math.isnan(r.ef_percent) and r.beats.shape == (0, 2)
