@@ -208,3 +208,137 @@ def test_openvino_ir_errors(tiny_ir, tmp_path):
     bad.with_suffix(".bin").write_bytes(b"")
     with pytest.raises(EdgeTanError, match="not an OpenVINO IR"):
         OpenVinoRunner(bad)
+
+
+# ---- build / cache --------------------------------------------------------------------------
+def test_build_onnx_cache_hit_is_instant(tiny, tmp_path):
+    from edge_tan.targets.build import build_artifact
+    from edge_tan.targets.onnxruntime import onnx_metadata
+
+    out = tmp_path / "art"
+    p1 = build_artifact(model=str(tiny[2]), target="onnx", out_dir=out)
+    assert p1.name == "model.onnx" and (p1.parent / "build.json").is_file()
+    md = onnx_metadata(p1)
+    assert md.precision == "fp32" and md.producer["onnx"] and md.template == tiny[1].template
+    t = time.perf_counter()
+    p2 = build_artifact(model=str(tiny[2]), target="onnx", out_dir=out)
+    assert p2 == p1 and time.perf_counter() - t < 0.5
+    assert not [d for d in out.iterdir() if d.name.startswith(".")]   # no temp dirs left behind
+    p3 = build_artifact(model=str(tiny[2]), target="onnx", out_dir=out, force=True)
+    assert p3 == p1
+
+
+def test_build_openvino_fp32_fp16(tiny, tmp_path):
+    from edge_tan.targets.build import build_artifact, open_artifact
+
+    model, md, onnx_path = tiny
+    x = rand_batch(1)
+    ref = torch_ref(model, x)
+    for prec, tol in (("fp32", 1e-4), ("fp16", 2e-2)):
+        xml = build_artifact(model=str(onnx_path), target="openvino", precision=prec, out_dir=tmp_path)
+        assert xml.suffix == ".xml" and xml.with_suffix(".bin").is_file()
+        with open_artifact(xml, threads=1) as r:
+            assert r.metadata.precision == prec and r.metadata.producer["openvino"]
+            out = r.infer(x)
+            for k in ref:
+                assert np.abs(out[k] - ref[k]).max() < tol, (prec, k)
+    # the fp32 ONNX was exported once and shared by both IR builds
+    assert len(list(tmp_path.glob("tiny-onnx-fp32-*"))) == 1
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    from tests.toy import toy_dataset
+
+    root = tmp_path_factory.mktemp("toyds")
+    toy_dataset(root, n=4, T=6, H=80, W=96)
+    return root
+
+
+def test_calibration_windows_follow_the_tracker(toy_data):
+    from edge_tan.targets.calibration import dataset_windows
+
+    md = tiny_metadata()
+    cs = dataset_windows(toy_data, md, "train", limit=20)
+    assert 0 < len(cs) <= 20 and "letterbox" in cs.kinds and "track" in cs.kinds
+    assert all(w.shape == (1, 1, W, W) and w.dtype == np.float32 for w in cs.windows)
+    # normalised like the tracker: black border -> (0 * scale - mean) / std
+    assert np.isclose(cs.windows[0].min(), (0 - md.input_mean) / md.input_std)
+    # a window warped with the previous frame's landmarks still contains most of the LV
+    assert np.mean([m.sum() > 0.02 * W * W for m, k in zip(cs.masks, cs.kinds) if k == "track"]) > 0.8
+
+
+@pytest.mark.parametrize("acc", [False, True])
+def test_build_openvino_int8(tiny, toy_data, tmp_path, acc):
+    pytest.importorskip("nncf")
+    from edge_tan.targets.build import build_artifact, open_artifact
+
+    xml = build_artifact(model=str(tiny[2]), target="openvino", precision="int8", out_dir=tmp_path,
+                         calib=toy_data, accuracy_control=acc, max_drop=0.05, calib_limit=24)
+    info = json.loads((xml.parent / "build.json").read_text())
+    q = info["quantization"]
+    assert q["calibration_windows"] > 0 and q["accuracy_control"] is acc
+    assert set(q["check_vs_fp32"]) >= {"seg_dice_vs_fp32", "landmarks_abs_diff_px", "view_agreement"}
+    with open_artifact(xml, threads=1) as r:
+        assert r.metadata.precision == "int8" and "quantization" in r.metadata.producer
+        out = r.infer(rand_batch(2))
+        assert out["seg"].shape == (2, 2, W, W) and np.isfinite(out["seg"]).all()
+    import openvino as ov
+    ops = {o.get_type_name() for o in ov.Core().read_model(str(xml)).get_ordered_ops()}
+    assert "FakeQuantize" in ops
+
+
+def test_build_rejects_bad_requests(tiny, tmp_path, monkeypatch):
+    from edge_tan.targets import build
+
+    with pytest.raises(EdgeTanError, match="fp32 only"):
+        build.build_artifact(model=str(tiny[2]), target="onnx", precision="fp16", out_dir=tmp_path)
+    with pytest.raises(EdgeTanError, match="--calib"):
+        build.build_artifact(model=str(tiny[2]), target="openvino", precision="int8", out_dir=tmp_path)
+    with pytest.raises(EdgeTanError, match="unknown target"):
+        build.build_artifact(model=str(tiny[2]), target="tflite", out_dir=tmp_path)
+    with pytest.raises(EdgeTanError, match="not found"):
+        build.build_artifact(model=str(tmp_path / "nope.safetensors"), out_dir=tmp_path)
+    monkeypatch.setattr(build, "default_weights_path", lambda: None)
+    with pytest.raises(EdgeTanError, match="default TAN weights are missing"):
+        build.build_artifact(model="default", out_dir=tmp_path)
+
+
+def test_open_artifact_errors(tmp_path):
+    from edge_tan.targets.build import open_artifact
+
+    bad = tmp_path / "x.onnx"
+    bad.write_bytes(b"this is not protobuf at all" * 10)
+    with pytest.raises(EdgeTanError, match="not an ONNX model"):
+        open_artifact(bad)
+    with pytest.raises(EdgeTanError, match="artifact not found"):
+        open_artifact(tmp_path / "missing.xml")
+    empty = tmp_path / "e.xml"
+    empty.write_bytes(b"")
+    with pytest.raises(EdgeTanError, match="empty file"):
+        open_artifact(empty)
+    with pytest.raises(EdgeTanError, match="unknown artifact type"):
+        open_artifact(bad.rename(tmp_path / "x.tflite"))
+    plain = tmp_path / "plain.onnx"
+    m = onnx.load(str(export_tiny_onnx(tmp_path / "p.onnx")))
+    del m.metadata_props[:]
+    onnx.save(m, str(plain))
+    with pytest.raises(EdgeTanError, match="no edge-tan metadata"):
+        open_artifact(plain)
+
+
+def test_registered_tan_exports_and_matches_torch(tmp_path):
+    """The real TAN (random init) through the export registry at a small window."""
+    reg = pytest.importorskip("edge_tan.export.models.registry")
+    from edge_tan.targets.build import build_artifact, open_artifact
+
+    p = build_artifact(model="tan", target="onnx", out_dir=tmp_path, window=64)
+    module, _ = reg.load_model("tan", size=64)
+    from edge_tan.targets.torch_ref import TorchRunner
+
+    x = rand_batch(1)
+    with open_artifact(p, threads=2) as r, TorchRunner(module, r.metadata, threads=2) as t:
+        assert r.metadata.window == 64 and r.metadata.model_name == "tan"
+        a, b = r.infer(x), t.infer(x)
+        for k in b:
+            assert np.abs(a[k] - b[k]).max() < 1e-3 * max(1.0, np.abs(b[k]).max()), k
