@@ -87,6 +87,11 @@ class _Pass:
     view_idx: int
     view_prob: float
     certainty: float
+    bbox: tuple                  # (x, y, w, h) of the LV region in the window
+
+    @property
+    def area_frac(self) -> float:
+        return cv2.countNonZero(self.win_mask) / float(self.win_mask.size)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -161,9 +166,17 @@ class Tracker:
         out = self.runner.infer(batch)
         t2 = time.perf_counter()
         seg = out["seg"][0]
-        score = seg[1] - seg[0]
-        win_mask = geo.largest_component(score > 0)
-        score = np.where(win_mask > 0, score, np.minimum(score, -1e-3)).astype(np.float32)
+        score = np.subtract(seg[1], seg[0], dtype=np.float32)
+        win_mask = (score > 0).view(np.uint8)
+        contours, _ = cv2.findContours(win_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        bbox = (0, 0, 0, 0)
+        if contours:
+            c = max(contours, key=cv2.contourArea) if len(contours) > 1 else contours[0]
+            bbox = cv2.boundingRect(c)
+            if len(contours) > 1:  # keep the largest region only: stray blobs must not reach the frame
+                win_mask = np.zeros_like(win_mask)
+                cv2.drawContours(win_mask, [c], -1, 1, -1)
+                score = np.where(win_mask > 0, score, np.minimum(score, -1e-3))
         lm_win = None
         if "landmarks" in out:
             lm_win = out["landmarks"][0].reshape(3, 2).astype(np.float32) + self.template
@@ -171,14 +184,14 @@ class Tracker:
         if "view" in out:
             p = _softmax(out["view"][0].astype(np.float64))
             view_idx, view_prob = int(np.argmax(p)), float(p.max())
-        ys, xs = np.nonzero(win_mask)
-        if len(xs):
-            sub = score[max(ys.min() - 4, 0):ys.max() + 5, max(xs.min() - 4, 0):xs.max() + 5]
+        x, y, w, h = bbox
+        if w and h:  # how decisive the logits are around the LV: a cheap segmentation confidence
+            sub = score[max(y - 4, 0):y + h + 4, max(x - 4, 0):x + w + 4]
             certainty = float(np.mean(np.abs(np.tanh(0.5 * sub))))
         else:
             certainty = 0.0
         t3 = time.perf_counter()
-        return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, certainty),
+        return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, certainty, bbox),
                 {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3})
 
     def _check(self, p: _Pass, frame_hw: tuple, detect: bool) -> str:
@@ -186,7 +199,7 @@ class Tracker:
         c = self.cfg
         if self.md.has_view and p.view_prob < c.min_view_prob:
             return f"low view confidence {p.view_prob:.2f}"
-        area = float(p.win_mask.sum()) / (self.size * self.size)
+        area = p.area_frac
         lo = c.min_area_frac * (0.1 if detect else 1.0)
         if area < lo:
             return "mask vanished"
@@ -216,25 +229,26 @@ class Tracker:
     def _accept(self, p: _Pass, frame_hw: tuple, res: FrameResult) -> None:
         """Warp the accepted pass back to the frame and update the tracking state."""
         Minv = geo.invert_affine(p.M)
-        bb = geo.window_bbox_in_frame(p.M, frame_hw, self.size)
-        if bb is not None and p.win_mask.any():
-            x0, y0, x1, y1 = bb
-            Ms = p.M.copy()
-            Ms[:, 2] += Ms[:, 0] * x0 + Ms[:, 1] * y0
-            crop_score = cv2.warpAffine(p.score, Ms, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                        borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
-            crop = (crop_score > 0).astype(np.uint8)
-            # tighten to the mask's own bbox: small crops keep memory and later work proportional to the LV
-            pts = cv2.findNonZero(crop)
-            if pts is not None:
-                bx, by, bw, bh = cv2.boundingRect(pts)
-                crop = crop[by:by + bh, bx:bx + bw]
-                res.mask_origin = (x0 + bx, y0 + by)
-                res.mask_crop = np.ascontiguousarray(crop)
+        x, y, w, h = p.bbox
+        if w and h:
+            # resample only the LV's own footprint (window bbox + 2 px) at frame resolution
+            corners = np.array([[x - 2, y - 2], [x + w + 1, y - 2], [x - 2, y + h + 1], [x + w + 1, y + h + 1]], np.float32)
+            fp = geo.transform_points(corners, Minv)
+            fh, fw = frame_hw
+            x0, y0 = max(int(np.floor(fp[:, 0].min())), 0), max(int(np.floor(fp[:, 1].min())), 0)
+            x1, y1 = min(int(np.ceil(fp[:, 0].max())) + 1, fw), min(int(np.ceil(fp[:, 1].max())) + 1, fh)
+            if x1 > x0 and y1 > y0:
+                Ms = p.M.copy()
+                Ms[:, 2] += Ms[:, 0] * x0 + Ms[:, 1] * y0
+                crop_score = cv2.warpAffine(p.score, Ms, (x1 - x0, y1 - y0),
+                                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                            borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
+                crop = (crop_score > 0).view(np.uint8)
+                res.mask_origin = (x0, y0)
+                res.mask_crop = crop
                 cont = geo.extract_contour(crop)
                 if len(cont):
-                    res.contour = geo.resample_contour(cont + np.array([x0 + bx, y0 + by], np.float32),
-                                                       self.cfg.contour_points)
+                    res.contour = geo.resample_contour(cont + np.array([x0, y0], np.float32), self.cfg.contour_points)
         lm = None
         if p.lm_win is not None:
             lm = geo.transform_points(p.lm_win, Minv)
@@ -252,7 +266,7 @@ class Tracker:
         res.affine = p.M
         if lm is not None and self.md.warp_mode != "none":
             self._prev_lm = lm
-        self._prev_area_win = float(p.win_mask.sum()) / (self.size * self.size)
+        self._prev_area_win = p.area_frac
         self._lost_run = 0
 
     def _lose(self, res: FrameResult, reason: str) -> None:
