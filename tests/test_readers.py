@@ -249,8 +249,8 @@ def test_camus_label_shape_mismatch_and_nbframe(tmp_path):
         camus.read_camus_patient(d)
     d2, _ = make_camus_nifti(tmp_path / "b")
     (d2 / "Info_2CH.cfg").write_text("ED: 1\nES: 9\nNbFrame: 9\n")
-    with pytest.raises(EdgeTanError, match="NbFrame"):
-        camus.read_camus_patient(d2)
+    s = camus.read_camus_patient(d2)[0]                    # inconsistent cfg: warn, ED/ES = first/last
+    assert "NbFrame" in s.extra["warning"] and list(s.ed) == [0] and list(s.es) == [4]
 
 
 def test_camus_mhd_layout(tmp_path):
@@ -355,3 +355,42 @@ def test_convert_unknown_layout_leaves_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(EdgeTanError, match="not found"):
         convert_dataset(tmp_path / "nope", tmp_path / "out")
+
+
+def test_polygon_mask_pixel_centre_rule():
+    sq = np.array([[2, 2], [6, 2], [6, 5], [2, 5]], float)
+    m = echonet.polygon_mask(sq, (8, 8))
+    assert m.sum() == 12 and m[2:5, 2:6].all()                 # half-open: rows 2..4, cols 2..5
+    th = np.linspace(0, 2 * np.pi, 200, endpoint=False)
+    circ = np.stack([50 + 30.3 * np.cos(th), 50 + 30.3 * np.sin(th)], 1)
+    yy, xx = np.mgrid[:100, :100]
+    ref = ((xx - 50) ** 2 + (yy - 50) ** 2 <= 30.3 ** 2)
+    got = echonet.polygon_mask(circ, (100, 100), round_vertices=False)
+    assert np.abs(got.astype(int) - ref).sum() < 12             # only a few rim pixels differ
+
+
+def _mhd_patient(d: Path, pid: str, gt=True):
+    d.mkdir(parents=True)
+    lab = lv_labels(2)
+    img = np.where(lab == 1, 10, 150).astype(np.uint8)
+    for view in ("2CH", "4CH"):
+        for k, ph in enumerate(("ED", "ES")):
+            write_mhd(d / f"{pid}_{view}_{ph}.mhd", img[k])
+            if gt:
+                write_mhd(d / f"{pid}_{view}_{ph}_gt.mhd", lab[k])
+
+
+def test_convert_camus_2019_layout_name_clash_and_official_split(tmp_path):
+    root = tmp_path / "camus"
+    _mhd_patient(root / "training" / "patient0001", "patient0001")
+    _mhd_patient(root / "training" / "patient0002", "patient0002")
+    _mhd_patient(root / "testing" / "patient0001", "patient0001", gt=False)
+    (root / "database_split").mkdir()
+    (root / "database_split" / "subgroup_testing.txt").write_text("patient0002\n")
+    convert_dataset(root, tmp_path / "out", progress=False)
+    man = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    names = sorted(e["name"] for e in man["sequences"])
+    assert len(names) == 6 and "training_patient0001_2CH" in names and "patient0001_2CH" in names
+    assert {e["split"] for e in man["sequences"] if e["name"].startswith("patient0002")} == {"test"}
+    assert not load_sequence(tmp_path / "out" / "patient0001_4CH.npz").labeled.any()     # testing/: no gt
+    assert load_sequence(tmp_path / "out" / "training_patient0001_4CH.npz").labeled.all()

@@ -182,15 +182,20 @@ def read_camus_nifti(path: str | Path, gt_path: str | Path | None = None) -> Seq
         patient, view = p.name.split(".")[0], ""
     info = read_info_cfg(p.parent / f"Info_{view}.cfg") if view else {}
     T = len(frames)
-    if "_half_sequence" in p.name:
+    warning = ""
+    if "_half_sequence" in p.name:     # the clip runs ED -> ES
         ed = [int(info["ED"]) - 1] if isinstance(info.get("ED"), int) else [0]
         es = [int(info["ES"]) - 1] if isinstance(info.get("ES"), int) else [T - 1]
         if isinstance(info.get("NbFrame"), int) and info["NbFrame"] != T:
-            raise EdgeTanError(f"{p.name}: has {T} frames but Info_{view}.cfg says NbFrame {info['NbFrame']}")
+            warning = f"{p.name} has {T} frames but Info_{view}.cfg says NbFrame {info['NbFrame']}: ED/ES = first/last"
+            ed, es = [0], [T - 1]
     else:
         ed, es = [], []
     name = f"{patient}_{view}" if view else p.name.split(".")[0]
-    return _finish(name, frames, labels, None, VIEWS.get(view, ""), zooms[0], info, ed, es, str(p))
+    seq = _finish(name, frames, labels, None, VIEWS.get(view, ""), zooms[0], info, ed, es, str(p))
+    if warning:
+        seq.extra["warning"] = warning
+    return seq
 
 
 def read_camus_mhd_view(folder: str | Path, patient: str, view: str) -> Sequence:
@@ -224,7 +229,8 @@ def read_camus_mhd_view(folder: str | Path, patient: str, view: str) -> Sequence
         ed, es = [0], [1]
         labels = np.concatenate(gts) if have_gt else None
         labeled = None
-    return _finish(f"{patient}_{view}", frames, labels, labeled, VIEWS[view], sp[0], info, ed, es, str(d))
+    return _finish(f"{patient}_{view}", frames, labels, labeled, VIEWS[view], sp[0], info, ed, es,
+                   str(d / f"{patient}_{view}_ED.mhd"))
 
 
 # ---------------------------------------------------------------- dataset walking
@@ -234,7 +240,7 @@ def find_patient_dirs(root: str | Path) -> list[Path]:
     found = set()
     for pattern in ("patient*", "*/patient*", "*/*/patient*"):
         found.update(p for p in root.glob(pattern) if p.is_dir() and re.fullmatch(r"patient\d+", p.name, re.I))
-    return sorted(found, key=lambda p: p.name)
+    return sorted(found, key=lambda p: (p.name, str(p)))
 
 
 def read_camus_patient(folder: str | Path) -> list[Sequence]:
@@ -252,4 +258,21 @@ def read_camus_patient(folder: str | Path) -> list[Sequence]:
             out.append(read_camus_mhd_view(d, patient, view))
     if not out:
         raise EdgeTanError(f"{d}: no CAMUS images (expected {patient}_2CH_half_sequence.nii.gz or {patient}_2CH_ED.mhd)")
+    return out
+
+
+def official_splits(root: str | Path) -> dict[str, str]:
+    """{patient: split} from CAMUS `database_split/subgroup_{training,validation,testing}.txt` if shipped."""
+    root = Path(root)
+    out = {}
+    for d in [root / "database_split", *root.glob("*/database_split")]:
+        for fname, split in (("subgroup_training.txt", "train"), ("subgroup_validation.txt", "val"),
+                             ("subgroup_testing.txt", "test")):
+            f = d / fname
+            if f.is_file():
+                for line in f.read_text().split():
+                    if re.fullmatch(r"patient\d+", line.strip(), re.I):
+                        out[line.strip()] = split
+        if out:
+            break
     return out

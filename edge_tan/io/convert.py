@@ -31,9 +31,11 @@ def detect_layout(src: Path) -> str:
 
 
 def _camus_items(src: Path) -> Iterator[tuple[str, callable]]:
+    """Official database_split lists when shipped, else split_for over sorted patients."""
     patients = camus.find_patient_dirs(src)
+    official = camus.official_splits(src)
     for i, d in enumerate(patients):
-        yield split_for(i, len(patients)), lambda d=d: camus.read_camus_patient(d)
+        yield official.get(d.name) or split_for(i, len(patients)), lambda d=d: camus.read_camus_patient(d)
 
 
 def _echonet_items(src: Path) -> Iterator[tuple[str, callable]]:
@@ -54,7 +56,7 @@ def convert_dataset(src: str | Path, out_dir: str | Path, limit: int = 0, progre
     src, out_dir = Path(src), Path(out_dir)
     layout = detect_layout(src)
     items = list(_camus_items(src) if layout == "camus" else _echonet_items(src))
-    entries, skipped, labeled = [], [], 0
+    entries, skipped, labeled, names = [], [], 0, set()
     first_err: EdgeTanError | None = None
     with atomic_dir(out_dir) as tmp, _progress(progress, len(items), f"convert {layout}") as tick:
         for split, load in items:
@@ -70,6 +72,12 @@ def convert_dataset(src: str | Path, out_dir: str | Path, limit: int = 0, progre
             for seq in seqs:
                 if limit and len(entries) >= limit:
                     break
+                if seq.name in names:      # e.g. CAMUS 2019 training/ and testing/ both hold patient0001
+                    src_dir = Path(seq.extra.get("source", "x")).parent
+                    seq.name = f"{src_dir.parent.name}_{seq.name}"
+                if seq.name in names:
+                    raise EdgeTanError(f"{src}: two sequences are both named {seq.name!r}")
+                names.add(seq.name)
                 if not seq.view:
                     seq.view = "A4C"
                 save_sequence(seq, tmp / f"{seq.name}.npz")

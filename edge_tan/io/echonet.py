@@ -16,7 +16,6 @@ import numpy as np
 
 from ..dataset import Sequence
 from ..errors import EdgeTanError
-from ..geometry import contour_to_mask
 from .video import read_video_file
 
 FILELIST_COLUMNS = ("FileName", "EF", "FPS", "Split")
@@ -70,6 +69,35 @@ def tracing_polygon(rows: np.ndarray) -> np.ndarray:
     return np.concatenate([rows[1:, 0:2], rows[1:, 2:4][::-1]])
 
 
+def polygon_mask(poly: np.ndarray, hw: tuple[int, int], round_vertices: bool = True) -> np.ndarray:
+    """uint8 {0,1} mask of the pixels whose centre is inside the polygon (even-odd, half-open rule).
+
+    Same semantics as skimage.draw.polygon, which EchoNet uses on vertices rounded with np.rint;
+    (cv2.fillPoly also fills pixels the border merely touches, ~0.5 px larger all round).
+    """
+    H, W = hw
+    p = np.asarray(poly, np.float64).reshape(-1, 2)
+    if round_vertices:
+        p = np.rint(p)
+    m = np.zeros((H, W), np.uint8)
+    if len(p) < 3:
+        return m
+    q = np.roll(p, -1, 0)
+    ys = np.arange(H, dtype=np.float64)[:, None]
+    y0, y1, x0, x1 = p[:, 1], q[:, 1], p[:, 0], q[:, 0]
+    cross = ((y0 <= ys) & (ys < y1)) | ((y1 <= ys) & (ys < y0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xc = np.where(cross, x0 + (ys - y0) * (x1 - x0) / (y1 - y0), np.inf)
+    xc.sort(axis=1)
+    for r in np.flatnonzero(cross.any(1)):
+        xs = xc[r][np.isfinite(xc[r])]
+        for a, b in zip(xs[0::2], xs[1::2]):
+            c0, c1 = max(int(np.ceil(a)), 0), min(int(np.ceil(b)), W)
+            if c1 > c0:
+                m[r, c0:c1] = 1
+    return m
+
+
 def tracing_landmarks(rows: np.ndarray) -> np.ndarray:
     """(3, 2) apex, annulus_left, annulus_right from the tracing itself.
 
@@ -112,7 +140,7 @@ def read_echonet_video(root: str | Path, row: dict, tracings: dict | None = None
             skipped.append(frame)
             continue
         poly = tracing_polygon(rows)
-        masks[frame] = contour_to_mask(poly, (H, W))
+        masks[frame] = polygon_mask(poly, (H, W))
         lms[frame] = tracing_landmarks(rows)
         labeled[frame] = True
         areas[frame] = _polygon_area(poly)
