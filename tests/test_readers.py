@@ -144,6 +144,14 @@ def test_dicom_ybr_and_rgb_to_luminance(tmp_path):
     ybr[..., 1:] = 128           # neutral chroma
     seq = read_video(_dicom(tmp_path, ybr, "YBR_FULL"))
     assert seq.frames.shape == (2, 4, 6) and np.all(seq.frames == 77)
+    packed = np.tile(np.array([77, 77, 128, 128], np.uint8), 2 * 4 * 3)   # YBR_FULL_422: Y Y Cb Cr per pixel pair
+    p = _dicom(tmp_path, ybr, "YBR_FULL_422", name="422.dcm")
+    from pydicom import dcmread
+    ds = dcmread(str(p))
+    ds.PixelData = packed.tobytes()
+    ds.save_as(str(p))
+    seq = read_video(p)
+    assert seq.frames.shape == (2, 4, 6) and np.all(np.abs(seq.frames.astype(int) - 77) <= 1)
     rgb = np.zeros((2, 4, 6, 3), np.uint8)
     rgb[..., 0] = 255            # pure red -> 0.299*255
     seq = read_video(_dicom(tmp_path, rgb, "RGB", name="rgb.dcm"))

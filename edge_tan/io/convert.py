@@ -87,6 +87,9 @@ def convert_dataset(src: str | Path, out_dir: str | Path, limit: int = 0, progre
         if not entries:
             raise first_err or EdgeTanError(f"{src}: no sequences found to convert")
         write_manifest(tmp, entries, source=str(src), layout=layout, skipped=skipped)
+    if progress:
+        print(f"converted {len(entries)} {layout} sequences ({labeled} labelled frames) into {out_dir}"
+              + (f"; skipped {len(skipped)}: {skipped[0]}" + (" ..." if len(skipped) > 1 else "") if skipped else ""))
     return {"layout": layout, "sequences": len(entries), "labeled_frames": labeled, "skipped": skipped}
 
 

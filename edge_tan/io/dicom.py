@@ -1,7 +1,8 @@
 """DICOM cine loops (multi-frame ultrasound) -> grey uint8 frames, fps and pixel spacing.
 
 Handles native and RLE/JPEG-compressed pixel data through pydicom's decoders, PALETTE COLOR,
-RGB and YBR_FULL/_422 (-> luminance), MONOCHROME1 (inverted) and >8-bit data (rescaled).
+RGB and YBR_FULL/_422 (pydicom converts YBR to RGB; we take BT.601 luminance, which gives back Y),
+MONOCHROME1 (inverted) and >8-bit data (rescaled over the stored bit range).
 pydicom is imported lazily so the core package does not need it.
 """
 
@@ -64,7 +65,7 @@ def open_dicom(path: str | Path):
 
 
 def frame_to_grey(arr: np.ndarray, ds) -> np.ndarray:
-    """One decoded frame (raw colour space) -> (H, W) uint8 luminance; applies palette / inversion."""
+    """One decoded frame -> (H, W) uint8 luminance; applies the palette, RGB weights, MONOCHROME1 inversion."""
     from pydicom.pixels import apply_color_lut
 
     pi = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
@@ -75,9 +76,7 @@ def frame_to_grey(arr: np.ndarray, ds) -> np.ndarray:
             bits = int(ds.RedPaletteColorLookupTableDescriptor[2]) if "RedPaletteColorLookupTableDescriptor" in ds else 16
             rgb = (rgb.astype(np.float32) / float(2 ** bits - 1) * 255.0)
         return np.clip(rgb.astype(np.float32) @ _LUMA + 0.5, 0, 255).astype(np.uint8)
-    if pi.startswith("YBR"):        # raw decoding keeps Y in channel 0: Y *is* the luminance
-        return scale_to_uint8(a[..., 0]) if a.dtype != np.uint8 else np.ascontiguousarray(a[..., 0])
-    if a.ndim == 3 and a.shape[-1] in (3, 4):   # RGB / ARGB
+    if a.ndim == 3 and a.shape[-1] in (3, 4):   # RGB (YBR arrives converted to RGB by pydicom)
         a = scale_to_uint8(a) if a.dtype != np.uint8 else a
         return np.clip(a[..., :3].astype(np.float32) @ _LUMA + 0.5, 0, 255).astype(np.uint8)
     if a.dtype != np.uint8:
@@ -144,11 +143,15 @@ def n_frames(ds) -> int:
 
 def iter_dicom_frames(path: str | Path, grey: bool = True) -> Iterator[np.ndarray]:
     """Decode and yield one frame at a time (long cine loops need not fit in memory twice)."""
-    from pydicom.pixels import iter_pixels
+    from pydicom.pixels import pixel_array
 
     ds = open_dicom(path)
     try:
-        for arr in iter_pixels(ds, raw=True):
+        # One index at a time (pydicom 3.0's iter_pixels miscounts native YBR_FULL_422 frames).
+        # raw=False: pydicom converts YBR_FULL/_422 to RGB itself, knowing whether the JPEG decoder
+        # already did; palette indices and MONOCHROME1 are left for frame_to_grey.
+        for i in range(n_frames(ds)):
+            arr = pixel_array(ds, index=i, raw=False)
             yield frame_to_grey(arr, ds) if grey else arr
     except EdgeTanError:
         raise
