@@ -1,0 +1,160 @@
+"""What machine a benchmark ran on, and whether something else was using it while we timed.
+
+Numbers without the machine line are meaningless, and numbers taken while another process eats the
+CPU are wrong: `LoadMonitor` measures the CPU time used by *other* processes during a timed block
+(/proc/stat total busy time minus our own process time) so reports can flag busy measurements.
+psutil is used when installed; everything falls back to /proc and `resource`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import resource
+import time
+
+from edge_tan.info import cpu_flags, cpu_model
+
+VERSION_PACKAGES = ("numpy", "opencv-python-headless", "torch", "onnxruntime", "openvino", "nncf", "tensorrt")
+BUSY_CORES = 0.5   # other processes using more than this many cores on average = busy machine
+MIN_WALL = 1.0     # CPU-time counters tick at 10 ms: shorter blocks cannot be judged
+
+
+def _version(pkg: str) -> str | None:
+    for name in (pkg, pkg.replace("-headless", ""), pkg + "-gpu"):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def physical_cores() -> int:
+    try:
+        import psutil
+        n = psutil.cpu_count(logical=False)
+        if n:
+            return int(n)
+    except ImportError:
+        pass
+    try:
+        pairs = set()
+        phys = core = None
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("physical id"):
+                    phys = line.split(":")[1].strip()
+                elif line.startswith("core id"):
+                    core = line.split(":")[1].strip()
+                    pairs.add((phys, core))
+        if pairs:
+            return len(pairs)
+    except OSError:
+        pass
+    return os.cpu_count() or 1
+
+
+def machine_info(threads: int | None = None) -> dict:
+    """CPU model, cores, threads allowed, OS/Python and backend versions (absent ones omitted)."""
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = os.cpu_count() or 1
+    versions = {p.replace("opencv-python-headless", "opencv"): v for p in VERSION_PACKAGES
+                if (v := _version(p)) is not None}
+    return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "physical_cores": physical_cores(),
+            "logical_cpus": os.cpu_count(), "cpus_allowed": affinity, "threads": threads,
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "versions": versions, "hostname": platform.node()}
+
+
+def machine_line(info: dict) -> str:
+    v = ", ".join(f"{k} {val}" for k, val in info.get("versions", {}).items())
+    thr = f", {info['threads']} threads used" if info.get("threads") else ""
+    return (f"{info['cpu']} — {info['physical_cores']} cores / {info['logical_cpus']} CPUs "
+            f"({info['cpus_allowed']} allowed){thr}; Python {info['python']}; {v}")
+
+
+# ---- load while timing --------------------------------------------------------------------
+def _cpu_busy_seconds() -> float | None:
+    """Total busy CPU seconds of the whole machine since boot (None off Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            parts = f.readline().split()[1:]
+        vals = [float(x) for x in parts]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0.0)
+        busy = sum(vals[:8]) - idle
+        return busy / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+class LoadMonitor:
+    """`with LoadMonitor() as lm: ...` then `lm.result()`: wall time, our CPU, other processes'
+    average cores in use, load average before/after, and `busy` when others used > BUSY_CORES."""
+
+    def __enter__(self):
+        self.t0, self.busy0, self.own0, self.load0 = time.perf_counter(), _cpu_busy_seconds(), _own_cpu_seconds(), loadavg()
+        return self
+
+    def __exit__(self, *exc):
+        self.t1, self.busy1, self.own1, self.load1 = time.perf_counter(), _cpu_busy_seconds(), _own_cpu_seconds(), loadavg()
+        return False
+
+    def result(self) -> dict:
+        wall = max(self.t1 - self.t0, 1e-9)
+        own = self.own1 - self.own0
+        other = None
+        if self.busy0 is not None and self.busy1 is not None and wall >= MIN_WALL:
+            other = max(0.0, (self.busy1 - self.busy0) - own) / wall
+        return {"wall_s": wall, "own_cores": own / wall, "other_cores": other,
+                "loadavg_before": self.load0, "loadavg_after": self.load1,
+                "busy": bool(other is not None and other > BUSY_CORES)}
+
+
+# ---- memory ---------------------------------------------------------------------------------
+def reset_peak_rss() -> bool:
+    """Reset the kernel's RSS high-water mark for this process (Linux >= 4.0); False if impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """RSS high-water mark in MiB (since the last reset_peak_rss, else since process start)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024.0 if platform.system() != "Darwin" else r / 2 ** 20
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return peak_rss_mb()

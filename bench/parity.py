@@ -1,0 +1,425 @@
+"""`edge-tan parity`: task-level parity of every backend against the torch fp32 reference.
+
+Tensor-level tools (Polygraphy, ORT/OpenVINO accuracy checkers) stop at "logits differ by 1e-5";
+what matters here is whether the *tracker* still behaves the same, and tracking feeds its own output
+back (landmarks -> next window), so small differences can grow. Two views:
+
+- open loop: every backend analyses exactly the windows the reference tracker saw (same frames, same
+  affines), so differences are the network's alone: window-mask Dice, landmark px, view agreement,
+  raw logit |Δ| (diagnostic);
+- closed loop: every backend tracks the whole clip on its own; per-frame full-resolution Dice and
+  landmark px vs the reference, and the clinical outputs (ED/ES frames, EF).
+
+INT8 is not expected to match fp32 bit-for-bit: it is judged by its Dice drop against ground truth
+(when the clip has labels) plus a loose closed-loop agreement. Backends that are not installed are
+reported as such, never as passed, and only fail the run when asked for with a trailing "!"
+(`--backends onnxruntime,tensorrt!`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.metrics import dice
+from edge_tan.runner import Runner
+from edge_tan.tracker import Tracker
+
+from .accuracy import clinical, compare_clinical, compare_closed, gt_accuracy
+from .source import has_labels, load_clips
+
+PRECISIONS = ("fp32", "fp16", "int8")
+REFERENCE = "torch"
+
+
+# ---- tolerances -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tolerance:
+    """None = reported but not judged."""
+    open_dice: float | None          # mean window-mask Dice >=
+    open_lm_px: float | None         # worst landmark distance (px, window) <=
+    view_agree: float | None         # agreement on decisive frames >=
+    closed_dice: float | None        # mean full-res Dice vs reference >=
+    closed_lm_px: float | None       # mean landmark distance (px, frame) <=
+    ed_es_frames: int | None         # ED/ES frame offset <=
+    ef_points: float | None          # |ΔEF| (percentage points) <=
+    max_drop: float | None           # Dice drop vs ground truth (points) <=
+
+
+DEFAULT_TOLERANCES = {
+    "fp32": Tolerance(0.999, 0.1, 1.0, 0.995, 0.5, 1, 1.0, None),
+    "fp16": Tolerance(0.995, 0.5, 0.98, 0.98, 1.5, 1, 2.0, None),
+    "int8": Tolerance(None, None, None, 0.90, None, None, None, 0.5),
+}
+
+
+def tolerances_for(precision: str, dice_tol: float | None = None, lm_tol: float | None = None,
+                   max_drop: float | None = None) -> Tolerance:
+    """Defaults per precision; --dice-tol sets both Dice minima, --lm-tol the open-loop landmark
+    maximum, --max-drop the allowed Dice drop vs ground truth (and judges it at any precision)."""
+    t = DEFAULT_TOLERANCES[precision]
+    if dice_tol is not None:
+        if not 0.0 <= dice_tol <= 1.0:
+            raise UsageError(f"--dice-tol is a Dice in [0, 1], got {dice_tol}")
+        t = replace(t, open_dice=dice_tol if t.open_dice is not None else None, closed_dice=dice_tol)
+    if lm_tol is not None:
+        if lm_tol < 0:
+            raise UsageError(f"--lm-tol must be >= 0 px, got {lm_tol}")
+        t = replace(t, open_lm_px=lm_tol)
+    if max_drop is not None:
+        if max_drop < 0:
+            raise UsageError(f"--max-drop must be >= 0 Dice points, got {max_drop}")
+        t = replace(t, max_drop=max_drop)
+    return t
+
+
+# ---- runner wrappers ------------------------------------------------------------------------
+class RecordingRunner(Runner):
+    """Passes calls through and keeps the last raw outputs (for logit diffs)."""
+
+    def __init__(self, inner: Runner):
+        super().__init__(inner.metadata)
+        self.inner, self.backend, self.last = inner, inner.backend, None
+
+    def infer(self, batch):
+        self.last = self.inner.infer(batch)
+        return self.last
+
+    def describe(self):
+        return self.inner.describe()
+
+    def close(self):
+        self.inner.close()
+
+
+class PerturbedRunner(Runner):
+    """Adds seeded Gaussian noise to a backend's outputs: a deliberately broken backend for tests
+    (and for checking that a parity setup can fail at all)."""
+
+    def __init__(self, inner: Runner, sigma: float = 1.0, seed: int = 0, outputs=("seg", "landmarks")):
+        super().__init__(inner.metadata)
+        self.inner, self.backend, self.sigma, self.outputs = inner, inner.backend, float(sigma), tuple(outputs)
+        self.rng = np.random.default_rng(seed)
+
+    def infer(self, batch):
+        out = dict(self.inner.infer(batch))
+        for k in self.outputs:
+            if k in out:
+                out[k] = (out[k] + self.rng.normal(0.0, self.sigma, out[k].shape)).astype(np.float32)
+        return out
+
+    def close(self):
+        self.inner.close()
+
+
+# ---- the comparisons ------------------------------------------------------------------------
+@dataclass
+class RefClip:
+    """What the reference did on one clip: its closed-loop results and every pass it made."""
+    seq: object
+    results: list
+    passes: list      # (gray, M, _Pass, raw outputs)
+    clinical: dict
+    gt: dict
+
+
+def run_reference(runner: Runner, seq) -> RefClip:
+    rec = RecordingRunner(runner)
+    tracker = Tracker(rec)
+    passes = []
+    orig = tracker.analyse
+
+    def logged(gray, M):
+        p, t = orig(gray, M)
+        passes.append((np.array(gray, copy=True), np.array(M, copy=True), p,
+                       {k: v.copy() for k, v in rec.last.items()}))
+        return p, t
+
+    tracker.analyse = logged
+    results = tracker.track(list(seq.frames))
+    return RefClip(seq, results, passes, clinical(results, seq.spacing_mm, seq.fps), gt_accuracy(results, seq))
+
+
+def open_loop(runner: Runner, ref: RefClip, view_margin: float = 1e-3) -> dict:
+    """Feed the backend the reference's exact windows; per-pass agreement."""
+    rec = RecordingRunner(runner)
+    tracker = Tracker(rec)
+    d, lm, vw, seg_max, seg_mean, head_max = [], [], [], [], [], []
+    for gray, M, p_ref, raw_ref in ref.passes:
+        p, _ = tracker.analyse(gray, M)
+        d.append(dice(p.win_mask, p_ref.win_mask))
+        if p.lm_win is not None and p_ref.lm_win is not None:
+            lm.append(float(np.max(np.linalg.norm(p.lm_win - p_ref.lm_win, axis=1))))
+        if p_ref.view_idx >= 0 and abs(p_ref.view_prob - 0.5) > view_margin:  # decisive frames only
+            vw.append(p.view_idx == p_ref.view_idx)
+        diff = np.abs(rec.last["seg"] - raw_ref["seg"])
+        seg_max.append(float(diff.max()))
+        seg_mean.append(float(diff.mean()))
+        for k in ("landmarks", "view"):
+            if k in raw_ref and k in rec.last:
+                head_max.append(float(np.abs(rec.last[k] - raw_ref[k]).max()))
+    return {"passes": len(d), "dice": d, "lm_px": lm, "view": vw, "seg_max": seg_max, "seg_mean": seg_mean,
+            "head_max": head_max}
+
+
+def closed_loop(runner: Runner, ref: RefClip) -> dict:
+    seq = ref.seq
+    results = Tracker(runner).track(list(seq.frames))
+    cmp = compare_closed(ref.results, results)
+    clin = compare_clinical(ref.clinical, clinical(results, seq.spacing_mm, seq.fps))
+    gt = gt_accuracy(results, seq)
+    return {"compare": cmp, "clinical": clin, "gt": gt}
+
+
+def _mean(v):
+    v = [x for x in v if x is not None and math.isfinite(x)]
+    return float(np.mean(v)) if v else None
+
+
+def _max(v):
+    v = [x for x in v if x is not None]
+    return float(max(v)) if v else None
+
+
+def _min(v):
+    v = [x for x in v if x is not None]
+    return float(min(v)) if v else None
+
+
+def summarise(opens: list[dict], closeds: list[dict], refs: list[RefClip]) -> dict:
+    """Pool per-clip numbers into the values the checks judge."""
+    od = [x for o in opens for x in o["dice"]]
+    olm = [x for o in opens for x in o["lm_px"]]
+    ov = [x for o in opens for x in o["view"]]
+    s = {
+        "open_dice_mean": _mean(od), "open_dice_min": min(od) if od else None,
+        "open_lm_px_max": _max(olm), "open_lm_px_mean": _mean(olm),
+        "view_agree": float(np.mean(ov)) if ov else None, "view_decisive_passes": len(ov),
+        "logit_seg_max_abs": _max([x for o in opens for x in o["seg_max"]]),
+        "logit_seg_mean_abs": _mean([x for o in opens for x in o["seg_mean"]]),
+        "logit_heads_max_abs": _max([x for o in opens for x in o["head_max"]]),
+        "open_passes": sum(o["passes"] for o in opens),
+        "closed_dice_mean": _mean([c["compare"]["dice_mean"] for c in closeds]),
+        "closed_dice_min": _min([c["compare"]["dice_min"] for c in closeds]),
+        "closed_lm_px_mean": _mean([c["compare"]["landmark_px_mean"] for c in closeds]),
+        "closed_lm_px_max": _max([c["compare"]["landmark_px_max"] for c in closeds]),
+        "lock_mismatch_frames": sum(c["compare"].get("landmark_lock_mismatch", 0) for c in closeds),
+        "state_agree": _mean([c["compare"]["state_agree"] for c in closeds]),
+        "ed_es_offset": _max([max(x for x in (c["clinical"]["ed_offset"], c["clinical"]["es_offset"]) if x is not None)
+                              for c in closeds if any(x is not None for x in (c["clinical"]["ed_offset"],
+                                                                              c["clinical"]["es_offset"]))]),
+        "ef_abs_diff": _max([c["clinical"]["ef_abs_diff"] for c in closeds]),
+    }
+    labelled = [(r.gt["dice"], c["gt"]["dice"]) for r, c in zip(refs, closeds)
+                if r.gt.get("dice") is not None and c["gt"].get("dice") is not None]
+    if labelled:
+        s["gt_dice_ref"] = float(np.mean([a for a, _ in labelled]))
+        s["gt_dice"] = float(np.mean([b for _, b in labelled]))
+        s["gt_dice_drop_points"] = 100.0 * (s["gt_dice_ref"] - s["gt_dice"])
+    else:
+        s["gt_dice_ref"] = s["gt_dice"] = s["gt_dice_drop_points"] = None
+    return s
+
+
+# check name -> (summary key, tolerance field, ">=" | "<=", label)
+CHECKS = (
+    ("open_dice", "open_dice_mean", "open_dice", ">=", "open-loop Dice"),
+    ("open_landmarks", "open_lm_px_max", "open_lm_px", "<=", "open-loop landmarks px (max)"),
+    ("view", "view_agree", "view_agree", ">=", "view agreement"),
+    ("logits", "logit_seg_max_abs", None, "", "seg logit max |Δ|"),
+    ("closed_dice", "closed_dice_mean", "closed_dice", ">=", "closed-loop Dice"),
+    ("closed_landmarks", "closed_lm_px_mean", "closed_lm_px", "<=", "closed-loop landmarks px (mean)"),
+    ("ed_es", "ed_es_offset", "ed_es_frames", "<=", "ED/ES offset (frames)"),
+    ("ef", "ef_abs_diff", "ef_points", "<=", "|ΔEF| (points)"),
+    ("gt_drop", "gt_dice_drop_points", "max_drop", "<=", "Dice drop vs GT (points)"),
+)
+
+
+def judge(summary: dict, tol: Tolerance) -> dict:
+    """{check: {value, threshold, op, pass}}; pass None = informational or not measurable here."""
+    out = {}
+    for name, key, field, op, label in CHECKS:
+        v = summary.get(key)
+        thr = getattr(tol, field) if field else None
+        ok = None
+        if thr is not None and v is not None:
+            ok = bool(v >= thr) if op == ">=" else bool(v <= thr)
+        if name == "closed_landmarks" and thr is not None and summary.get("lock_mismatch_frames"):
+            ok = False  # one backend lost the lock where the reference kept it (or vice versa)
+        out[name] = {"label": label, "value": v, "threshold": thr, "op": op, "pass": ok}
+    return out
+
+
+# ---- orchestration --------------------------------------------------------------------------
+@dataclass
+class Request:
+    backend: str
+    precision: str
+    required: bool = False
+
+
+def parse_requests(backends: str, precision: str) -> list[Request]:
+    from edge_tan.targets.registry import canonical
+    precs = [p.strip().lower() for p in str(precision).split(",") if p.strip()]
+    bad = [p for p in precs if p not in PRECISIONS]
+    if bad or not precs:
+        raise UsageError(f"--precision must be a comma list of {', '.join(PRECISIONS)}, got {precision!r}")
+    names = [b.strip() for b in str(backends).split(",") if b.strip()]
+    if not names:
+        raise UsageError("--backends is empty")
+    out, seen = [], set()
+    for n in names:
+        req = n.endswith("!")
+        try:
+            key = canonical(n.rstrip("!"))
+        except EdgeTanError as e:
+            raise UsageError(str(e)) from None
+        for p in precs:
+            if (key, p) not in seen:
+                seen.add((key, p))
+                out.append(Request(key, p, req))
+    return out
+
+
+UNAVAILABLE_MARKERS = ("not installed", "unavailable", "no cuda gpu", "is not available here")
+
+
+def _is_unavailable(msg: str) -> bool:
+    m = msg.lower()
+    return any(k in m for k in UNAVAILABLE_MARKERS)
+
+
+def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str], Runner],
+               reference: Runner, tolerances: dict[str, Tolerance],
+               wrap: Callable[[str, str, Runner], Runner] | None = None, progress=None) -> dict:
+    """The parity report as a dict. `open_fn(backend, precision)` opens a runner (EdgeTanError when it
+    cannot); `wrap` may replace each opened runner (tests inject a perturbation there)."""
+    from edge_tan.targets.registry import available
+
+    refs = [run_reference(reference, s) for s in clips]
+    ref_md = reference.metadata
+    rows = []
+    for rq in requests:
+        row = {"backend": rq.backend, "precision": rq.precision, "required": rq.required, "status": "",
+               "reason": "", "checks": {}, "summary": {}, "describe": {}}
+        rows.append(row)
+        if progress:
+            progress(f"{rq.backend} {rq.precision}")
+        if rq.backend == REFERENCE:
+            if rq.precision == "fp32":
+                row.update(status="reference", reason="torch fp32 is the reference",
+                           describe=_describe(reference),
+                           summary={"gt_dice_ref": _mean([r.gt.get("dice") for r in refs])})
+            else:
+                row.update(status="unavailable", reason="the torch reference runs fp32 only")
+            continue
+        ok, why = available(rq.backend)
+        if not ok:
+            row.update(status="unavailable", reason=why)
+            continue
+        try:
+            runner = open_fn(rq.backend, rq.precision)
+        except EdgeTanError as e:
+            row.update(status="unavailable" if _is_unavailable(str(e)) else "error", reason=str(e))
+            continue
+        except Exception as e:  # a backend crash must not take the whole report with it
+            row.update(status="error", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            continue
+        try:
+            if wrap is not None:
+                runner = wrap(rq.backend, rq.precision, runner)
+            md = runner.metadata
+            if md.window != ref_md.window or md.warp_mode != ref_md.warp_mode or \
+                    not np.allclose(md.template_array, ref_md.template_array):
+                raise EdgeTanError(f"{rq.backend} artifact metadata (window/warp/template) differs from the reference")
+            row["describe"] = _describe(runner)
+            opens = [open_loop(runner, r) for r in refs]
+            closeds = [closed_loop(runner, r) for r in refs]
+            s = summarise(opens, closeds, refs)
+            row["summary"] = s
+            row["checks"] = judge(s, tolerances[rq.precision])
+            fails = [c["label"] for c in row["checks"].values() if c["pass"] is False]
+            row["status"] = "fail" if fails else "pass"
+            row["reason"] = ("out of tolerance: " + ", ".join(fails)) if fails else ""
+        except EdgeTanError as e:
+            row.update(status="error", reason=str(e))
+        except Exception as e:
+            row.update(status="error", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+        finally:
+            try:
+                runner.close()
+            except Exception:
+                pass
+    failed = [r for r in rows if r["status"] in ("fail", "error") or (r["status"] == "unavailable" and r["required"])]
+    compared = [r for r in rows if r["status"] in ("pass", "fail")]
+    return {"rows": rows, "passed": not failed, "exit_code": 1 if failed else 0, "compared": len(compared),
+            "clips": [{"name": r.seq.name, "frames": r.seq.n_frames, "labelled": has_labels(r.seq),
+                       "reference_passes": len(r.passes), "reference_gt": r.gt, "reference_clinical": r.clinical}
+                      for r in refs],
+            "reference": _describe(reference),
+            "tolerances": {p: asdict(t) for p, t in tolerances.items()}}
+
+
+def _describe(runner: Runner) -> dict:
+    try:
+        d = dict(runner.describe())
+    except Exception:
+        d = {"backend": runner.backend}
+    return {k: (v if isinstance(v, (str, int, float, bool, type(None), list)) else str(v)) for k, v in d.items()}
+
+
+def _calib_for(source) -> str | None:
+    p = Path(source) if source is not None else None
+    return str(p) if p is not None and p.is_dir() else None
+
+
+def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_tol, max_drop, limit,
+                   wrap: Callable[[str, str, Runner], Runner] | None = None, quiet: bool = False) -> int:
+    """`edge-tan parity`: 0 all compared backends pass, 1 a real failure, 2 usage error."""
+    from rich.console import Console
+
+    from .machine import machine_info
+    from .report import parity_table, write_json
+
+    console = Console(stderr=False)
+    try:
+        requests = parse_requests(backends, precision)
+        tols = {p: tolerances_for(p, dice_tol, lm_tol, max_drop) for p in {r.precision for r in requests}}
+        spec = str(model or "default")
+        if Path(spec).suffix.lower() in (".onnx", ".xml", ".engine"):
+            raise UsageError(f"parity needs the torch reference: give weights (.safetensors) or a registered "
+                             f"model name, not a {Path(spec).suffix} artifact")
+        clips, desc = load_clips(source, limit)
+        from edge_tan.targets.resolve import open_model
+    except UsageError as e:
+        console.print(f"edge-tan: error: {e}", markup=False, highlight=False)
+        return 2
+    calib = _calib_for(source)
+    reference = open_model(spec, REFERENCE, "fp32")
+    try:
+        if reference.metadata.warp_mode != "affine" and not quiet:
+            console.print(f"note: model warp mode is {reference.metadata.warp_mode!r}", markup=False)
+        status = console.status("parity: reference") if not quiet else None
+        if status:
+            status.start()
+        try:
+            report = run_parity(clips, requests, lambda b, p: open_model(spec, b, p, calib=calib), reference, tols,
+                                wrap=wrap, progress=(lambda s: status.update(f"parity: {s}")) if status else None)
+        finally:
+            if status:
+                status.stop()
+    finally:
+        reference.close()
+    report.update(source=desc, model=spec, machine=machine_info())
+    if not quiet:
+        console.print(parity_table(report))
+        if not report["compared"]:
+            console.print("note: no backend was compared (all unavailable)", markup=False)
+    if json_out:
+        write_json(json_out, report)
+    return int(report["exit_code"])

@@ -1,0 +1,221 @@
+"""`edge-tan parity`: torch vs ONNX Runtime vs OpenVINO agree on a tiny model, and a deliberately
+perturbed backend (noise on its logits, or one ONNX weight changed) fails with exit code 1.
+
+The tiny net is a real conv net (random small branch) around a darkness detector, so the tracker
+locks onto the toy LV and the closed loop is meaningful, at 64x64 so the file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from edge_tan.artifact import ModelMetadata  # noqa: E402
+from edge_tan.bench import parity as P  # noqa: E402
+from edge_tan.geometry import build_template  # noqa: E402
+from tests.toy import toy_dataset, toy_sequence  # noqa: E402
+
+W = 64
+
+
+class DarkNet(torch.nn.Module):
+    """Segments dark (but not black-border) pixels, plus a random conv branch; 3 heads."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.c1 = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 2, 3, padding=1)
+        self.lm = torch.nn.Linear(8, 6)
+        self.view = torch.nn.Linear(8, 2)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+            self.view.bias.copy_(torch.tensor([0.0, 3.0]))
+
+    def forward(self, x):
+        f = torch.relu(self.c1(x))
+        dark = 4.0 * torch.minimum(-1.2 - x, x + 1.9)
+        seg = torch.cat([torch.zeros_like(dark), dark], 1) + 0.2 * self.c2(f)
+        g = f.mean(dim=(2, 3))
+        return seg, 0.5 * self.lm(g), self.view(g)
+
+
+def metadata() -> ModelMetadata:
+    tpl = build_template(toy_sequence().landmarks, size=W)
+    return ModelMetadata(model_name="darknet", window=W, template=tpl.tolist(), trained=False)
+
+
+def export_onnx(model, md, path: Path) -> Path:
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.zeros(1, 1, W, W), str(path), input_names=["image"],
+                          output_names=["seg", "landmarks", "view"], opset_version=17, dynamo=False,
+                          dynamic_axes={k: {0: "N"} for k in ("image", "seg", "landmarks", "view")})
+    m = onnx.load(str(path))
+    onnx.helper.set_model_props(m, md.to_props())
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("parity")
+    model, md = DarkNet().eval(), metadata()
+    onnx_path = export_onnx(model, md, d / "tiny.onnx")
+    xml = None
+    try:
+        from edge_tan.targets.openvino import onnx_to_ov, save_ir
+        xml = save_ir(onnx_to_ov(onnx_path), d / "tiny.xml", md)
+    except ImportError:
+        pass
+    return model, md, onnx_path, xml, d
+
+
+def opener(tiny, onnx_override=None):
+    from edge_tan.targets.onnxruntime import OrtRunner
+    _, _, onnx_path, xml, _ = tiny
+
+    def open_fn(backend, precision):
+        if backend == "onnxruntime":
+            return OrtRunner(onnx_override or onnx_path, threads=1)
+        if backend == "openvino":
+            from edge_tan.targets.openvino import OpenVinoRunner
+            return OpenVinoRunner(xml, threads=1)
+        raise AssertionError(backend)
+    return open_fn
+
+
+def run(tiny, backends="torch,onnxruntime,openvino", precision="fp32", wrap=None, onnx_override=None, clips=None):
+    from edge_tan.targets.torch_ref import TorchRunner
+    model, md, *_ = tiny
+    reqs = P.parse_requests(backends, precision)
+    tols = {p: P.tolerances_for(p) for p in {r.precision for r in reqs}}
+    clips = clips or [toy_sequence("a", T=10, seed=0), toy_sequence("b", T=8, seed=3)]
+    return P.run_parity(clips, reqs, opener(tiny, onnx_override), TorchRunner(model, md, threads=1), tols, wrap=wrap)
+
+
+def rows(report):
+    return {(r["backend"], r["precision"]): r for r in report["rows"]}
+
+
+def test_fp32_backends_pass(tiny):
+    rep = run(tiny)
+    r = rows(rep)
+    assert r[("torch", "fp32")]["status"] == "reference"
+    for b in ("onnxruntime", "openvino"):
+        row = r[(b, "fp32")]
+        assert row["status"] == "pass", row["reason"]
+        s = row["summary"]
+        assert s["open_dice_mean"] >= 0.999 and s["open_lm_px_max"] <= 0.1
+        assert s["closed_dice_mean"] >= 0.995
+        assert s["logit_seg_max_abs"] < 1e-3
+        assert s["gt_dice_drop_points"] is not None and abs(s["gt_dice_drop_points"]) < 0.5
+        assert all(c["pass"] in (True, None) for c in row["checks"].values())
+    assert rep["passed"] and rep["exit_code"] == 0 and rep["compared"] == 2
+    # the tracker really tracked the toy LV (otherwise parity is vacuous)
+    assert rep["clips"][0]["reference_gt"]["dice"] > 0.7
+
+
+def test_noise_on_logits_fails(tiny):
+    wrap = lambda b, p, rn: P.PerturbedRunner(rn, sigma=2.0) if b == "openvino" else rn  # noqa: E731
+    rep = run(tiny, wrap=wrap)
+    r = rows(rep)
+    assert r[("onnxruntime", "fp32")]["status"] == "pass"
+    bad = r[("openvino", "fp32")]
+    assert bad["status"] == "fail"
+    assert bad["checks"]["open_dice"]["pass"] is False and bad["checks"]["open_landmarks"]["pass"] is False
+    assert rep["exit_code"] == 1 and not rep["passed"]
+
+
+def test_one_changed_onnx_weight_fails(tiny):
+    model, md, onnx_path, _, d = tiny
+    m = onnx.load(str(onnx_path))
+    from onnx import numpy_helper
+    for i, init in enumerate(m.graph.initializer):
+        a = numpy_helper.to_array(init)
+        if a.ndim == 4 and a.shape[0] == 2:      # the seg branch conv: one weight changed
+            a = a.copy()
+            a.flat[0] += 3.0
+            m.graph.initializer[i].CopyFrom(numpy_helper.from_array(a, init.name))
+            break
+    else:
+        pytest.fail("seg conv not found")
+    bad = d / "bad.onnx"
+    onnx.save(m, str(bad))
+    rep = run(tiny, backends="onnxruntime", onnx_override=bad)
+    row = rows(rep)[("onnxruntime", "fp32")]
+    assert row["status"] == "fail" and row["summary"]["logit_seg_max_abs"] > 0.01
+    assert rep["exit_code"] == 1
+
+
+def test_unavailable_backend_is_not_passed(tiny, monkeypatch):
+    from edge_tan.targets import registry
+    real = registry.available
+    monkeypatch.setattr(registry, "available",
+                        lambda n: (False, "tensorrt is not installed") if registry.canonical(n) == "tensorrt" else real(n))
+    rep = run(tiny, backends="onnxruntime,tensorrt")
+    r = rows(rep)[("tensorrt", "fp32")]
+    assert r["status"] == "unavailable" and "not installed" in r["reason"]
+    assert rep["exit_code"] == 0
+    rep = run(tiny, backends="onnxruntime,tensorrt!")   # explicitly required -> fails the run
+    assert rep["exit_code"] == 1
+    from edge_tan.bench.report import parity_markdown
+    md = parity_markdown(rep)
+    assert "— unavailable" in md and "✅ pass" not in md.split("tensorrt")[1].splitlines()[0]
+
+
+def test_open_error_is_a_failure_row(tiny):
+    def open_fn(b, p):
+        raise RuntimeError("engine exploded")
+    from edge_tan.targets.torch_ref import TorchRunner
+    model, md, *_ = tiny
+    rep = P.run_parity([toy_sequence(T=4)], P.parse_requests("onnxruntime", "fp32"), open_fn,
+                       TorchRunner(model, md), {"fp32": P.tolerances_for("fp32")})
+    r = rep["rows"][0]
+    assert r["status"] == "error" and "engine exploded" in r["reason"] and rep["exit_code"] == 1
+
+
+def test_tolerances_and_usage_errors():
+    t = P.tolerances_for("fp32")
+    assert t.open_dice == 0.999 and t.open_lm_px == 0.1 and t.closed_dice == 0.995
+    assert P.tolerances_for("int8").max_drop == 0.5 and P.tolerances_for("int8").open_dice is None
+    t = P.tolerances_for("fp16", dice_tol=0.9, lm_tol=2.0, max_drop=1.0)
+    assert (t.open_dice, t.closed_dice, t.open_lm_px, t.max_drop) == (0.9, 0.9, 2.0, 1.0)
+    from edge_tan.errors import UsageError
+    with pytest.raises(UsageError):
+        P.parse_requests("onnxruntime", "fp64")
+    with pytest.raises(UsageError):
+        P.parse_requests("tflite", "fp32")
+    assert P.run_parity_cli(None, "onnxruntime", "fp8", "default", None, None, None, None, 3, quiet=True) == 2
+    assert P.run_parity_cli(None, "onnxruntime", "fp32", "x.onnx", None, None, None, None, 3, quiet=True) == 2
+    assert P.run_parity_cli(None, "nope", "fp32", "default", None, None, None, None, 3, quiet=True) == 2
+
+
+def test_cli_end_to_end_json(tiny, tmp_path, monkeypatch):
+    """run_parity_cli on a dataset folder with artifacts resolved through a patched open_model."""
+    from edge_tan.targets import resolve
+    from edge_tan.targets.torch_ref import TorchRunner
+    model, md, *_ = tiny
+    open_fn = opener(tiny)
+    monkeypatch.setattr(resolve, "open_model",
+                        lambda spec, b, p="fp32", calib=None, **k: TorchRunner(model, md) if b == "torch" else open_fn(b, p))
+    toy_dataset(tmp_path / "ds", n=4, T=6)
+    out = tmp_path / "parity.json"
+    wrap = lambda b, p, rn: P.PerturbedRunner(rn, sigma=3.0) if b == "onnxruntime" else rn  # noqa: E731
+    code = P.run_parity_cli(tmp_path / "ds", "torch,onnxruntime,openvino", "fp32", "tiny.safetensors", out,
+                            None, None, None, 2, wrap=wrap, quiet=True)
+    assert code == 1
+    data = json.loads(out.read_text())
+    assert data["exit_code"] == 1 and data["machine"]["cpu"]
+    st = {(r["backend"], r["precision"]): r["status"] for r in data["rows"]}
+    assert st[("onnxruntime", "fp32")] == "fail" and st[("openvino", "fp32")] == "pass"
+    assert len(data["clips"]) == 1   # toy_dataset with n=4 puts one sequence in test
