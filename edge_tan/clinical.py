@@ -298,22 +298,55 @@ def ef_from_masks(masks: np.ndarray, landmarks: np.ndarray | None = None, spacin
     if masks.ndim != 3:
         raise ValueError(f"masks must be (T,H,W), got {masks.shape}")
     area_px, _ = lv_area(masks)
+    vol = volume_curve(masks, landmarks, method, la_masks)
+    return _ef_result(method, area_px, vol, ed, es, fps, spacing_mm)
+
+
+def polygon_area(contour: np.ndarray) -> float:
+    """Shoelace area of a closed contour (px^2); 0 for fewer than 3 points."""
+    c = np.asarray(contour, np.float64).reshape(-1, 2)
+    if len(c) < 3:
+        return 0.0
+    x, y = c[:, 0], c[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def ef_from_contours(contours: list, landmarks: np.ndarray, spacing_mm: float = math.nan, fps: float = 30.0,
+                     method: str = "simpson", ed=None, es=None) -> EFResult:
+    """Single-plane EF from per-frame contours (K_t, 2) + landmarks (T, 3, 2), e.g. a tracker's output."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    lms = np.asarray(landmarks, np.float64).reshape(-1, 3, 2)
+    if len(lms) != len(contours):
+        raise ValueError(f"{len(contours)} contours but {len(lms)} landmark sets")
+    area = np.array([polygon_area(c) for c in contours])
+    vol = np.full(len(contours), np.nan)
+    for t, c in enumerate(contours):
+        if area[t] <= 0 or not np.isfinite(lms[t]).all():
+            continue
+        if method == "simpson":
+            vol[t] = simpson_volume(lms[t], contour=c)
+        else:
+            vol[t] = float(area_length_volume(area[t], long_axis_length(lms[t])[0]))
+    return _ef_result(method, area, vol, ed, es, fps, spacing_mm)
+
+
+def _ef_result(method, area_px, vol_px3, ed, es, fps, spacing_mm) -> EFResult:
+    """Shared tail: ED/ES (detected from the area curve unless given), beats, unit scaling, EF."""
     if ed is None or es is None:
-        area = np.where(area_px > 0, area_px, np.nan)
-        d_ed, d_es = detect_ed_es(area, fps=fps)
+        d_ed, d_es = detect_ed_es(np.where(area_px > 0, area_px, np.nan), fps=fps)
         ed = d_ed if ed is None else ed
         es = d_es if es is None else es
     ed, es = np.asarray(ed, np.int64).reshape(-1), np.asarray(es, np.int64).reshape(-1)
-    vol = volume_curve(masks, landmarks, method, la_masks)
     k, units = _scale(spacing_mm)
-    vol = vol * k
+    vol = np.asarray(vol_px3, np.float64) * k
     beats = pair_beats(ed, es)
     edv, esv = vol[beats[:, 0]], vol[beats[:, 1]]
     bef = _ef(edv, esv)
     ok = np.isfinite(bef)
     return EFResult(method=method, ef_percent=float(bef[ok].mean()) if ok.any() else math.nan,
                     ed_frames=ed, es_frames=es, beats=beats, edv=edv, esv=esv, beat_ef=bef,
-                    volumes=vol, units=units, extra={"area_px": area_px})
+                    volumes=vol, units=units, extra={"area_px": np.asarray(area_px, np.float64)})
 
 
 def biplane_ef(masks_a2c: np.ndarray, masks_a4c: np.ndarray, landmarks_a2c=None, landmarks_a4c=None,

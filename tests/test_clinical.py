@@ -149,3 +149,18 @@ def test_area_and_long_axis_units():
     assert C.long_axis_length(lm, 0.5) == pytest.approx([4.0])
     r = C.ef_from_masks(np.zeros((5, 10, 10), np.uint8))
     assert math.isnan(r.ef_percent) and r.beats.shape == (0, 2)
+
+
+def test_ef_from_contours_matches_analytic():
+    t = np.arange(40)
+    k = 1 - 0.25 * (1 - np.cos(2 * np.pi * t / 40)) / 2
+    polys, lms = zip(*[bullet(30 * kk, 90 * (0.9 + 0.1 * kk)) for kk in k])
+    vol = np.array([half_ellipsoid(30 * kk, 30 * kk, 90 * (0.9 + 0.1 * kk)) for kk in k])
+    true_ef = (vol[0] - vol[20]) / vol[0] * 100
+    for method in C.METHODS:
+        r = C.ef_from_contours(list(polys), np.stack(lms), spacing_mm=0.3, fps=40, method=method)
+        assert list(r.ed_frames) == [0, 39] and list(r.es_frames) == [20]   # 39 is one frame before ED
+        assert r.ef_percent == pytest.approx(true_ef, abs=0.5)
+    assert C.polygon_area(np.array([[0, 0], [4, 0], [4, 3], [0, 3]])) == 12.0
+    with pytest.raises(ValueError):
+        C.ef_from_contours(list(polys), np.stack(lms)[:3])
