@@ -379,3 +379,13 @@ def biplane_ef(masks_a2c: np.ndarray, masks_a4c: np.ndarray, landmarks_a2c=None,
                     ed_frames=beats[:, [0, 2]], es_frames=beats[:, [1, 3]], beats=beats, edv=edv, esv=esv,
                     beat_ef=bef, volumes=np.zeros(0), units=units,
                     extra={"a2c": res2, "a4c": res4})
+
+
+def clip_clinical(results: list, spacing_mm: float = math.nan, fps: float = 30.0) -> dict:
+    """Clinical summary of one tracked clip (tracker FrameResults) as a plain dict for reports/benches.
+
+    Thin adaptor over `edge_tan.track_cli.clinical_summary` (Simpson single-plane EF, ED/ES from the
+    area curve) so every caller reports the same numbers.
+    """
+    from .track_cli import clinical_summary
+    return clinical_summary(results, spacing_mm, fps)

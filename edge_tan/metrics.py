@@ -194,8 +194,9 @@ def summarize(values, higher_is_better: bool = False, frac: float = 0.1) -> dict
 class MetricTable:
     """Accumulate per-frame or per-video values by name; `summary()` gives mean/median/std/worst10.
 
-    Direction (for worst-10 %) comes from the name: dice/oks/acc are higher-is-better, the rest
-    (asd, hd, si, errors) lower-is-better; override with `higher_is_better`.
+    Direction (for worst-10 %) comes from the name: any "_"-separated token dice/oks/acc/accuracy
+    (e.g. video_dice, view_acc) means higher-is-better, anything else (asd_px, si, lm_err_mm, lost_frac)
+    lower-is-better; override per name with `higher_is_better`.
     """
 
     values: dict = field(default_factory=dict)
@@ -212,8 +213,8 @@ class MetricTable:
     def _hib(self, name: str) -> bool:
         if name in self.higher_is_better:
             return bool(self.higher_is_better[name])
-        base = name.split("_")[0].lower()
-        return name.lower() in HIGHER_IS_BETTER or base in HIGHER_IS_BETTER
+        n = name.lower()
+        return n in HIGHER_IS_BETTER or any(tok in HIGHER_IS_BETTER for tok in n.split("_"))
 
     def summary(self) -> dict:
         return {k: summarize(v, self._hib(k), self.frac) for k, v in self.values.items()}

@@ -164,3 +164,13 @@ def test_ef_from_contours_matches_analytic():
     assert C.polygon_area(np.array([[0, 0], [4, 0], [4, 3], [0, 3]])) == 12.0
     with pytest.raises(ValueError):
         C.ef_from_contours(list(polys), np.stack(lms)[:3])
+
+
+def test_clip_clinical_from_tracker_results():
+    from edge_tan.tracker import FrameResult
+    masks, lms, vol = beating_clip(T=40, fps=40, hr=60, phase=0.0)
+    rs = [FrameResult(index=i, frame_hw=masks.shape[1:], state="track", landmarks=lms[i], mask_crop=masks[i])
+          for i in range(len(masks))]
+    c = C.clip_clinical(rs, spacing_mm=0.3, fps=40)
+    assert c["es_frames"] == [20] and c["ed_frames"][0] == 0 and c["volume_units"] == "ml"
+    assert c["ef_percent"] == pytest.approx((vol.max() - vol.min()) / vol.max() * 100, abs=1.5)

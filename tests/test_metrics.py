@@ -103,6 +103,14 @@ def test_worst_fraction_and_table():
     assert u.summary()["score"]["worst10"] == 1.0
     assert t.merge(u).summary()["score"]["n"] == 3
     assert M.summarize([])["n"] == 0
+    v = M.MetricTable()
+    v.extend("video_dice", [0.2, 0.9, 0.95])
+    v.extend("view_acc", [0.0, 1.0, 1.0])
+    v.extend("asd_px", [1.0, 2.0, 9.0])
+    v.extend("lost_frac", [0.0, 0.5, 0.1])
+    s = v.summary()
+    assert s["video_dice"]["worst10"] == 0.2 and s["view_acc"]["worst10"] == 0.0
+    assert s["asd_px"]["worst10"] == 9.0 and s["lost_frac"]["worst10"] == 0.5
 
 
 def test_fast_mask_path_equals_brute_force_points():
