@@ -214,6 +214,8 @@ def test_directory_and_device_index_rejected_by_read_video(tmp_path):
         read_video(tmp_path)
     with pytest.raises(EdgeTanError, match="capture device"):
         read_video(0)
+    with pytest.raises(EdgeTanError, match="cannot open capture device 7"):
+        next(iter_frames("7"))
 
 
 # ------------------------------------------------------------------ CAMUS
@@ -279,6 +281,9 @@ def test_camus_mhd_layout(tmp_path):
     assert np.array_equal(s2.masks[2], (lab[2] == 1).astype(np.uint8)) and s2.masks[1].sum() == 0
     assert s4.frames.shape == (2, 64, 48) and list(s4.ed) == [0] and list(s4.es) == [1]
     assert np.array_equal(s4.frames[0], img[0]) and s4.ef == 40.0
+    one = read_video(d / "patient0007_4CH_ES.mhd")                     # single image + its _gt
+    assert one.frames.shape == (1, 64, 48) and one.view == "A4C" and one.labeled.all()
+    assert np.array_equal(one.masks[0], (lab[2] == 1).astype(np.uint8))
     arr, sp = camus.read_mhd(d / "patient0007_2CH_sequence.mhd")
     assert arr.shape == (3, 64, 48) and sp[:2] == (0.3, 0.3)
     write_mhd(d / "u16.mhd", np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000, etype="MET_USHORT")

@@ -48,7 +48,11 @@ def _read_mhd(p: Path) -> Sequence:
     frames = camus._to_frames(arr)
     gt = p.with_name(p.name[:-4] + "_gt.mhd")
     labels = camus._labels(camus.read_mhd(gt)[0], gt.name, frames.shape) if gt.is_file() else None
-    return camus._finish(p.name[:-4], frames, labels, None, "", sp[0], {}, [], [], str(p))
+    try:
+        _, view = camus._split_name(p)
+    except EdgeTanError:
+        view = ""
+    return camus._finish(p.name[:-4], frames, labels, None, camus.VIEWS.get(view, ""), sp[0], {}, [], [], str(p))
 
 
 def read_video(path: str | Path) -> Sequence:
