@@ -366,6 +366,17 @@ def test_convert_unknown_layout_leaves_nothing(tmp_path):
     with pytest.raises(EdgeTanError, match="CAMUS .*EchoNet"):
         convert_dataset(tmp_path / "src", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.tex").write_text("x")
+    make_echonet(tmp_path / "echo")
+    with pytest.raises(EdgeTanError, match="refusing"):
+        convert_dataset(tmp_path / "echo", tmp_path / "precious", progress=False)
+    with pytest.raises(EdgeTanError, match="inside"):
+        convert_dataset(tmp_path / "echo", tmp_path / "echo" / "ds", progress=False)
+    assert (tmp_path / "precious" / "thesis.tex").is_file()
+    convert_dataset(tmp_path / "echo", tmp_path / "ds", limit=1, progress=False)
+    convert_dataset(tmp_path / "echo", tmp_path / "ds", limit=2, progress=False)    # re-convert replaces
+    assert len(json.loads((tmp_path / "ds" / "manifest.json").read_text())["sequences"]) == 2
     with pytest.raises(EdgeTanError, match="not found"):
         convert_dataset(tmp_path / "nope", tmp_path / "out")
 

@@ -55,6 +55,10 @@ def convert_dataset(src: str | Path, out_dir: str | Path, limit: int = 0, progre
     """
     src, out_dir = Path(src), Path(out_dir)
     layout = detect_layout(src)
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file())):
+        raise EdgeTanError(f"{out_dir} exists and is not an edge-tan dataset: refusing to replace it")
+    if out_dir.resolve() == src.resolve() or src.resolve() in out_dir.resolve().parents:
+        raise EdgeTanError(f"output {out_dir} must not be the source folder or inside it")
     items = list(_camus_items(src) if layout == "camus" else _echonet_items(src))
     entries, skipped, labeled, names = [], [], 0, set()
     first_err: EdgeTanError | None = None
