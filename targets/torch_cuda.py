@@ -54,7 +54,7 @@ class TorchCudaRunner(TorchRunner):
     backend = "torch-cuda"
 
     def __init__(self, source, metadata: ModelMetadata | None = None, precision: str = "fp32",
-                 cuda_graph: bool = False, device: str = "cuda:0", threads: int | None = None):
+                 cuda_graph: bool = False, device: str = "cuda:0", threads: int | None = None, tf32: bool = False):
         import torch
 
         if not torch.cuda.is_available():
@@ -66,12 +66,19 @@ class TorchCudaRunner(TorchRunner):
         self.cuda_graph = bool(cuda_graph)
         self._torch = torch
         torch.backends.cudnn.benchmark = True
+        if precision == "fp32":
+            # TF32 convs differ from fp32 by ~1e-3; off by default so "fp32" means fp32 (process-wide flag).
+            torch.backends.cudnn.allow_tf32 = bool(tf32)
+            torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+        self.tf32 = bool(tf32)
         super().__init__(source, metadata=metadata, threads=threads)
         self.stream = torch.cuda.Stream(device=self.device)
         self._slots: dict[int, _Slot] = {}
 
     def _prepare(self, module):
-        module = module.eval().to(self.device)
+        import copy
+
+        module = copy.deepcopy(module).eval().to(self.device)   # never move/cast the caller's module
         return module.half() if self.precision == "fp16" else module.float()
 
     def _run_device(self, x_dev) -> dict:
@@ -106,7 +113,7 @@ class TorchCudaRunner(TorchRunner):
         p = torch.cuda.get_device_properties(self.device)
         return {"backend": self.backend, "precision": self.precision, "device": str(self.device),
                 "gpu": p.name, "compute_capability": f"sm_{p.major}{p.minor}", "cuda_graph": self.cuda_graph,
-                "torch": torch.__version__, "cuda": torch.version.cuda,
+                "tf32": self.tf32, "torch": torch.__version__, "cuda": torch.version.cuda,
                 "artifact": str(self.path) if self.path else "<module>"}
 
     def close(self) -> None:

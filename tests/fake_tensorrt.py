@@ -457,15 +457,26 @@ class _Context:
         return self._execute(stream_handle)
 
     def _execute(self, stream_handle):
+        rt = sys.modules.get("cuda.bindings.runtime")
+        real = not isinstance(rt, FakeCudart)
+
         def run():
             self.executions += 1
             inp = self.engine.head["inputs"][0]
             shape = self.shapes[inp]
-            n = int(np.prod(shape))
-            x = np.frombuffer((ctypes.c_float * n).from_address(self.addr[inp]), np.float32).reshape(shape).copy()
+            x = np.empty(shape, np.float32)
+            if real:   # real CUDA device memory: synchronous copies around the ONNX Runtime call
+                cudart = _real_cudart()
+                cudart.cudaDeviceSynchronize()
+                cudart.cudaMemcpy(x.ctypes.data, self.addr[inp], x.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost)
+            else:
+                ctypes.memmove(x.ctypes.data, self.addr[inp], x.nbytes)
             for o, v in zip(self.engine.head["outputs"], self.engine.sess.run(None, {inp: x})):
                 v = np.ascontiguousarray(v, np.float32)
-                ctypes.memmove(self.addr[o], v.ctypes.data, v.nbytes)
+                if real:
+                    cudart.cudaMemcpy(self.addr[o], v.ctypes.data, v.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice)
+                else:
+                    ctypes.memmove(self.addr[o], v.ctypes.data, v.nbytes)
 
         cap = _stream_capture(stream_handle)
         if cap is not None:
@@ -473,6 +484,14 @@ class _Context:
         else:
             run()
         return True
+
+
+def _real_cudart():
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        from cuda import cudart as runtime
+    return runtime
 
 
 class Runtime:
@@ -512,17 +531,22 @@ def make_tensorrt(version: str) -> types.ModuleType:
     return m
 
 
-def install(monkeypatch, version: str = "10.3.0", gpu: bytes = b"Fake GPU (TEST DOUBLE)", cc=(8, 7)):
-    """Put the fake tensorrt + cuda runtime into sys.modules for one test; returns (trt, cudart)."""
+def install(monkeypatch, version: str = "10.3.0", gpu: bytes = b"Fake GPU (TEST DOUBLE)", cc=(8, 7),
+            real_cuda: bool = False):
+    """Put the fake tensorrt (and, unless `real_cuda`, the fake cuda runtime) into sys.modules for one
+    test; returns (trt, cudart). `real_cuda=True` keeps cuda-python's real runtime (GPU machines), so
+    the runner's pinned/device buffers and stream copies are real while the "engine" stays ORT."""
     CALLS.clear()
     trt = make_tensorrt(version)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    if real_cuda:
+        return trt, _real_cudart()
     rt = FakeCudart(gpu, cc)
     cuda_pkg = types.ModuleType("cuda")
     bindings = types.ModuleType("cuda.bindings")
     bindings.runtime = rt
     cuda_pkg.bindings = bindings
     cuda_pkg.cudart = rt
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setitem(sys.modules, "cuda", cuda_pkg)
     monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
     monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", rt)

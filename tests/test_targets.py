@@ -229,6 +229,7 @@ def test_build_onnx_cache_hit_is_instant(tiny, tmp_path):
 
 
 def test_build_openvino_fp32_fp16(tiny, tmp_path):
+    pytest.importorskip("openvino")
     from edge_tan.targets.build import build_artifact, open_artifact
 
     model, md, onnx_path = tiny
@@ -305,6 +306,7 @@ def test_build_rejects_bad_requests(tiny, tmp_path, monkeypatch):
 
 
 def test_open_artifact_errors(tmp_path):
+    pytest.importorskip("onnxruntime")
     from edge_tan.targets.build import open_artifact
 
     bad = tmp_path / "x.onnx"
@@ -342,3 +344,24 @@ def test_registered_tan_exports_and_matches_torch(tmp_path):
         a, b = r.infer(x), t.infer(x)
         for k in b:
             assert np.abs(a[k] - b[k]).max() < 1e-3 * max(1.0, np.abs(b[k]).max()), k
+
+
+def test_torch_cuda_runner(tiny):
+    from edge_tan.targets.torch_cuda import TorchCudaRunner
+
+    model, md, _ = tiny
+    if not torch.cuda.is_available():
+        with pytest.raises(EdgeTanError, match="no CUDA GPU"):
+            TorchCudaRunner(model, md)
+        return
+    x = rand_batch(2)
+    ref = torch_ref(model, x)
+    for prec, graph, tol in (("fp32", False, 1e-4), ("fp32", True, 1e-4), ("fp16", True, 2e-2)):
+        with TorchCudaRunner(model, md, precision=prec, cuda_graph=graph) as r:
+            assert "sm_" in r.describe()["compute_capability"]
+            for n in (1, 2, 1):   # batch 1 twice: second call replays the captured graph
+                out = r.infer(x[:n])
+                for k in ref:
+                    assert out[k].dtype == np.float32
+                    assert np.abs(out[k] - ref[k][:n]).max() < tol, (prec, graph, k)
+    assert next(model.parameters()).device.type == "cpu"   # caller's module untouched

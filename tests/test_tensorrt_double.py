@@ -187,3 +187,33 @@ def test_compatibility_rules():
     assert compatibility_problem(vc, "10.8.0", "sm_90") is None
     assert compatibility_problem(vc, "10.2.0", "sm_87") is not None
     assert compatibility_problem(vc, "10.8.0", "sm_75") is not None
+
+
+def _gpu_count() -> int:
+    try:
+        rt = fake._real_cudart()
+        err, n = rt.cudaGetDeviceCount()
+        return int(n) if int(err) == 0 else 0
+    except Exception:  # noqa: BLE001 - no cuda-python or no driver
+        return 0
+
+
+@pytest.mark.skipif(_gpu_count() == 0, reason="needs cuda-python and an NVIDIA GPU")
+@pytest.mark.parametrize("version", ["8.6.1", "10.3.0"])
+def test_runner_with_real_cuda_buffers(monkeypatch, tmp_path, tiny_onnx, version):
+    """Fake TensorRT engine, REAL cuda-python buffers/stream: checks pinned host <-> device plumbing."""
+    from edge_tan.targets import tensorrt as ttrt
+    from edge_tan.targets.onnxruntime import OrtRunner
+
+    fake.install(monkeypatch, version, real_cuda=True)
+    onnx_path, md = tiny_onnx
+    eng = ttrt.build_engine(onnx_path, tmp_path / "m.engine", md, ttrt.BuildOptions(max_batch=4))
+    side = json.loads((tmp_path / "m.engine.json").read_text())
+    assert side["sm"].startswith("sm_") and "Fake" not in side["gpu"]
+    ref = OrtRunner(onnx_path, threads=1)
+    with ttrt.TensorRTRunner(eng) as r:
+        for n in (1, 4, 2, 1):
+            x = rand_batch(n, seed=n)
+            out, want = r.infer(x), ref.infer(x)
+            for k in want:
+                np.testing.assert_allclose(out[k], want[k], atol=1e-6)
