@@ -1,0 +1,200 @@
+"""Reference (end-diastolic) heart anatomy in heart-local millimetres, and its echogenicity map.
+
+Heart-local frame: origin at the LV endocardial apex, v along the LV long axis towards the mitral
+plane (v = L), u perpendicular (u < 0: septal / inferior side, image left; u > 0: lateral /
+anterior side, image right). Shapes are analytic profiles so the cavity (the ground-truth label)
+is exact; the echogenicity map is painted from the same profiles, so image and label agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class Anatomy:
+    view: str
+    L: float          # LV cavity length apex -> mitral plane (mm)
+    A: float          # max cavity half-width (mm)
+    p: float          # profile exponent (0.5 ellipse; larger = more conical apex)
+    b: float          # profile half-length (ellipse centre at v = b, L < 2b)
+    h_sep: float      # septal / inferior wall thickness
+    h_lat: float      # lateral / anterior wall thickness
+    h_ap: float       # apical cap thickness
+    rv_w: float = 0.0     # max RV cavity width (A4C)
+    rv_v0: float = 0.0    # RV apex level (v)
+    tv_v: float = 0.0     # tricuspid annulus level (v)
+    rv_t: float = 4.0     # RV free wall thickness
+    la_a: float = 20.0    # LA half-width
+    la_b: float = 24.0    # LA half-height
+    ra_a: float = 18.0
+    ra_b: float = 22.0
+    peri_t: float = 2.5   # pericardium thickness
+
+    # ---- analytic profiles ---------------------------------------------------------------
+    def a0(self, v):
+        """Cavity half-width at level v (0 outside [0, L])."""
+        v = np.asarray(v, np.float64)
+        s = np.clip((v - self.b) / self.b, -1.0, 1.0)
+        a = self.A * np.power(np.maximum(1.0 - s * s, 0.0), self.p)
+        return np.where((v >= 0) & (v <= self.L), a, 0.0)
+
+    def epi(self, v, h):
+        """Epicardial half-width at level v for wall thickness h (apex cap h_ap above v = 0)."""
+        v = np.asarray(v, np.float64)
+        bb = self.b + self.h_ap
+        s = np.clip((v - self.b) / bb, -1.0, 1.0)
+        e = (self.A + h) * np.power(np.maximum(1.0 - s * s, 0.0), self.p)
+        return np.where(v >= -self.h_ap, e, 0.0)
+
+    def rv_width(self, v):
+        """RV cavity width beside the septum at level v (A4C only): crescent, widest at the base."""
+        v = np.asarray(v, np.float64)
+        if self.view != "A4C":
+            return np.zeros_like(v)
+        x = np.clip((v - self.rv_v0) / max(self.tv_v - self.rv_v0, 1.0), 0.0, 1.0)
+        return np.where((v >= self.rv_v0) & (v <= self.tv_v), self.rv_w * np.sin(0.5 * np.pi * x) ** 0.6, 0.0)
+
+    def cavity_level(self, u, v):
+        """> 0 inside the LV cavity (closed by the straight mitral plane v = L), exact zero set."""
+        return np.minimum(self.a0(v) - np.abs(u), self.L - np.asarray(v))
+
+    def ref_landmarks(self) -> np.ndarray:
+        """apex, septal annulus, lateral annulus in heart-local (u, v)."""
+        ab = float(self.a0(self.L))
+        return np.array([[0.0, 0.0], [-ab, self.L], [ab, self.L]])
+
+    def ref_contour(self, n: int = 240) -> np.ndarray:
+        """Closed reference cavity contour (u, v): endocardium apex->base both sides + mitral plane."""
+        v = np.linspace(0, 1, n // 2) ** 2 * self.L
+        a = self.a0(v)
+        right = np.stack([a, v], 1)
+        left = np.stack([-a[::-1], v[::-1]], 1)
+        return np.vstack([right, left])
+
+    def la_center(self):
+        ab = float(self.a0(self.L))
+        a = max(self.la_a, ab + 1.0)
+        d = self.la_b * np.sqrt(max(1.0 - (ab / a) ** 2, 0.0))
+        return 0.0, self.L + d, a
+
+    def ra_center(self):
+        e = float(self.epi(self.tv_v, self.h_sep))
+        w = float(self.rv_width(self.tv_v - 1e-6))
+        cu = -(e + 0.5 * w)
+        half = max(0.5 * w, 1.0)
+        a = max(self.ra_a, half + 1.0)
+        d = self.ra_b * np.sqrt(max(1.0 - (half / a) ** 2, 0.0))
+        return cu, self.tv_v + d, a
+
+    def span_u(self) -> tuple[float, float]:
+        """Lateral extent of the heart (for fading the deformation outside it)."""
+        left = -(self.A + self.h_sep + (self.rv_w + self.rv_t if self.view == "A4C" else 0.0))
+        return left, self.A + self.h_lat
+
+
+def smooth_noise(rng: np.random.Generator, shape, sigma_px: float) -> np.ndarray:
+    """Zero-mean unit-std smooth random field (tissue texture, gain maps)."""
+    n = rng.standard_normal(shape).astype(np.float32)
+    n = cv2.GaussianBlur(n, (0, 0), sigma_px)
+    return (n - n.mean()) / (n.std() + 1e-6)
+
+
+@dataclass
+class Tissue:
+    """Echogenicity levels (linear intensity, myocardium ~ 1)."""
+    myo: float = 1.0
+    septum: float = 1.5
+    peri: float = 3.0
+    blood: float = 1e-3
+    bg: float = 0.3
+    atrial_wall: float = 0.6
+    texture: float = 0.35
+    fuzz_mm: float = 0.6
+    papillary: bool = True
+    moderator: bool = False
+    aorta: bool = False
+    dropouts: tuple = ()   # ((u, v, radius_mm, strength), ...)
+
+
+def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Paint the reference echogenicity (float32, same shape as the U, V grids; res mm/px)."""
+    shape = U.shape
+    tex = lambda s_mm: smooth_noise(rng, shape, max(s_mm / res, 0.5))  # noqa: E731
+    bgf = np.exp(0.8 * tex(6.0) + 0.4 * tex(2.0))
+    E = (ts.bg * bgf).astype(np.float32)
+    au = np.abs(U)
+    vc = np.clip(V, -an.h_ap, an.L)
+    sep = U < 0
+    h = np.where(sep, an.h_sep, an.h_lat)
+    e = an.epi(vc, h)
+    in_epi = (au <= e) & (V >= -an.h_ap) & (V <= an.L + 1.5)
+    myo_tex = np.exp(ts.texture * tex(3.0)).astype(np.float32)
+    myo = np.where(sep & (an.view == "A4C"), ts.septum, ts.myo).astype(np.float32)
+    # pericardium around lateral wall and apex (and RV free wall below)
+    pe = an.epi(vc, h + an.peri_t)
+    in_peri = (au <= pe) & (V >= -an.h_ap - an.peri_t) & (V <= an.L + 1.0) & ~in_epi
+    if an.view == "A4C":
+        in_peri &= ~sep | (V < an.rv_v0 + 5)
+    E[in_peri] = ts.peri * myo_tex[in_peri]
+    # atria: thin walls, blood inside (painted before the LV so LV tissue wins at the base)
+    cu, cv_, aa = an.la_center()
+    la = ((U - cu) / aa) ** 2 + ((V - cv_) / an.la_b) ** 2
+    la_wall = (la <= ((aa + 2.5) / aa) ** 2) & (V > an.L - 4)
+    E[la_wall] = ts.atrial_wall * myo_tex[la_wall]
+    blood = (la <= 1.0) & (V >= an.L)
+    if an.view == "A4C":
+        rcu, rcv, ra_ = an.ra_center()
+        ra = ((U - rcu) / ra_) ** 2 + ((V - rcv) / an.ra_b) ** 2
+        ra_wall = (ra <= ((ra_ + 2.5) / ra_) ** 2) & (V > an.tv_v - 4)
+        E[ra_wall] = ts.atrial_wall * myo_tex[ra_wall]
+        blood |= (ra <= 1.0) & (V >= an.tv_v)
+        # RV: free wall + pericardium, cavity beside the septum
+        w = an.rv_width(np.clip(V, an.rv_v0, an.tv_v))
+        inner = an.epi(vc, an.h_sep)
+        d = -U - inner   # distance outward from the septum's RV surface
+        rv_zone = (V >= an.rv_v0 - an.rv_t) & (V <= an.tv_v + 1.0)
+        rv_fw = rv_zone & (d >= 0) & (d <= w + an.rv_t) & ~in_epi
+        E[rv_fw] = ts.myo * 0.9 * myo_tex[rv_fw]
+        rv_pe = rv_zone & (d > w + an.rv_t) & (d <= w + an.rv_t + an.peri_t)
+        E[rv_pe] = ts.peri * myo_tex[rv_pe]
+        rv_cav = (V >= an.rv_v0) & (V <= an.tv_v) & (d > 0) & (d < w)
+        blood |= rv_cav
+        if ts.moderator:
+            vm = an.rv_v0 + 0.3 * (an.tv_v - an.rv_v0)
+            band = rv_cav & (np.abs(V - vm - 0.3 * d) < 1.5)
+            E[band] = 0.8 * ts.myo
+    E[in_epi] = (myo * myo_tex)[in_epi]
+    # crux: bright fibrous AV junction
+    ab = float(an.a0(an.L))
+    cx, cy = -(ab + 0.5 * an.h_sep), an.L + 2.0
+    crux = (U - cx) ** 2 + (V - cy) ** 2 < (0.45 * an.h_sep + 2) ** 2
+    E[crux] = 1.6 * ts.myo
+    E[blood] = ts.blood
+    cav = an.cavity_level(U, V) > 0
+    E[cav] = ts.blood
+    # mitral orifice joins LV and LA
+    ori = (V >= an.L - 1) & (V <= an.L + 3) & (au < ab)
+    E[ori] = ts.blood
+    if ts.papillary:
+        pv = 0.55 * an.L
+        pu = float(an.a0(pv)) * 0.78
+        pap = ((U - pu) / 4.5) ** 2 + ((V - pv) / 9.0) ** 2 < 1.0
+        E[pap] = np.maximum(E[pap], 0.5 * ts.myo)
+    if ts.aorta and an.view == "A4C":
+        ac = (cu + aa + 6.0, cv_ + 0.4 * an.la_b)
+        r2 = (U - ac[0]) ** 2 + (V - ac[1]) ** 2
+        E[(r2 < 64) & (r2 > 36)] = 1.2 * ts.myo
+        E[r2 <= 36] = ts.blood * 3
+    for (du, dv, rad, strength) in ts.dropouts:
+        g = np.exp(-((U - du) ** 2 + (V - dv) ** 2) / (2 * rad * rad)).astype(np.float32)
+        E *= 1.0 - strength * g
+    # blood is not perfectly black: faint smoke, then soft tissue borders
+    E = np.where(E <= ts.blood * 1.01, ts.blood * np.exp(0.6 * tex(2.0)), E).astype(np.float32)
+    if ts.fuzz_mm > 0:
+        E = cv2.GaussianBlur(E, (0, 0), max(ts.fuzz_mm / res, 0.3))
+    return E
