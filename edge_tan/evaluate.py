@@ -29,11 +29,12 @@ def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTa
     from .track_cli import clinical_summary
     sp = seq.spacing_mm if np.isfinite(seq.spacing_mm) and seq.spacing_mm > 0 else math.nan
     pred = stack_masks(results)
+    diag = float(np.hypot(*seq.frames.shape[1:]))
     dices = []
     for t in np.flatnonzero(seq.labeled):
         r, gt = results[t], seq.masks[t]
         d = mt.dice(pred[t], gt)
-        a, h = mt.asd_hd(pred[t], gt)
+        a, h = mt.asd_hd(pred[t], gt, empty=diag)  # a missed LV counts as a large error, not NaN
         row = {"dice": d, "asd_px": a, "asd_mm": a * sp, "hd_px": h}
         if seq.landmarks is not None and np.isfinite(seq.landmarks[t]).all():
             p = r.landmarks if r.landmarks is not None else np.full((3, 2), np.nan)
