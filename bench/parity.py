@@ -324,6 +324,9 @@ def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str
             continue
         try:
             runner = open_fn(rq.backend, rq.precision)
+        except UsageError as e:   # e.g. the onnx target is fp32-only: not a failure of the backend
+            row.update(status="unsupported", reason=str(e))
+            continue
         except EdgeTanError as e:
             row.update(status="unavailable" if _is_unavailable(str(e)) else "error", reason=str(e))
             continue
@@ -373,11 +376,6 @@ def _describe(runner: Runner) -> dict:
     return {k: (v if isinstance(v, (str, int, float, bool, type(None), list)) else str(v)) for k, v in d.items()}
 
 
-def _calib_for(source) -> str | None:
-    p = Path(source) if source is not None else None
-    return str(p) if p is not None and p.is_dir() else None
-
-
 def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_tol, max_drop, limit,
                    wrap: Callable[[str, str, Runner], Runner] | None = None, quiet: bool = False) -> int:
     """`edge-tan parity`: 0 all compared backends pass, 1 a real failure, 2 usage error."""
@@ -399,7 +397,11 @@ def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_to
     except UsageError as e:
         console.print(f"edge-tan: error: {e}", markup=False, highlight=False)
         return 2
-    calib = _calib_for(source)
+    from .source import calibration_dir
+
+    def open_fn(b, p):
+        return open_model(spec, b, p, calib=calibration_dir(source) if p == "int8" else None)
+
     reference = open_model(spec, REFERENCE, "fp32")
     try:
         if reference.metadata.warp_mode != "affine" and not quiet:
@@ -408,7 +410,7 @@ def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_to
         if status:
             status.start()
         try:
-            report = run_parity(clips, requests, lambda b, p: open_model(spec, b, p, calib=calib), reference, tols,
+            report = run_parity(clips, requests, open_fn, reference, tols,
                                 wrap=wrap, progress=(lambda s: status.update(f"parity: {s}")) if status else None)
         finally:
             if status:

@@ -14,7 +14,7 @@ from pathlib import Path
 from edge_tan.atomic import write_text
 
 SYMBOL = {"pass": "✅", "ok": "✅", "reference": "★", "fail": "❌", "error": "❌", "failed": "❌",
-          "inaccurate": "❎", "unavailable": "—"}
+          "inaccurate": "❎", "unavailable": "—", "unsupported": "—"}
 
 
 # ---- JSON -----------------------------------------------------------------------------------
@@ -86,7 +86,7 @@ def parity_rows(report: dict) -> list[list[str]]:
             cells = [_check_cell(r["checks"][n]) for n, _ in cols]
         else:
             msg = r["reason"] or ""
-            if st == "unavailable":
+            if st in ("unavailable", "unsupported"):
                 msg = "not installed" if "not installed" in msg else msg
             cells = [msg] + [""] * (len(cols) - 1)
         out.append(head + cells)
@@ -129,8 +129,8 @@ def parity_markdown(report: dict) -> str:
 
 
 # ---- bench ----------------------------------------------------------------------------------
-BENCH_COLUMNS = ("model", "backend", "prec", "status", "params M", "GMAC", "size MB", "build", "median ms",
-                 "p95 ms", "p99 ms", "fps", "e2e fps", "non-net %", "tput fps", "peak MB", "accuracy",
+BENCH_COLUMNS = ("model", "backend", "prec", "status", "params M", "GMAC", "size MB", "build",
+                 "latency ms med/p95/p99", "fps", "e2e fps", "non-net %", "tput fps", "peak MB", "accuracy",
                  "TAN speed-up")
 
 
@@ -162,23 +162,20 @@ def bench_row_cells(r: dict) -> list[str]:
     sym = SYMBOL.get(st, "?")
     base = [r["model"], r["backend"], r["precision"]]
     if st in ("failed", "unavailable"):
-        return base + [f"{sym} {r.get('reason', '')}"] + [""] * (len(BENCH_COLUMNS) - 4)
+        return base + [f"{sym} {st}"] + [""] * (len(BENCH_COLUMNS) - 4)
     lat = r.get("latency_ms") or {}
     e2e = r.get("e2e") or {}
     build = r.get("build") or ""
     if build == "built" and r.get("build_s") is not None:
         build = f"{r['build_s']:.1f} s"
     bounded = "*" if r.get("bounded") else ""
-    status = f"{sym} {st}" + (f": {r['reason']}" if st == "inaccurate" and r.get("reason") else "")
     return base + [
-        status,
+        f"{sym} {st}",
         fmt(r["params"] / 1e6, 2) if r.get("params") else "n/a",
         fmt(r["macs"] / 1e9, 3) if r.get("macs") else "n/a",
         fmt(r.get("artifact_mb"), 1),
         build,
-        fmt(lat.get("median"), 2),
-        fmt(lat.get("p95"), 2),
-        fmt(lat.get("p99"), 2),
+        "/".join(fmt(lat.get(k), 2) for k in ("median", "p95", "p99")),
         fmt(lat.get("fps"), 1) + bounded,
         fmt(e2e.get("fps"), 1) + bounded,
         fmt(100 * e2e["non_network_share"], 0) if e2e.get("non_network_share") is not None else "n/a",
@@ -187,6 +184,12 @@ def bench_row_cells(r: dict) -> list[str]:
         _acc_cell(r),
         _speedup_cell(r),
     ]
+
+
+def bench_reasons(report: dict) -> list[str]:
+    """One line per row that did not simply run: why it failed, is unavailable, or is out of tolerance."""
+    return [f"{SYMBOL.get(r['status'], '?')} {r['model']} {r['backend']} {r['precision']}: {r['reason']}"
+            for r in report["rows"] if r["status"] in ("failed", "unavailable", "inaccurate") and r.get("reason")]
 
 
 def bench_table(report: dict):
@@ -207,6 +210,9 @@ def bench_markdown(report: dict) -> str:
              "| " + " | ".join(BENCH_COLUMNS) + " |", "|" + "---|" * len(BENCH_COLUMNS)]
     for r in report["rows"]:
         lines.append("| " + " | ".join(c.replace("|", "/") for c in bench_row_cells(r)) + " |")
+    reasons = bench_reasons(report)
+    if reasons:
+        lines += [""] + [f"- {x}" for x in reasons]
     lines += ["", "Legend: ✅ ran, ❎ ran but accuracy out of tolerance, ❌ failed, — unavailable. "
               "Latency is model-only (batch 1, one window); e2e fps is the whole tracker per frame "
               "(warp + infer + unwarp + contour). * = bounded run (few timed runs, see notes)."]

@@ -60,3 +60,22 @@ def load_clips(source: str | Path | None, limit: int = 3) -> tuple[list[Sequence
 
 def has_labels(seq: Sequence) -> bool:
     return seq.masks is not None and seq.labeled is not None and bool(seq.labeled.any()) and bool(seq.masks.any())
+
+
+def calibration_dir(source: str | Path | None) -> Path:
+    """An edge-tan dataset for INT8 calibration: the user's DATA_DIR, else a small cached phantom
+    dataset (seeds disjoint from the benchmark clip, so INT8 is not calibrated on its own test clip)."""
+    if source is not None and Path(source).is_dir():
+        return Path(source)
+    from edge_tan.targets.resolve import cache_dir
+    root = cache_dir().parent / "calib-phantom-v1"
+    if not (root / "manifest.json").is_file():
+        try:
+            from edge_tan.synth.generate import generate_dataset
+        except ImportError as e:
+            raise EdgeTanError(f"INT8 needs calibration data and the phantom generator is unavailable ({e}); "
+                               "give a DATA_DIR") from None
+        from edge_tan.atomic import atomic_dir
+        with atomic_dir(root) as tmp:
+            generate_dataset(tmp, n=6, seed=PHANTOM_SEED + 1000, views=["A2C", "A4C"], avi=False, workers=1)
+    return root

@@ -1,0 +1,65 @@
+"""The bench plot, in the spirit of the paper's Fig. 6: speed (log x) vs accuracy, marker area ~ params.
+
+One point per model x backend x precision that ran. Models without an accuracy (untrained, speed
+only) sit in a separate band below the axis with hollow markers, so they are never read as a score.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from edge_tan.atomic import atomic_path
+
+COLORS = {"onnxruntime": "tab:blue", "openvino": "tab:purple", "tensorrt": "tab:green", "torch": "tab:orange",
+          "torch-cuda": "tab:red"}
+MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
+
+
+def _speed(r: dict) -> float | None:
+    v = (r.get("e2e") or {}).get("fps") or r.get("fps")
+    return float(v) if v and math.isfinite(v) else None
+
+
+def bench_plot(report: dict, path: str | Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in report["rows"] if r.get("status") in ("ok", "inaccurate") and _speed(r)]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    scored = [r for r in rows if (r.get("accuracy") or {}).get("dice") is not None and r.get("trained")]
+    unscored = [r for r in rows if r not in scored]
+    dices = [100 * r["accuracy"]["dice"] for r in scored]
+    lo = min(dices) - 5 if dices else 0.0
+    hi = max(dices) + 3 if dices else 100.0
+    band = lo - (hi - lo) * 0.12
+    for r in rows:
+        params = r.get("params") or 1e6
+        size = 30 + 600 * math.sqrt(params / 60e6)
+        y = 100 * r["accuracy"]["dice"] if r in scored else band
+        c = COLORS.get(r["backend"], "gray")
+        ax.scatter([_speed(r)], [y], s=size, marker=MARKERS.get(r["precision"], "o"),
+                   facecolors=c if r in scored else "none", edgecolors=c, alpha=0.7, linewidths=1.5)
+        ax.annotate(f"{r['model']} {r['backend']} {r['precision']}", (_speed(r), y), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    if unscored:
+        ax.axhline(band + (hi - lo) * 0.06, color="lightgray", lw=0.8, ls="--")
+        ax.text(0.01, 0.02, "hollow, bottom band: untrained / no labels (speed only)", transform=ax.transAxes,
+                fontsize=7, color="gray", va="bottom")
+    ax.set_ylim(band - (hi - lo) * 0.08, hi)
+    ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    ax.set_yticks(ticks + ([band] if unscored else []))
+    ax.set_yticklabels([f"{t:g}" for t in ticks] + (["speed\nonly"] if unscored else []))
+    ax.set_xlabel("end-to-end tracker fps (log scale; model-only where e2e missing)")
+    ax.set_ylabel("mean Dice vs labels (%)")
+    ax.set_title("edge-tan bench: speed vs accuracy (marker area ~ parameters)", fontsize=10)
+    fig.text(0.99, 0.005, report.get("machine_line", "")[:160], fontsize=5, ha="right", va="bottom", color="gray")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

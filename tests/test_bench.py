@@ -1,0 +1,209 @@
+"""`edge-tan bench` on a tiny clip with tiny models: outputs with the documented keys, unavailable
+backends shown as unavailable (never passed), a failing row shows ❌ with its reason without
+crashing the run; latency statistics; the GPU check's CPU path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("matplotlib")
+
+from edge_tan.bench import run as B  # noqa: E402
+from edge_tan.bench.latency import STAT_KEYS, stats_ms, time_callable  # noqa: E402
+from edge_tan.dataset import save_sequence  # noqa: E402
+from tests.test_parity import DarkNet, export_onnx, metadata  # noqa: E402
+from tests.toy import toy_sequence  # noqa: E402
+
+ROW_KEYS = {"model", "backend", "precision", "status", "reason", "params", "macs", "artifact_mb", "build",
+            "latency_ms", "fps", "e2e", "peak_rss_mb", "accuracy", "trained", "warp_mode"}
+TOP_KEYS = {"machine", "machine_line", "source", "frames", "rows", "notes", "paper_fig6", "outputs"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    md = metadata()
+    md.trained = True   # a "trained" tiny model so accuracy is reported
+    tan = export_onnx(DarkNet(0).eval(), md, d / "tinytan.onnx")
+    md_b = metadata()
+    md_b.warp_mode, md_b.model_name = "none", "tinybase"
+    base = export_onnx(DarkNet(1).eval(), md_b, d / "tinybase.onnx")
+    from edge_tan.targets.openvino import onnx_to_ov, save_ir
+    irs = {p: save_ir(onnx_to_ov(p), p.with_suffix(".xml"), m) for p, m in ((tan, md), (base, md_b))}
+    clip = d / "clip.npz"
+    save_sequence(toy_sequence("clip", T=8), clip)
+    return {"tan": tan, "base": base, "irs": irs, "clip": clip, "dir": d}
+
+
+def opener(tiny, broken_backend=None):
+    """Artifacts made in the test; `broken_backend` raises like a crashing runtime."""
+    from edge_tan.targets.onnxruntime import OrtRunner
+    from edge_tan.targets.openvino import OpenVinoRunner
+
+    def open_(spec, backend, precision):
+        if backend == broken_backend:
+            raise RuntimeError("simulated runtime crash")
+        p = Path(spec)
+        if backend == "onnxruntime":
+            return OrtRunner(p, threads=1), p, 0.0, True
+        if backend == "openvino":
+            x = tiny["irs"][p]
+            return OpenVinoRunner(x, threads=1), x, 0.1, False
+        raise AssertionError(backend)
+    return open_
+
+
+def rows_by(report):
+    return {(r["model"], r["backend"], r["precision"]): r for r in report["rows"]}
+
+
+def test_bench_outputs_and_statuses(tiny, tmp_path, monkeypatch):
+    from edge_tan.targets import registry
+    real = registry.available
+    monkeypatch.setattr(registry, "available",
+                        lambda n: (False, "tensorrt is not installed") if registry.canonical(n) == "tensorrt" else real(n))
+    t0 = time.time()
+    models = f"tan={tiny['tan']},unet={tiny['base']}"
+    rep = B.run_bench_cli(tiny["clip"], models, "onnxruntime,openvino,tensorrt", "fp32", 12, tmp_path / "out",
+                          None, None, None, opener=opener(tiny), quiet=True)
+    assert time.time() - t0 < 30
+    out = tmp_path / "out"
+    data = json.loads((out / "bench.json").read_text())
+    assert TOP_KEYS <= set(data)
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "bench.md").read_text()
+    assert "| model | backend |" in md and "Paper Fig. 6" in md
+    r = rows_by(data)
+    for m in ("tan", "unet"):
+        for b in ("onnxruntime", "openvino"):
+            row = r[(m, b, "fp32")]
+            assert row["status"] == "ok", row["reason"]
+            assert ROW_KEYS <= set(row)
+            assert set(STAT_KEYS) <= set(row["latency_ms"]) and row["latency_ms"]["n"] >= (12 if m == "tan" else 10)
+            assert row["e2e"]["fps"] > 0 and 0 <= row["e2e"]["non_network_share"] <= 1
+            if m == "tan":
+                assert row["accuracy"]["dice"] > 0.5   # the darkness net segments the toy LV
+            else:
+                assert row["accuracy"] is None and row["trained"] is False   # untrained: speed only
+        trt = r[(m, "tensorrt", "fp32")]
+        assert trt["status"] == "unavailable" and "not installed" in trt["reason"]
+    assert r[("tan", "openvino", "fp32")]["throughput_fps"] > 0
+    assert r[("tan", "onnxruntime", "fp32")]["build"] == "cached"
+    # TAN vs the full-frame "baseline" on the same backend/precision
+    sp = r[("tan", "onnxruntime", "fp32")]["speedup"]["unet"]
+    assert sp["e2e"] > 0 and sp["model"] > 0
+    assert r[("unet", "onnxruntime", "fp32")]["bounded"] is True
+    assert any("bounded" in n or "baselines are slow" in n for n in data["notes"])
+    assert "— unavailable" in md and "✅ ok" in md
+    assert "✅" not in [ln for ln in md.splitlines() if "| tensorrt |" in ln][0]
+
+
+def test_failing_backend_row_does_not_crash(tiny, tmp_path):
+    rep = B.run_bench_cli(tiny["clip"], f"tan={tiny['tan']}", "onnxruntime,openvino", "fp32", 5, tmp_path,
+                          tmp_path / "b.json", tmp_path / "b.md", tmp_path / "b.png",
+                          opener=opener(tiny, broken_backend="openvino"), quiet=True)
+    r = rows_by(rep)
+    assert r[("tan", "onnxruntime", "fp32")]["status"] == "ok"
+    bad = r[("tan", "openvino", "fp32")]
+    assert bad["status"] == "failed" and "simulated runtime crash" in bad["reason"]
+    md = (tmp_path / "b.md").read_text()
+    assert "❌ failed" in md and "simulated runtime crash" in md
+    assert (tmp_path / "b.json").is_file() and (tmp_path / "b.png").is_file()
+
+
+def test_default_opener_with_onnx_file(tiny, tmp_path):
+    """Real resolution path: an .onnx model runs on ONNX Runtime; OpenVINO cannot take it -> ❌ with a reason."""
+    rep = B.run_bench_cli(tiny["clip"], str(tiny["tan"]), "onnxruntime,openvino", "fp32", 3, tmp_path, None, None,
+                          None, quiet=True)
+    r = rows_by(rep)
+    assert r[("tinytan", "onnxruntime", "fp32")]["status"] == "ok"
+    assert r[("tinytan", "onnxruntime", "fp32")]["params"] > 0
+    ov = r[("tinytan", "openvino", "fp32")]
+    assert ov["status"] == "failed" and ov["reason"]
+
+
+def test_inaccurate_row_and_untrained_label(tiny):
+    rows = [
+        {"model": "tan", "backend": "onnxruntime", "precision": "fp32", "status": "ok", "trained": True,
+         "warp_mode": "affine", "accuracy": {"dice": 0.90}, "e2e": {"fps": 100.0}, "fps": 200.0},
+        {"model": "tan", "backend": "openvino", "precision": "int8", "status": "ok", "trained": True,
+         "warp_mode": "affine", "accuracy": {"dice": 0.88}, "e2e": {"fps": 150.0}, "fps": 300.0},
+        {"model": "unet", "backend": "openvino", "precision": "int8", "status": "ok", "trained": False,
+         "warp_mode": "none", "accuracy": None, "e2e": {"fps": 3.0}, "fps": 4.0},
+    ]
+    notes = []
+    B.finish(rows, notes)
+    assert rows[1]["status"] == "inaccurate" and "drop 2.00" in rows[1]["reason"]
+    assert rows[1]["speedup"]["unet"]["e2e"] == pytest.approx(50.0)
+    from edge_tan.bench.report import bench_row_cells
+    assert "untrained (speed only)" in bench_row_cells(rows[2])
+    assert any("untrained" in n for n in notes)
+
+
+def test_usage_errors(tiny, tmp_path):
+    from edge_tan.errors import UsageError
+    with pytest.raises(UsageError):
+        B.run_bench_cli(tiny["clip"], "tan", "onnxruntime", "fp64", 5, tmp_path, None, None, None, quiet=True)
+    with pytest.raises(UsageError):
+        B.run_bench_cli(tiny["clip"], "tan", "tflite", "fp32", 5, tmp_path, None, None, None, quiet=True)
+    with pytest.raises(UsageError):
+        B.run_bench_cli(tiny["clip"], "unet=/nope.safetensors", "onnxruntime", "fp32", 5, tmp_path, None, None,
+                        None, quiet=True)
+    with pytest.raises(UsageError):
+        B.run_bench_cli(tiny["clip"], "tan", "onnxruntime", "fp32", 0, tmp_path, None, None, None, quiet=True)
+
+
+def test_time_callable_stats():
+    calls = []
+    s = time_callable(lambda: calls.append(1), warmup=3, runs=7)
+    assert len(calls) == 10 and s["n"] == 7 and set(STAT_KEYS) <= set(s)
+    assert s["min"] <= s["median"] <= s["p95"] <= s["p99"] <= s["max"]
+    s = stats_ms([1_000_000, 2_000_000, 3_000_000])
+    assert s["median"] == 2.0 and s["fps"] == 500.0 and s["n"] == 3
+    s = time_callable(lambda: None, warmup=0, runs=2, min_time=0.02, max_time=1.0)
+    assert s["n"] > 2 and s["total_s"] >= 0.0
+    with pytest.raises(ValueError):
+        time_callable(lambda: None, runs=0)
+
+
+def test_pingpong_and_machine():
+    assert B.pingpong(3, 7) == [0, 1, 2, 1, 0, 1, 2]
+    assert B.pingpong(1, 3) == [0, 0, 0]
+    from edge_tan.bench.machine import LoadMonitor, machine_info, machine_line
+    info = machine_info(2)
+    assert info["cpu"] and info["logical_cpus"] >= 1 and "numpy" in info["versions"]
+    assert "threads used" in machine_line(info)
+    with LoadMonitor() as lm:
+        pass
+    r = lm.result()
+    assert r["other_cores"] is None and r["busy"] is False   # too short to judge
+
+
+def test_gpu_check_cpu_path(tmp_path):
+    """The GPU script's logic on CPU for a few iterations with a tiny weights file."""
+    pytest.importorskip("safetensors")
+    from edge_tan.bench import gpu_check
+    from edge_tan.export.models.registry import build_model, make_metadata, model_kwargs
+    from edge_tan.export.weights import save_weights
+    torch.manual_seed(0)
+    m = build_model("tan", width=0.25)
+    md = make_metadata(m, "tan", model_kwargs("tan", width=0.25), size=64)
+    w = tmp_path / "tiny.safetensors"
+    save_weights(m, md, w)
+    rc = gpu_check.main(["--weights", str(w), "--out", str(tmp_path / "g"), "--device", "cpu", "--runs", "3",
+                         "--frames", "4", "--baselines", "", "--batch", "2"])
+    assert rc == 0
+    data = json.loads((tmp_path / "g" / "gpu_check.json").read_text())
+    assert data["device"]["type"] == "cpu"
+    lat = {(x["model"], x["precision"]): x for x in data["latency"]}
+    assert lat[("tan", "fp32")]["median_ms"] > 0
+    assert data["parity"]["fp32"]["open_dice_mean"] >= 0.999
+    assert (tmp_path / "g" / "gpu_check.md").is_file()
