@@ -53,6 +53,10 @@ def canonical(name: str) -> str:
 
 
 def _has_module(mod: str) -> bool:
+    import sys
+
+    if mod in sys.modules:          # already imported (or deliberately blocked with None)
+        return sys.modules[mod] is not None
     try:
         return importlib.util.find_spec(mod) is not None
     except (ImportError, ValueError):

@@ -181,6 +181,31 @@ def test_openvino_matches_torch_and_metadata_round_trips(tiny, tiny_ir):
                 assert np.abs(out[k] - ref[k][:n]).max() < 1e-4, k
 
 
+def test_openvino_compiled_model_cache_dir(tiny_ir, tmp_path):
+    from edge_tan.targets.openvino import OpenVinoRunner
+
+    with OpenVinoRunner(tiny_ir, threads=1, cache_dir=tmp_path / "ovcache") as r:
+        r.infer(rand_batch(1))
+    assert any((tmp_path / "ovcache").iterdir())
+
+
+def test_torch_runner_from_weights_file(tmp_path):
+    reg = pytest.importorskip("edge_tan.export.models.registry")
+    from edge_tan.export.weights import save_weights
+    from edge_tan.targets.registry import open_runner
+
+    module, md = reg.load_model("tan", size=W)
+    p = tmp_path / "w.safetensors"
+    save_weights(module, md, p)
+    x = rand_batch(1)
+    with open_runner("torch", p, threads=1) as r:
+        assert r.metadata.window == W and r.describe()["backend"] == "torch"
+        out = r.infer(x)
+    with torch.inference_mode():
+        seg = module(torch.from_numpy(x))[0].numpy()
+    assert np.abs(out["seg"] - seg).max() < 1e-5
+
+
 def test_openvino_throughput_queue_keeps_order(tiny, tiny_ir):
     from edge_tan.targets.openvino import OpenVinoRunner
 

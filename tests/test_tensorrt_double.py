@@ -217,3 +217,37 @@ def test_runner_with_real_cuda_buffers(monkeypatch, tmp_path, tiny_onnx, version
             out, want = r.infer(x), ref.infer(x)
             for k in want:
                 np.testing.assert_allclose(out[k], want[k], atol=1e-6)
+
+
+def test_build_artifact_tensorrt_int8_qdq_end_to_end(monkeypatch, tmp_path, tiny_onnx):
+    """build_artifact -> NNCF Q/DQ ONNX -> (fake) engine + sidecar -> runner, all through the cache."""
+    pytest.importorskip("nncf")
+    from tests.toy import toy_dataset
+
+    from edge_tan.targets.build import build_artifact, open_artifact
+
+    fake.install(monkeypatch, "10.3.0")
+    onnx_path, md = tiny_onnx
+    ds = tmp_path / "ds"
+    toy_dataset(ds, n=3, T=5, H=72, W=80)
+    out = tmp_path / "art"
+    eng = build_artifact(model=str(onnx_path), target="tensorrt", precision="int8", out_dir=out, calib=ds,
+                         calib_limit=12, trt_options={"max_batch": 2})
+    assert eng.name == "model.engine" and (eng.parent / "model.engine.json").is_file()
+    assert (eng.parent / "model.qdq.onnx").is_file()
+    side = json.loads((eng.parent / "model.engine.json").read_text())
+    assert side["build"]["int8_mode"] == "explicit-qdq" and side["build"]["max_batch"] == 2
+    assert not calls("config", "set:int8_calibrator")
+    assert list(out.glob("tensorrt-timing-sm_87.cache"))          # per-GPU timing cache shared in out_dir
+    with open_artifact(eng) as r:
+        assert r.metadata.precision == "int8"
+        out1 = r.infer(rand_batch(2))
+        assert out1["seg"].shape == (2, 2, 64, 64) and np.isfinite(out1["seg"]).all()
+    fake.CALLS.clear()
+    again = build_artifact(model=str(onnx_path), target="tensorrt", precision="int8", out_dir=out, calib=ds,
+                           calib_limit=12, trt_options={"max_batch": 2})
+    assert again == eng and not calls("builder")                    # cache hit: nothing rebuilt
+    # another GPU gets another cache key (engines are per GPU)
+    fake.install(monkeypatch, "10.3.0", cc=(9, 0))
+    other = build_artifact(model=str(onnx_path), target="tensorrt", precision="fp16", out_dir=out)
+    assert other.parent != eng.parent
