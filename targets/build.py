@@ -338,7 +338,10 @@ def _build_tensorrt(onnx_path: Path, tmp: Path, md: ModelMetadata, precision: st
         onnx.save(q, str(src_onnx))
         rep["quantization"] = {"method": "nncf-qdq", "calibration_windows": len(calib_set),
                                "keep_heads_fp32": keep_heads_fp32}
-    opts = BuildOptions(precision=precision, **trt_options)
+    try:
+        opts = BuildOptions(precision=precision, **trt_options)
+    except TypeError as e:
+        raise UsageError(f"bad TensorRT build option: {e}") from None
     if opts.timing_cache is None:   # one timing cache per GPU, shared by every build in out_dir
         opts.timing_cache = str(out_dir / f"tensorrt-timing-{gpu_info(opts.device)['sm']}.cache")
     build_engine(src_onnx, tmp / ARTIFACT["tensorrt"], md, opts)
