@@ -20,6 +20,7 @@ from ..dataset import save_sequence, split_for, write_manifest
 from ..errors import EdgeTanError
 from . import GENERATOR_VERSION
 from .montage import build_montage, montage_rows
+from .params import OVERRIDES
 from .render import generate_sequence
 
 __all__ = ["generate_dataset", "generate_sequence", "sequence_seed"]
@@ -44,10 +45,10 @@ def write_avi(frames: np.ndarray, path: Path, fps: float) -> None:
 
 
 def _job(args):
-    index, seed, view, root, avi, want_rows = args
+    index, seed, view, root, avi, want_rows, overrides = args
     cv2.setNumThreads(1)
     name = f"synth_{index:05d}_{view.lower()}"
-    seq = generate_sequence(sequence_seed(seed, index), view, name=name)
+    seq = generate_sequence(sequence_seed(seed, index), view, name=name, **overrides)
     save_sequence(seq, Path(root) / f"{name}.npz")
     if avi:
         write_avi(seq.frames, Path(root) / f"{name}.avi", seq.fps)
@@ -74,13 +75,19 @@ def _check_args(out_dir, n, views, workers):
 
 
 def generate_dataset(out_dir, n: int = 20, seed: int = 0, views=("A2C", "A4C"), avi: bool = False,
-                     workers: int = 0, progress: bool = True) -> Path:
-    """Write n phantom sequences + manifest.json + montage.png into out_dir (replaced atomically)."""
+                     workers: int = 0, progress: bool = True, **overrides) -> Path:
+    """Write n phantom sequences + manifest.json + montage.png into out_dir (replaced atomically).
+
+    `overrides` (n_frames, out_size, ...) go to every generate_sequence call (tests, quick sets).
+    """
     out, views = _check_args(out_dir, n, views, workers)
+    bad = sorted(set(overrides) - set(OVERRIDES))
+    if bad:
+        raise EdgeTanError(f"unknown phantom override(s) {bad}; known: {', '.join(OVERRIDES)}")
     n = int(n)
     nproc = min(int(workers) or (os.cpu_count() or 1), n)
     with atomic_dir(out) as tmp:
-        jobs = [(i, int(seed), views[i % len(views)], str(tmp), bool(avi), i < MONTAGE_ROWS) for i in range(n)]
+        jobs = [(i, int(seed), views[i % len(views)], str(tmp), bool(avi), i < MONTAGE_ROWS, overrides) for i in range(n)]
         infos, rows = {}, {}
         for i, info, row in _run(jobs, nproc, progress):
             infos[i] = info

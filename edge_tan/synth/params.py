@@ -52,21 +52,32 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqPa
     if bad:
         raise EdgeTanError(f"unknown phantom override(s) {sorted(bad)}; known: {', '.join(OVERRIDES)}")
     ov = overrides
-    q = float(ov["quality"]) if ov.get("quality") is not None else float(rng.beta(2.0, 1.6))
-    q = min(max(q, 0.0), 1.0)
+    # independent streams per concern, and every base draw always taken, so an override (e.g. a
+    # tiny n_frames for a test) leaves the rest of the sequence's random choices unchanged
+    r_base, r_anat, r_img, r_art = rng.spawn(4)
+    draws = dict(quality=float(r_base.beta(2.0, 1.6)), heart_rate=_u(r_base, 50, 120),
+                 fps=float(r_base.choice([25, 30, 30, 40, 50, 50, 60, 70, 80]) + _u(r_base, -2, 2)),
+                 beats=_u(r_base, 1.05, 2.6), ef=_u(r_base, 22.0, 73.0),
+                 size=int(r_base.choice(len(OUT_SIZES), p=np.array(OUT_WEIGHTS) / sum(OUT_WEIGHTS))),
+                 depth=_u(r_base, 125, 200), sector_deg=_u(r_base, 60, 90),
+                 tilt_deg=(8.0 if view == "A4C" else 4.0) + _u(r_base, -20, 20), phase0=_u(r_base, 0, 1))
+    pick = lambda k: float(ov[k]) if ov.get(k) is not None else draws[k]  # noqa: E731
+    q = min(max(pick("quality"), 0.0), 1.0)
     bad_ = 1.0 - q
-    hr = float(ov.get("heart_rate") or _u(rng, 50, 120))
-    fps = float(ov.get("fps") or rng.choice([25, 30, 30, 40, 50, 50, 60, 70, 80]) + _u(rng, -2, 2))
-    if ov.get("n_frames"):
+    hr = pick("heart_rate")
+    fps = pick("fps")
+    if hr <= 0 or fps <= 0:
+        raise EdgeTanError(f"heart_rate and fps must be positive, got {hr}, {fps}")
+    if ov.get("n_frames") is not None:
         T = int(ov["n_frames"])
     else:
-        beats = _u(rng, 1.05, 2.6)
-        T = int(np.clip(round(beats * fps * 60.0 / hr), 21, 120))
+        T = int(np.clip(round(draws["beats"] * fps * 60.0 / hr), 21, 120))
     if T < 2:
         raise EdgeTanError(f"n_frames must be >= 2, got {T}")
-    ef = float(ov["ef"]) if ov.get("ef") is not None else _u(rng, 22.0, 73.0)
+    ef = pick("ef")
     if not 5.0 <= ef <= 85.0:
         raise EdgeTanError(f"ef must be within 5..85 %, got {ef}")
+    rng = r_anat
     systole = float(np.clip(0.30 + 0.12 * (hr - 60) / 60 + rng.normal(0, 0.02), 0.27, 0.47))
 
     # ---- anatomy: dilated hearts are larger and rounder when EF is low
@@ -103,31 +114,32 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqPa
     tis.dropouts = tuple(drops)
 
     # ---- probe and placement
-    depth = float(ov.get("depth") or _u(rng, 125, 200))
-    sector = float(ov.get("sector_deg") or _u(rng, 60, 90))
-    tilt = np.deg2rad(float(ov["tilt_deg"]) if ov.get("tilt_deg") is not None
-                      else (8.0 if view == "A4C" else 4.0) + _u(rng, -20, 20))
+    rng = r_img
+    depth = pick("depth")
+    sector = pick("sector_deg")
+    tilt = np.deg2rad(pick("tilt_deg"))
     gap = _u(rng, 8, 40)
     apex_z = an.h_ap + gap
     apex_x = _u(rng, -4, 14) if view == "A4C" else _u(rng, -8, 8)
-    if ov.get("out_size"):
+    if ov.get("out_size") is not None:
         H, W = (int(x) for x in ov["out_size"])
     else:
-        H, W = OUT_SIZES[int(rng.choice(len(OUT_SIZES), p=np.array(OUT_WEIGHTS) / sum(OUT_WEIGHTS)))]
+        H, W = OUT_SIZES[draws["size"]]
     if H < 32 or W < 32:
         raise EdgeTanError(f"out_size must be at least 32x32, got {H}x{W}")
     cropped = bool(rng.uniform() < (0.85 if max(H, W) <= 160 else 0.25))
+    rng = r_art
 
     drift = dict(tx=_u(rng, -1, 1) * 4 * bad_, tz=_u(rng, -1, 1) * 3 * bad_, rot=np.deg2rad(_u(rng, -1, 1) * 4 * bad_),
                  resp_amp=_u(rng, 0, 3.0) * (rng.uniform() < 0.6), resp_period=_u(rng, 3, 6),
                  resp_phase=_u(rng, 0, 2 * np.pi), decor=_u(rng, 0, 0.35) + 1.0 * bad_ * rng.uniform())
     imaging = dict(psf_ax_mm=_u(rng, 0.25, 0.6), psf_lat_deg=_u(rng, 0.45, 1.1), focus=_u(rng, 0.35, 0.7),
                    far_widen=_u(rng, 1.3, 2.2), att_db_mm=_u(rng, 0.0, 0.08), dr_db=_u(rng, 30, 46),
-                   headroom_db=_u(rng, 3, 12), noise_db=_u(rng, -32, -14), tgc_db_mm=_u(rng, 0.08, 0.2), gamma=_u(rng, 0.8, 1.5),
+                   headroom_db=_u(rng, 3, 12), noise_rel_db=_u(rng, -8, 6), tgc_db_mm=_u(rng, 0.08, 0.2), gamma=_u(rng, 0.8, 1.5),
                    gain_bumps=int(rng.integers(0, 4)), lateral_gain=_u(rng, 0, 0.5))
     artifacts = dict(
-        clutter=float(rng.uniform() < 0.4 + 0.55 * bad_) * _u(rng, 0.03, 0.12 + 0.45 * bad_),
-        clutter_depth=_u(rng, 8, 25) + 15 * bad_,
+        clutter=float(rng.uniform() < 0.4 + 0.55 * bad_) * _u(rng, 0.01, 0.04 + 0.2 * bad_),
+        clutter_depth=_u(rng, 6, 18) + 12 * bad_,
         reverb_bands=float(rng.uniform() < 0.3 * bad_ + 0.1),
         shadows=int(rng.integers(0, 3)) if rng.uniform() < 0.15 + 0.5 * bad_ else 0,
         jpeg=int(rng.integers(25, 96)) if rng.uniform() < 0.7 else 0,
@@ -137,7 +149,7 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqPa
         overlay_ecg=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.6)),
         persistence=_u(rng, 0, 0.5) * (rng.uniform() < 0.4),
     )
-    return SeqParams(view=view, n_frames=T, fps=fps, heart_rate=hr, phase0=_u(rng, 0, 1), ef_target=ef,
+    return SeqParams(view=view, n_frames=T, fps=fps, heart_rate=hr, phase0=draws["phase0"], ef_target=ef,
                      quality=q, anatomy=an, tissue=tis,
                      eps_l=float(np.clip(0.05 + 0.15 * (ef - 20) / 55 + rng.normal(0, 0.02), 0.03, 0.24)),
                      eps_rv=_u(rng, 0.15, 0.4) * (0.5 + ef / 100), apex_in=_u(rng, 0.0, 2.5),

@@ -68,13 +68,13 @@ def _fit(P: SeqParams, rng: np.random.Generator, times: np.ndarray):
     R = P.depth
     sw = 2 * R * np.sin(P.half)
     if P.cropped:
-        f = rng.uniform(0.95, 1.2)
+        f = rng.uniform(0.85, 1.12)
         s = f * H / R
         y0 = rng.uniform(-0.07, 0.01) * H
     else:
-        f = rng.uniform(0.62, 0.9)
-        s = min(f * H / R, 0.96 * W / sw)
-        y0 = rng.uniform(0.03, 0.1) * H
+        f = rng.uniform(0.75, 0.95)
+        y0 = rng.uniform(0.02, 0.07) * H
+        s = min(f * H / R, 0.98 * W / sw, (H - y0 - 2) / R)
     x0 = W / 2 + rng.uniform(-0.03, 0.03) * W
     # keep the whole LV (all frames) inside the image
     for _ in range(30):
@@ -181,10 +181,10 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
         C1 = art.complex_field(rng, (probe.nr, probe.nt), (lat_px * 2.5, ax_px * 1.5))
         C2 = art.complex_field(rng, (probe.nr, probe.nt), (lat_px * 2.5, ax_px * 1.5))
     noise_bank = [art.complex_field(rng, (probe.nr, probe.nt), (0.7, 0.7)) for _ in range(3)]
+    low = im["headroom_db"] - im["dr_db"]
     gain_lin = (10 ** (gain_db / 10)).astype(np.float32)
     # electronic noise is amplified by the TGC: strongest at the bottom of the sector
-    noise_lvl = (10 ** ((im["noise_db"] - im["tgc_db_mm"] * (P.depth - r_mm)) / 10)).astype(np.float32)[:, None]
-    low = im["headroom_db"] - im["dr_db"]
+    noise_lvl = (10 ** ((low + im["noise_rel_db"] - im["tgc_db_mm"] * (P.depth - r_mm)) / 10)).astype(np.float32)[:, None]
     ov = art.Overlays(rng, H, W, pl, P.depth, P.half, a, view, P.heart_rate, P.fps, phases, P.systole)
     lsizes = (rng.uniform(0.5, 0.62), rng.uniform(0.33, 0.45))
     tsizes = (rng.uniform(0.45, 0.6), rng.uniform(0.4, 0.55))

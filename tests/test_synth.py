@@ -1,0 +1,172 @@
+"""The apical-echo phantom: contract, determinism, exact ground truth, tissue-attached speckle, dataset writer."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_tan.dataset import list_split, load_sequence
+from edge_tan.errors import EdgeTanError
+from edge_tan.synth.generate import generate_dataset
+from edge_tan.synth.render import generate_sequence
+
+TINY = dict(n_frames=8, out_size=(112, 112))
+
+
+def _area(seq):
+    return seq.masks.reshape(seq.n_frames, -1).sum(1)
+
+
+@pytest.fixture(scope="module")
+def beat_a4c():
+    # 30 fps, 100 bpm, 30 frames = 1.67 beats: at least one ED and one ES inside the clip
+    return generate_sequence(11, "A4C", n_frames=30, fps=30, heart_rate=100, out_size=(112, 112), ef=55)
+
+
+def test_deterministic_by_seed():
+    a = generate_sequence(5, "A4C", **TINY)
+    b = generate_sequence(5, "A4C", **TINY)
+    c = generate_sequence(6, "A4C", **TINY)
+    for k in ("frames", "masks", "landmarks", "ed", "es"):
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
+    assert a.ef == b.ef and a.fps == b.fps and a.spacing_mm == b.spacing_mm
+    assert not np.array_equal(a.frames, c.frames)
+
+
+@pytest.mark.parametrize("view", ["A2C", "A4C"])
+def test_contract(view):
+    s = generate_sequence(3, view, **TINY)
+    s.validate()
+    assert s.frames.shape == (8, 112, 112) and s.frames.dtype == np.uint8
+    assert s.masks.dtype == np.uint8 and set(np.unique(s.masks)) <= {0, 1}
+    assert s.landmarks.shape == (8, 3, 2) and s.landmarks.dtype == np.float32
+    assert np.isfinite(s.landmarks).all()
+    assert s.labeled.dtype == bool and s.labeled.all()
+    assert s.view == view and s.ed.dtype == np.int64 and s.es.dtype == np.int64
+    assert s.ed.size >= 1 and s.es.size >= 1
+    assert 0.05 < s.spacing_mm < 3.0 and 25 <= s.fps <= 80
+    assert (_area(s) > 50).all()
+    # the sector is drawn on black: image corners at the top are outside the fan
+    assert s.frames[:, 0, 0].max() < 40 or s.frames[:, 0, -1].max() < 40
+
+
+def test_ed_is_max_area_es_is_min_area(beat_a4c):
+    s = beat_a4c
+    area = _area(s)
+    assert int(np.argmax(area)) in s.ed and int(np.argmin(area)) in s.es
+    assert (area[s.ed] >= 0.97 * area.max()).all()
+    assert (area[s.es] <= 1.03 * area.min()).all()
+    assert area.max() > 1.15 * area.min()   # the LV really beats
+
+
+def test_ef_hits_target_and_range(beat_a4c):
+    assert 20.0 <= beat_a4c.ef <= 75.0
+    assert abs(beat_a4c.ef - 55) < 7
+    for seed, ef in ((1, 22.0), (2, 73.0)):
+        s = generate_sequence(seed, "A2C", n_frames=24, fps=30, heart_rate=90, out_size=(112, 112), ef=ef)
+        assert 20.0 <= s.ef <= 75.0 and abs(s.ef - ef) < 7
+
+
+@pytest.mark.parametrize("view", ["A2C", "A4C"])
+def test_landmarks_on_cavity_border(view):
+    s = generate_sequence(21, view, n_frames=6, out_size=(224, 224))
+    for t in range(s.n_frames):
+        m = s.masks[t]
+        cont = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0]
+        cont = max(cont, key=cv2.contourArea).reshape(-1, 2).astype(np.float32)
+        apex, al, ar = s.landmarks[t]
+        for p in (apex, al, ar):
+            assert np.min(np.linalg.norm(cont - p, axis=1)) < 2.0
+        assert al[0] < ar[0]
+        ys, xs = np.nonzero(m)
+        c = np.array([xs.mean(), ys.mean()])
+        base = 0.5 * (al + ar)
+        axis = (apex - base) / np.linalg.norm(apex - base)
+        proj = (np.stack([xs, ys], 1) - base) @ axis
+        assert np.dot(apex - base, axis) >= proj.max() - 2.5          # apex = top of the cavity
+        assert apex[1] < c[1] < base[1]                                 # apex above, annulus below
+        assert np.linalg.norm(ar - al) > 8
+
+
+def _true_flow(s, t, pts):
+    """Where image points at frame t are at frame t+1 under the phantom's own deformation."""
+    defo, poses, pl = s.extra["deformation"], s.extra["poses"], s.extra["placement"]
+    c = s.extra["contraction"]
+    x, z = (pts[:, 0] - pl.x0) / pl.scale, (pts[:, 1] - pl.y0) / pl.scale
+    u, v = poses[t].to_local(x, z)
+    u0, v0 = defo.backward(u, v, float(c[t]), iters=20)
+    u1, v1 = defo.forward(u0, v0, float(c[t + 1]))
+    X, Y = pl.to_image(*poses[t + 1].to_physical(u1, v1))
+    return np.stack([X, Y], 1)
+
+
+def test_speckle_moves_with_tissue():
+    s = generate_sequence(4, "A4C", n_frames=12, fps=30, heart_rate=75, out_size=(224, 224), quality=1.0)
+    c = s.extra["contraction"]
+    t = int(np.argmax(np.abs(np.diff(c))))
+    m = s.masks[t]
+    ring = cv2.dilate(m, np.ones((15, 15), np.uint8)) - cv2.dilate(m, np.ones((5, 5), np.uint8))
+    ys, xs = np.nonzero(ring & (s.frames[t] > 60))
+    sel = np.random.default_rng(0).choice(len(xs), size=min(300, len(xs)), replace=False)
+    pts = np.stack([xs[sel], ys[sel]], 1).astype(np.float32)
+    true = _true_flow(s, t, pts)
+    moved = float(np.median(np.linalg.norm(true - pts, axis=1)))
+    assert moved > 0.5                                                 # the wall really moves
+    got, st, _ = cv2.calcOpticalFlowPyrLK(s.frames[t], s.frames[t + 1], pts.reshape(-1, 1, 2), None,
+                                          winSize=(15, 15), maxLevel=2)
+    ok = st.reshape(-1) == 1
+    err = np.linalg.norm(got.reshape(-1, 2)[ok] - true[ok], axis=1)
+    assert ok.mean() > 0.8 and np.median(err) < min(1.5, 0.5 * moved)   # and LK follows it
+
+
+@pytest.mark.parametrize("size", [(112, 112), (600, 800)])
+def test_output_sizes(size):
+    s = generate_sequence(8, "A4C", n_frames=3, out_size=size)
+    assert s.frames.shape == (3, *size) and s.masks.shape == (3, *size)
+    ys, xs = np.nonzero(s.masks[0])
+    assert xs.min() > 0 and xs.max() < size[1] - 1 and ys.min() > 0 and ys.max() < size[0] - 1
+    assert s.frames[0][s.masks[0] > 0].mean() < s.frames[0].mean() + 20   # blood pool is darker than average
+
+
+def test_generate_dataset_writes_everything(tmp_path):
+    out = tmp_path / "ds"
+    generate_dataset(out, n=3, seed=1, views=["A2C", "A4C"], avi=True, workers=1, progress=False, **TINY)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["generator"].startswith("edge-tan-synth") and man["seed"] == 1
+    names = [e["name"] for e in man["sequences"]]
+    assert [e["view"] for e in man["sequences"]] == ["A2C", "A4C", "A2C"]
+    assert all(e["frames"] == 8 for e in man["sequences"])
+    assert (out / "montage.png").stat().st_size > 1000
+    for nme in names:
+        seq = load_sequence(out / f"{nme}.npz")
+        assert seq.frames.shape == (8, 112, 112)
+        cap = cv2.VideoCapture(str(out / f"{nme}.avi"))
+        assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+        cap.release()
+    assert len(list_split(out, None)) == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temp leftovers
+    # same seed -> same data, whatever the worker count
+    out2 = tmp_path / "ds2"
+    generate_dataset(out2, n=2, seed=1, views=["A2C", "A4C"], workers=2, progress=False, **TINY)
+    a, b = load_sequence(out / f"{names[1]}.npz"), load_sequence(out2 / f"{names[1]}.npz")
+    np.testing.assert_array_equal(a.frames, b.frames)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(EdgeTanError, match="--n"):
+        generate_dataset(tmp_path / "x", n=0)
+    with pytest.raises(EdgeTanError, match="view"):
+        generate_dataset(tmp_path / "x", n=2, views=["PLAX"])
+    with pytest.raises(EdgeTanError, match="view"):
+        generate_sequence(0, "PLAX")
+    with pytest.raises(EdgeTanError, match="override"):
+        generate_sequence(0, "A4C", bogus=1)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("mine")
+    with pytest.raises(EdgeTanError, match="refusing"):
+        generate_dataset(tmp_path / "busy", n=1)
+    for err in (EdgeTanError("x"),):
+        assert "\n" not in str(err)
