@@ -167,10 +167,16 @@ class OpenVinoRunner(Runner):
         self._out_ports = {n: cm.output(n) for n in self._out_names}
         return cm
 
+    MAX_STATIC_SHAPES = 4
+
     def _key(self, n: int):
+        """Compiled-model slot for batch n: static per size, but after a few distinct sizes fall back
+        to one dynamic-batch model rather than compiling for every size a caller happens to use."""
         if self.static_batch is None:
             return None
-        return n
+        if n in self._compiled or len([k for k in self._compiled if k is not None]) < self.MAX_STATIC_SHAPES:
+            return n
+        return None
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         x = self.check_batch(batch)

@@ -390,3 +390,14 @@ def test_torch_cuda_runner(tiny):
                     assert out[k].dtype == np.float32
                     assert np.abs(out[k] - ref[k][:n]).max() < tol, (prec, graph, k)
     assert next(model.parameters()).device.type == "cpu"   # caller's module untouched
+
+
+def test_openvino_many_batch_sizes_fall_back_to_dynamic(tiny, tiny_ir):
+    from edge_tan.targets.openvino import OpenVinoRunner
+
+    model = tiny[0]
+    with OpenVinoRunner(tiny_ir, threads=1) as r:
+        for n in (1, 2, 3, 4, 5, 6):
+            x = rand_batch(n, seed=n)
+            assert np.abs(r.infer(x)["seg"] - torch_ref(model, x)["seg"]).max() < 1e-4
+        assert sorted(k for k in r._compiled if k is not None) == [1, 2, 3, 4] and None in r._compiled
