@@ -68,6 +68,8 @@ def test_build_fp16_timing_cache_version_compat(monkeypatch, tmp_path, tiny_onnx
     assert side["tensorrt"] == version and side["sm"] == "sm_87" and side["build"]["precision"] == "fp16"
     assert side["metadata"] == md.to_props()
     assert not (tmp_path / "m.engine").read_bytes().startswith(b"{")   # no header glued onto the engine
+    # written via temp file + rename: only the finished files are left, no ".m.engine.*" leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.engine.json", "timing.cache"]
     # second build reuses the saved timing cache
     fake.CALLS.clear()
     ttrt.build_engine(onnx_path, tmp_path / "m2.engine", md, opts)
@@ -251,3 +253,17 @@ def test_build_artifact_tensorrt_int8_qdq_end_to_end(monkeypatch, tmp_path, tiny
     fake.install(monkeypatch, "10.3.0", cc=(9, 0))
     other = build_artifact(model=str(onnx_path), target="tensorrt", precision="fp16", out_dir=out)
     assert other.parent != eng.parent
+
+
+def test_failed_build_leaves_nothing(monkeypatch, tmp_path, tiny_onnx):
+    from edge_tan.targets import tensorrt as ttrt
+
+    fake.install(monkeypatch, "10.3.0")
+    monkeypatch.setattr(fake.Builder, "build_serialized_network", lambda self, n, c: None)
+    with pytest.raises(EdgeTanError, match="engine build failed"):
+        ttrt.build_engine(tiny_onnx[0], tmp_path / "m.engine", tiny_onnx[1])
+    assert list(tmp_path.iterdir()) == []
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(EdgeTanError, match="TensorRT cannot parse bad.onnx"):
+        ttrt.build_engine(bad, tmp_path / "m.engine", tiny_onnx[1])
