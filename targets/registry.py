@@ -64,19 +64,22 @@ def _has_module(mod: str) -> bool:
 
 
 def available(name: str) -> tuple[bool, str]:
-    """(usable, reason) without importing the backend. torch-cuda also needs a visible GPU, which
-    cannot be known without importing torch, so it is checked only when torch is already loaded."""
+    """(usable, reason) without importing the backend. For torch-cuda a GPU is checked through torch
+    when torch is already loaded, otherwise by looking for the NVIDIA driver."""
     key = canonical(name)
     for mod in REQUIRES[key]:
         if not _has_module(mod):
             what = "cuda-python" if mod == "cuda" else mod
             return False, f"{what} is not installed"
     if key == "torch-cuda":
+        import shutil
         import sys
-        if "torch" in sys.modules:
-            torch = sys.modules["torch"]
+        torch = sys.modules.get("torch")
+        if torch is not None:
             if not torch.cuda.is_available():
                 return False, "torch is installed but no CUDA GPU is visible"
+        elif not (Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi")):
+            return False, "no NVIDIA GPU driver found"
     return True, "ok"
 
 
