@@ -198,12 +198,16 @@ def test_gpu_check_cpu_path(tmp_path):
     md = make_metadata(m, "tan", model_kwargs("tan", width=0.25), size=64)
     w = tmp_path / "tiny.safetensors"
     save_weights(m, md, w)
+    clip = tmp_path / "clip.npz"
+    save_sequence(toy_sequence("clip", T=6), clip)
     rc = gpu_check.main(["--weights", str(w), "--out", str(tmp_path / "g"), "--device", "cpu", "--runs", "3",
-                         "--frames", "4", "--baselines", "", "--batch", "2"])
+                         "--frames", "4", "--baselines", "unet", "--batch", "2", "--clip", str(clip)])
     assert rc == 0
     data = json.loads((tmp_path / "g" / "gpu_check.json").read_text())
     assert data["device"]["type"] == "cpu"
     lat = {(x["model"], x["precision"]): x for x in data["latency"]}
-    assert lat[("tan", "fp32")]["median_ms"] > 0
+    assert lat[("tan", "fp32")]["median_ms"] > 0 and lat[("tan", "fp32")]["n"] == 3
+    assert lat[("unet", "fp32")]["trained"] is False and lat[("tan", "fp32")]["throughput_ips"] > 0
+    assert data["runner"][0]["e2e_fps"] > 0
     assert data["parity"]["fp32"]["open_dice_mean"] >= 0.999
     assert (tmp_path / "g" / "gpu_check.md").is_file()
