@@ -9,6 +9,8 @@ caller asks otherwise; `describe()` reports what the compiled model actually run
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from pathlib import Path
 from typing import Iterable
 
@@ -24,6 +26,15 @@ HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 DEFAULT_INFER_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
 
 _CORE = None
+_LIVE: "weakref.WeakSet[OpenVinoRunner]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_runners() -> None:
+    """Release compiled models before interpreter teardown: left to the garbage collector at exit,
+    a THROUGHPUT model compiled after a bf16 one aborted the process ("terminate called ...")."""
+    for r in list(_LIVE):
+        r.close()
 
 
 def core():
@@ -144,6 +155,7 @@ class OpenVinoRunner(Runner):
         self._out_names = [n for n in md.outputs]
         self._ov = ov
         self._compile(static_batch)
+        _LIVE.add(self)
 
     # compiled models are kept per batch size: static shapes are faster on CPU than dynamic ones
     def _compile(self, batch: int | None):
