@@ -241,8 +241,14 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, metadata: Model
     # Dynamic batch profile (the tracker uses opt_batch=1; clip processing may batch up to max_batch).
     W = metadata.window
     inp = network.get_input(0)
+    lo, opt, hi = opts.min_batch, opts.opt_batch, opts.max_batch
+    if opts.dla_core is not None and (lo, hi) != (opt, opt):
+        lo = hi = opt   # DLA runs static shapes only; a dynamic profile would push every layer to the GPU
+        notes.append(f"DLA: batch fixed to {opt}")
+    if not 1 <= lo <= opt <= hi:
+        raise EdgeTanError(f"TensorRT batch profile must satisfy 1 <= min <= opt <= max, got {lo}/{opt}/{hi}")
     profile = builder.create_optimization_profile()
-    profile.set_shape(inp.name, (opts.min_batch, 1, W, W), (opts.opt_batch, 1, W, W), (opts.max_batch, 1, W, W))
+    profile.set_shape(inp.name, (lo, 1, W, W), (opt, 1, W, W), (hi, 1, W, W))
     config.add_optimization_profile(profile)
 
     t0 = time.perf_counter()

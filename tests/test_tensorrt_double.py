@@ -102,6 +102,7 @@ def test_build_int8_entropy_calibrator_and_dla(monkeypatch, tmp_path, tiny_onnx)
     assert calls("config", "set:default_device_type")[0][2] == trt.DeviceType.DLA
     assert calls("config", "set:DLA_core")[0][2] == 1
     assert calls("calibrator", "batches")[0][2:] == (2, 8)   # 20 windows, batch 8 -> 2 full batches
+    assert calls("profile", "set_shape")[0][2:] == ("image", (1, 1, 64, 64), (1, 1, 64, 64), (1, 1, 64, 64))
     assert (tmp_path / "q.engine.calib").read_bytes() == b"fake-calib-cache"
     side = json.loads((tmp_path / "q.engine.json").read_text())
     assert side["build"]["int8_mode"] == "entropy-calibrator" and side["build"]["dla_core"] == 1
