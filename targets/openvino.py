@@ -137,7 +137,7 @@ class OpenVinoRunner(Runner):
         self._model = model
         self.static_batch = static_batch
         self.config: dict = {"PERFORMANCE_HINT": self.hint}
-        if threads:
+        if threads and self.device.startswith("CPU"):   # a CPU-plugin property; other devices reject it
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
         if streams is not None:
             self.config["NUM_STREAMS"] = str(streams)
@@ -176,7 +176,6 @@ class OpenVinoRunner(Runner):
             raise EdgeTanError(f"{self.path.name}: metadata lists outputs {missing} the IR lacks")
         self._compiled[batch] = cm
         self._requests[batch] = cm.create_infer_request()
-        self._out_ports = {n: cm.output(n) for n in self._out_names}
         return cm
 
     MAX_STATIC_SHAPES = 4
