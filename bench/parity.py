@@ -279,7 +279,7 @@ def parse_requests(backends: str, precision: str) -> list[Request]:
             key = canonical(n.rstrip("!"))
         except EdgeTanError as e:
             raise UsageError(str(e)) from None
-        for p in precs:
+        for p in (["fp32"] if key == REFERENCE else precs):   # the reference is fp32 by definition
             if (key, p) not in seen:
                 seen.add((key, p))
                 out.append(Request(key, p, req))
@@ -382,9 +382,9 @@ def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_to
     from rich.console import Console
 
     from .machine import machine_info
-    from .report import parity_table, write_json
+    from .report import parity_reasons, parity_table, write_json
 
-    console = Console(stderr=False)
+    console = Console(width=max(170, Console().width))
     try:
         requests = parse_requests(backends, precision)
         tols = {p: tolerances_for(p, dice_tol, lm_tol, max_drop) for p in {r.precision for r in requests}}
@@ -420,6 +420,8 @@ def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_to
     report.update(source=desc, model=spec, machine=machine_info())
     if not quiet:
         console.print(parity_table(report))
+        for line in parity_reasons(report):
+            console.print(line, markup=False, highlight=False)
         if not report["compared"]:
             console.print("note: no backend was compared (all unavailable)", markup=False)
     if json_out:

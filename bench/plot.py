@@ -34,20 +34,27 @@ def bench_plot(report: dict, path: str | Path) -> Path:
     lo = min(dices) - 5 if dices else 0.0
     hi = max(dices) + 3 if dices else 100.0
     band = lo - (hi - lo) * 0.12
-    for r in rows:
+    for i, r in enumerate(rows):
         params = r.get("params") or 1e6
         size = 30 + 600 * math.sqrt(params / 60e6)
         y = 100 * r["accuracy"]["dice"] if r in scored else band
         c = COLORS.get(r["backend"], "gray")
         ax.scatter([_speed(r)], [y], s=size, marker=MARKERS.get(r["precision"], "o"),
                    facecolors=c if r in scored else "none", edgecolors=c, alpha=0.7, linewidths=1.5)
-        ax.annotate(f"{r['model']} {r['backend']} {r['precision']}", (_speed(r), y), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+        ax.annotate(r["model"], (_speed(r), y), fontsize=7, xytext=(6, 6 + 9 * (i % 3)), textcoords="offset points")
     ax.set_xscale("log")
+    from matplotlib.lines import Line2D
+    used_b = list(dict.fromkeys(r["backend"] for r in rows))
+    used_p = list(dict.fromkeys(r["precision"] for r in rows))
+    handles = [Line2D([], [], color=COLORS.get(b, "gray"), marker="o", ls="", label=b) for b in used_b] + \
+        [Line2D([], [], color="black", marker=MARKERS.get(p, "o"), ls="", fillstyle="none", label=p) for p in used_p]
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
     if unscored:
         ax.axhline(band + (hi - lo) * 0.06, color="lightgray", lw=0.8, ls="--")
-        ax.text(0.01, 0.02, "hollow, bottom band: untrained / no labels (speed only)", transform=ax.transAxes,
-                fontsize=7, color="gray", va="bottom")
+        handles.append(Line2D([], [], color="gray", marker="o", ls="", fillstyle="none",
+                              label="hollow, bottom band: untrained / no labels (speed only)"))
+        ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
     ax.set_ylim(band - (hi - lo) * 0.08, hi)
     ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
     ax.set_yticks(ticks + ([band] if unscored else []))

@@ -85,12 +85,15 @@ def parity_rows(report: dict) -> list[list[str]]:
         if st in ("pass", "fail"):
             cells = [_check_cell(r["checks"][n]) for n, _ in cols]
         else:
-            msg = r["reason"] or ""
-            if st in ("unavailable", "unsupported"):
-                msg = "not installed" if "not installed" in msg else msg
-            cells = [msg] + [""] * (len(cols) - 1)
+            cells = ["see below" if r.get("reason") and st != "reference" else ""] + [""] * (len(cols) - 1)
         out.append(head + cells)
     return out
+
+
+def parity_reasons(report: dict) -> list[str]:
+    """Why a row was not compared (or failed), one line each."""
+    return [f"{SYMBOL.get(r['status'], '?')} {r['backend']} {r['precision']}: {r['reason']}"
+            for r in report["rows"] if r["status"] not in ("reference",) and r.get("reason")]
 
 
 def parity_table(report: dict):
@@ -99,9 +102,9 @@ def parity_table(report: dict):
     verdict = "PASS" if report["passed"] else "FAIL"
     t = Table(title=f"edge-tan parity vs torch fp32 — {verdict}", caption=_parity_caption(report),
               show_lines=False)
-    t.add_column("backend")
-    t.add_column("precision")
-    t.add_column("status")
+    t.add_column("backend", no_wrap=True)
+    t.add_column("precision", no_wrap=True)
+    t.add_column("status", no_wrap=True)
     for _, label in parity_columns(report):
         t.add_column(label, overflow="fold")
     for row in parity_rows(report):
@@ -125,12 +128,15 @@ def parity_markdown(report: dict) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in parity_rows(report):
         lines.append("| " + " | ".join(c.replace("|", "/") for c in row) + " |")
+    reasons = parity_reasons(report)
+    if reasons:
+        lines += [""] + [f"- {x}" for x in reasons]
     return "\n".join(lines) + "\n"
 
 
 # ---- bench ----------------------------------------------------------------------------------
 BENCH_COLUMNS = ("model", "backend", "prec", "status", "params M", "GMAC", "size MB", "build",
-                 "latency ms med/p95/p99", "fps", "e2e fps", "non-net %", "tput fps", "peak MB", "accuracy",
+                 "latency ms med/p95/p99", "fps", "e2e fps", "passes/frame", "non-net %", "tput fps", "peak MB", "accuracy",
                  "TAN speed-up")
 
 
@@ -178,7 +184,8 @@ def bench_row_cells(r: dict) -> list[str]:
         "/".join(fmt(lat.get(k), 2) for k in ("median", "p95", "p99")),
         fmt(lat.get("fps"), 1) + bounded,
         fmt(e2e.get("fps"), 1) + bounded,
-        fmt(100 * e2e["non_network_share"], 0) if e2e.get("non_network_share") is not None else "n/a",
+        f"{e2e['passes_per_frame']:.2f}" if e2e.get("passes_per_frame") is not None else "n/a",
+        f"{100 * e2e['non_network_share']:.1f}" if e2e.get("non_network_share") is not None else "n/a",
         fmt(r.get("throughput_fps"), 1) if r.get("throughput_fps") else "",
         fmt(r.get("peak_rss_mb"), 0),
         _acc_cell(r),
@@ -198,7 +205,8 @@ def bench_table(report: dict):
     t = Table(title="edge-tan bench", caption=report.get("machine_line", ""))
     for c in BENCH_COLUMNS:
         t.add_column(c, justify="right" if c not in ("model", "backend", "prec", "status", "accuracy", "build",
-                                                        "TAN speed-up") else "left", overflow="fold")
+                                                        "TAN speed-up") else "left", overflow="fold",
+                     no_wrap=c in ("backend", "prec", "status"))
     for r in report["rows"]:
         t.add_row(*bench_row_cells(r))
     return t
@@ -215,7 +223,8 @@ def bench_markdown(report: dict) -> str:
         lines += [""] + [f"- {x}" for x in reasons]
     lines += ["", "Legend: ✅ ran, ❎ ran but accuracy out of tolerance, ❌ failed, — unavailable. "
               "Latency is model-only (batch 1, one window); e2e fps is the whole tracker per frame "
-              "(warp + infer + unwarp + contour). * = bounded run (few timed runs, see notes)."]
+              "(warp + infer + unwarp + contour; detect/re-detect frames cost extra network passes: passes/frame). "
+              "* = bounded run (few timed runs, see notes)."]
     notes = report.get("notes") or []
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]

@@ -11,6 +11,15 @@ TAN's speed-up over each baseline on the same backend and precision is stated in
 
 `--models` items: a registered name (tan = the shipped TAN when present), `name=weights.safetensors`
 (trained baseline weights give accuracy too), or a path to a .safetensors / .onnx file.
+
+bench.json keys (times in ms): machine, machine_line, source, frames, created_utc, notes, paper_fig6,
+outputs, rows[]: model, model_spec, backend, precision, status (ok | inaccurate | failed |
+unavailable), reason, params, macs, trained, warp_mode, window, artifact, artifact_mb, build (built |
+cached), build_s, latency_ms {median p95 p99 min max std mean n fps total_s}, fps, bounded,
+e2e {fps median_ms p95_ms mean_ms frames non_network_share non_network_ms passes_per_frame states},
+throughput {fps windows streams requests} + throughput_fps (OpenVINO), peak_rss_mb, load[] (other
+processes' cores while timing), accuracy {dice landmark_px source | parity_dice parity_ref,
+drop_points drop_vs} or null (untrained), speedup {baseline: {e2e, model}} (TAN rows), describe.
 """
 
 from __future__ import annotations
