@@ -1,0 +1,1 @@
+"""Training: warped samples, OHEM/TCM losses, and the resumable, time-budgeted loop."""

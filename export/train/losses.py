@@ -1,0 +1,33 @@
+"""TAN losses: OHEM cross-entropy (top 10 % pixels) and the weighted multi-task sum (paper 4.1).
+
+total = 0.1 * view CE + 0.1 * smooth-L1(landmark offsets / 16) + 10 * seg OHEM CE; baselines: seg only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+W_VIEW, W_LMK, W_SEG = 0.1, 0.1, 10.0
+OHEM_FRAC = 0.1
+LMK_NORM = 16.0
+
+
+def ohem_ce(logits: torch.Tensor, target: torch.Tensor, frac: float = OHEM_FRAC) -> torch.Tensor:
+    """Per-sample mean CE over the `frac` hardest pixels: (N,)."""
+    ce = F.cross_entropy(logits.float(), target.long(), reduction="none").flatten(1)
+    k = max(1, int(round(frac * ce.shape[1])))
+    return ce.topk(k, dim=1).values.mean(1)
+
+
+def landmark_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    l = F.smooth_l1_loss(pred.float() / LMK_NORM, target / LMK_NORM, reduction="none").mean(1)
+    return (l * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+def view_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CE over samples with a known view (target >= 0)."""
+    ok = target >= 0
+    if not bool(ok.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.float()[ok], target[ok])
