@@ -68,10 +68,13 @@ def onnx_metadata(path: str | Path) -> ModelMetadata:
 
 
 class OrtRunner(Runner):
+    """Options: threads (intra-op; default physical cores), providers ("cpu", "cuda", "tensorrt" or
+    full EP names; CPU is always appended as fallback), spin (busy-wait between ops; lowest latency)."""
+
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, threads: int | None = None, providers=None,
-                 inter_threads: int = 1, profile: bool = False):
+                 inter_threads: int = 1, profile: bool = False, spin: bool = True):
         import onnxruntime as ort
 
         path = Path(path)
@@ -84,6 +87,8 @@ class OrtRunner(Runner):
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = int(inter_threads)
         so.enable_profiling = bool(profile)
+        if not spin:   # idle worker threads sleep instead of spinning: frees cores for decode/render threads
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.providers = _providers(providers)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=so, providers=self.providers)
