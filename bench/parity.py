@@ -362,7 +362,8 @@ def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str
     compared = [r for r in rows if r["status"] in ("pass", "fail")]
     return {"rows": rows, "passed": not failed, "exit_code": 1 if failed else 0, "compared": len(compared),
             "clips": [{"name": r.seq.name, "frames": r.seq.n_frames, "labelled": has_labels(r.seq),
-                       "reference_passes": len(r.passes), "reference_gt": r.gt, "reference_clinical": r.clinical}
+                       "reference_passes": len(r.passes), "reference_gt": r.gt, "reference_clinical": r.clinical,
+                       "reference_tracked": float(np.mean([x.state != "lost" for x in r.results])) if r.results else 0.0}
                       for r in refs],
             "reference": _describe(reference),
             "tolerances": {p: asdict(t) for p, t in tolerances.items()}}
@@ -374,6 +375,19 @@ def _describe(runner: Runner) -> dict:
     except Exception:
         d = {"backend": runner.backend}
     return {k: (v if isinstance(v, (str, int, float, bool, type(None), list)) else str(v)) for k, v in d.items()}
+
+
+def open_reference(spec: str) -> Runner:
+    """The torch fp32 reference: weights file / 'default' through targets.resolve; a registered name
+    (random init, fixed seed: the same weights build_artifact exports) through the export registry."""
+    from edge_tan.targets.resolve import open_model
+    p = Path(spec)
+    if spec != "default" and not p.exists() and not p.suffix:
+        from edge_tan.export.models.registry import load_model
+        from edge_tan.targets.torch_ref import TorchRunner
+        module, md = load_model(spec)
+        return TorchRunner(module, md)
+    return open_model(spec, REFERENCE, "fp32")
 
 
 def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_tol, max_drop, limit,
@@ -402,7 +416,7 @@ def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_to
     def open_fn(b, p):
         return open_model(spec, b, p, calib=calibration_dir(source) if p == "int8" else None)
 
-    reference = open_model(spec, REFERENCE, "fp32")
+    reference = open_reference(spec)
     try:
         if reference.metadata.warp_mode != "affine" and not quiet:
             console.print(f"note: model warp mode is {reference.metadata.warp_mode!r}", markup=False)
@@ -422,6 +436,11 @@ def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_to
         console.print(parity_table(report))
         for line in parity_reasons(report):
             console.print(line, markup=False, highlight=False)
+        tracked = [c["reference_tracked"] for c in report["clips"]]
+        if tracked and float(np.mean(tracked)) < 0.5:
+            console.print(f"note: the reference tracker kept the LV in only {100 * float(np.mean(tracked)):.0f}% of "
+                          "frames (untrained model?): closed-loop and clinical checks have little to compare",
+                          markup=False, highlight=False)
         if not report["compared"]:
             console.print("note: no backend was compared (all unavailable)", markup=False)
     if json_out:

@@ -122,7 +122,7 @@ def test_fp32_backends_pass(tiny):
         assert all(c["pass"] in (True, None) for c in row["checks"].values())
     assert rep["passed"] and rep["exit_code"] == 0 and rep["compared"] == 2
     # the tracker really tracked the toy LV (otherwise parity is vacuous)
-    assert rep["clips"][0]["reference_gt"]["dice"] > 0.7
+    assert rep["clips"][0]["reference_gt"]["dice"] > 0.7 and rep["clips"][0]["reference_tracked"] > 0.9
 
 
 def test_noise_on_logits_fails(tiny):
@@ -219,3 +219,9 @@ def test_cli_end_to_end_json(tiny, tmp_path, monkeypatch):
     st = {(r["backend"], r["precision"]): r["status"] for r in data["rows"]}
     assert st[("onnxruntime", "fp32")] == "fail" and st[("openvino", "fp32")] == "pass"
     assert len(data["clips"]) == 1   # toy_dataset with n=4 puts one sequence in test
+
+
+def test_reference_for_registered_name_is_the_torch_model():
+    from edge_tan.targets.torch_ref import TorchRunner
+    r = P.open_reference("tan")
+    assert isinstance(r, TorchRunner) and r.metadata.model_name == "tan" and r.metadata.trained is False
