@@ -68,7 +68,7 @@ def calibration_dir(source: str | Path | None) -> Path:
     if source is not None and Path(source).is_dir():
         return Path(source)
     from edge_tan.targets.resolve import cache_dir
-    root = cache_dir().parent / "calib-phantom-v1"
+    root = cache_dir() / "_calib-phantom-v1"
     if not (root / "manifest.json").is_file():
         try:
             from edge_tan.synth.generate import generate_dataset
