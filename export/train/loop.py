@@ -263,6 +263,7 @@ def train(cfg: TrainConfig) -> dict:
             task = prog.add_task(f"epoch {ep + 1}/{cfg.epochs}", total=steps_per_epoch, info="")
             t_ep = time.time()
             s_ep = 0
+            loss_sum = torch.zeros((), device=dev)
             sampler.epoch = ep
             for batch in loader:
                 for g in opt.param_groups:
@@ -274,10 +275,11 @@ def train(cfg: TrainConfig) -> dict:
                 opt.step()
                 state["step"] += 1
                 s_ep += cfg.batch_size
+                loss_sum += loss.detach()
                 lv = float(loss.detach()) if state["step"] % 10 == 1 or dev.type == "cpu" else None
                 if lv is not None:
                     ema = lv if ema is None else 0.9 * ema + 0.1 * lv
-                prog.update(task, advance=1, info=f"loss {ema:.3f} best dice {max(state['best_dice'], 0):.3f}")
+                prog.update(task, advance=1, info=f"loss {ema or 0:.3f} best dice {max(state['best_dice'], 0):.3f}")
                 if budget > 0 and elapsed() >= budget:
                     stop = True
                     break
@@ -286,11 +288,11 @@ def train(cfg: TrainConfig) -> dict:
             figs = evaluate(model, val, dev, multitask, amp)
             state["epoch"] = ep + 1
             state["elapsed"] = elapsed()
-            rec = {"epoch": ep + 1, "step": state["step"], "loss": ema, "lr": opt.param_groups[0]["lr"],
+            rec = {"epoch": ep + 1, "step": state["step"], "loss": float(loss_sum) / max(s_ep // cfg.batch_size, 1), "lr": opt.param_groups[0]["lr"],
                    "samples_per_s": s_ep / max(ep_time, 1e-9), "elapsed_s": round(state["elapsed"], 1), **figs}
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            prog.update(task, info=f"loss {ema:.3f} val dice {figs['val_dice']:.3f}")
+            prog.update(task, info=f"loss {rec['loss']:.3f} val dice {figs['val_dice']:.3f}")
             if figs["val_dice"] > state["best_dice"]:
                 state["best_dice"] = figs["val_dice"]
                 state["best"] = rec
