@@ -147,6 +147,8 @@ def _acc_cell(r: dict) -> str:
     if a.get("dice") is not None:
         lm = f", lm {a['landmark_px']:.1f}px" if a.get("landmark_px") is not None else ""
         return f"Dice {100 * a['dice']:.2f}{lm}"
+    if a.get("source") == "parity reference (no labels)":
+        return "no labels: parity reference"
     if a.get("parity_dice") is not None:
         return f"parity Dice {a['parity_dice']:.4f} vs {a.get('parity_ref', 'ref')}"
     return "n/a"

@@ -321,6 +321,7 @@ def accuracy(runner, entry: ModelEntry, clips: list, ref_results: dict, backend:
     ref = ref_results.get(entry.label)
     if ref is None:
         ref_results[entry.label] = (f"{backend} {precision}", per)
+        out.setdefault("source", "parity reference (no labels)")
     else:
         cmp = [compare_closed(a, b) for a, b in zip(ref[1], per)]
         out["parity_dice"] = float(np.mean([c["dice_mean"] for c in cmp]))
