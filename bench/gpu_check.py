@@ -23,7 +23,6 @@ import time
 import types
 from pathlib import Path
 
-import numpy as np
 
 from .latency import stats_ms
 

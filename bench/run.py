@@ -24,7 +24,6 @@ drop_points drop_vs} or null (untrained), speedup {baseline: {e2e, model}} (TAN 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
