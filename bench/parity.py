@@ -377,6 +377,26 @@ def _describe(runner: Runner) -> dict:
     return {k: (v if isinstance(v, (str, int, float, bool, type(None), list)) else str(v)) for k, v in d.items()}
 
 
+PERTURB_ENV = "EDGE_TAN_PARITY_PERTURB"
+
+
+def perturbation_from_env() -> Callable[[str, str, Runner], Runner] | None:
+    """Self-test hook: EDGE_TAN_PARITY_PERTURB="openvino=0.5" adds noise (sigma) to that backend's
+    outputs, to prove a parity setup can fail (CI smoke tests of the harness itself)."""
+    import os
+    spec = os.environ.get(PERTURB_ENV, "").strip()
+    if not spec:
+        return None
+    try:
+        target, sigma = spec.split("=", 1)
+        sigma_f = float(sigma)
+    except ValueError:
+        raise UsageError(f"{PERTURB_ENV} must look like 'openvino=0.5', got {spec!r}") from None
+    from edge_tan.targets.registry import canonical
+    key = canonical(target)
+    return lambda b, p, r: PerturbedRunner(r, sigma_f) if b == key else r
+
+
 def open_reference(spec: str) -> Runner:
     """The torch fp32 reference: weights file / 'default' through targets.resolve; a registered name
     (random init, fixed seed: the same weights build_artifact exports) through the export registry."""
@@ -401,6 +421,8 @@ def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_to
     console = Console(width=max(170, Console().width))
     try:
         requests = parse_requests(backends, precision)
+        if wrap is None:
+            wrap = perturbation_from_env()
         tols = {p: tolerances_for(p, dice_tol, lm_tol, max_drop) for p in {r.precision for r in requests}}
         spec = str(model or "default")
         if Path(spec).suffix.lower() in (".onnx", ".xml", ".engine"):

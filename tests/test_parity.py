@@ -224,3 +224,32 @@ def test_reference_for_registered_name_is_the_torch_model():
     from edge_tan.targets.torch_ref import TorchRunner
     r = P.open_reference("tan")
     assert isinstance(r, TorchRunner) and r.metadata.model_name == "tan" and r.metadata.trained is False
+
+
+def test_edge_tan_parity_command_real_builds(tmp_path):
+    """The installed `edge-tan parity` on a clip with a tiny TAN weights file: artifacts really built
+    through targets.resolve; exit 0, and exit 1 when the self-test perturbation hits ONNX Runtime."""
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip("safetensors")
+    from edge_tan.dataset import save_sequence
+    from edge_tan.export.models.registry import build_model, make_metadata, model_kwargs
+    from edge_tan.export.weights import save_weights
+    torch.manual_seed(0)
+    m = build_model("tan", width=0.25)
+    save_weights(m, make_metadata(m, "tan", model_kwargs("tan", width=0.25), size=64), tmp_path / "t.safetensors")
+    save_sequence(toy_sequence("clip", T=6), tmp_path / "clip.npz")
+    env = {**os.environ, "EDGE_TAN_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "edge_tan.cli", "parity", str(tmp_path / "clip.npz"), "--backends",
+           "torch,onnxruntime,tensorrt", "--model", str(tmp_path / "t.safetensors"), "--json", str(tmp_path / "p.json")]
+    ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
+    data = json.loads((tmp_path / "p.json").read_text())
+    st = {r["backend"]: r["status"] for r in data["rows"]}
+    assert st["onnxruntime"] == "pass" and st["tensorrt"] in ("unavailable", "error", "pass")
+    bad = subprocess.run(cmd, env={**env, P.PERTURB_ENV: "onnxruntime=5"}, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1, bad.stdout[-2000:] + bad.stderr[-2000:]
+    assert "❌" in bad.stdout
+    usage = subprocess.run(cmd[:4] + ["--precision", "fp64"], env=env, capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2
