@@ -46,7 +46,10 @@ def cpu_flags() -> list[str]:
 
 def module_version(name: str) -> tuple[bool, str]:
     """(importable, version or reason). TensorRT absent reads 'not installed', never 'ok'."""
-    if importlib.util.find_spec(name) is None:
+    try:
+        if importlib.util.find_spec(name) is None:
+            return False, "not installed"
+    except (ImportError, ValueError):
         return False, "not installed"
     try:
         mod = importlib.import_module(name)
