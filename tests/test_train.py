@@ -97,3 +97,11 @@ def test_tcm_flow_label_tracks_motion():
 def test_lr_schedule():
     assert lr_at(0.0, 1.0) < lr_at(0.05, 1.0)
     assert lr_at(1.0, 1.0) == pytest.approx(0.02)
+
+
+def test_tcm_sparse_labels_use_area_gate():
+    s = toy_sequence(T=8, H=96, W=112)
+    s.labeled = np.zeros(8, bool)
+    s.labeled[[0, 4]] = True   # ED/ES-style sparse labels: t+1 has no manual label to compare with
+    labels, st = flow_labels([s])
+    assert st["pairs"] == 2 and set(labels) == {(0, 1), (0, 5)}

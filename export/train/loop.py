@@ -311,6 +311,13 @@ def train(cfg: TrainConfig) -> dict:
                "best_val_dice": state["best_dice"], "weights": str(out / "best.safetensors"),
                "host": platform.node(), "cpus": os.cpu_count(), "workers": cfg.workers}
     write_text(out / "summary.json", json.dumps(summary, indent=1))
+    from rich.console import Console
+    b = state["best"] or {}
+    Console(stderr=True).print(
+        f"[bold]{cfg.model}[/]: {state['epoch']} epochs, {state['step']} steps in {summary['train_s']:.0f} s on "
+        f"{summary['device']}; best val Dice {state['best_dice']:.4f}"
+        + (f", landmark err {b['val_landmark_px']:.2f} px, view acc {b['val_view_acc']:.3f}" if "val_landmark_px" in b else "")
+        + f" -> {out / 'best.safetensors'}")
     return summary
 
 
