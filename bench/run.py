@@ -139,6 +139,9 @@ def default_opener(source) -> Callable:
         key = canonical(backend)
         if key in ("torch", "torch-cuda") and precision != "fp32":
             raise UsageError(f"the {key} backend benchmarks fp32 only here")
+        if key == "torch" and not Path(spec).is_file() and spec != "default":
+            from .parity import open_reference   # registered name: the export registry's torch model
+            return open_reference(spec), None, None, None
         t0 = time.time()
         calib = calibration_dir(source) if precision == "int8" else None
         path = Path(resolve_artifact(spec, key, precision, calib))
@@ -253,8 +256,9 @@ def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, fram
         n_model = min(frames, BASELINE_RUNS) if baseline else frames
         n_e2e = min(frames, BASELINE_RUNS) if baseline else frames
         params, macs = params_macs(entry.spec, md.window)
-        row.update(artifact=str(path), artifact_mb=artifact_mb(path), build="cached" if cached else "built",
-                   build_s=None if cached else build_s, params=params, macs=macs, trained=bool(md.trained),
+        row.update(artifact=str(path) if path else "(in memory)", artifact_mb=artifact_mb(path) if path else None,
+                   build="n/a" if cached is None else "cached" if cached else "built",
+                   build_s=build_s if cached is False else None, params=params, macs=macs, trained=bool(md.trained),
                    warp_mode=md.warp_mode, window=md.window, bounded=baseline and frames > BASELINE_RUNS,
                    describe=_safe_describe(runner))
         first = clips[0].frames
@@ -273,7 +277,7 @@ def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, fram
         if any(l["busy"] for l in loads):
             others = max((l["other_cores"] or 0.0) for l in loads)
             row["notes"].append(f"machine busy while timing: other processes used {others:.1f} cores")
-        if key == "openvino":
+        if key == "openvino" and path is not None:
             progress("throughput")
             try:
                 tp = throughput_openvino(path, x, min(frames, BASELINE_RUNS) if baseline else max(frames, 32))
