@@ -107,4 +107,12 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Mode
             raise EdgeTanError(f"{p}: tensor {k} has shape {tuple(v.shape)}, model expects {tuple(ref[k].shape)}")
     model.load_state_dict({k: v.to(ref[k].dtype) for k, v in tensors.items()})
     md.weights_sha256 = sha
+    md.precision = "fp32"   # the returned model is fp32 whatever the file's storage dtype
     return model.to(device).eval(), md
+
+
+def ship_weights(src: str | Path, dst: str | Path, half: bool = True) -> str:
+    """Re-save a (training) weights file for shipping, fp16 by default (half the size); returns sha256."""
+    model, md = load_weights(src)
+    md.training = {**md.training, "shipped_dtype": "fp16" if half else "fp32"}
+    return save_weights(model, md, dst, half=half)

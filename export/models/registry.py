@@ -162,7 +162,12 @@ def print_models(size: int = WINDOW) -> None:
 
 
 # ---------------------------------------------------------------- loading
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "edge_tan" / "assets" / "tan.safetensors"
+def _default_weights() -> Path:
+    import edge_tan
+    return Path(edge_tan.__file__).resolve().parent / "assets" / "tan.safetensors"
+
+
+DEFAULT_WEIGHTS = _default_weights()
 
 
 def load_model(spec: str | Path, size: int = WINDOW) -> tuple[nn.Module, ModelMetadata]:
