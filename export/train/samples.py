@@ -74,6 +74,8 @@ def base_affine(s: Sequence, t: int, template: np.ndarray, size: int, warp_mode:
     if warp_mode == "none":
         return letterbox_affine(hw, size)
     prev = prev_landmarks(s, t)
+    if not good_landmarks(prev):   # e.g. a TCM pair whose frame has a mask but no landmarks
+        return letterbox_affine(hw, size)
     try:
         return crop_affine(prev, size) if warp_mode == "crop" else affine_to_template(prev, template)
     except ValueError:
