@@ -207,6 +207,8 @@ def train(cfg: TrainConfig) -> dict:
     ds = WarpedSamples(train_seqs, template, cfg.size, warp_mode, length=total_steps * cfg.batch_size,
                        seed=cfg.seed, flow=flow)
     val = validation_arrays(val_seqs, template, cfg.size, warp_mode)
+    # first-frame detection (letterboxed whole frame, same template offsets): reported, not used for "best"
+    val_det = validation_arrays(val_seqs, template, cfg.size, "none", max_items=128) if warp_mode != "none" else None
 
     model.to(dev)
     if dev.type == "cuda":
@@ -286,6 +288,9 @@ def train(cfg: TrainConfig) -> dict:
             n_samples += s_ep
             ep_time = time.time() - t_ep
             figs = evaluate(model, val, dev, multitask, amp)
+            if val_det is not None:
+                figs.update({k.replace("val_", "val_detect_"): v
+                             for k, v in evaluate(model, val_det, dev, multitask, amp).items()})
             state["epoch"] = ep + 1
             state["elapsed"] = elapsed()
             rec = {"epoch": ep + 1, "step": state["step"], "loss": float(loss_sum) / max(s_ep // cfg.batch_size, 1), "lr": opt.param_groups[0]["lr"],
