@@ -113,7 +113,8 @@ def _run(jobs, nproc, progress):
                 yield _job(j)
                 bar.advance(task)
             return
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        # spawn, not fork: forking a process whose OpenCV thread pool is live deadlocks the children
+        ctx = mp.get_context("spawn")
         with ctx.Pool(nproc) as pool:
             for res in pool.imap_unordered(_job, jobs):
                 yield res
