@@ -89,8 +89,11 @@ class Deformation:
         d_a, d_e = a - a_t, e - e_t
         zero = np.zeros_like(au)
         if an.view == "A4C":
-            w = an.rv_width(vc)
-            d_fw = self.eps_rv * c * w
+            # RV width, continued below the tricuspid annulus with a taper (no jump at the RV base)
+            w = an.rv_width(np.minimum(vc, an.tv_v - 1e-6)) * np.clip(1.0 - (v0 - an.tv_v) / 15.0, 0.0, 1.0)
+            # RV free wall moves towards the septum; where the RV narrows to nothing (apex) the
+            # septum's own epicardial motion carries on instead, so the map stays continuous
+            d_fw = self.eps_rv * c * w + d_e * np.clip(1.0 - w / 8.0, 0.0, 1.0)
             rvx = e + w
             xs_sep = [zero, a, e, rvx, rvx + an.rv_t, rvx + an.rv_t + self.fade]
             ds_sep = [zero, d_a, d_e, d_fw, 0.9 * d_fw, zero]
@@ -114,17 +117,35 @@ class Deformation:
         v = v0 + dv * fu
         return u, v
 
-    def backward(self, u, v, c, iters: int = 8):
-        """Current (u, v) -> reference (u0, v0): fixed-point inversion of forward."""
+    def backward(self, u, v, c, iters: int = 12, init=None, tol: float = 1e-3):
+        """Current (u, v) -> reference (u0, v0): Newton inversion of forward (finite-difference
+        Jacobian; the wall's thickening slope can exceed 2, where plain fixed-point would oscillate).
+
+        `init` (a previous frame's answer) makes it converge in a couple of steps."""
         u = np.asarray(u, np.float64)
         v = np.asarray(v, np.float64)
         if c == 0:
             return u.copy(), v.copy()
-        u0, v0 = u.copy(), v.copy()
+        u0, v0 = (u.copy(), v.copy()) if init is None else (init[0].copy(), init[1].copy())
+        h = 1e-3
         for _ in range(iters):
             fu, fv = self.forward(u0, v0, c)
-            u0 += u - fu
-            v0 += v - fv
+            ru, rv = u - fu, v - fv
+            if max(np.abs(ru).max(), np.abs(rv).max()) < tol:
+                break
+            fuu, fvu = self.forward(u0 + h, v0, c)
+            fuv, fvv = self.forward(u0, v0 + h, c)
+            a, b_ = (fuu - fu) / h, (fuv - fu) / h
+            c_, d = (fvu - fv) / h, (fvv - fv) / h
+            det = a * d - b_ * c_
+            ok = np.abs(det) > 1e-3
+            det = np.where(ok, det, 1.0)
+            su = np.where(ok, (d * ru - b_ * rv) / det, ru)
+            sv = np.where(ok, (a * rv - c_ * ru) / det, rv)
+            n = np.hypot(su, sv)
+            k = np.minimum(1.0, 5.0 / np.maximum(n, 1e-9))
+            u0 += su * k
+            v0 += sv * k
         return u0, v0
 
 

@@ -202,10 +202,14 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
     lms = np.zeros((T, 3, 2), np.float32)
     norm = None
     prev = None
+    prev_ref = None
     for t in range(T):
         pose, c = poses[t], float(cs[t])
         uc, vc = pose.to_local(xc, zc)
-        u0c, v0c = defo.backward(uc, vc, c)
+        # warm start from the previous frame (same tissue moved a little); small pose drift is absorbed
+        init = None if prev_ref is None else (prev_ref[0] + (uc - prev_ref[2]), prev_ref[1] + (vc - prev_ref[3]))
+        u0c, v0c = defo.backward(uc, vc, c, init=init)
+        prev_ref = (u0c, v0c, uc, vc)
         size = (probe.nt, probe.nr)
         du = cv2.resize((u0c - uc).astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
         dv = cv2.resize((v0c - vc).astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
