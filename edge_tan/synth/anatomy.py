@@ -118,6 +118,10 @@ class Tissue:
     moderator: bool = False
     aorta: bool = False
     dropouts: tuple = ()   # ((u, v, radius_mm, strength), ...)
+    segment_var: float = 0.2   # slow brightness change along the wall
+    trabeculae: float = 0.2    # echo level of endocardial trabeculae
+    lung: float = 0.6          # darkening beside the heart
+    lung_gap: float = 10.0
 
 
 def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res: float,
@@ -125,15 +129,22 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
     """Paint the reference echogenicity (float32, same shape as the U, V grids; res mm/px)."""
     shape = U.shape
     tex = lambda s_mm: smooth_noise(rng, shape, max(s_mm / res, 0.5))  # noqa: E731
-    bgf = np.exp(0.8 * tex(6.0) + 0.4 * tex(2.0))
+    bgf = np.exp(1.0 * tex(9.0) + 0.5 * tex(2.5))
     E = (ts.bg * bgf).astype(np.float32)
+    # lung beside the heart: dark, patchy (air reflects little back into the sector interior)
+    lat_edge = an.A + an.h_lat + an.peri_t + ts.lung_gap
+    lung = np.clip((U - lat_edge) / 12.0, 0, 1)
+    if an.view == "A4C":
+        left_edge = an.A + an.h_sep + an.rv_w + an.rv_t + an.peri_t + ts.lung_gap
+        lung = np.maximum(lung, np.clip((-U - left_edge) / 12.0, 0, 1) * (V < an.tv_v))
+    E *= (1.0 - ts.lung * lung).astype(np.float32)
     au = np.abs(U)
     vc = np.clip(V, -an.h_ap, an.L)
     sep = U < 0
     h = np.where(sep, an.h_sep, an.h_lat)
     e = an.epi(vc, h)
     in_epi = (au <= e) & (V >= -an.h_ap) & (V <= an.L + 1.5)
-    myo_tex = np.exp(ts.texture * tex(3.0)).astype(np.float32)
+    myo_tex = np.exp(ts.texture * tex(3.0) + ts.segment_var * tex(10.0)).astype(np.float32)
     myo = np.where(sep & (an.view == "A4C"), ts.septum, ts.myo).astype(np.float32)
     # pericardium around lateral wall and apex (and RV free wall below)
     pe = an.epi(vc, h + an.peri_t)
@@ -177,6 +188,12 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
     E[blood] = ts.blood
     cav = an.cavity_level(U, V) > 0
     E[cav] = ts.blood
+    # trabeculae: faint irregular echoes lining the endocardium (inside the labelled cavity, as in CAMUS)
+    if ts.trabeculae > 0:
+        depth_in = an.a0(V) - au
+        band = cav & (depth_in < 4.0) & (V < 0.8 * an.L)
+        blobs = np.clip(tex(1.2) - 0.7, 0, None) * np.clip(1 - depth_in / 4.0, 0, 1)
+        E[band] = np.maximum(E[band], (ts.trabeculae * ts.myo * blobs)[band])
     # mitral orifice joins LV and LA
     ori = (V >= an.L - 1) & (V <= an.L + 3) & (au < ab)
     E[ori] = ts.blood

@@ -137,7 +137,7 @@ class Overlays:
             if self.ecg_marker == "line":
                 cv2.line(img, (int(mx), int(self.ecg_y - 1.3 * self.ecg_h)), (int(mx), int(self.ecg_y + 0.3 * self.ecg_h)), 255, 1)
             else:
-                cv2.circle(img, (int(mx), int(my)), max(2, W // 200), 255, -1)
+                cv2.circle(img, (int(mx), int(my)), max(1, W // 250), 255, -1)
         return img
 
 

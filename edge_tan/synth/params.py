@@ -94,11 +94,13 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqPa
     an.rv_v0 = _u(rng, 0.25, 0.5) * L
     an.tv_v = L - _u(rng, 4, 11)
     tis = Tissue(myo=1.0, septum=_u(rng, 1.0, 2.6) if view == "A4C" else _u(rng, 0.9, 1.3),
-                 peri=_u(rng, 2.0, 5.0), blood=10 ** _u(rng, -4.5, -3.0), bg=_u(rng, 0.05, 0.4),
+                 peri=_u(rng, 2.0, 5.0), blood=10 ** _u(rng, -4.5, -3.0), bg=_u(rng, 0.04, 0.3),
                  atrial_wall=_u(rng, 0.3, 0.9), texture=_u(rng, 0.2, 0.55),
                  fuzz_mm=_u(rng, 0.2, 0.8) + 1.6 * bad_ * rng.uniform(),
                  papillary=bool(rng.uniform() < 0.6), moderator=bool(rng.uniform() < 0.35),
-                 aorta=bool(rng.uniform() < 0.3))
+                 aorta=bool(rng.uniform() < 0.3), segment_var=_u(rng, 0.1, 0.45),
+                 trabeculae=_u(rng, 0.0, 0.5) * (rng.uniform() < 0.7), lung=_u(rng, 0.0, 0.9),
+                 lung_gap=_u(rng, 3, 25))
     drops = []
     if rng.uniform() < 0.35 + 0.6 * bad_:       # lateral wall dropout (beam parallel to the wall)
         vv = _u(rng, 0.25, 0.9) * L
@@ -148,6 +150,8 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqPa
         overlay_ticks=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.6)),
         overlay_ecg=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.6)),
         persistence=_u(rng, 0, 0.5) * (rng.uniform() < 0.4),
+        chest_wall=_u(rng, 0.1, 1.2), chest_depth=_u(rng, 4, 18), chest_period=_u(rng, 2.5, 7),
+        r_min=_u(rng, 0, 7) * (rng.uniform() < 0.6), la_visible=_u(rng, 0.8, 1.08),
     )
     return SeqParams(view=view, n_frames=T, fps=fps, heart_rate=hr, phase0=draws["phase0"], ef_target=ef,
                      quality=q, anatomy=an, tissue=tis,

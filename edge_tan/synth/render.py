@@ -58,6 +58,10 @@ def _fit(P: SeqParams, rng: np.random.Generator, times: np.ndarray):
             worst_r = max(worst_r, float(r.max()))
             if np.abs(th).max() > P.half - np.deg2rad(2.5):
                 ok = False
+        # sonographers set the depth to show (most of) the left atrium
+        cu, cv, _ = P.anatomy.la_center()
+        lax, laz = poses[0].to_physical(cu, cv + P.anatomy.la_b)
+        P.depth = float(max(P.depth, np.hypot(lax, laz) * P.artifacts["la_visible"]))
         if worst_r > P.depth - 8:
             P.depth = min(worst_r + 12, 240.0)
         if ok:
@@ -180,6 +184,13 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
                                             rng.uniform(8, 20))[:, None]
         C1 = art.complex_field(rng, (probe.nr, probe.nt), (lat_px * 2.5, ax_px * 1.5))
         C2 = art.complex_field(rng, (probe.nr, probe.nt), (lat_px * 2.5, ax_px * 1.5))
+    # chest wall: static layered tissue right under the probe (does not move with the heart)
+    cw = art.complex_field(rng, (probe.nr, probe.nt), (lat_px, ax_px))
+    cw_env = (a["chest_wall"] * np.clip(1 - r_mm / a["chest_depth"], 0, 1) ** 0.5
+              * (0.55 + 0.45 * np.sin(2 * np.pi * r_mm / a["chest_period"])))[:, None].astype(np.float32)
+    chest = (cw_env * (cw[:, :, 0] ** 2 + cw[:, :, 1] ** 2)).astype(np.float32)
+    del cw
+    blank_rows = int(np.ceil(a["r_min"] / dr))
     noise_bank = [art.complex_field(rng, (probe.nr, probe.nt), (0.7, 0.7)) for _ in range(3)]
     low = im["headroom_db"] - im["dr_db"]
     gain_lin = (10 ** (gain_db / 10)).astype(np.float32)
@@ -248,6 +259,7 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
         inten = (blur[:, :, 0] ** 2 + blur[:, :, 1] ** 2) * norm
         if shadow is not None:
             inten *= shadow
+        inten += chest
         if clutter_env is not None:
             g = 0.5 * np.pi * (0.5 + 0.5 * np.sin(2 * np.pi * t / max(T, 8) * 0.7))
             cf = np.cos(g) * C1 + np.sin(g) * C2
@@ -260,6 +272,9 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
         if a["persistence"] > 0 and prev is not None:
             y = (1 - a["persistence"]) * y + a["persistence"] * prev
         prev = y
+        if blank_rows:
+            y = y.copy()
+            y[:blank_rows] = 0
         img = remap((y * 255).astype(np.float32), scan_x, scan_y)
         if a["blur"] > 0.05:
             img = cv2.GaussianBlur(img, (0, 0), a["blur"])
