@@ -33,6 +33,12 @@ class Anatomy:
     ra_a: float = 18.0
     ra_b: float = 22.0
     peri_t: float = 2.5   # pericardium thickness
+    skew: float = 0.0     # bend of the LV centreline (fraction of A, + = mid-cavity towards the image right)
+
+    def centre(self, v):
+        """Lateral offset of the LV centreline at level v (0 at apex and mitral plane: a banana-shaped LV)."""
+        v = np.asarray(v, np.float64)
+        return self.skew * self.A * np.sin(np.pi * np.clip(v / self.L, 0.0, 1.0))
 
     # ---- analytic profiles ---------------------------------------------------------------
     def a0(self, v):
@@ -60,7 +66,7 @@ class Anatomy:
 
     def cavity_level(self, u, v):
         """> 0 inside the LV cavity (closed by the straight mitral plane v = L), exact zero set."""
-        return np.minimum(self.a0(v) - np.abs(u), self.L - np.asarray(v))
+        return np.minimum(self.a0(v) - np.abs(np.asarray(u) - self.centre(v)), self.L - np.asarray(v))
 
     def ref_landmarks(self) -> np.ndarray:
         """apex, septal annulus, lateral annulus in heart-local (u, v)."""
@@ -71,8 +77,9 @@ class Anatomy:
         """Closed reference cavity contour (u, v): endocardium apex->base both sides + mitral plane."""
         v = np.linspace(0, 1, n // 2) ** 2 * self.L
         a = self.a0(v)
-        right = np.stack([a, v], 1)
-        left = np.stack([-a[::-1], v[::-1]], 1)
+        cen = self.centre(v)
+        right = np.stack([cen + a, v], 1)
+        left = np.stack([(cen - a)[::-1], v[::-1]], 1)
         return np.vstack([right, left])
 
     def la_center(self):
@@ -138,6 +145,8 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
         left_edge = an.A + an.h_sep + an.rv_w + an.rv_t + an.peri_t + ts.lung_gap
         lung = np.maximum(lung, np.clip((-U - left_edge) / 12.0, 0, 1) * (V < an.tv_v))
     E *= (1.0 - ts.lung * lung).astype(np.float32)
+    Uo = U
+    U = U - an.centre(V)   # LV-centred lateral coordinate (atria below the mitral plane are unaffected)
     au = np.abs(U)
     vc = np.clip(V, -an.h_ap, an.L)
     sep = U < 0
@@ -186,7 +195,7 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
     crux = (U - cx) ** 2 + (V - cy) ** 2 < (0.45 * an.h_sep + 2) ** 2
     E[crux] = 1.6 * ts.myo
     E[blood] = ts.blood
-    cav = an.cavity_level(U, V) > 0
+    cav = an.cavity_level(Uo, V) > 0
     E[cav] = ts.blood
     # trabeculae: faint irregular echoes lining the endocardium (inside the labelled cavity, as in CAMUS)
     if ts.trabeculae > 0:
@@ -198,10 +207,10 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
     ori = (V >= an.L - 1) & (V <= an.L + 3) & (au < ab)
     E[ori] = ts.blood
     if ts.papillary:
-        pv = 0.55 * an.L
-        pu = float(an.a0(pv)) * 0.78
-        pap = ((U - pu) / 4.5) ** 2 + ((V - pv) / 9.0) ** 2 < 1.0
-        E[pap] = np.maximum(E[pap], 0.5 * ts.myo)
+        pv = 0.58 * an.L
+        pu = float(an.a0(pv)) * 0.82
+        pap = ((U - pu) / 3.5) ** 2 + ((V - pv) / 7.5) ** 2 < 1.0
+        E[pap] = np.maximum(E[pap], 0.4 * ts.myo)
     if ts.aorta and an.view == "A4C":
         ac = (cu + aa + 6.0, cv_ + 0.4 * an.la_b)
         r2 = (U - ac[0]) ** 2 + (V - ac[1]) ** 2

@@ -77,8 +77,9 @@ class Deformation:
         u0 = np.asarray(u0, np.float64)
         v0 = np.asarray(v0, np.float64)
         vc = np.clip(v0, -an.h_ap, an.L)
-        au = np.abs(u0)
-        sep = u0 < 0
+        cen = an.centre(v0)
+        au = np.abs(u0 - cen)
+        sep = u0 < cen
         a = np.where(v0 >= 0, an.a0(np.clip(vc, 0, an.L)), 0.0)
         h = np.where(sep, an.h_sep, an.h_lat)
         e = an.epi(vc, h)
@@ -105,7 +106,7 @@ class Deformation:
         inward = np.where(sep, _pwl(au, xs_sep, ds_sep), _pwl(au, xs_lat, ds_lat))
         # radial motion fades over the atria below the mitral plane
         wv = np.clip(1.0 - (v0 - an.L) / 15.0, 0.0, 1.0)
-        u = u0 - np.sign(u0) * inward * wv
+        u = u0 - np.sign(u0 - cen) * inward * wv
         # longitudinal
         top = -an.h_ap
         roof = an.L + 2.0 * an.la_b

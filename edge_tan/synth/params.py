@@ -90,7 +90,7 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqPa
                  h_sep=_u(rng, 7.5, 13.0), h_lat=_u(rng, 6.5, 11.5), h_ap=_u(rng, 4.5, 8.5),
                  rv_w=_u(rng, 20, 36), rv_t=_u(rng, 3.0, 5.0),
                  la_a=_u(rng, 17, 26), la_b=_u(rng, 18, 28), ra_a=_u(rng, 15, 23), ra_b=_u(rng, 17, 26),
-                 peri_t=_u(rng, 1.5, 3.5))
+                 peri_t=_u(rng, 1.5, 3.5), skew=_u(rng, -0.2, 0.3))
     an.rv_v0 = _u(rng, 0.25, 0.5) * L
     an.tv_v = L - _u(rng, 4, 11)
     tis = Tissue(myo=1.0, septum=_u(rng, 1.0, 2.6) if view == "A4C" else _u(rng, 0.9, 1.3),

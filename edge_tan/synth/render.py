@@ -41,7 +41,8 @@ def _lv_outline(P: SeqParams) -> np.ndarray:
     v = np.linspace(-an.h_ap, an.L, 40)
     el = an.epi(v, an.h_lat)
     es = an.epi(v, an.h_sep)
-    pts = np.concatenate([np.stack([el, v], 1), np.stack([-es, v], 1), [[0.0, -an.h_ap], [0.0, an.L + 5.0]]])
+    c = an.centre(v)
+    pts = np.concatenate([np.stack([c + el, v], 1), np.stack([c - es, v], 1), [[0.0, -an.h_ap], [0.0, an.L + 5.0]]])
     return pts
 
 
