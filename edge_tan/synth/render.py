@@ -20,7 +20,7 @@ from .motion import Cycle, Deformation, area_length_volume, calibrate_eps_r
 from .params import SeqParams, sample_params
 from .scanner import Placement, Pose, Probe, remap
 
-COARSE = 4
+COARSE_MM = 1.6   # spacing of the grid where the deformation is inverted exactly (then bilinear)
 
 
 def _poses(P: SeqParams, times: np.ndarray) -> list[Pose]:
@@ -142,13 +142,13 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
     im = P.imaging
 
     # ---- beam grid resolution follows the output pixel size (no wasted work on small frames)
-    dr = max(0.22, 0.55 / s)
+    dr = max(0.22, 0.7 / s)
     sig_lat = np.deg2rad(im["psf_lat_deg"])
-    dth = max(sig_lat / 2.2, 0.9 / (s * P.depth))
+    dth = max(sig_lat / 2.0, 1.1 / (s * P.depth))
     probe = Probe(P.depth, P.half, int(P.depth / dr) + 1, int(2 * P.half / dth) + 1)
     dr, dth = probe.dr, probe.dt
     xf, zf = probe.grid_xz(1)
-    xc, zc = probe.grid_xz(COARSE)
+    xc, zc = probe.grid_xz(max(3, int(round(COARSE_MM / dr))))
     r_mm = np.arange(probe.nr) * dr
     theta = -P.half + np.arange(probe.nt) * dth
     scan_x, scan_y = pl.scan_maps(probe)
