@@ -151,6 +151,8 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
     xc, zc = probe.grid_xz(max(3, int(round(COARSE_MM / dr))))
     r_mm = np.arange(probe.nr) * dr
     theta = -P.half + np.arange(probe.nt) * dth
+    sin_t = np.sin(theta).astype(np.float32)[None, :]
+    cos_t = np.cos(theta).astype(np.float32)[None, :]
     scan_x, scan_y = pl.scan_maps(probe)
 
     # ---- reference maps (heart-local ED frame): echogenicity + two scatterer fields
@@ -166,6 +168,7 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
     Ue, Ve = np.meshgrid(umin + np.arange(ne[1]) * res_e, vmin + np.arange(ne[0]) * res_e)
     E_ref = echogenicity_map(an, ts, Ue, Ve, res_e, rng)
     del Ue, Ve
+    N_ref = art.interface_normals(E_ref, res_e) if (im["k_spec"] > 0 or im["k_par"] > 0) else None
     nm = (int((vmax - vmin) / res_m) + 1, int((umax - umin) / res_m) + 1)
     S1 = art.complex_field(rng, nm, (0.6, 0.6))
     S2 = art.complex_field(rng, nm, (0.6, 0.6)) if P.drift["decor"] > 0.01 else None
@@ -249,6 +252,10 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
                 col, row = probe.to_beam(*pose.to_physical(poly[:, 0], poly[:, 1]))
                 pts = np.round(np.stack([col, row], 1) * 16).astype(np.int32)
                 cv2.polylines(layer, [pts], False, leaflet_lvl, lth, cv2.LINE_AA, shift=4)
+        if N_ref is not None:
+            ax_, perp_ = pose.axes()
+            E = E * art.angle_factor(remap(N_ref, (U0 - umin) / res_e, (V0 - vmin) / res_e), perp_, ax_,
+                                     sin_t, cos_t, im["k_spec"], im["k_par"])
         E = np.maximum(E, layer)
         amp = S * np.sqrt(np.maximum(E, 0))[:, :, None]
         b1 = cv2.GaussianBlur(amp, (0, 0), sigmaX=lat_px, sigmaY=ax_px)
