@@ -64,10 +64,10 @@ def test_ed_is_max_area_es_is_min_area(beat_a4c):
 
 def test_ef_hits_target_and_range(beat_a4c):
     assert 20.0 <= beat_a4c.ef <= 75.0
-    assert abs(beat_a4c.ef - 55) < 7
+    assert abs(beat_a4c.ef - 55) < 3
     for seed, ef in ((1, 22.0), (2, 73.0)):
         s = generate_sequence(seed, "A2C", n_frames=24, fps=30, heart_rate=90, out_size=(112, 112), ef=ef)
-        assert 20.0 <= s.ef <= 75.0 and abs(s.ef - ef) < 7
+        assert 20.0 <= s.ef <= 75.0 and abs(s.ef - ef) < 3
 
 
 @pytest.mark.parametrize("view", ["A2C", "A4C"])

@@ -161,13 +161,13 @@ def polygon_area(p: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
-def model_ef(defo: Deformation, c_es: float = 1.0) -> float:
-    """EF (%) of the continuous model by area-length on the forward-mapped reference contour."""
+def model_ef(defo: Deformation, c_ed: float = 0.0, c_es: float = 1.0) -> float:
+    """EF (%) between contractions c_ed and c_es, by area-length on the forward-mapped reference contour."""
     an = defo.an
     cont = an.ref_contour()
     lm = an.ref_landmarks()
     vols = []
-    for c in (0.0, c_es):
+    for c in (c_ed, c_es):
         u, v = defo.forward(cont[:, 0], cont[:, 1], c)
         lu, lv = defo.forward(lm[:, 0], lm[:, 1], c)
         length = np.hypot(lu[0] - 0.5 * (lu[1] + lu[2]), lv[0] - 0.5 * (lv[1] + lv[2]))
@@ -175,13 +175,16 @@ def model_ef(defo: Deformation, c_es: float = 1.0) -> float:
     return 100.0 * (1.0 - vols[1] / vols[0])
 
 
-def calibrate_eps_r(defo: Deformation, target_ef: float) -> float:
-    """Bisection on the radial shortening so the model EF hits the target (eps_l held fixed)."""
+def calibrate_eps_r(defo: Deformation, target_ef: float, c_ed: float = 0.0, c_es: float = 1.0) -> float:
+    """Bisection on the radial shortening so the model EF hits the target (eps_l held fixed).
+
+    Pass the contraction at the clip's sampled ED/ES frames so the EF measured on the frames
+    (not just the continuous model) lands on the target."""
     lo, hi = 0.0, 0.75
     for _ in range(30):
         mid = 0.5 * (lo + hi)
         defo.eps_r = mid
-        if model_ef(defo) < target_ef:
+        if model_ef(defo, c_ed, c_es) < target_ef:
             lo = mid
         else:
             hi = mid
