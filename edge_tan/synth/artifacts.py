@@ -109,7 +109,7 @@ class Overlays:
             opts = opts[k:] + opts[:k]
         # depth ticks along the right sector edge (or the centre line), every 1 cm, longer every 5 cm
         self.ticks = []
-        side = "edge" if rng.uniform() < 0.85 else "centre"
+        side = "edge" if rng.uniform() < 0.92 else "centre"
         for cm in range(1, int(depth // 10) + 1):
             r = cm * 10.0
             th = half + 0.03 if side == "edge" else 0.0

@@ -56,7 +56,7 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqPa
     # tiny n_frames for a test) leaves the rest of the sequence's random choices unchanged
     r_base, r_anat, r_img, r_art = rng.spawn(4)
     draws = dict(quality=float(r_base.beta(2.0, 1.6)), heart_rate=_u(r_base, 50, 120),
-                 fps=float(r_base.choice([25, 30, 30, 40, 50, 50, 60, 70, 80]) + _u(r_base, -2, 2)),
+                 fps=float(np.clip(r_base.choice([25, 30, 30, 40, 50, 50, 60, 70, 80]) + _u(r_base, -2, 2), 25, 80)),
                  beats=_u(r_base, 1.05, 2.6), ef=_u(r_base, 22.0, 73.0),
                  size=int(r_base.choice(len(OUT_SIZES), p=np.array(OUT_WEIGHTS) / sum(OUT_WEIGHTS))),
                  depth=_u(r_base, 125, 200), sector_deg=_u(r_base, 60, 90),
