@@ -139,10 +139,11 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqPa
                    far_widen=_u(rng, 1.3, 2.2), att_db_mm=_u(rng, 0.0, 0.08), dr_db=_u(rng, 30, 46),
                    headroom_db=_u(rng, 3, 12), noise_rel_db=_u(rng, -8, 6), tgc_db_mm=_u(rng, 0.08, 0.2), gamma=_u(rng, 0.8, 1.5),
                    gain_bumps=int(rng.integers(0, 4)), lateral_gain=_u(rng, 0, 0.5),
-                   k_spec=_u(rng, 0.0, 1.5), k_par=_u(rng, 0.1, 0.5) + 0.4 * bad_ * rng.uniform())
+                   k_spec=_u(rng, 0.0, 1.5), k_par=_u(rng, 0.1, 0.5) + 0.4 * bad_ * rng.uniform(),
+                   sidelobe=_u(rng, 0.0, 0.01 + 0.06 * bad_))
     artifacts = dict(
-        clutter=float(rng.uniform() < 0.4 + 0.55 * bad_) * _u(rng, 0.01, 0.04 + 0.2 * bad_),
-        clutter_depth=_u(rng, 6, 18) + 12 * bad_,
+        clutter=float(rng.uniform() < 0.4 + 0.55 * bad_) * _u(rng, 0.01, 0.04 + 0.4 * bad_),
+        clutter_depth=_u(rng, 6, 18) + 25 * bad_ * rng.uniform(),
         reverb_bands=float(rng.uniform() < 0.3 * bad_ + 0.1),
         shadows=int(rng.integers(0, 3)) if rng.uniform() < 0.15 + 0.5 * bad_ else 0,
         jpeg=int(rng.integers(25, 96)) if rng.uniform() < 0.7 else 0,

@@ -274,6 +274,10 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
             ref = cv2.GaussianBlur(S, (0, 0), sigmaX=lat_px, sigmaY=ax_px)
             norm = 1.0 / float(np.mean(ref ** 2) * 2 + 1e-12)
         inten = (blur[:, :, 0] ** 2 + blur[:, :, 1] ** 2) * norm
+        if im["sidelobe"] > 0:   # side lobes leak bright tissue echo sideways into dark cavities (haze)
+            small = cv2.resize(inten, (max(2, probe.nt // 4), max(2, probe.nr // 4)), interpolation=cv2.INTER_AREA)
+            small = cv2.GaussianBlur(small, (0, 0), sigmaX=max(lat_px * 1.5, 1.0), sigmaY=max(ax_px, 0.7))
+            inten += im["sidelobe"] * cv2.resize(small, (probe.nt, probe.nr), interpolation=cv2.INTER_LINEAR)
         if shadow is not None:
             inten *= shadow
         inten += chest
