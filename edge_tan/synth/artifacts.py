@@ -122,6 +122,17 @@ class Overlays:
         span_beats = rng.uniform(1.5, 3.0)
         self.ecg_span = span_beats
         self.ecg_marker = rng.choice(["line", "dot"])
+        # grey-scale bar (the scanner's grey map legend) beside the sector
+        self.bar = None
+        if art.get("overlay_text") and rng.uniform() < 0.4 and W >= 200:
+            bh, bw = int(H * rng.uniform(0.15, 0.3)), max(3, int(W * 0.012))
+            bx = int(W * rng.uniform(0.02, 0.06)) if rng.uniform() < 0.5 else int(W * rng.uniform(0.92, 0.96))
+            by = int(H * rng.uniform(0.15, 0.35))
+            ramp = np.linspace(255, 0, bh)
+            steps = int(rng.choice([0, 8, 16]))
+            if steps:
+                ramp = np.floor(ramp / 256 * steps) * (255 / (steps - 1))
+            self.bar = (bx, by, bw, np.clip(ramp, 0, 255).astype(np.uint8))
 
     def draw(self, img: np.ndarray, t: int) -> np.ndarray:
         a, lv = self.art, self.level
@@ -137,6 +148,9 @@ class Overlays:
                     if corner == 2 and a.get("overlay_ecg"):
                         y = int(self.ecg_y - self.ecg_h * 1.5) - (tht + 4) * (len(lines) - 1 - i)
                     cv2.putText(img, s, (int(x), int(y)), cv2.FONT_HERSHEY_SIMPLEX, fs, lv, th, cv2.LINE_AA)
+        if self.bar is not None:
+            bx, by, bw, ramp = self.bar
+            img[by:by + len(ramp), bx:bx + bw] = ramp[:min(len(ramp), H - by), None]
         if a.get("overlay_ticks"):
             for x, y, big, side in self.ticks:
                 if not (0 <= x < W and 0 <= y < H):
