@@ -87,6 +87,7 @@ def generate_dataset(out_dir, n: int = 20, seed: int = 0, views=("A2C", "A4C"), 
     n = int(n)
     nproc = min(int(workers) or (os.cpu_count() or 1), n)
     with atomic_dir(out) as tmp:
+        tmp.chmod(0o755)   # mkdtemp makes it private; a dataset folder is meant to be shared
         jobs = [(i, int(seed), views[i % len(views)], str(tmp), bool(avi), i < MONTAGE_ROWS, overrides) for i in range(n)]
         infos, rows = {}, {}
         for i, info, row in _run(jobs, nproc, progress):

@@ -16,9 +16,11 @@ from ..dataset import Sequence
 from ..errors import EdgeTanError
 from . import artifacts as art
 from .anatomy import echogenicity_map
-from .motion import Cycle, Deformation, area_length_volume, calibrate_eps_r
+from .motion import Cycle, Deformation, calibrate_eps_r
 from .params import SeqParams, sample_params
 from .scanner import Placement, Pose, Probe, remap
+from .truth import ed_es_ef
+from .valves import valve_polylines
 
 COARSE_MM = 1.6   # spacing of the grid where the deformation is inverted exactly (then bilinear)
 
@@ -95,28 +97,6 @@ def _fit(P: SeqParams, rng: np.random.Generator, times: np.ndarray):
         s *= 0.95
         y0 = y0 * 0.9 + 0.01 * H
     return Placement(H, W, s, x0, y0)
-
-
-def _leaflet(h, tip_dir, length, bend, n=6):
-    """Slightly curved polyline from hinge h along tip_dir (unit), bending by `bend` (perp offset)."""
-    t = np.linspace(0, 1, n)[:, None]
-    perp = np.array([-tip_dir[1], tip_dir[0]])
-    return h[None, :] + t * length * tip_dir[None, :] + (np.sin(np.pi * t) * bend) * perp[None, :]
-
-
-def _valve_polylines(hs, hl, apex, opening, rng_sizes):
-    """Two leaflets for one valve. hs/hl hinges (u, v); the LV/RV apex gives the ventricular side."""
-    width = np.linalg.norm(hl - hs) + 1e-6
-    d = (hl - hs) / width
-    n = np.array([-d[1], d[0]])
-    if np.dot(apex - 0.5 * (hs + hl), n) < 0:
-        n = -n
-    out = []
-    for hinge, dd, frac in ((hs, d, rng_sizes[0]), (hl, -d, rng_sizes[1])):
-        ang = np.deg2rad(-12 + 85 * opening)
-        tip = np.cos(ang) * dd + np.sin(ang) * n
-        out.append(_leaflet(hinge, tip, frac * width, 0.06 * frac * width))
-    return out
 
 
 def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **overrides) -> Sequence:
@@ -251,11 +231,11 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
         layer = np.zeros_like(E)
         lu, lv_ = defo.forward(ref_lm[:, 0], ref_lm[:, 1], c)
         cur = np.stack([lu, lv_], 1)
-        valves = [_valve_polylines(cur[1], cur[2], cur[0], float(opens[t]), lsizes)]
+        valves = [valve_polylines(cur[1], cur[2], cur[0], float(opens[t]), lsizes)]
         if tv_ref is not None:
             tu, tvv = defo.forward(tv_ref[:, 0], tv_ref[:, 1], c)
             tcur = np.stack([tu, tvv], 1)
-            valves.append(_valve_polylines(tcur[0], tcur[1], tcur[2], float(opens[t]), tsizes))
+            valves.append(valve_polylines(tcur[0], tcur[1], tcur[2], float(opens[t]), tsizes))
         for valve in valves:
             for poly in valve:
                 col, row = probe.to_beam(*pose.to_physical(poly[:, 0], poly[:, 1]))
@@ -311,42 +291,9 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
             pts[[1, 2]] = pts[[2, 1]]
         lms[t] = pts
 
-    ed, es, ef = _ed_es_ef(masks, lms, s, phases)
+    ed, es, ef = ed_es_ef(masks, lms, s, phases)
     return Sequence(name=name or f"synth_{view.lower()}_{int(seed) % 10**8:08d}", frames=frames, masks=masks,
                     labeled=np.ones(T, bool), landmarks=lms, view=view, fps=float(P.fps), spacing_mm=1.0 / s,
                     ed=ed, es=es, ef=ef,
                     extra={"params": P, "contraction": cs, "phases": phases, "eps_r": defo.eps_r,
                            "deformation": defo, "poses": poses, "placement": pl})
-
-
-def _ed_es_ef(masks: np.ndarray, lms: np.ndarray, scale: float, phases: np.ndarray):
-    """ED = largest cavity area, ES = smallest (one per beat where the beat's instant lies in the clip);
-    EF by single-plane area-length on the GT masks at those frames."""
-    area = masks.reshape(len(masks), -1).sum(1).astype(np.float64)
-    T = len(area)
-
-    def pick(target_phase: float, best):
-        idx = {int(best(area))}
-        k0, k1 = int(np.floor(phases[0] - target_phase)), int(np.ceil(phases[-1] - target_phase))
-        per = max(1.0, T / max(phases[-1] - phases[0], 1e-6))
-        for k in range(k0, k1 + 1):
-            ph = k + target_phase
-            if phases[0] <= ph <= phases[-1]:
-                j = int(np.argmin(np.abs(phases - ph)))
-                lo, hi = max(0, j - int(0.15 * per) - 1), min(T, j + int(0.15 * per) + 2)
-                idx.add(lo + int(best(area[lo:hi])))
-        return np.array(sorted(idx), np.int64)
-
-    ed = pick(0.0, np.argmax)
-    # ES instant: phase of maximum contraction = end of systole; found from the area itself
-    es = pick(float(np.mod(phases[int(np.argmin(area))], 1.0)), np.argmin)
-
-    def vol(i):
-        ap, l1, l2 = lms[i].astype(np.float64)
-        length = np.linalg.norm(ap - 0.5 * (l1 + l2)) / scale
-        return area_length_volume(area[i] / scale ** 2, length)
-
-    ved = np.mean([vol(i) for i in ed])
-    ves = np.mean([vol(i) for i in es])
-    ef = float(100.0 * (1.0 - ves / ved)) if ved > 0 else float("nan")
-    return ed, es, ef
