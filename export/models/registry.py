@@ -59,7 +59,7 @@ def model_kwargs(name: str, **kw) -> dict:
     spec = _spec(name)
     out = dict(spec.defaults)
     if spec.build is TAN:
-        allowed = {"width", "skips", "hidden"}
+        allowed = {"width", "skips", "hidden", "landmark_head"}
     else:
         allowed = {"base", "depth", "layers"}
     out.update({k: v for k, v in kw.items() if k in allowed and v is not None})

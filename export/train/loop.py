@@ -106,7 +106,7 @@ def compute_loss(model, batch: dict, dev: torch.device, multitask: bool, tcm: bo
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
         out = model(x)
-    seg_ps = L.ohem_ce(out[0], y)
+    seg_ps = L.seg_loss(out[0], y)
     # TCM: L_het = L^M_{t-1} + L^OF_t per pair (gated pairs were never sampled, i.e. zeroed)
     seg = (seg_ps[:n] + seg_ps[n:]).mean() if tcm else seg_ps.mean()
     parts = {"seg": seg}
@@ -216,8 +216,9 @@ def train(cfg: TrainConfig) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=WEIGHT_DECAY)
 
     recipe = {k: v for k, v in asdict(cfg).items() if k not in ("device", "workers", "resume", "out")}
-    recipe.update(arch={"name": cfg.model, "kwargs": kwargs}, loss="0.1 view CE + 0.1 smoothL1(lmk/16) + 10 seg OHEM-CE"
-                  if multitask else "seg OHEM-CE (top 10%)", ohem_frac=L.OHEM_FRAC, optimizer="AdamW",
+    seg = f"(OHEM-CE top {L.OHEM_FRAC:.0%} + {L.SEG_ANCHOR} x CE)"
+    recipe.update(arch={"name": cfg.model, "kwargs": kwargs},
+                  loss=f"0.1 view CE + 0.1 smoothL1(lmk/16) + 10 {seg}" if multitask else seg, ohem_frac=L.OHEM_FRAC, optimizer="AdamW",
                   weight_decay=WEIGHT_DECAY, schedule="warmup 3% + cosine on max(step, time) progress",
                   augment="affine jitter rot±5 scale0.8-1.2 shift≤14 px; detect 20%; gain/gamma/contrast/noise/blur",
                   val=val_note, n_train_seqs=len(train_seqs), n_val_seqs=len(val_seqs), tcm_stats=tcm_stats)
@@ -266,6 +267,7 @@ def train(cfg: TrainConfig) -> dict:
             t_ep = time.time()
             s_ep = 0
             loss_sum = torch.zeros((), device=dev)
+            part_sum: dict = {}
             sampler.epoch = ep
             for batch in loader:
                 for g in opt.param_groups:
@@ -278,6 +280,8 @@ def train(cfg: TrainConfig) -> dict:
                 state["step"] += 1
                 s_ep += cfg.batch_size
                 loss_sum += loss.detach()
+                for k, v in parts.items():
+                    part_sum[k] = part_sum.get(k, 0) + v.detach()
                 lv = float(loss.detach()) if state["step"] % 10 == 1 or dev.type == "cpu" else None
                 if lv is not None:
                     ema = lv if ema is None else 0.9 * ema + 0.1 * lv
@@ -293,7 +297,9 @@ def train(cfg: TrainConfig) -> dict:
                              for k, v in evaluate(model, val_det, dev, multitask, amp).items()})
             state["epoch"] = ep + 1
             state["elapsed"] = elapsed()
-            rec = {"epoch": ep + 1, "step": state["step"], "loss": float(loss_sum) / max(s_ep // cfg.batch_size, 1), "lr": opt.param_groups[0]["lr"],
+            n_st = max(s_ep // cfg.batch_size, 1)
+            rec = {"epoch": ep + 1, "step": state["step"], "loss": float(loss_sum) / n_st,
+                   **{f"loss_{k}": float(v) / n_st for k, v in part_sum.items()}, "lr": opt.param_groups[0]["lr"],
                    "samples_per_s": s_ep / max(ep_time, 1e-9), "elapsed_s": round(state["elapsed"], 1), **figs}
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
