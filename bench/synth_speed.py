@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -18,13 +19,23 @@ def measure(n: int = 16, workers: int = 2, seed: int = 0, single: int = 4) -> di
     from edge_tan.dataset import read_manifest
     from edge_tan.synth.generate import generate_dataset, generate_sequence, sequence_seed
 
+    import cv2
+
     out: dict = {"n": n, "workers": workers}
-    t0 = time.perf_counter()
+    cv2.setNumThreads(1)   # like the dataset workers; process CPU time is then a fair per-core cost
+    per_size = {}
+    for size in ((112, 112), (224, 224), (480, 640), (600, 800)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        generate_sequence(seed, "A4C", n_frames=30, out_size=size)
+        per_size[f"{size[1]}x{size[0]}"] = {"frames_per_s": round(30 / (time.perf_counter() - t0), 1),
+                                            "frames_per_cpu_s": round(30 / (time.process_time() - c0), 1)}
+    out["single_process_by_size"] = per_size
+    t0, c0 = time.perf_counter(), time.process_time()
     frames = 0
     for i in range(single):
         frames += generate_sequence(sequence_seed(seed + 1, i), ("A2C", "A4C")[i % 2]).n_frames
-    dt = time.perf_counter() - t0
-    out["single_process_frames_per_s"] = round(frames / dt, 1)
+    out["single_process_frames_per_s"] = round(frames / (time.perf_counter() - t0), 1)
+    out["single_process_frames_per_cpu_s"] = round(frames / (time.process_time() - c0), 1)
     tmp = Path(tempfile.mkdtemp(prefix="synth_speed_"))
     try:
         t0 = time.perf_counter()
@@ -47,6 +58,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f} (other processes share these cores)")
     print(json.dumps(measure(a.n, a.workers, a.seed), indent=1))
 
 
