@@ -137,7 +137,7 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqPa
                  resp_phase=_u(rng, 0, 2 * np.pi), decor=_u(rng, 0, 0.35) + 1.0 * bad_ * rng.uniform())
     imaging = dict(psf_ax_mm=_u(rng, 0.25, 0.6), psf_lat_deg=_u(rng, 0.45, 1.1), focus=_u(rng, 0.35, 0.7),
                    far_widen=_u(rng, 1.3, 2.2), att_db_mm=_u(rng, 0.0, 0.08), dr_db=_u(rng, 30, 46),
-                   headroom_db=_u(rng, 3, 12), noise_rel_db=_u(rng, -8, 6), tgc_db_mm=_u(rng, 0.08, 0.2), gamma=_u(rng, 0.8, 1.5),
+                   headroom_db=_u(rng, 5, 17), noise_rel_db=_u(rng, -8, 6), tgc_db_mm=_u(rng, 0.08, 0.2), gamma=_u(rng, 0.8, 1.5),
                    gain_bumps=int(rng.integers(0, 4)), lateral_gain=_u(rng, 0, 0.5),
                    k_spec=_u(rng, 0.0, 1.5), k_par=_u(rng, 0.1, 0.5) + 0.4 * bad_ * rng.uniform(),
                    sidelobe=_u(rng, 0.0, 0.01 + 0.06 * bad_))
