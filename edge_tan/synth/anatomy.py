@@ -129,6 +129,8 @@ class Tissue:
     trabeculae: float = 0.2    # echo level of endocardial trabeculae
     lung: float = 0.6          # darkening beside the heart
     lung_gap: float = 10.0
+    ring: float = 1.5          # valve ring brightness
+    ring_mm: float = 2.5
 
 
 def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res: float,
@@ -194,6 +196,15 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
     cx, cy = -(ab + 0.5 * an.h_sep), an.L + 2.0
     crux = (U - cx) ** 2 + (V - cy) ** 2 < (0.45 * an.h_sep + 2) ** 2
     E[crux] = 1.6 * ts.myo
+    # fibrous valve rings: bright spots just outside the hinge points (annulus landmarks are visible)
+    rings = [(-ab - 1.5, an.L), (ab + 1.5, an.L)]
+    if an.view == "A4C":
+        e_tv = float(an.epi(an.tv_v, an.h_sep))
+        w_tv = float(an.rv_width(an.tv_v - 1e-6))
+        rings += [(-e_tv + 1.0, an.tv_v), (-(e_tv + w_tv) - 1.5, an.tv_v)]
+    for ru, rv in rings:
+        spot = (U - ru) ** 2 + (V - rv) ** 2 < ts.ring_mm ** 2
+        E[spot] = np.maximum(E[spot], ts.ring * ts.myo)
     E[blood] = ts.blood
     cav = an.cavity_level(Uo, V) > 0
     E[cav] = ts.blood

@@ -100,7 +100,7 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqPa
                  papillary=bool(rng.uniform() < 0.6), moderator=bool(rng.uniform() < 0.35),
                  aorta=bool(rng.uniform() < 0.3), segment_var=_u(rng, 0.1, 0.45),
                  trabeculae=_u(rng, 0.0, 0.5) * (rng.uniform() < 0.7), lung=_u(rng, 0.0, 0.9),
-                 lung_gap=_u(rng, 3, 25))
+                 lung_gap=_u(rng, 3, 25), ring=_u(rng, 0.8, 2.5), ring_mm=_u(rng, 1.5, 3.5))
     drops = []
     if rng.uniform() < 0.35 + 0.6 * bad_:       # lateral wall dropout (beam parallel to the wall)
         vv = _u(rng, 0.25, 0.9) * L
