@@ -209,6 +209,7 @@ def train(cfg: TrainConfig) -> dict:
     val = validation_arrays(val_seqs, template, cfg.size, warp_mode)
     # first-frame detection (letterboxed whole frame, same template offsets): reported, not used for "best"
     val_det = validation_arrays(val_seqs, template, cfg.size, "none", max_items=128) if warp_mode != "none" else None
+    val_jit = validation_arrays(val_seqs, template, cfg.size, warp_mode, max_items=128, jitter_seed=cfg.seed + 1)
 
     model.to(dev)
     if dev.type == "cuda":
@@ -292,9 +293,10 @@ def train(cfg: TrainConfig) -> dict:
             n_samples += s_ep
             ep_time = time.time() - t_ep
             figs = evaluate(model, val, dev, multitask, amp)
-            if val_det is not None:
-                figs.update({k.replace("val_", "val_detect_"): v
-                             for k, v in evaluate(model, val_det, dev, multitask, amp).items()})
+            for tag, arr in (("detect", val_det), ("jitter", val_jit)):
+                if arr is not None:
+                    figs.update({k.replace("val_", f"val_{tag}_"): v
+                                 for k, v in evaluate(model, arr, dev, multitask, amp).items()})
             state["epoch"] = ep + 1
             state["elapsed"] = elapsed()
             n_st = max(s_ep // cfg.batch_size, 1)

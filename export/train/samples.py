@@ -177,8 +177,13 @@ class WarpedSamples(torch.utils.data.Dataset):
 
 
 def validation_arrays(seqs: list[Sequence], template: np.ndarray, size: int, warp_mode: str,
-                      max_items: int = 384) -> dict[str, np.ndarray]:
-    """Fixed validation set in warped space from the previous frame's GT landmarks (no jitter)."""
+                      max_items: int = 384, jitter_seed: int | None = None) -> dict[str, np.ndarray]:
+    """Fixed validation set in warped space from the previous frame's GT landmarks (no jitter).
+
+    With `jitter_seed`, each warp is perturbed within the paper's ranges (fixed seed): that measures
+    whether the landmark head *corrects* an off-centre window, which tracking depends on.
+    """
+    rng = np.random.default_rng(jitter_seed) if jitter_seed is not None else None
     items = labelled_frames(seqs)
     if len(items) > max_items:
         items = [items[int(j)] for j in np.linspace(0, len(items) - 1, max_items).round()]
@@ -186,6 +191,8 @@ def validation_arrays(seqs: list[Sequence], template: np.ndarray, size: int, war
     for si, t in items:
         s = seqs[si]
         M = base_affine(s, t, template, size, warp_mode)
+        if rng is not None:
+            M = perturb_affine(M, rng, size)
         imgs.append(warp_image(s.frames[t], M, size)[None])
         masks.append(warp_mask(s.masks[t], M, size))
         tg, v = lm_target(s, t, M, template)
