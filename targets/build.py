@@ -22,6 +22,7 @@ from edge_tan import __version__ as EDGE_TAN_VERSION
 from edge_tan.artifact import ModelMetadata
 from edge_tan.atomic import atomic_dir, write_text
 from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.defaults import DEFAULT_WEIGHTS_NAME
 from edge_tan.runner import Runner
 
 TARGETS = ("onnx", "openvino", "tensorrt")
@@ -32,7 +33,6 @@ TARGET_PACKAGES = {
     "openvino": ("torch", "onnx", "openvino", "nncf"),
     "tensorrt": ("torch", "onnx", "nncf", "tensorrt", "cuda-python"),
 }
-DEFAULT_WEIGHT_NAMES = ("tan_default.safetensors", "tan.safetensors")
 
 
 def _pkg_version(name: str) -> str | None:
@@ -75,13 +75,9 @@ def _slug(s: str) -> str:
 
 def default_weights_path() -> Path | None:
     """The shipped TAN weights, if this install has them."""
-    import edge_tan
-
-    assets = Path(edge_tan.__file__).resolve().parent / "assets"
-    for n in DEFAULT_WEIGHT_NAMES:
-        if (assets / n).is_file():
-            return assets / n
-    return None
+    from edge_tan.defaults import default_weights_path as shipped
+    p = shipped()
+    return p if p.is_file() else None
 
 
 def _registry_fingerprint(name: str) -> str:
@@ -106,7 +102,7 @@ def resolve_source(model: str | Path) -> Source:
         w = default_weights_path()
         if w is None:
             raise EdgeTanError("the shipped default TAN weights are missing (edge_tan/assets/"
-                               f"{DEFAULT_WEIGHT_NAMES[0]}): pass --model RUN_DIR/best.safetensors from "
+                               f"{DEFAULT_WEIGHTS_NAME}): pass --model RUN_DIR/best.safetensors from "
                                "`edge-tan train`, or --model tan for an untrained TAN")
         return Source(str(w), "tan-default", "weights", _sha256_file(w))
     if p.is_dir() and (p / "best.safetensors").is_file():

@@ -28,11 +28,8 @@ def cache_dir() -> Path:
 
 
 def default_weights() -> Path:
-    p = Path(__file__).resolve().parent.parent / "edge_tan" / "assets" / "tan_default.safetensors"
-    if not p.is_file():  # installed (non-editable) layout: assets live inside the edge_tan package
-        import edge_tan
-        p = Path(edge_tan.__file__).resolve().parent / "assets" / "tan_default.safetensors"
-    return p
+    from edge_tan.defaults import default_weights_path
+    return default_weights_path()
 
 
 def resolve_artifact(model: str | None, backend: str, precision: str = "fp32", calib=None) -> Path:

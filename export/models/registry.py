@@ -6,7 +6,6 @@ crop (same network, ROI crop without shape normalisation), unet, pspnet (full-fr
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -162,12 +161,9 @@ def print_models(size: int = WINDOW) -> None:
 
 
 # ---------------------------------------------------------------- loading
-def _default_weights() -> Path:
-    import edge_tan
-    return Path(edge_tan.__file__).resolve().parent / "assets" / "tan.safetensors"
+from edge_tan.defaults import default_weights_path
 
-
-DEFAULT_WEIGHTS = _default_weights()
+DEFAULT_WEIGHTS = default_weights_path()
 
 
 def load_model(spec: str | Path, size: int = WINDOW) -> tuple[nn.Module, ModelMetadata]:
@@ -181,9 +177,9 @@ def load_model(spec: str | Path, size: int = WINDOW) -> tuple[nn.Module, ModelMe
     if s == "default":
         if DEFAULT_WEIGHTS.is_file():
             return load_weights(DEFAULT_WEIGHTS)
-        warnings.warn("no packaged default weights (edge_tan/assets/tan.safetensors): using a random-init TAN",
-                      stacklevel=2)
-        s = "tan"
+        from edge_tan.errors import EdgeTanError
+        raise EdgeTanError(f"the shipped default weights are missing ({DEFAULT_WEIGHTS}); "
+                           "pass --model with a weights file or a registered name")
     if s in REGISTRY:
         torch.manual_seed(0)
         m = build_model(s)
