@@ -40,9 +40,45 @@ def _export_dynamo(model, x, names, dynamic_batch, opset):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prog = torch.onnx.export(model, (x,), None, dynamo=True, opset_version=opset, input_names=["image"],
-                                 output_names=names, dynamic_shapes=ds, external_data=False, optimize=True,
-                                 verbose=False)
-    return prog.model_proto
+                                 dynamic_shapes=ds, external_data=False, optimize=True, verbose=False)
+    proto = prog.model_proto
+    # Output names are set here, not via output_names: the dynamo exporter names intermediate values
+    # after aten ops, so an intermediate "view" (from flatten) would collide with the output "view".
+    rename_outputs(proto, names)
+    return proto
+
+
+def _rename_value(graph, old: str, new: str) -> None:
+    for node in graph.node:
+        for i, v in enumerate(node.input):
+            if v == old:
+                node.input[i] = new
+        for i, v in enumerate(node.output):
+            if v == old:
+                node.output[i] = new
+    for coll in (graph.output, graph.value_info, graph.input):
+        for vi in coll:
+            if vi.name == old:
+                vi.name = new
+    for init in graph.initializer:
+        if init.name == old:
+            init.name = new
+
+
+def rename_outputs(proto, names: list[str]) -> None:
+    """Give the graph outputs `names`, first moving any other value already called so out of the way."""
+    g = proto.graph
+    if len(g.output) != len(names):
+        raise EdgeTanError(f"exported graph has {len(g.output)} outputs, model declares {names}")
+    current = [o.name for o in g.output]
+    for i, n in enumerate(names):
+        if current[i] == n:
+            continue
+        if n in current:
+            raise EdgeTanError(f"cannot rename graph outputs {current} to {names}")
+        _rename_value(g, n, f"{n}__internal")   # an intermediate value with the target name
+        _rename_value(g, current[i], n)
+        current[i] = n
 
 
 def _export_legacy(model, x, names, dynamic_batch, opset):
