@@ -42,7 +42,5 @@ def landmark_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor)
 
 def view_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """CE over samples with a known view (target >= 0)."""
-    ok = target >= 0
-    if not bool(ok.any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits.float()[ok], target[ok])
+    ce = F.cross_entropy(logits.float(), target, ignore_index=-1, reduction="none")   # 0 where ignored
+    return ce.sum() / (target >= 0).sum().clamp_min(1)   # no host sync (no data-dependent branch)

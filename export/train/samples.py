@@ -30,7 +30,13 @@ def normalize(x_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def load_split_sequences(data_dir, split: str) -> list[Sequence]:
-    return [load_sequence(p) for p in list_split(data_dir, split)]
+    """All sequences of a split in memory; threads overlap the npz decompression (zlib drops the GIL)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = list_split(data_dir, split)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as ex:
+        return list(ex.map(load_sequence, paths))
 
 
 def good_landmarks(lm: np.ndarray) -> bool:
