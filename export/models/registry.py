@@ -177,7 +177,6 @@ def load_model(spec: str | Path, size: int = WINDOW) -> tuple[nn.Module, ModelMe
     if s == "default":
         if DEFAULT_WEIGHTS.is_file():
             return load_weights(DEFAULT_WEIGHTS)
-        from edge_tan.errors import EdgeTanError
         raise EdgeTanError(f"the shipped default weights are missing ({DEFAULT_WEIGHTS}); "
                            "pass --model with a weights file or a registered name")
     if s in REGISTRY:
