@@ -32,6 +32,8 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts should read like normal files
     try:
         yield tmp_path
+        if tmp_path.is_file():
+            os.chmod(tmp_path, 0o666 & ~_umask())  # some writers recreate the file with 0600
         os.replace(tmp_path, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

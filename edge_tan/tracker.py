@@ -31,7 +31,8 @@ STATES = ("detect", "track", "redetect", "lost")
 class TrackerConfig:
     refine_first: int = 1          # extra warped passes on a detect frame
     contour_points: int = 64       # resampled contour length in results
-    min_view_prob: float = 0.6     # below: the window probably does not show an apical LV
+    min_view_prob: float | None = None  # below: no apical LV in the window. None: 0.6 if the model's
+                                        # view head validated >= 90 % accuracy, else the check is off
     min_area_frac: float = 0.02    # window mask area bounds (fraction of the window)
     max_area_frac: float = 0.65
     max_area_jump: float = 0.6     # relative change of window area vs the last good frame
@@ -106,6 +107,7 @@ class Tracker:
         self.runner = runner
         self.md = metadata or runner.metadata
         self.cfg = config or TrackerConfig()
+        self.min_view_prob = self._view_gate()
         self.size = int(self.md.window)
         self.template = self.md.template_array
         self._tpl_area = abs(geo.triangle_area(self.template))
@@ -116,6 +118,13 @@ class Tracker:
         self._input = np.zeros((1, 1, self.size, self.size), np.float32)   # reused every frame
         self._gray = GrayConverter()
         self.reset()
+
+    def _view_gate(self) -> float:
+        """Trust the view probability as a tracking-loss signal only if the view head earned it."""
+        if self.cfg.min_view_prob is not None:
+            return float(self.cfg.min_view_prob)
+        acc = (self.md.training or {}).get("val_view_acc") if self.md.has_view else None
+        return 0.6 if acc is None or acc >= 0.9 else 0.0
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -197,7 +206,7 @@ class Tracker:
     def _check(self, p: _Pass, frame_hw: tuple, detect: bool) -> str:
         """'' when the pass is trustworthy, else the reason tracking is considered lost."""
         c = self.cfg
-        if self.md.has_view and p.view_prob < c.min_view_prob:
+        if self.md.has_view and p.view_prob < self.min_view_prob:
             return f"low view confidence {p.view_prob:.2f}"
         area = p.area_frac
         lo = c.min_area_frac * (0.1 if detect else 1.0)
