@@ -108,6 +108,18 @@ def train(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder"),
     run_train(cfg)
 
 
+@command(name="refit-view")
+def refit_view(weights: Path = typer.Argument(..., help="trained TAN weights (.safetensors)"),
+               data_dir: Path = typer.Argument(..., help="dataset the model was trained on"),
+               out: Path = typer.Option(..., "--out", help="where to write the repaired weights"),
+               minutes: float = typer.Option(5.0, "--minutes"),
+               seed: int = typer.Option(0, "--seed")):
+    """Re-fit a TAN's A2C/A4C view head on the frozen network (repairs a head whose ReLUs died)."""
+    from .export.train.view_head import fit_view_head
+    rep = fit_view_head(weights, data_dir, out, minutes=minutes, seed=seed)
+    typer.echo(f"view head re-fit: {rep}")
+
+
 @command()
 def models():
     """List the registered model architectures with parameter and MAC counts."""

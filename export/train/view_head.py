@@ -1,0 +1,87 @@
+"""Re-fit the A2C/A4C view head on a trained, frozen TAN.
+
+Why: with the paper's weights (view 0.1 vs segmentation 10) the view head's hidden ReLUs can all
+die early in training (every pre-activation negative for every input); after that no gradient
+reaches it and the view loss sits at ln 2 forever. The encoder features are still informative, so
+re-initialising the head and fitting it alone (encoder frozen, no weight decay) repairs it in minutes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edge_tan.errors import EdgeTanError
+
+from ..weights import load_weights, save_weights
+from .samples import WarpedSamples, load_split_sequences, normalize, validation_arrays
+
+
+def _pooled(model, x: torch.Tensor) -> torch.Tensor:
+    return model.encoder(x)[4].mean((2, 3))
+
+
+def _accuracy(model, head, val: dict, bs: int = 64) -> float:
+    hits = n = 0
+    with torch.inference_mode():
+        for i in range(0, len(val["image"]), bs):
+            x = normalize(torch.from_numpy(val["image"][i:i + bs]))
+            v = torch.from_numpy(val["view"][i:i + bs])
+            pred = head(_pooled(model, x)).argmax(1)
+            ok = v >= 0
+            hits += int((pred[ok] == v[ok]).sum())
+            n += int(ok.sum())
+    return hits / n if n else float("nan")
+
+
+def fit_view_head(weights: str | Path, data_dir: str | Path, out: str | Path, minutes: float = 5.0,
+                  batch_size: int = 64, lr: float = 1e-3, seed: int = 0) -> dict:
+    model, md = load_weights(weights)
+    if not hasattr(model, "view_head"):
+        raise EdgeTanError(f"{weights}: model {md.model_name!r} has no view head")
+    torch.manual_seed(seed)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head = model.view_head
+    for m in head:
+        if isinstance(m, nn.Linear):
+            nn.init.kaiming_uniform_(m.weight, a=0.1)
+            nn.init.zeros_(m.bias)
+            m.weight.requires_grad_(True)
+            m.bias.requires_grad_(True)
+    train = load_split_sequences(data_dir, "train")
+    val_seqs = load_split_sequences(data_dir, "val")
+    tpl, size = md.template_array, md.window
+    ds = WarpedSamples(train, tpl, size, md.warp_mode, length=10 ** 9, seed=seed + 7919)
+    val = validation_arrays(val_seqs, tpl, size, md.warp_mode)
+    val_jit = validation_arrays(val_seqs, tpl, size, md.warp_mode, jitter_seed=seed + 1)
+    opt = torch.optim.AdamW([p for p in head.parameters()], lr=lr, weight_decay=0.0)
+    t0, step, i, losses = time.time(), 0, 0, []
+    head.train()
+    while time.time() - t0 < minutes * 60:
+        items = [ds[i + k] for k in range(batch_size)]
+        i += batch_size
+        x = normalize(torch.from_numpy(np.stack([it["image"] for it in items])))
+        y = torch.from_numpy(np.stack([it["view"] for it in items]))
+        with torch.no_grad():
+            g = _pooled(model, x)
+        loss = F.cross_entropy(head(g), y, ignore_index=-1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        step += 1
+    head.eval()
+    acc, acc_jit = _accuracy(model, head, val), _accuracy(model, head, val_jit)
+    report = {"steps": step, "samples": i, "minutes": round((time.time() - t0) / 60, 2),
+              "final_loss": float(np.mean(losses[-20:])) if losses else None,
+              "val_view_acc": acc, "val_jitter_view_acc": acc_jit}
+    md.training = {**(md.training or {}), "view_head_refit": report, "val_view_acc": acc}
+    save_weights(model, md, out)
+    return report
