@@ -215,7 +215,7 @@ def _validate(target: str, precision: str, calib, accuracy_control: bool) -> Non
 def build_artifact(model: str | Path = "default", target: str = "onnx", precision: str = "fp32",
                    out_dir: str | Path = "artifacts", calib: str | Path | None = None,
                    accuracy_control: bool = False, max_drop: float = 0.005, force: bool = False, *,
-                   window: int | None = None, opset: int = 18, calib_limit: int = 300,
+                   window: int | None = None, opset: int = 18, calib_limit: int | None = None,
                    keep_heads_fp32: bool = True, trt_options: dict | None = None) -> Path:
     """Build (or fetch from the cache) the artifact; returns the file a runner opens."""
     target, precision = str(target).lower(), str(precision).lower()
@@ -223,6 +223,8 @@ def build_artifact(model: str | Path = "default", target: str = "onnx", precisio
     out_dir = Path(out_dir)
     src = resolve_source(model)
     calib_fp = None
+    if calib_limit is None:  # NNCF's usual 300 windows; the 35-GMAC baselines would take minutes, so 64
+        calib_limit = 64 if src.name.lower().startswith(("unet", "pspnet")) else 300
     if precision == "int8":
         from .calibration import dataset_fingerprint
         calib_fp = dataset_fingerprint(calib)
