@@ -105,3 +105,13 @@ def test_tcm_sparse_labels_use_area_gate():
     s.labeled[[0, 4]] = True   # ED/ES-style sparse labels: t+1 has no manual label to compare with
     labels, st = flow_labels([s])
     assert st["pairs"] == 2 and set(labels) == {(0, 1), (0, 5)}
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2", "crop", "unet", "pspnet"])
+def test_every_registered_model_trains(data, tmp_path, name):
+    """`edge-tan train` runs for every registered architecture (tiny steps; TAN itself is covered above)."""
+    torch.set_num_threads(2)
+    s = train(cfg(data, tmp_path / name, model=name, epochs=1, batch_size=2, samples_per_epoch=4))
+    m, md = load_weights(tmp_path / name / "best.safetensors")
+    assert md.model_name == name and md.warp_mode == {"crop": "crop", "mobilenetv2": "none"}.get(name, "none")
+    assert np.isfinite(s["best_val_dice"])
