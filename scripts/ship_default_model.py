@@ -39,11 +39,31 @@ def main() -> None:
     ap.add_argument("--eval", type=Path, default=None)
     ap.add_argument("--data-recipe", default="edge-tan synth DATA --n 120 --seed 7 --workers 2")
     ap.add_argument("--notes", default="")
+    ap.add_argument("--from-last", action="store_true",
+                    help="ship RUN_DIR/last.ckpt (latest epoch) instead of best.safetensors (best val Dice)")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="ship this weights file (e.g. after `edge-tan refit-view`) with RUN_DIR's record")
+    ap.add_argument("--command", default=None, help="training command, when summary.json is absent")
     a = ap.parse_args()
 
     from edge_tan.export.weights import load_weights, save_weights
-    summary = json.loads((a.run / "summary.json").read_text())
-    model, md = load_weights(a.run / "best.safetensors")
+    log = [json.loads(ln) for ln in (a.run / "log.jsonl").read_text().splitlines() if ln.strip()]
+    if (a.run / "summary.json").is_file():
+        summary = json.loads((a.run / "summary.json").read_text())
+    else:  # run stopped by hand: rebuild the facts from the per-epoch log
+        summary = {"command": a.command, "wall_s": log[-1]["elapsed_s"], "device": "cpu", "steps": log[-1]["step"],
+                   "epochs_done": log[-1]["epoch"], "stopped_by_budget": "stopped by hand",
+                   "best": max(log, key=lambda d: d["val_dice"])}
+    model, md = load_weights(a.weights or a.run / "best.safetensors")
+    if a.from_last:
+        import torch
+        blob = torch.load(a.run / "last.ckpt", map_location="cpu", weights_only=True)
+        if a.weights is None:
+            model.load_state_dict(blob["model"])
+        last = json.loads(blob["state"])
+        rec = next((d for d in log if d["epoch"] == last["epoch"]), log[-1])
+        summary["best"] = rec
+        summary["selected"] = f"last checkpoint (epoch {rec['epoch']})"
     md.trained = True
     md.model_version = f"phantom-{_git_head()}"
     md.training = {**md.training, "data_recipe": a.data_recipe, "train_command": summary.get("command"),
@@ -65,6 +85,7 @@ def main() -> None:
         "- trained on: the edge-tan phantom only (no real echo data may ship). Training data recipe: "
         f"`{a.data_recipe}`",
         f"- training command: `{summary.get('command')}`",
+        f"- weights selected: {summary.get('selected', 'best validation Dice')}",
         f"- device: {summary.get('device')}; wall time {summary.get('wall_s', 0) / 60:.1f} min; "
         f"{summary.get('steps')} steps; epochs {summary.get('epochs_done')}; stopped by budget: "
         f"{summary.get('stopped_by_budget')}",
