@@ -22,6 +22,7 @@ import numpy as np
 from . import geometry as geo
 from .artifact import ModelMetadata
 from .frames import GrayConverter
+from .io.landmarks_from_mask import landmarks_from_mask
 from .runner import Runner
 
 STATES = ("detect", "track", "redetect", "lost")
@@ -41,6 +42,7 @@ class TrackerConfig:
     forget_after: int = 5          # consecutive lost frames before the last landmarks are dropped
     landmark_margin: float = 0.05  # landmarks may leave the frame by this fraction of its size
     frame_by_frame: bool = False   # ablation (paper Table 2): whole frame every time, no warp, no state
+    detect_anchor: str = "mask"    # landmarks that seed the warp after a detect pass: "mask" or "head"
 
 
 @dataclass
@@ -262,7 +264,6 @@ class Tracker:
         if p.lm_win is not None:
             lm = geo.transform_points(p.lm_win, Minv)
         elif res.mask_crop.size:
-            from .io.landmarks_from_mask import landmarks_from_mask  # baselines: landmarks from the mask
             try:
                 lm = landmarks_from_mask(res.mask_crop) + np.array(res.mask_origin, np.float32)
             except Exception:
@@ -315,7 +316,7 @@ class Tracker:
                     and not self.cfg.frame_by_frame:
                 for _ in range(self.cfg.refine_first):  # refine the detect with a warped pass
                     try:
-                        Mr = self.warp_affine(geo.transform_points(p.lm_win, geo.invert_affine(p.M)))
+                        Mr = self.warp_affine(geo.transform_points(self._anchor(p), geo.invert_affine(p.M)))
                     except ValueError:
                         break
                     pr = run(Mr)
@@ -332,6 +333,20 @@ class Tracker:
         timings["post"] += res.latency_ms - sum(timings.values())
         res.timings = timings
         return res
+
+    def _anchor(self, p: _Pass) -> np.ndarray:
+        """Window landmarks that seed the first warp after a detect pass.
+
+        On the letterboxed whole frame the LV is small and the landmark head is coarse (and an error
+        that is not a similarity -- one annulus point off -- is one the warped network was never
+        trained to undo, so it would persist). The detect *mask* is accurate, so by default the
+        apex and annulus are read off the mask; the warped passes then refine them with the head.
+        """
+        if self.cfg.detect_anchor == "mask" and p.bbox[2] and p.bbox[3]:
+            lm = landmarks_from_mask(p.win_mask)
+            if np.isfinite(lm).all() and abs(geo.triangle_area(lm)) > 1.0:
+                return lm
+        return p.lm_win
 
     def _check_refine(self, p: _Pass, hw: tuple) -> str:
         saved = self._prev_area_win
