@@ -88,25 +88,29 @@ def _fmt(v, pct=False):
     return f"{100 * v:.2f}" if pct else f"{v:.2f}"
 
 
+ROWS = (("Dice %", "frames", "dice", "mean", True), ("Dice % (worst 10 %)", "frames", "dice", "worst10", True),
+        ("ASD px", "frames", "asd_px", "mean", False), ("ASD px (worst 10 %)", "frames", "asd_px", "worst10", False),
+        ("ASD mm", "frames", "asd_mm", "mean", False), ("Hausdorff px", "frames", "hd_px", "mean", False),
+        ("SI px", "videos", "si_px", "mean", False), ("SI px (worst 10 %)", "videos", "si_px", "worst10", False),
+        ("landmark err px", "frames", "lm_err_px", "mean", False),
+        ("landmark err mm", "frames", "lm_err_mm", "mean", False), ("OKS %", "frames", "oks", "mean", True),
+        ("view accuracy %", "frames", "view_acc", "mean", True), ("EF abs err (points)", "videos", "ef_abs_err", "mean", False),
+        ("frames lost %", "videos", "lost_frac", "mean", True))
+
+
 def print_tables(report: dict, title: str) -> None:
+    """Metrics as rows, modes as columns: fits a terminal however many modes are compared."""
     from rich.console import Console
     from rich.table import Table
     c = Console()
     t = Table(title=title)
-    t.add_column("mode")
-    for col in ("Dice %", "Dice % w10", "ASD px", "ASD w10", "ASD mm", "HD px", "SI px", "SI w10", "LM err px",
-                "LM err mm", "OKS %", "view acc %", "EF err", "lost %"):
-        t.add_column(col, justify="right")
-    for mode, r in report.items():
-        f, v = r["frames"], r["videos"]
-        g = lambda d, k, s="mean": d.get(k, {}).get(s)  # noqa: E731
-        t.add_row(mode, _fmt(g(f, "dice"), True), _fmt(g(f, "dice", "worst10"), True), _fmt(g(f, "asd_px")),
-                  _fmt(g(f, "asd_px", "worst10")), _fmt(g(f, "asd_mm")), _fmt(g(f, "hd_px")), _fmt(g(v, "si_px")),
-                  _fmt(g(v, "si_px", "worst10")), _fmt(g(f, "lm_err_px")), _fmt(g(f, "lm_err_mm")),
-                  _fmt(g(f, "oks"), True), _fmt(g(f, "view_acc"), True), _fmt(g(v, "ef_abs_err")),
-                  _fmt(g(v, "lost_frac"), True))
+    t.add_column("metric")
+    for mode in report:
+        t.add_column(mode.replace("_", " "), justify="right")
+    for label, level, key, stat, pct in ROWS:
+        t.add_row(label, *[_fmt((r[level].get(key) or {}).get(stat), pct) for r in report.values()])
     c.print(t)
-    c.print("w10 = mean of the worst 10 % (frames for Dice/ASD, videos for SI), as in the paper's Table 3. "
+    c.print("worst 10 % = mean of the worst 10 % (frames for Dice/ASD, videos for SI), as in the paper's Table 3. "
             "SI = mean frame-to-frame ASD of the predicted contours (paper eq. 9).")
 
 
