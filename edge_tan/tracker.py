@@ -42,6 +42,7 @@ class TrackerConfig:
     forget_after: int = 5          # consecutive lost frames before the last landmarks are dropped
     landmark_margin: float = 0.05  # landmarks may leave the frame by this fraction of its size
     frame_by_frame: bool = False   # ablation (paper Table 2): whole frame every time, no warp, no state
+    max_edge_px: int = 8           # window-border pixels the LV mask may touch in a tracked window
     detect_anchor: str = "mask"    # landmarks that seed the warp after a detect pass: "mask" or "head"
 
 
@@ -216,6 +217,11 @@ class Tracker:
             return "mask vanished"
         if area > c.max_area_frac:
             return "mask fills the window"
+        if not detect:
+            m = p.win_mask
+            edge = int(m[0].sum()) + int(m[-1].sum()) + int(m[:, 0].sum()) + int(m[:, -1].sum())
+            if edge > c.max_edge_px:   # the LV runs out of the window: the warp has drifted off it
+                return "LV leaves the window"
         if not detect and self._prev_area_win is not None and self._prev_area_win > 0:
             if abs(area - self._prev_area_win) / self._prev_area_win > c.max_area_jump:
                 return "mask area jumped"
@@ -314,6 +320,7 @@ class Tracker:
                 why = why2 and f"{why}; re-detect: {why2}"
             if not why and detect and self.md.warp_mode != "none" and p.lm_win is not None \
                     and not self.cfg.frame_by_frame:
+                p.lm_win = self._anchor(p)  # kept if no warped refinement is accepted
                 for _ in range(self.cfg.refine_first):  # refine the detect with a warped pass
                     try:
                         Mr = self.warp_affine(geo.transform_points(self._anchor(p), geo.invert_affine(p.M)))
