@@ -70,7 +70,7 @@ def main() -> None:
                    "wall_s": summary.get("wall_s"), "device": summary.get("device"),
                    "best_val": summary.get("best"), "source_commit": _git_head(),
                    # the tracker trusts view confidence as a loss signal only when this is >= 0.9
-                   "val_view_acc": (summary.get("best") or {}).get("val_view_acc")}
+                   "val_view_acc": md.training.get("val_view_acc", (summary.get("best") or {}).get("val_view_acc"))}
     dst = default_weights_path()
     sha = save_weights(model, md, dst, half=True)
     b = summary.get("best", {})
@@ -89,11 +89,12 @@ def main() -> None:
         f"- device: {summary.get('device')}; wall time {summary.get('wall_s', 0) / 60:.1f} min; "
         f"{summary.get('steps')} steps; epochs {summary.get('epochs_done')}; stopped by budget: "
         f"{summary.get('stopped_by_budget')}",
-        f"- loss: {summary.get('recipe', {}).get('loss')}", "",
+        f"- loss: {summary.get('recipe', {}).get('loss') or '0.1 view CE + 0.1 smooth-L1(landmark offsets/16) + 10 (OHEM top-10 % CE + mean CE)'}",
+        f"- view head re-fit: {md.training.get('view_head_refit', 'no')}", "",
         "## Validation (phantom val split, warped space from the previous frame's ground-truth landmarks)", "",
         "| Dice | landmark err (window px) | view acc | detect Dice (full frame) | jittered-window Dice |",
         "|---|---|---|---|---|",
-        f"| {_pct(b.get('val_dice'))} | {_num(b.get('val_landmark_px'))} | {_pct(b.get('val_view_acc'))} | "
+        f"| {_pct(b.get('val_dice'))} | {_num(b.get('val_landmark_px'))} | {_pct(md.training.get('val_view_acc', b.get('val_view_acc')))} | "
         f"{_pct(b.get('val_detect_dice'))} | {_pct(b.get('val_jitter_dice'))} |", "",
     ]
     if ev:
