@@ -19,7 +19,9 @@ from edge_tan.io.landmarks_from_mask import landmarks_from_mask
 from edge_tan.io.read import iter_frames, read_video
 from tests.toy import toy_sequence
 
-FIXTURE = Path("/work/shared/fixtures/US-PAL-8-10x-echo.dcm")
+_NAME = "fixtures/US-PAL-8-10x-echo.dcm"   # shared/ lies beside the checkout (CI: beside the clone)
+FIXTURE = next((p for p in (Path(__file__).resolve().parents[2] / "shared" / _NAME, Path("/work/shared") / _NAME)
+                if p.is_file()), Path(__file__).resolve().parents[2] / "shared" / _NAME)
 
 
 # ------------------------------------------------------------------ helpers
