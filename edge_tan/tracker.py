@@ -243,7 +243,7 @@ class Tracker:
                 return "landmarks left the frame"
         return ""
 
-    def _accept(self, p: _Pass, frame_hw: tuple, res: FrameResult) -> None:
+    def _accept(self, p: _Pass, frame_hw: tuple, res: FrameResult, lm_win: np.ndarray | None = None) -> None:
         """Warp the accepted pass back to the frame and update the tracking state."""
         Minv = geo.invert_affine(p.M)
         x, y, w, h = p.bbox
@@ -268,7 +268,7 @@ class Tracker:
                     res.contour = geo.resample_contour(cont + np.array([x0, y0], np.float32), self.cfg.contour_points)
         lm = None
         if p.lm_win is not None:
-            lm = geo.transform_points(p.lm_win, Minv)
+            lm = geo.transform_points(p.lm_win if lm_win is None else lm_win, Minv)
         elif res.mask_crop.size:
             try:
                 lm = landmarks_from_mask(res.mask_crop) + np.array(res.mask_origin, np.float32)
@@ -306,6 +306,7 @@ class Tracker:
                 timings[k] += t[k]
             return p
 
+        anchor = None
         if float(cv2.meanStdDev(gray[::4, ::4])[1][0, 0]) < self.cfg.blank_std:
             self._lose(res, "blank frame")
         else:
@@ -320,21 +321,22 @@ class Tracker:
                 why = why2 and f"{why}; re-detect: {why2}"
             if not why and detect and self.md.warp_mode != "none" and p.lm_win is not None \
                     and not self.cfg.frame_by_frame:
-                p.lm_win = self._anchor(p)  # kept if no warped refinement is accepted
+                anchor = self._anchor(p)  # reported if no warped refinement is accepted
                 for _ in range(self.cfg.refine_first):  # refine the detect with a warped pass
                     try:
-                        Mr = self.warp_affine(geo.transform_points(self._anchor(p), geo.invert_affine(p.M)))
+                        seed = anchor if anchor is not None else p.lm_win
+                        Mr = self.warp_affine(geo.transform_points(seed, geo.invert_affine(p.M)))
                     except ValueError:
                         break
                     pr = run(Mr)
                     if self._check_refine(pr, hw):
                         break
-                    p = pr
+                    p, anchor = pr, None
             if why:
                 self._lose(res, why)
             else:
                 res.state = state
-                self._accept(p, hw, res)
+                self._accept(p, hw, res, anchor)
         t_end = time.perf_counter()
         res.latency_ms = (t_end - t_start) * 1e3
         timings["post"] += res.latency_ms - sum(timings.values())
