@@ -14,7 +14,7 @@ import platform
 import resource
 import time
 
-from edge_tan.info import cpu_flags, cpu_model
+from edge_tan.info import cpu_flags, cpu_model, physical_cores
 
 VERSION_PACKAGES = ("numpy", "opencv-python-headless", "torch", "onnxruntime", "openvino", "nncf", "tensorrt")
 BUSY_CORES = 0.5   # other processes using more than this many cores on average = busy machine
@@ -28,31 +28,6 @@ def _version(pkg: str) -> str | None:
         except importlib.metadata.PackageNotFoundError:
             continue
     return None
-
-
-def physical_cores() -> int:
-    try:
-        import psutil
-        n = psutil.cpu_count(logical=False)
-        if n:
-            return int(n)
-    except ImportError:
-        pass
-    try:
-        pairs = set()
-        phys = core = None
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("physical id"):
-                    phys = line.split(":")[1].strip()
-                elif line.startswith("core id"):
-                    core = line.split(":")[1].strip()
-                    pairs.add((phys, core))
-        if pairs:
-            return len(pairs)
-    except OSError:
-        pass
-    return os.cpu_count() or 1
 
 
 def machine_info(threads: int | None = None) -> dict:

@@ -32,6 +32,31 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def physical_cores() -> int:
+    try:
+        import psutil
+        n = psutil.cpu_count(logical=False)
+        if n:
+            return int(n)
+    except ImportError:
+        pass
+    try:
+        pairs = set()
+        phys = core = None
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("physical id"):
+                    phys = line.split(":")[1].strip()
+                elif line.startswith("core id"):
+                    core = line.split(":")[1].strip()
+                    pairs.add((phys, core))
+        if pairs:
+            return len(pairs)
+    except OSError:
+        pass
+    return os.cpu_count() or 1
+
+
 def cpu_flags() -> list[str]:
     try:
         with open("/proc/cpuinfo") as f:
@@ -76,18 +101,18 @@ def collect_info() -> dict:
         ok, v = module_version(m)
         backends[b] = {"available": ok, "version": v}
     if backends["torch"]["available"]:
-        import torch
+        torch = importlib.import_module("torch")  # only when installed: the core never needs it
         backends["torch"]["cuda"] = bool(torch.cuda.is_available())
         if torch.cuda.is_available():
             backends["torch"]["cuda_device"] = torch.cuda.get_device_name(0)
     if backends["openvino"]["available"]:
         try:
-            import openvino as ov
+            ov = importlib.import_module("openvino")
             backends["openvino"]["devices"] = list(ov.Core().available_devices)
         except Exception as e:
             backends["openvino"]["devices"] = [f"error: {e}"]
     if backends["onnxruntime"]["available"]:
-        import onnxruntime as ort
+        ort = importlib.import_module("onnxruntime")
         backends["onnxruntime"]["providers"] = ort.get_available_providers()
     return {
         "edge_tan": __version__,

@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_tan.artifact import ModelMetadata
 from edge_tan.errors import EdgeTanError
+from edge_tan.info import physical_cores
 from edge_tan.runner import Runner
 
 EP_ALIASES = {
@@ -22,18 +23,6 @@ EP_ALIASES = {
     "tensorrt": "TensorrtExecutionProvider",
     "openvino": "OpenVINOExecutionProvider",
 }
-
-
-def physical_cores() -> int:
-    """Physical core count (hyper-threads do not help conv nets); falls back to logical CPUs."""
-    try:
-        import psutil
-        n = psutil.cpu_count(logical=False)
-        if n:
-            return int(n)
-    except ImportError:
-        pass
-    return max(1, os.cpu_count() or 1)
 
 
 def _providers(requested: list[str] | tuple[str, ...] | str | None) -> list[str]:
