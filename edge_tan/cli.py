@@ -144,7 +144,7 @@ def export(target: str = typer.Option("onnx", "--target", help="onnx|openvino|te
 
 
 @command()
-def track(video: Path = typer.Argument(..., help="AVI/MP4, DICOM cine, or an edge-tan .npz sequence"),
+def track(video: Optional[Path] = typer.Argument(None, help="AVI/MP4, DICOM cine, NIfTI, or an edge-tan .npz"),
           model: Optional[str] = typer.Option(None, "--model", help="artifact path (default: shipped TAN)"),
           backend: str = typer.Option("onnxruntime", "--backend", help="torch|onnxruntime|openvino|tensorrt"),
           precision: str = typer.Option("fp32", "--precision"),
@@ -156,7 +156,10 @@ def track(video: Path = typer.Argument(..., help="AVI/MP4, DICOM cine, or an edg
           live: Optional[int] = typer.Option(None, "--live", help="read capture device N instead of VIDEO"),
           quiet: bool = typer.Option(False, "--quiet")):
     """Track the LV in a clip: contour, landmarks, view, ED/ES and EF; overlay/JSON/masks/CSV."""
+    from .errors import UsageError
     from .track_cli import run_track
+    if video is None and live is None:
+        raise UsageError("give a VIDEO to track, or --live N for capture device N")
     run_track(video=video, model=model, backend=backend, precision=precision, out=out, json_out=json_out,
               masks=masks, csv=csv, biplane=biplane, live=live, quiet=quiet)
 
