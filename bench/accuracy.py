@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from edge_tan.clinical import clip_clinical
 from edge_tan.dataset import Sequence
 from edge_tan.metrics import dice, landmark_errors
 from edge_tan.tracker import FrameResult
@@ -82,53 +83,13 @@ def compare_closed(ref: list[FrameResult], test: list[FrameResult]) -> dict:
 
 
 # ---- clinical outputs -----------------------------------------------------------------------
-def _area_clinical(results: list[FrameResult], spacing_mm: float) -> dict:
-    """Fallback when edge_tan.clinical is absent: ED = largest LV area, ES = smallest, single-plane
-    area-length EF (V = 8 A^2 / (3 pi L), L = apex to annulus midpoint)."""
-    areas = np.array([r.area_px for r in results], np.float64)
-    vols = []
-    for r in results:
-        if r.landmarks is None or r.area_px == 0:
-            vols.append(math.nan)
-            continue
-        lm = np.asarray(r.landmarks, np.float64)
-        L = float(np.linalg.norm(lm[0] - (lm[1] + lm[2]) / 2))
-        vols.append(8 * r.area_px ** 2 / (3 * math.pi * L) if L > 0 else math.nan)
-    v = np.asarray(vols)
-    if not np.isfinite(v).any() or not (areas > 0).any():
-        return {"ed": None, "es": None, "ef": None, "method": "area-length (fallback)"}
-    ed, es = int(np.nanargmax(v)), int(np.nanargmin(v))
-    ef = 100.0 * (v[ed] - v[es]) / v[ed] if v[ed] > 0 else math.nan
-    return {"ed": [ed], "es": [es], "ef": float(ef) if math.isfinite(ef) else None, "method": "area-length (fallback)"}
-
-
-def _as_index_list(x) -> list[int] | None:
-    if x is None:
-        return None
-    if isinstance(x, (int, np.integer)):
-        return [int(x)]
-    try:
-        return [int(i) for i in x]
-    except (TypeError, ValueError):
-        return None
-
-
 def clinical(results: list[FrameResult], spacing_mm: float = math.nan, fps: float = 30.0) -> dict:
-    """{'ed': [..], 'es': [..], 'ef': float|None, 'method'} via edge_tan.clinical when it exists."""
-    try:
-        from edge_tan.clinical import clip_clinical
-    except ImportError:
-        return _area_clinical(results, spacing_mm)
+    """{'ed': [..], 'es': [..], 'ef': float|None, 'method'} from edge_tan.clinical.clip_clinical."""
     try:
         c = clip_clinical(results, spacing_mm=spacing_mm, fps=fps)
-    except Exception as e:  # clinical failure must not hide the parity numbers
-        out = _area_clinical(results, spacing_mm)
-        out["note"] = f"edge_tan.clinical failed ({type(e).__name__}); area fallback used"
-        return out
-    ef = c.get("ef", c.get("ef_percent"))
-    ef = float(ef) if isinstance(ef, (int, float)) and math.isfinite(float(ef)) else None
-    return {"ed": _as_index_list(c.get("ed", c.get("ed_frames"))), "es": _as_index_list(c.get("es", c.get("es_frames"))),
-            "ef": ef, "method": str(c.get("method", "edge_tan.clinical"))}
+    except Exception as e:  # a clinical failure must not hide the parity numbers
+        return {"ed": None, "es": None, "ef": None, "method": f"failed: {type(e).__name__}: {e}"}
+    return {"ed": c["ed_frames"], "es": c["es_frames"], "ef": c["ef_percent"], "method": c["method"]}
 
 
 def compare_clinical(ref: dict, test: dict) -> dict:

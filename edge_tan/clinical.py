@@ -381,11 +381,39 @@ def biplane_ef(masks_a2c: np.ndarray, masks_a4c: np.ndarray, landmarks_a2c=None,
                     extra={"a2c": res2, "a4c": res4})
 
 
-def clip_clinical(results: list, spacing_mm: float = math.nan, fps: float = 30.0) -> dict:
-    """Clinical summary of one tracked clip (tracker FrameResults) as a plain dict for reports/benches.
+def _stack_landmarks(results: list) -> np.ndarray:
+    lm = np.full((len(results), 3, 2), np.nan, np.float32)
+    for i, r in enumerate(results):
+        if r.landmarks is not None and r.state != "lost":
+            lm[i] = r.landmarks
+    return lm
 
-    Thin adaptor over `edge_tan.track_cli.clinical_summary` (Simpson single-plane EF, ED/ES from the
-    area curve) so every caller reports the same numbers.
-    """
-    from .track_cli import clinical_summary
-    return clinical_summary(results, spacing_mm, fps)
+
+def clip_clinical(results: list, spacing_mm: float = math.nan, fps: float = 30.0, biplane: list | None = None) -> dict:
+    """Clinical summary of tracked FrameResults (track, eval, parity, bench all report this one):
+    ED/ES from the area curve and EF by Simpson's disks, or biplane Simpson with a second view."""
+    from .results import stack_masks
+    masks = stack_masks(results)
+    if not masks.any():
+        return {"ed_frames": [], "es_frames": [], "ef_percent": None, "method": "none (LV never found)"}
+    if biplane:
+        res = biplane_ef(stack_masks(biplane), masks, _stack_landmarks(biplane), _stack_landmarks(results),
+                         fps_a2c=fps, fps_a4c=fps, spacing_a2c=spacing_mm, spacing_a4c=spacing_mm)
+        method = "biplane-simpson"
+    else:
+        res = ef_from_masks(masks, _stack_landmarks(results), spacing_mm=spacing_mm, fps=fps, method="simpson")
+        method = "simpson-single-plane"
+    ef = float(res.ef_percent)
+    main = res.extra["a4c"] if biplane else res
+    out = {"ed_frames": np.asarray(main.ed_frames).reshape(-1).astype(int).tolist(),
+           "es_frames": np.asarray(main.es_frames).reshape(-1).astype(int).tolist(),
+           "ef_percent": round(ef, 2) if np.isfinite(ef) else None, "method": method,
+           "volume_units": res.units}
+    if biplane:
+        out["biplane_ed_frames"] = np.asarray(res.extra["a2c"].ed_frames).reshape(-1).astype(int).tolist()
+        out["biplane_es_frames"] = np.asarray(res.extra["a2c"].es_frames).reshape(-1).astype(int).tolist()
+    if not biplane:
+        al = ef_from_masks(masks, _stack_landmarks(results), spacing_mm=spacing_mm, fps=fps,
+                           method="area-length", ed=res.ed_frames, es=res.es_frames)
+        out["ef_area_length_percent"] = round(float(al.ef_percent), 2) if np.isfinite(al.ef_percent) else None
+    return out

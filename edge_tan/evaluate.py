@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as mt
+from .clinical import clip_clinical
 from .atomic import write_text
 from .dataset import Sequence, list_split, load_sequence
 from .errors import EdgeTanError
@@ -26,7 +27,6 @@ FRAME_KEYS = ("dice", "asd_px", "asd_mm", "hd_px", "lm_err_px", "lm_err_mm", "ok
 
 def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTable, ef_table: mt.MetricTable) -> dict:
     """Add one tracked sequence's per-frame metrics to `table`; return its per-video summary."""
-    from .track_cli import clinical_summary
     sp = seq.spacing_mm if np.isfinite(seq.spacing_mm) and seq.spacing_mm > 0 else math.nan
     pred = stack_masks(results)
     diag = float(np.hypot(*seq.frames.shape[1:]))
@@ -48,7 +48,7 @@ def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTa
         table.add(**row)
         dices.append(d)
     si = mt.video_smoothness(pred)
-    clin = clinical_summary(results, seq.spacing_mm, seq.fps)
+    clin = clip_clinical(results, seq.spacing_mm, seq.fps)
     ef_err = mt.ef_abs_error(clin["ef_percent"], seq.ef) if clin["ef_percent"] is not None else math.nan
     ef_table.add(si_px=si, ef_abs_err=ef_err, video_dice=float(np.mean(dices)) if dices else math.nan,
                  lost_frac=float(np.mean([r.state == "lost" for r in results])))

@@ -12,6 +12,22 @@ import numpy as np
 from .errors import EdgeTanError
 
 
+def collapse_channels(f: np.ndarray) -> np.ndarray:
+    """(H, W), (H, W, 1), BGR or BGRA -> (H, W) luminance, dtype kept (uint8/uint16/float32)."""
+    if f.ndim == 2:
+        return f
+    if f.ndim != 3:
+        raise EdgeTanError(f"frame must be (H, W) or (H, W, C), got shape {f.shape}")
+    c = f.shape[2]
+    if c == 1:
+        return f[:, :, 0]
+    if c not in (3, 4):
+        raise EdgeTanError(f"frame has {c} channels; expected grey, BGR or BGRA")
+    if f.dtype not in (np.uint8, np.uint16, np.float32):
+        f = f.astype(np.float32)
+    return cv2.cvtColor(f, cv2.COLOR_BGR2GRAY if c == 3 else cv2.COLOR_BGRA2GRAY)
+
+
 class GrayConverter:
     """Stateful converter (remembers the uint16 bit depth of the clip)."""
 
@@ -24,19 +40,7 @@ class GrayConverter:
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         if not isinstance(frame, np.ndarray) or frame.size == 0:
             raise EdgeTanError(f"frame must be a non-empty numpy array, got {type(frame).__name__}")
-        f = frame
-        if f.ndim == 3:
-            c = f.shape[2]
-            if c == 1:
-                f = f[:, :, 0]
-            elif c in (3, 4):
-                if f.dtype not in (np.uint8, np.uint16, np.float32):
-                    f = f.astype(np.float32)
-                f = cv2.cvtColor(f, cv2.COLOR_BGR2GRAY if c == 3 else cv2.COLOR_BGRA2GRAY)
-            else:
-                raise EdgeTanError(f"frame has {c} channels; expected grey, BGR or BGRA")
-        elif f.ndim != 2:
-            raise EdgeTanError(f"frame must be (H, W) or (H, W, C), got shape {frame.shape}")
+        f = collapse_channels(frame)
         if f.dtype == np.uint8:
             return f
         if f.dtype == np.uint16:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .clinical import clip_clinical
 from .errors import EdgeTanError, UsageError
 from .results import results_dict, write_csv, write_masks_npz, write_results_json
 from .tracker import FrameResult, Tracker
@@ -29,45 +30,6 @@ def track_frames(tracker: Tracker, frames, quiet: bool = False, label: str = "tr
         return tracker.track(frames, progress=lambda: pb.advance(task))
 
 
-def _stack_landmarks(results: list[FrameResult]) -> np.ndarray:
-    lm = np.full((len(results), 3, 2), np.nan, np.float32)
-    for i, r in enumerate(results):
-        if r.landmarks is not None and r.state != "lost":
-            lm[i] = r.landmarks
-    return lm
-
-
-def clinical_summary(results: list[FrameResult], spacing_mm: float, fps: float,
-                     biplane: list[FrameResult] | None = None) -> dict:
-    """ED/ES from the area curve and EF: Simpson's disks on this clip, or biplane with a second view."""
-    from .clinical import biplane_ef, ef_from_masks
-    from .results import stack_masks
-    masks = stack_masks(results)
-    if not masks.any():
-        return {"ed_frames": [], "es_frames": [], "ef_percent": None, "method": "none (LV never found)"}
-    if biplane:
-        res = biplane_ef(stack_masks(biplane), masks, _stack_landmarks(biplane), _stack_landmarks(results),
-                         fps_a2c=fps, fps_a4c=fps, spacing_a2c=spacing_mm, spacing_a4c=spacing_mm)
-        method = "biplane-simpson"
-    else:
-        res = ef_from_masks(masks, _stack_landmarks(results), spacing_mm=spacing_mm, fps=fps, method="simpson")
-        method = "simpson-single-plane"
-    ef = float(res.ef_percent)
-    main = res.extra["a4c"] if biplane else res
-    out = {"ed_frames": np.asarray(main.ed_frames).reshape(-1).astype(int).tolist(),
-           "es_frames": np.asarray(main.es_frames).reshape(-1).astype(int).tolist(),
-           "ef_percent": round(ef, 2) if np.isfinite(ef) else None, "method": method,
-           "volume_units": res.units}
-    if biplane:
-        out["biplane_ed_frames"] = np.asarray(res.extra["a2c"].ed_frames).reshape(-1).astype(int).tolist()
-        out["biplane_es_frames"] = np.asarray(res.extra["a2c"].es_frames).reshape(-1).astype(int).tolist()
-    if not biplane:
-        al = ef_from_masks(masks, _stack_landmarks(results), spacing_mm=spacing_mm, fps=fps,
-                           method="area-length", ed=res.ed_frames, es=res.es_frames)
-        out["ef_area_length_percent"] = round(float(al.ef_percent), 2) if np.isfinite(al.ef_percent) else None
-    return out
-
-
 def run_track(video: Path, model: str | None, backend: str, precision: str, out: Path | None,
               json_out: Path | None, masks: Path | None, csv: Path | None, biplane: Path | None,
               live: int | None, quiet: bool) -> dict:
@@ -88,7 +50,7 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
         results = track_frames(tracker, list(seq.frames), quiet)
         wall = time.perf_counter() - t0
         other_results = track_frames(tracker, list(other.frames), quiet, "biplane") if other is not None else None
-        clinical = clinical_summary(results, seq.spacing_mm, seq.fps, other_results)
+        clinical = clip_clinical(results, seq.spacing_mm, seq.fps, other_results)
         data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical)
         data["timing"]["wall_s"] = round(wall, 3)
         if other is not None:

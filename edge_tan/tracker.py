@@ -92,6 +92,7 @@ class _Pass:
     view_prob: float
     certainty: float
     bbox: tuple                  # (x, y, w, h) of the LV region in the window
+    Minv: np.ndarray             # window -> frame, inverted once per pass
 
     @property
     def area_frac(self) -> float:
@@ -203,7 +204,7 @@ class Tracker:
         else:
             certainty = 0.0
         t3 = time.perf_counter()
-        return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, certainty, bbox),
+        return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, certainty, bbox, geo.invert_affine(M)),
                 {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3})
 
     def _check(self, p: _Pass, frame_hw: tuple, detect: bool) -> str:
@@ -235,7 +236,7 @@ class Tracker:
                     return "degenerate landmark triangle"
             elif not (c.tri_ratio[0] <= ratio <= c.tri_ratio[1]):
                 return "degenerate landmark triangle"
-            lm = geo.transform_points(p.lm_win, geo.invert_affine(p.M))
+            lm = geo.transform_points(p.lm_win, p.Minv)
             h, w = frame_hw
             mx, my = c.landmark_margin * w, c.landmark_margin * h
             if (lm[:, 0] < -mx).any() or (lm[:, 0] > w - 1 + mx).any() or (lm[:, 1] < -my).any() or \
@@ -245,7 +246,7 @@ class Tracker:
 
     def _accept(self, p: _Pass, frame_hw: tuple, res: FrameResult, lm_win: np.ndarray | None = None) -> None:
         """Warp the accepted pass back to the frame and update the tracking state."""
-        Minv = geo.invert_affine(p.M)
+        Minv = p.Minv
         x, y, w, h = p.bbox
         if w and h:
             # resample only the LV's own footprint (window bbox + 2 px) at frame resolution
@@ -325,7 +326,7 @@ class Tracker:
                 for _ in range(self.cfg.refine_first):  # refine the detect with a warped pass
                     try:
                         seed = anchor if anchor is not None else p.lm_win
-                        Mr = self.warp_affine(geo.transform_points(seed, geo.invert_affine(p.M)))
+                        Mr = self.warp_affine(geo.transform_points(seed, p.Minv))
                     except ValueError:
                         break
                     pr = run(Mr)

@@ -10,17 +10,14 @@ import numpy as np
 
 from ..dataset import Sequence
 from ..errors import EdgeTanError
+from ..frames import collapse_channels
 
 DEFAULT_FPS = 30.0
 
 
 def to_grey(frame: np.ndarray) -> np.ndarray:
     """Any OpenCV frame (grey, BGR, BGRA) -> (H, W) uint8 luminance."""
-    f = np.asarray(frame)
-    if f.ndim == 3 and f.shape[2] == 1:
-        f = f[:, :, 0]
-    elif f.ndim == 3:
-        f = cv2.cvtColor(f, cv2.COLOR_BGRA2GRAY if f.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    f = collapse_channels(np.asarray(frame))
     if f.dtype != np.uint8:
         f = scale_to_uint8(f)
     return np.ascontiguousarray(f)
