@@ -98,13 +98,15 @@ def train(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder"),
           seed: int = typer.Option(0, "--seed"),
           device: str = typer.Option("auto", "--device", help="auto|cpu|cuda"),
           workers: int = typer.Option(0, "--workers", help="data-loader processes"),
-          resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from RUN_DIR/last.ckpt")):
+          resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from RUN_DIR/last.ckpt"),
+          init: Optional[Path] = typer.Option(None, "--init", help="warm start (fine-tune) from a weights file "
+                                              "of the same model; keeps its template and width")):
     """Train TAN or a baseline on a dataset (OHEM, optional TCM, resumable, time-budgeted)."""
     from .export.train.loop import TrainConfig, train as run_train
     cfg = TrainConfig(data_dir=str(data_dir), model=model, out=str(out), tcm=tcm, epochs=epochs,
                       max_minutes=max_minutes, batch_size=batch_size, lr=lr, width=width, size=size,
                       samples_per_epoch=samples_per_epoch, seed=seed, device=device, workers=workers,
-                      resume=resume)
+                      resume=resume, init=str(init) if init else "")
     run_train(cfg)
 
 

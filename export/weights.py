@@ -77,6 +77,15 @@ def read_header(path: str | Path) -> dict[str, str]:
     return head.get("__metadata__", {}) or {}
 
 
+def legacy_arch_kwargs(arch: dict) -> dict:
+    """Constructor kwargs of a stored arch, filling knobs added since the file was written with the
+    value that reproduces the network it was written from (not today's default)."""
+    kw = dict(arch.get("kwargs", {}))
+    if arch.get("name") in ("tan", "mobilenetv2", "crop"):
+        kw.setdefault("view_head", "plain")   # files before the normalised view head
+    return kw
+
+
 def load_weights(path: str | Path, device: str = "cpu") -> tuple[nn.Module, ModelMetadata]:
     """(fp32 eval model, metadata) from a weights file; no pickle involved."""
     from safetensors.torch import load_file
@@ -91,7 +100,7 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Mode
         raise EdgeTanError(f"{p}: safetensors file has no edge-tan metadata (not written by edge-tan)")
     md = ModelMetadata.from_props(header)
     arch = json.loads(header[ARCH_KEY])
-    model = build_model(arch["name"], **arch.get("kwargs", {}))
+    model = build_model(arch["name"], **legacy_arch_kwargs(arch))
     tensors = load_file(str(p), device="cpu")
     ref = model.state_dict()
     missing = set(ref) - set(tensors)

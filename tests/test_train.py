@@ -115,3 +115,48 @@ def test_every_registered_model_trains(data, tmp_path, name):
     m, md = load_weights(tmp_path / name / "best.safetensors")
     assert md.model_name == name and md.warp_mode == {"crop": "crop", "mobilenetv2": "none"}.get(name, "none")
     assert np.isfinite(s["best_val_dice"])
+
+
+def test_init_warm_start_and_legacy_plain_head(data, tmp_path):
+    """--init fine-tunes from a weights file (its template kept); a file from before the normalised view
+    head (no `view_head` kwarg stored) still loads as the plain head and warm-starts the new one."""
+    from edge_tan.export.models.registry import build_model, make_metadata
+    from edge_tan.export.weights import save_weights
+    torch.set_num_threads(1)
+    old = build_model("tan", width=0.25, view_head="plain")
+    tpl = np.array([[30.0, 8.0], [18.0, 40.0], [44.0, 40.0]], np.float32)
+    md = make_metadata(old, "tan", {"width": 0.25, "warp_mode": "affine"}, template=tpl, size=64, trained=True)
+    save_weights(old, md, tmp_path / "old.safetensors")
+    m, md2 = load_weights(tmp_path / "old.safetensors")
+    assert len(m.view_head) == 3 and np.allclose(md2.template_array, tpl)
+    s = train(cfg(data, tmp_path / "ft", epochs=1, init=str(tmp_path / "old.safetensors")))
+    assert "view head re-initialised" in s["recipe"]["init"]
+    m, md3 = load_weights(tmp_path / "ft" / "best.safetensors")
+    assert isinstance(m.view_head[0], torch.nn.BatchNorm1d) and np.allclose(md3.template_array, tpl)
+    enc_old = old.encoder.state_dict()
+    assert any(not torch.equal(v, enc_old[k]) for k, v in m.encoder.state_dict().items() if v.is_floating_point())
+    with pytest.raises(EdgeTanError, match="holds model 'tan'"):
+        train(cfg(data, tmp_path / "bad", model="unet", epochs=1, init=str(tmp_path / "old.safetensors")))
+
+
+def test_normalised_view_head_learns_despite_feature_offset():
+    """The BN-fronted view head fits a view cue even when the pooled features carry a large common
+    offset (what killed the plain head's ReLUs in the CPU default-model run)."""
+    from edge_tan.export.models.tan import TAN
+    torch.manual_seed(0)
+    net = TAN(width=0.25)
+    head = net.view_head
+    c = head[0].num_features
+    cue = torch.randn(c)
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-3)
+    for _ in range(150):
+        y = torch.randint(0, 2, (32,))
+        g = 40.0 + 5.0 * torch.rand(32, c) + 0.5 * (2.0 * y[:, None] - 1.0) * cue
+        loss = torch.nn.functional.cross_entropy(head(g), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    head.eval()
+    y = torch.randint(0, 2, (256,))
+    g = 40.0 + 5.0 * torch.rand(256, c) + 0.5 * (2.0 * y[:, None] - 1.0) * cue
+    assert (head(g).argmax(1) == y).float().mean() > 0.95 and loss.item() < 0.2

@@ -42,11 +42,11 @@ class ModelSpec:
 
 
 REGISTRY: dict[str, ModelSpec] = {
-    "tan": ModelSpec("tan", TAN, {"width": 1.0, "warp_mode": "affine"},
+    "tan": ModelSpec("tan", TAN, {"width": 1.0, "warp_mode": "affine", "view_head": "norm"},
                      "paper TAN: MobileNetV2, 3 heads, affine warp"),
-    "mobilenetv2": ModelSpec("mobilenetv2", TAN, {"width": 1.0, "warp_mode": "none"},
+    "mobilenetv2": ModelSpec("mobilenetv2", TAN, {"width": 1.0, "warp_mode": "none", "view_head": "norm"},
                              "TAN net on the full frame"),
-    "crop": ModelSpec("crop", TAN, {"width": 1.0, "warp_mode": "crop"},
+    "crop": ModelSpec("crop", TAN, {"width": 1.0, "warp_mode": "crop", "view_head": "norm"},
                       "TAN net, ROI crop, no shape norm."),
     "unet": ModelSpec("unet", UNet, {"base": 64}, "U-Net baseline"),
     "pspnet": ModelSpec("pspnet", PSPNet, {"base": 64}, "PSPNet, dilated ResNet-50, OS 8"),
@@ -58,7 +58,7 @@ def model_kwargs(name: str, **kw) -> dict:
     spec = _spec(name)
     out = dict(spec.defaults)
     if spec.build is TAN:
-        allowed = {"width", "skips", "hidden", "landmark_head"}
+        allowed = {"width", "skips", "hidden", "landmark_head", "view_head"}
     else:
         allowed = {"base", "depth", "layers"}
     out.update({k: v for k, v in kw.items() if k in allowed and v is not None})

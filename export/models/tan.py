@@ -13,7 +13,12 @@ Design choices beyond the paper's table (recorded in the model metadata):
   GAP head got worse than "predict the template" (7 px) while segmentation reached Dice 0.97.
   Inputs whose stride-32 map is not 7x7 (e.g. tiny test windows) are bilinearly resized to 7x7.
   (`landmark_head="gap"` builds the literal global-pool head for comparison.)
-- View head: global average pool -> FC 256 -> FC 2.
+- View head: global average pool -> FC 256 -> FC 2. With `view_head="norm"` (the default for new
+  models) a BatchNorm1d standardises the pooled features first. Why: the pooled ReLU6 features share
+  a large common offset that drifts while the segmentation loss (weight 10 vs 0.1) reshapes the
+  encoder; the plain head's hidden ReLUs were all seen to die in the first epoch (view loss stuck at
+  ln 2, accuracy at chance). The BN folds into a scale and shift at export. `"plain"` is the literal
+  head, kept so weights written before this option load unchanged.
 """
 
 from __future__ import annotations
@@ -53,10 +58,13 @@ class TAN(nn.Module):
     outputs = ("seg", "landmarks", "view")
 
     def __init__(self, width: float = 1.0, skips: bool = True, warp_mode: str = "affine", hidden: int = 256,
-                 landmark_head: str = "spatial"):
+                 landmark_head: str = "spatial", view_head: str = "norm"):
         super().__init__()
         if landmark_head not in ("spatial", "gap"):
             raise ValueError(f"landmark_head must be 'spatial' or 'gap', got {landmark_head!r}")
+        if view_head not in ("norm", "plain"):
+            raise ValueError(f"view_head must be 'norm' or 'plain', got {view_head!r}")
+        self.view_mode = view_head
         self.landmark_mode = landmark_head
         self.warp_mode = warp_mode
         self.encoder = MobileNetV2Encoder(width)
@@ -78,7 +86,10 @@ class TAN(nn.Module):
             self.landmark_reduce = None
             lm_in = ch[4]
         self.landmark_head = nn.Sequential(nn.Linear(lm_in, hid), nn.ReLU(inplace=True), nn.Linear(hid, 6))
-        self.view_head = nn.Sequential(nn.Linear(ch[4], hid), nn.ReLU(inplace=True), nn.Linear(hid, 2))
+        view_layers = [nn.Linear(ch[4], hid), nn.ReLU(inplace=True), nn.Linear(hid, 2)]
+        if view_head == "norm":
+            view_layers.insert(0, nn.BatchNorm1d(ch[4]))
+        self.view_head = nn.Sequential(*view_layers)
         nn.init.zeros_(self.landmark_head[-1].weight)   # start at the template: offsets 0
         nn.init.zeros_(self.landmark_head[-1].bias)
         self.landmark_scale = LANDMARK_SCALE

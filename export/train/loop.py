@@ -47,6 +47,7 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 0
     resume: bool = True
+    init: str = ""   # warm start: weights file of the same model (fine-tuning); its template is kept
 
 
 WARMUP = 0.03
@@ -152,6 +153,28 @@ def evaluate(model, val: dict, dev: torch.device, multitask: bool, amp: bool, bs
     return res
 
 
+def _init_state(path: str, name: str):
+    """(state dict, metadata, arch kwargs) of a weights file to warm-start `name` from."""
+    from ..weights import legacy_arch_kwargs, load_weights, read_header, ARCH_KEY
+    src, md = load_weights(path)
+    arch = json.loads(read_header(Path(path))[ARCH_KEY])
+    if arch.get("name") != name:
+        raise EdgeTanError(f"--init {path}: holds model {arch.get('name')!r}, not {name!r}")
+    return src.state_dict(), md, legacy_arch_kwargs(arch)
+
+
+def _apply_init(model, sd: dict, path: str) -> str:
+    """Load `sd` into `model`; only the view head may differ (an old plain head is re-initialised)."""
+    ref = model.state_dict()
+    same = {k: v for k, v in sd.items() if k in ref and tuple(v.shape) == tuple(ref[k].shape)}
+    skipped = sorted((set(ref) | set(sd)) - set(same))
+    bad = [k for k in skipped if not k.startswith("view_head.")]
+    if bad:
+        raise EdgeTanError(f"--init {path}: weights do not fit this model (e.g. {bad[:3]})")
+    model.load_state_dict(same, strict=False)
+    return f"{path}" + (" (view head re-initialised)" if skipped else "")
+
+
 def _save_ckpt(path: Path, model, opt, state: dict) -> None:
     blob = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optim": opt.state_dict(), "state": json.dumps(state)}
@@ -182,8 +205,14 @@ def train(cfg: TrainConfig) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    kwargs = model_kwargs(cfg.model, width=cfg.width)
+    init_md = None
+    if cfg.init:
+        init_sd, init_md, init_kwargs = _init_state(cfg.init, cfg.model)
+        kwargs = model_kwargs(cfg.model, **{**init_kwargs, "view_head": model_kwargs(cfg.model).get("view_head")})
+    else:
+        kwargs = model_kwargs(cfg.model, width=cfg.width)
     model = build_model(cfg.model, **kwargs)
+    init_note = _apply_init(model, init_sd, cfg.init) if cfg.init else ""
     warp_mode = model.warp_mode
     multitask = "landmarks" in model.outputs
     train_seqs = load_split_sequences(cfg.data_dir, "train")
@@ -193,7 +222,12 @@ def train(cfg: TrainConfig) -> dict:
     val_note = "val split"
     if not val_seqs:
         val_seqs, val_note = train_seqs, "train split (no val split in manifest)"
-    template = training_template(train_seqs, cfg.size, warp_mode)
+    if init_md is not None and init_md.template is not None:
+        template = init_md.template_array   # the warm-started heads regress offsets from *this* template
+        if init_md.window != cfg.size:
+            raise EdgeTanError(f"--init {cfg.init}: window {init_md.window} != --size {cfg.size}")
+    else:
+        template = training_template(train_seqs, cfg.size, warp_mode)
 
     flow, tcm_stats = None, {}
     if cfg.tcm:
@@ -222,7 +256,7 @@ def train(cfg: TrainConfig) -> dict:
                   loss=f"0.1 view CE + 0.1 smoothL1(lmk/16) + 10 {seg}" if multitask else seg, ohem_frac=L.OHEM_FRAC, optimizer="AdamW",
                   weight_decay=WEIGHT_DECAY, schedule="warmup 3% + cosine on max(step, time) progress",
                   augment="affine jitter rot±5 scale0.8-1.2 shift≤14 px; detect 20%; gain/gamma/contrast/noise/blur",
-                  val=val_note, n_train_seqs=len(train_seqs), n_val_seqs=len(val_seqs), tcm_stats=tcm_stats)
+                  val=val_note, init=init_note or None, n_train_seqs=len(train_seqs), n_val_seqs=len(val_seqs), tcm_stats=tcm_stats)
 
     state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_dice": -1.0, "best": {}}
     ckpt = out / "last.ckpt"

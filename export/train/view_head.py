@@ -76,14 +76,15 @@ def fit_view_head(weights: str | Path, data_dir: str | Path, out: str | Path, mi
     #    scale/shift into the first Linear keeps the exported architecture unchanged.
     mu, sd = g.mean(0), g.std(0) + 1e-3
     gn = (g - mu) / sd
-    opt = torch.optim.AdamW([p for p in head.parameters()], lr=lr, weight_decay=1e-4)
-    head.train()
+    mlp = nn.Sequential(*[m for m in head if not isinstance(m, nn.BatchNorm1d)])   # fitted on standardised g
+    opt = torch.optim.AdamW([p for p in mlp.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
+    mlp.train()
     losses, step = [], 0
     for epoch in range(200):
         perm = torch.randperm(len(gn))
         for j in range(0, len(gn), batch_size):
             b = perm[j:j + batch_size]
-            loss = F.cross_entropy(head(gn[b]), y[b], ignore_index=-1)
+            loss = F.cross_entropy(mlp(gn[b]), y[b], ignore_index=-1)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -92,9 +93,16 @@ def fit_view_head(weights: str | Path, data_dir: str | Path, out: str | Path, mi
         if time.time() - t0 > minutes * 60:
             break
     with torch.no_grad():
-        lin = head[0]
-        lin.weight.div_(sd[None, :])
-        lin.bias.sub_(lin.weight @ mu)
+        if isinstance(head[0], nn.BatchNorm1d):   # normalised head: the standardisation *is* its BN
+            bn = head[0]
+            bn.running_mean.copy_(mu)
+            bn.running_var.copy_(sd * sd - bn.eps)
+            bn.weight.fill_(1.0)
+            bn.bias.zero_()
+        else:                                      # literal head: fold it into the first Linear
+            lin = head[0]
+            lin.weight.div_(sd[None, :])
+            lin.bias.sub_(lin.weight @ mu)
     head.eval()
     acc, acc_jit = _accuracy(model, head, val), _accuracy(model, head, val_jit)
     report = {"steps": step, "samples": i, "epochs": epoch + 1, "minutes": round((time.time() - t0) / 60, 2),
