@@ -160,3 +160,21 @@ def test_normalised_view_head_learns_despite_feature_offset():
     y = torch.randint(0, 2, (256,))
     g = 40.0 + 5.0 * torch.rand(256, c) + 0.5 * (2.0 * y[:, None] - 1.0) * cue
     assert (head(g).argmax(1) == y).float().mean() > 0.95 and loss.item() < 0.2
+
+
+def test_point_jitter_feeds_sheared_windows(data):
+    """About half the tracked samples are warped by a non-similarity relative to the exact affine (the
+    per-landmark error a closed loop makes); the rest only by the paper's similarity jitter."""
+    from edge_tan.export.train.samples import base_affine, sample_affine
+    from edge_tan.geometry import compose, invert_affine
+    seqs = load_split_sequences(data, "train")
+    tpl = training_template(seqs, 64, "affine")
+    s, t = seqs[0], 3
+    M0 = base_affine(s, t, tpl, 64, "affine")
+    sheared = 0
+    for k in range(200):
+        J = compose(sample_affine(s, t, tpl, 64, "affine", np.random.default_rng(k), detect_p=0.0),
+                    invert_affine(M0))[:, :2]
+        # a similarity has J = [[a, -b], [b, a]]
+        sheared += abs(J[0, 0] - J[1, 1]) + abs(J[0, 1] + J[1, 0]) > 1e-3
+    assert 60 < sheared < 140

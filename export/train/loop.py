@@ -255,7 +255,8 @@ def train(cfg: TrainConfig) -> dict:
     recipe.update(arch={"name": cfg.model, "kwargs": kwargs},
                   loss=f"0.1 view CE + 0.1 smoothL1(lmk/16) + 10 {seg}" if multitask else seg, ohem_frac=L.OHEM_FRAC, optimizer="AdamW",
                   weight_decay=WEIGHT_DECAY, schedule="warmup 3% + cosine on max(step, time) progress",
-                  augment="affine jitter rot±5 scale0.8-1.2 shift≤14 px; detect 20%; gain/gamma/contrast/noise/blur",
+                  augment="affine jitter rot±5 scale0.8-1.2 shift≤14 px; per-point template jitter N(0,3px) on 50%; "
+                          "detect 20%; gain/gamma/contrast/noise/blur",
                   val=val_note, init=init_note or None, n_train_seqs=len(train_seqs), n_val_seqs=len(val_seqs), tcm_stats=tcm_stats)
 
     state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_dice": -1.0, "best": {}}
