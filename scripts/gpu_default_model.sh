@@ -21,6 +21,8 @@ export PYTHONUNBUFFERED=1
 PKG=$WORK/pkg; rm -rf "$PKG"; mkdir -p "$PKG"
 cp -r edge_tan "$PKG/"; cp -r export "$PKG/edge_tan/export"; cp -r targets "$PKG/edge_tan/targets"; cp -r bench "$PKG/edge_tan/bench"
 export PYTHONPATH=$PKG
+REPO=$PWD
+cd "$WORK"   # `python -m` puts the cwd first on sys.path: the checkout's edge_tan/ has no export/targets/bench
 PY=${PY:-python3}
 ET="$PY -m edge_tan.cli"
 LOG=$OUT/train.log
