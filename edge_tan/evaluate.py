@@ -22,7 +22,7 @@ from .errors import EdgeTanError
 from .results import stack_masks
 from .tracker import FrameResult, Tracker, TrackerConfig
 
-FRAME_KEYS = ("dice", "asd_px", "asd_mm", "hd_px", "lm_err_px", "lm_err_mm", "oks", "view_acc")
+FRAME_KEYS = ("dice", "asd_px", "asd_mm", "hd_px", "lm_err_px", "lm_err_mm", "oks", "view_acc", "view_frame_acc")
 
 
 def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTable, ef_table: mt.MetricTable) -> dict:
@@ -43,8 +43,9 @@ def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTa
                        oks=mt.oks(p, seq.landmarks[t], float(gt.sum())))
         if seq.view and r.view:
             row["view_acc"] = float(r.view == seq.view)
+            row["view_frame_acc"] = float(r.view_frame == seq.view)
         elif seq.view:
-            row["view_acc"] = 0.0 if r.state == "lost" else math.nan
+            row["view_acc"] = row["view_frame_acc"] = 0.0 if r.state == "lost" else math.nan
         table.add(**row)
         dices.append(d)
     si = mt.video_smoothness(pred)
@@ -98,7 +99,8 @@ ROWS = (("Dice %", "frames", "dice", "mean", True), ("Dice % (worst 10 %)", "fra
         ("SI px of the labels", "videos", "si_gt_px", "mean", False),
         ("landmark err px", "frames", "lm_err_px", "mean", False),
         ("landmark err mm", "frames", "lm_err_mm", "mean", False), ("OKS %", "frames", "oks", "mean", True),
-        ("view accuracy %", "frames", "view_acc", "mean", True), ("EF abs err (points)", "videos", "ef_abs_err", "mean", False),
+        ("view accuracy %", "frames", "view_acc", "mean", True),
+        ("view acc. % (frame's window alone)", "frames", "view_frame_acc", "mean", True), ("EF abs err (points)", "videos", "ef_abs_err", "mean", False),
         ("frames lost %", "videos", "lost_frac", "mean", True))
 
 

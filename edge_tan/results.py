@@ -40,7 +40,7 @@ def timing_summary(results: Seq[FrameResult]) -> dict:
 
 
 def per_frame_record(r: FrameResult) -> dict:
-    return {"index": r.index, "view": r.view or None, "view_prob": _num(r.view_prob),
+    return {"index": r.index, "view": r.view or None, "view_prob": _num(r.view_prob), "view_frame": r.view_frame or None,
             "landmarks": _pts(r.landmarks), "contour": _pts(r.contour) or [], "area_px": r.area_px,
             "state": r.state, "confidence": _num(r.confidence), "latency_ms": _num(r.latency_ms, 3)}
 

@@ -44,6 +44,9 @@ class TrackerConfig:
     frame_by_frame: bool = False   # ablation (paper Table 2): whole frame every time, no warp, no state
     max_edge_px: int = 8           # window-border pixels the LV mask may touch in a tracked window
     detect_anchor: str = "mask"    # landmarks that seed the warp after a detect pass: "mask" or "head"
+    view_memory: float = 0.99      # reported view = decayed sum of view log-probs since the last detect
+                                   # (0: each frame's own window, the paper's per-frame call)
+    detect_view_weight: float = 10.0  # weight of the whole-frame detect pass in that sum
 
 
 @dataclass
@@ -53,8 +56,9 @@ class FrameResult:
     state: str
     landmarks: np.ndarray | None = None        # (3, 2) frame px: apex, annulus_left, annulus_right
     contour: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
-    view: str = ""
-    view_prob: float = float("nan")
+    view: str = ""                               # clip-level call (see TrackerConfig.view_memory)
+    view_prob: float = float("nan")              # its posterior probability
+    view_frame: str = ""                         # this frame's window alone (the paper's per-frame call)
     confidence: float = 0.0
     latency_ms: float = 0.0
     timings: dict = field(default_factory=dict)  # pre/infer/post ms
@@ -90,6 +94,7 @@ class _Pass:
     lm_win: np.ndarray | None    # (3, 2) window px
     view_idx: int
     view_prob: float
+    view_logp: np.ndarray | None     # log-softmax of the view logits (None: model has no view head)
     certainty: float
     bbox: tuple                  # (x, y, w, h) of the LV region in the window
     Minv: np.ndarray             # window -> frame, inverted once per pass
@@ -136,6 +141,7 @@ class Tracker:
         self._prev_area_win: float | None = None
         self._lost_run = 0
         self._index = 0
+        self._view_ev: np.ndarray | None = None
         self._gray.reset()
 
     @property
@@ -193,10 +199,10 @@ class Tracker:
         lm_win = None
         if "landmarks" in out:
             lm_win = out["landmarks"][0].reshape(3, 2).astype(np.float32) + self.template
-        view_idx, view_prob = -1, float("nan")
+        view_idx, view_prob, view_logp = -1, float("nan"), None
         if "view" in out:
             p = _softmax(out["view"][0].astype(np.float64))
-            view_idx, view_prob = int(np.argmax(p)), float(p.max())
+            view_idx, view_prob, view_logp = int(np.argmax(p)), float(p.max()), np.log(np.maximum(p, 1e-12))
         x, y, w, h = bbox
         if w and h:  # how decisive the logits are around the LV: a cheap segmentation confidence
             sub = score[max(y - 4, 0):y + h + 4, max(x - 4, 0):x + w + 4]
@@ -204,7 +210,7 @@ class Tracker:
         else:
             certainty = 0.0
         t3 = time.perf_counter()
-        return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, certainty, bbox, geo.invert_affine(M)),
+        return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, view_logp, certainty, bbox, geo.invert_affine(M)),
                 {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3})
 
     def _check(self, p: _Pass, frame_hw: tuple, detect: bool) -> str:
@@ -244,7 +250,34 @@ class Tracker:
                 return "landmarks left the frame"
         return ""
 
-    def _accept(self, p: _Pass, frame_hw: tuple, res: FrameResult, lm_win: np.ndarray | None = None) -> None:
+    def _update_view(self, res: FrameResult, p: _Pass, detect_pass: _Pass | None) -> None:
+        """Clip-level view: a decayed sum of view log-probabilities, restarted at every detect.
+
+        Why: the view is a property of the acquisition, not of one frame. The whole-frame detect pass
+        sees the RV and atria and calls the view reliably (99.8 % frame by frame on held-out phantom
+        clips), while the normalised window shows little beside the LV (92 % per frame). The memory
+        and the detect weight were picked on a tuning set of phantom clips (seed 2000) separate from
+        training and held-out data: per-frame 92.4 %, (0.97, 3) 95.4 %, (0.99, 10) 96.2 %. The decay
+        still lets a lasting view change (a probe rotation that keeps the lock) win within ~2-3 s.
+        """
+        mem = self.cfg.view_memory
+        if mem <= 0 or p.view_logp is None:
+            ev = p.view_logp
+        elif detect_pass is not None:
+            ev = self.cfg.detect_view_weight * detect_pass.view_logp
+            if p is not detect_pass:
+                ev = ev + p.view_logp
+        else:
+            ev = p.view_logp if self._view_ev is None else mem * self._view_ev + p.view_logp
+        self._view_ev = ev
+        if ev is None:
+            return
+        post = _softmax(ev)
+        k = int(np.argmax(post))
+        res.view, res.view_prob = self.md.view_names[k], float(post[k])
+
+    def _accept(self, p: _Pass, frame_hw: tuple, res: FrameResult, lm_win: np.ndarray | None = None,
+                detect_pass: _Pass | None = None) -> None:
         """Warp the accepted pass back to the frame and update the tracking state."""
         Minv = p.Minv
         x, y, w, h = p.bbox
@@ -277,7 +310,8 @@ class Tracker:
                 lm = None
         res.landmarks = lm
         if p.view_idx >= 0:
-            res.view, res.view_prob = self.md.view_names[p.view_idx], p.view_prob
+            res.view_frame = self.md.view_names[p.view_idx]
+            self._update_view(res, p, detect_pass)
         conf = p.certainty * (p.view_prob if np.isfinite(p.view_prob) else 1.0)
         res.confidence = float(conf)
         res.affine = p.M
@@ -290,7 +324,7 @@ class Tracker:
         res.state, res.reason = "lost", reason
         self._lost_run += 1
         if self._lost_run >= self.cfg.forget_after:
-            self._prev_lm, self._prev_area_win = None, None
+            self._prev_lm, self._prev_area_win, self._view_ev = None, None, None
 
     # ------------------------------------------------------------------ the loop
     def step(self, frame: np.ndarray) -> FrameResult:
@@ -320,6 +354,7 @@ class Tracker:
                 why2 = self._check(p, hw, True)
                 detect, state = True, "redetect"
                 why = why2 and f"{why}; re-detect: {why2}"
+            detect_pass = p if detect else None
             if not why and detect and self.md.warp_mode != "none" and p.lm_win is not None \
                     and not self.cfg.frame_by_frame:
                 anchor = self._anchor(p)  # reported if no warped refinement is accepted
@@ -337,7 +372,7 @@ class Tracker:
                 self._lose(res, why)
             else:
                 res.state = state
-                self._accept(p, hw, res, anchor)
+                self._accept(p, hw, res, anchor, detect_pass)
         t_end = time.perf_counter()
         res.latency_ms = (t_end - t_start) * 1e3
         timings["post"] += res.latency_ms - sum(timings.values())

@@ -25,7 +25,7 @@ def test_track_writes_exact_output_shapes(tmp_path, double):
     assert set(j) >= {"video", "frames", "backend", "model", "per_frame", "clinical", "timing"}
     assert j["frames"] == 12 and len(j["per_frame"]) == 12
     f0 = j["per_frame"][0]
-    assert set(f0) == {"index", "view", "view_prob", "landmarks", "contour", "area_px", "state", "confidence",
+    assert set(f0) == {"index", "view", "view_prob", "view_frame", "landmarks", "contour", "area_px", "state", "confidence",
                        "latency_ms"}
     assert np.array(f0["landmarks"]).shape == (3, 2)
     assert set(j["clinical"]) >= {"ed_frames", "es_frames", "ef_percent", "method"}

@@ -70,3 +70,30 @@ def test_bad_frame_is_one_clear_error(tracker):
         tracker.step(np.zeros((4, 4, 7), np.uint8))
     with pytest.raises(EdgeTanError):
         tracker.step(np.zeros((0, 0), np.uint8))
+
+
+class _ViewScript(ThresholdRunner):
+    """TEST DOUBLE: the first pass (whole-frame detect) calls A4C firmly, every later (window) pass
+    calls A2C mildly — a window that hides the view cues."""
+
+    def infer(self, batch):
+        out = super().infer(batch)
+        out["view"][:] = [0.0, 4.0] if self.calls == 1 else [0.8, 0.0]
+        return out
+
+
+def test_clip_view_holds_the_detect_call_until_a_lasting_change():
+    from dataclasses import replace
+
+    from edge_tan.tracker import TrackerConfig
+    md = toy_metadata(64)
+    assert list(md.view_names) == ["A2C", "A4C"]
+    seq = toy_sequence(T=80)
+    res = Tracker(_ViewScript(md)).track(seq.frames)
+    assert all(r.state != "lost" for r in res)
+    assert all(r.view_frame == "A2C" for r in res)            # each window alone
+    assert all(r.view == "A4C" for r in res[:30])              # the clip call keeps the detect's view...
+    assert all(r.view == "A2C" for r in res[60:])              # ...until the windows outvote it (~40 frames)
+    assert res[0].view_prob > 0.99
+    per_frame = Tracker(_ViewScript(md), replace(TrackerConfig(), view_memory=0.0)).track(seq.frames)
+    assert all(r.view == r.view_frame == "A2C" for r in per_frame)
