@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=None,
                     help="ship this weights file (e.g. after `edge-tan refit-view`) with RUN_DIR's record")
     ap.add_argument("--command", default=None, help="training command, when summary.json is absent")
+    ap.add_argument("--baseline", action="append", default=[], metavar="NAME:SUMMARY_JSON:EVAL_JSON",
+                    help="a baseline trained by the same recipe (its summary.json and `edge-tan eval` JSON)")
     a = ap.parse_args()
 
     from edge_tan.export.weights import load_weights, save_weights
@@ -100,14 +102,29 @@ def main() -> None:
     if ev:
         lines += [f"## Closed-loop tracking on held-out phantom clips ({ev['sequences']} sequences, "
                   f"`{ev['data']}`, backend {ev['backend']})", "",
-                  "| mode | Dice | Dice worst-10 % | ASD px | SI px | landmark err px | OKS | view acc | EF abs err |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| mode | Dice | Dice worst-10 % | ASD px | SI px | landmark err px | OKS | view acc (clip call) "
+                  "| view acc (window alone) | EF abs err |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for mode, r in ev["results"].items():
             f, v = r["frames"], r["videos"]
             g = lambda d, k, s="mean": (d.get(k) or {}).get(s)  # noqa: E731
             lines.append(f"| {mode} | {_pct(g(f, 'dice'))} | {_pct(g(f, 'dice', 'worst10'))} | {_num(g(f, 'asd_px'))} | "
                          f"{_num(g(v, 'si_px'))} | {_num(g(f, 'lm_err_px'))} | {_pct(g(f, 'oks'))} | "
-                         f"{_pct(g(f, 'view_acc'))} | {_num(g(v, 'ef_abs_err'))} |")
+                         f"{_pct(g(f, 'view_acc'))} | {_pct(g(f, 'view_frame_acc'))} | {_num(g(v, 'ef_abs_err'))} |")
+        lines.append("")
+    if a.baseline:
+        lines += ["## Baselines trained by the same recipe (full frame, no warp; weights not shipped)", "",
+                  "| model | device | training | val Dice | held-out Dice | worst-10 % | ASD px | SI px | landmark err px |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for spec in a.baseline:
+            name, sp, ep = spec.split(":")
+            bs, be = json.loads(Path(sp).read_text()), json.loads(Path(ep).read_text())
+            f, v = be["results"]["closed_loop"]["frames"], be["results"]["closed_loop"]["videos"]
+            g = lambda d, k, s="mean": (d.get(k) or {}).get(s)  # noqa: E731
+            lines.append(f"| {name} | {bs.get('device')} | {bs.get('train_s', 0):.0f} s, {bs.get('steps')} steps of "
+                         f"{bs['recipe']['batch_size']} | {_pct(bs.get('best_val_dice'))} | {_pct(g(f, 'dice'))} | "
+                         f"{_pct(g(f, 'dice', 'worst10'))} | {_num(g(f, 'asd_px'))} | {_num(g(v, 'si_px'))} | "
+                         f"{_num(g(f, 'lm_err_px'))} |")
         lines.append("")
     lines += ["## Limits", "",
               "- Trained and validated on synthetic (phantom) echo only; accuracy on real clips is not measured here.",
