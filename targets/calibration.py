@@ -167,6 +167,17 @@ def _ignored_scope(keep_heads_fp32: bool):
     return nncf.IgnoredScope(types=["MatMul"], validate=False) if keep_heads_fp32 else None
 
 
+def _quiet_nncf():
+    """NNCF logs every skipped quantizer at INFO (dozens of lines per build); keep warnings only,
+    unless EDGE_TAN_DEBUG is set."""
+    import logging
+    import os
+
+    import nncf
+    if not os.environ.get("EDGE_TAN_DEBUG"):
+        nncf.set_log_level(logging.WARNING)
+
+
 def quantize_ov(model, calib: CalibSet, validation: CalibSet | None = None, accuracy_control: bool = False,
                 max_drop: float = 0.005, keep_heads_fp32: bool = True, subset_size: int = 300):
     """NNCF PTQ of an ov.Model (MIXED preset: symmetric weights, asymmetric activations).
@@ -175,6 +186,7 @@ def quantize_ov(model, calib: CalibSet, validation: CalibSet | None = None, accu
     nncf.quantize_with_accuracy_control (absolute Dice drop <= max_drop)."""
     import nncf
 
+    _quiet_nncf()
     if len(calib) == 0:
         raise EdgeTanError("INT8 calibration needs at least one window")
     cal_ds = nncf.Dataset(calib.items(), lambda item: item[0])
@@ -197,6 +209,7 @@ def quantize_onnx(onnx_model, calib: CalibSet, keep_heads_fp32: bool = True, sub
     """NNCF PTQ of an onnx.ModelProto -> explicit Q/DQ ONNX (what TensorRT builds INT8 engines from)."""
     import nncf
 
+    _quiet_nncf()
     cal_ds = nncf.Dataset(calib.items(), lambda item: {"image": item[0]})
     ign = None
     if keep_heads_fp32:
