@@ -34,6 +34,10 @@ def test_tan_matches_paper_cost():
     p, macs = count_params_macs(m, 224)
     assert abs(p / 4.5e6 - 1) < 0.10, p
     assert abs(macs / 1.07e9 - 1) < 0.10, macs
+    with torch.device("meta"):   # the literal Table-1 network: GAP landmark head, plain view head, no skips
+        lit = build_model("tan", landmark_head="gap", view_head="plain", skips=False)
+    p, macs = count_params_macs(lit, 224)
+    assert abs(p / 4.5e6 - 1) < 0.01 and abs(macs / 1.07e9 - 1) < 0.01, (p, macs)
 
 
 def test_baseline_sizes():

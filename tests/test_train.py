@@ -178,3 +178,30 @@ def test_point_jitter_feeds_sheared_windows(data):
         # a similarity has J = [[a, -b], [b, a]]
         sheared += abs(J[0, 0] - J[1, 1]) + abs(J[0, 1] + J[1, 0]) > 1e-3
     assert 60 < sheared < 140
+
+
+@pytest.mark.parametrize("head", ["norm", "plain"])
+def test_refit_view_head_on_frozen_network(data, tmp_path, head):
+    """`edge-tan refit-view` re-fits either head kind and leaves everything else bit-identical."""
+    from edge_tan.export.models.registry import build_model, make_metadata
+    from edge_tan.export.train.view_head import fit_view_head
+    from edge_tan.export.weights import save_weights
+    torch.set_num_threads(1)
+    m0 = build_model("tan", width=0.25, view_head=head)
+    tpl = training_template(load_split_sequences(data, "train"), 64, "affine")
+    md = make_metadata(m0, "tan", {"width": 0.25, "warp_mode": "affine", "view_head": head}, template=tpl,
+                       size=64, trained=True)
+    save_weights(m0, md, tmp_path / "w.safetensors")
+    rep = fit_view_head(tmp_path / "w.safetensors", data, tmp_path / "w2.safetensors", minutes=0.01, batch_size=8)
+    assert rep["steps"] > 0 and 0.0 <= rep["val_view_acc"] <= 1.0
+    m1, md1 = load_weights(tmp_path / "w2.safetensors")
+    assert md1.training["view_head_refit"]["steps"] == rep["steps"]
+    before, after = m0.state_dict(), m1.state_dict()
+    changed = {k for k in before if not torch.equal(before[k].float(), after[k].float())}
+    assert changed and all(k.startswith("view_head.") for k in changed)
+    if head == "norm":
+        bn = m1.view_head[0]
+        assert torch.all(bn.running_var > 0)
+        g = torch.randn(4, bn.num_features) + bn.running_mean
+        z = (g - bn.running_mean) / bn.running_var.sqrt()   # the standardisation the MLP was fitted on
+        assert torch.allclose(bn.eval()(g), z, rtol=1e-4, atol=1e-4)

@@ -96,8 +96,8 @@ def fit_view_head(weights: str | Path, data_dir: str | Path, out: str | Path, mi
         if isinstance(head[0], nn.BatchNorm1d):   # normalised head: the standardisation *is* its BN
             bn = head[0]
             bn.running_mean.copy_(mu)
-            bn.running_var.copy_(sd * sd - bn.eps)
-            bn.weight.fill_(1.0)
+            bn.running_var.copy_(sd * sd)                 # exact (g - mu) / sd, eps included:
+            bn.weight.copy_(torch.sqrt(sd * sd + bn.eps) / sd)   # a near-constant feature stays finite
             bn.bias.zero_()
         else:                                      # literal head: fold it into the first Linear
             lin = head[0]
