@@ -155,9 +155,9 @@ def evaluate(model, val: dict, dev: torch.device, multitask: bool, amp: bool, bs
 
 def _init_state(path: str, name: str):
     """(state dict, metadata, arch kwargs) of a weights file to warm-start `name` from."""
-    from ..weights import legacy_arch_kwargs, load_weights, read_header, ARCH_KEY
+    from ..weights import legacy_arch_kwargs, load_weights
     src, md = load_weights(path)
-    arch = json.loads(read_header(Path(path))[ARCH_KEY])
+    arch = md.training["arch"]   # save_weights requires it; it is what rebuilt `src`
     if arch.get("name") != name:
         raise EdgeTanError(f"--init {path}: holds model {arch.get('name')!r}, not {name!r}")
     return src.state_dict(), md, legacy_arch_kwargs(arch)
@@ -205,12 +205,10 @@ def train(cfg: TrainConfig) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    init_md = None
-    if cfg.init:
+    kwargs, init_md = model_kwargs(cfg.model, width=cfg.width), None
+    if cfg.init:   # the file's architecture, except that an old plain view head becomes today's default
         init_sd, init_md, init_kwargs = _init_state(cfg.init, cfg.model)
-        kwargs = model_kwargs(cfg.model, **{**init_kwargs, "view_head": model_kwargs(cfg.model).get("view_head")})
-    else:
-        kwargs = model_kwargs(cfg.model, width=cfg.width)
+        kwargs = {**model_kwargs(cfg.model, **init_kwargs), **{k: v for k, v in kwargs.items() if k == "view_head"}}
     model = build_model(cfg.model, **kwargs)
     init_note = _apply_init(model, init_sd, cfg.init) if cfg.init else ""
     warp_mode = model.warp_mode
