@@ -37,7 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("run", type=Path)
     ap.add_argument("--eval", type=Path, default=None)
-    ap.add_argument("--data-recipe", default="edge-tan synth DATA --n 120 --seed 7 --workers 2")
+    ap.add_argument("--data-recipe", default="edge-tan synth DATA --n 240 --seed 7")
     ap.add_argument("--notes", default="")
     ap.add_argument("--from-last", action="store_true",
                     help="ship RUN_DIR/last.ckpt (latest epoch) instead of best.safetensors (best val Dice)")
