@@ -111,25 +111,27 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_mb() -> float:
-    """RSS high-water mark in MiB (since the last reset_peak_rss, else since process start)."""
+def _proc_status_mb(key: str) -> float | None:
+    """A memory line of /proc/self/status (e.g. VmHWM, VmRSS) in MiB; None off Linux."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """RSS high-water mark in MiB (since the last reset_peak_rss, else since process start)."""
+    v = _proc_status_mb("VmHWM")
+    if v is not None:
+        return v
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 1024.0 if platform.system() != "Darwin" else r / 2 ** 20
 
 
 def rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return peak_rss_mb()
+    v = _proc_status_mb("VmRSS")
+    return v if v is not None else peak_rss_mb()

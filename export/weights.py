@@ -80,8 +80,12 @@ def read_header(path: str | Path) -> dict[str, str]:
 def legacy_arch_kwargs(arch: dict) -> dict:
     """Constructor kwargs of a stored arch, filling knobs added since the file was written with the
     value that reproduces the network it was written from (not today's default)."""
+    from .models.registry import REGISTRY
+    from .models.tan import TAN
+
     kw = dict(arch.get("kwargs", {}))
-    if arch.get("name") in ("tan", "mobilenetv2", "crop"):
+    spec = REGISTRY.get(arch.get("name"))
+    if spec is not None and spec.build is TAN:   # every TAN-family entry (tan, mobilenetv2, crop, ...)
         kw.setdefault("view_head", "plain")   # files before the normalised view head
     return kw
 
