@@ -15,6 +15,7 @@ import numpy as np
 from . import LANDMARK_NAMES, VIEW_NAMES
 from .errors import EdgeTanError
 from .geometry import WINDOW, RoiExpand
+from .intensity import INPUT_NORMS
 
 SCHEMA = "edge-tan/1"
 PREFIX = "edge_tan."
@@ -36,6 +37,9 @@ class ModelMetadata:
     input_scale: float = 1.0 / 255.0   # x_net = (x_uint8 * scale - mean) / std
     input_mean: float = 0.5
     input_std: float = 0.25
+    # grey-frame step before the warp (edge_tan.intensity): "equalize" = per-frame rank normalisation
+    # of the in-sector grey levels. Files written before the field existed read as "none" (unchanged).
+    input_norm: str = "none"
     class_names: list = field(default_factory=lambda: ["background", "lv"])
     view_names: list = field(default_factory=lambda: list(VIEW_NAMES))
     landmark_names: list = field(default_factory=lambda: list(LANDMARK_NAMES))
@@ -103,6 +107,8 @@ class ModelMetadata:
     def validate(self) -> None:
         if self.schema.split("/")[0] != SCHEMA.split("/")[0]:
             raise EdgeTanError(f"unknown artifact schema {self.schema!r} (this edge-tan reads {SCHEMA})")
+        if self.input_norm not in INPUT_NORMS:
+            raise EdgeTanError(f"artifact input_norm {self.input_norm!r} not one of {INPUT_NORMS}")
         if self.warp_mode not in WARP_MODES:
             raise EdgeTanError(f"artifact warp_mode {self.warp_mode!r} not one of {WARP_MODES}")
         t = np.asarray(self.template, np.float64)

@@ -22,6 +22,7 @@ import numpy as np
 from . import geometry as geo
 from .artifact import ModelMetadata
 from .frames import GrayConverter
+from .intensity import input_normaliser
 from .io.landmarks_from_mask import landmarks_from_mask
 from .runner import Runner
 
@@ -126,6 +127,7 @@ class Tracker:
         self._beta = -self.md.input_mean / self.md.input_std
         self._input = np.zeros((1, 1, self.size, self.size), np.float32)   # reused every frame
         self._gray = GrayConverter()
+        self._norm = input_normaliser(self.md.input_norm)   # e.g. rank normalisation, before the warp
         self.reset()
 
     def _view_gate(self) -> float:
@@ -151,7 +153,8 @@ class Tracker:
 
     # ------------------------------------------------------------------ building blocks
     def to_gray(self, frame: np.ndarray) -> np.ndarray:
-        return self._gray(frame)
+        """Source frame -> the uint8 grey frame the network's windows are cut from (input_norm applied)."""
+        return self._norm(self._gray(frame))
 
     def affine_for(self, frame_hw: tuple) -> tuple[np.ndarray, bool]:
         """The window affine for the next pass and whether it is a detect (un-warped) pass."""
