@@ -1,7 +1,8 @@
 """INT8 calibration data and NNCF post-training quantisation.
 
 Calibrate on what the network really sees at run time: canonical windows warped with the *previous*
-frame's landmarks (what the tracker feeds it; GT landmarks stand in for tracked ones), plus a few
+frame's landmarks (what the tracker feeds it, after the model's input_norm; GT landmarks stand in
+for tracked ones), plus a few
 letterbox windows (the detect pass that starts a track). Statistics from raw full frames would
 mis-set the activation ranges. Accuracy-controlled mode reverts the layers that cost the most Dice
 until the drop on validation windows is within `max_drop`.
@@ -19,6 +20,7 @@ import numpy as np
 from edge_tan.artifact import ModelMetadata
 from edge_tan.errors import EdgeTanError
 from edge_tan.geometry import affine_to_template, crop_affine, letterbox_affine, warp_image
+from edge_tan.intensity import input_normaliser
 
 
 @dataclass
@@ -83,6 +85,7 @@ def dataset_windows(root: str | Path, md: ModelMetadata, split: str | None = "tr
             if lab[t]:
                 boxed.append((seq, t, letterbox_affine(seq.frames.shape[1:], W)))
     rng = np.random.default_rng(seed)
+    norm = input_normaliser(md.input_norm)   # the tracker's grey-frame step, before the warp
     if md.warp_mode == "none":
         n_box, n_track = min(limit, len(boxed)), 0
     else:
@@ -96,7 +99,7 @@ def dataset_windows(root: str | Path, md: ModelMetadata, split: str | None = "tr
         idx = np.sort(rng.choice(len(pool), size=n, replace=False))
         for i in idx:
             seq, t, M = pool[i]
-            out.windows.append(normalise(warp_image(seq.frames[t], M, W), md))
+            out.windows.append(normalise(warp_image(norm(seq.frames[t]), M, W), md))
             mask = seq.masks[t] if seq.masks is not None else np.zeros(seq.frames.shape[1:], np.uint8)
             out.masks.append(warp_image(mask, M, W, nearest=True))
             out.kinds.append(kind)

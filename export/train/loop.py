@@ -27,6 +27,7 @@ from edge_tan.errors import EdgeTanError
 from ..models.registry import build_model, make_metadata, model_kwargs
 from ..weights import save_weights
 from . import losses as L
+from .domain import DomainConfig
 from .samples import (WarpedSamples, load_split_sequences, normalize, training_template, validation_arrays)
 
 
@@ -48,6 +49,8 @@ class TrainConfig:
     workers: int = 0
     resume: bool = True
     init: str = ""   # warm start: weights file of the same model (fine-tuning); its template is kept
+    input_norm: str = "equalize"   # grey-frame step before the warp (edge_tan.intensity); this run's wins over --init's
+    domain_random: bool = True     # raw-frame domain randomisation (domain.py)
 
 
 WARMUP = 0.03
@@ -196,6 +199,8 @@ def train(cfg: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.size % 32:
         raise EdgeTanError(f"--size must be a multiple of 32, got {cfg.size}")
+    from edge_tan.intensity import input_normaliser
+    input_normaliser(cfg.input_norm)   # unknown name -> one clear error before any work
     dev = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -236,12 +241,16 @@ def train(cfg: TrainConfig) -> dict:
 
     steps_per_epoch = max(1, cfg.samples_per_epoch // cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
+    domain = DomainConfig() if cfg.domain_random else None
     ds = WarpedSamples(train_seqs, template, cfg.size, warp_mode, length=total_steps * cfg.batch_size,
-                       seed=cfg.seed, flow=flow)
-    val = validation_arrays(val_seqs, template, cfg.size, warp_mode)
+                       seed=cfg.seed, flow=flow, input_norm=cfg.input_norm, domain=domain)
+    nrm = cfg.input_norm
+    val = validation_arrays(val_seqs, template, cfg.size, warp_mode, input_norm=nrm)
     # first-frame detection (letterboxed whole frame, same template offsets): reported, not used for "best"
-    val_det = validation_arrays(val_seqs, template, cfg.size, "none", max_items=128) if warp_mode != "none" else None
-    val_jit = validation_arrays(val_seqs, template, cfg.size, warp_mode, max_items=128, jitter_seed=cfg.seed + 1)
+    val_det = validation_arrays(val_seqs, template, cfg.size, "none", max_items=128,
+                                input_norm=nrm) if warp_mode != "none" else None
+    val_jit = validation_arrays(val_seqs, template, cfg.size, warp_mode, max_items=128, jitter_seed=cfg.seed + 1,
+                                input_norm=nrm)
 
     model.to(dev)
     if dev.type == "cuda":
@@ -254,7 +263,10 @@ def train(cfg: TrainConfig) -> dict:
                   loss=f"0.1 view CE + 0.1 smoothL1(lmk/16) + 10 {seg}" if multitask else seg, ohem_frac=L.OHEM_FRAC, optimizer="AdamW",
                   weight_decay=WEIGHT_DECAY, schedule="warmup 3% + cosine on max(step, time) progress",
                   augment="affine jitter rot±5 scale0.8-1.2 shift≤14 px; per-point template jitter N(0,3px) on 50%; "
-                          "detect 20%; gain/gamma/contrast/noise/blur",
+                          "detect 20%; gain/gamma/contrast/noise/blur"
+                          + (" (mild, after input_norm)" if cfg.input_norm != "none" else "")
+                          + ("; raw-frame domain randomisation before input_norm" if domain else ""),
+                  domain_random_settings=domain.to_dict() if domain else None,
                   val=val_note, init=init_note or None, n_train_seqs=len(train_seqs), n_val_seqs=len(val_seqs), tcm_stats=tcm_stats)
 
     state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_dice": -1.0, "best": {}}
@@ -345,6 +357,7 @@ def train(cfg: TrainConfig) -> dict:
                 raw = getattr(model, "_orig_mod", model)
                 md = make_metadata(raw, cfg.model, kwargs, template=template, size=cfg.size, trained=True,
                                    training={**recipe, "figures": rec, "template_source": "training landmarks"})
+                md.input_norm = cfg.input_norm   # this run's, whatever the --init file used
                 save_weights(raw, md, out / "best.safetensors")
             _save_ckpt(ckpt, model, opt, state)
             if budget > 0 and elapsed() >= budget:

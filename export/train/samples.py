@@ -11,6 +11,9 @@ A fraction of "detect" samples use the letterboxed whole frame instead, so the s
 the LV on the first frame of a clip. warp_mode "crop" uses the axis-aligned ROI box, "none" always
 letterboxes. Photometric augmentation (gain, gamma, contrast, noise, blur) is applied in window space
 (cheap at 224x224). Images stay uint8 until the device: x = (x/255 - 0.5)/0.25 (ModelMetadata).
+
+Frames become network input exactly as at run time: (domain randomisation of the raw frame, see
+domain.py) -> the model's input_norm on the full frame (edge_tan.intensity) -> warp -> mild photometric.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from edge_tan.dataset import Sequence, list_split, load_sequence
 from edge_tan.errors import EdgeTanError
 from edge_tan.geometry import (affine_to_template, build_template, crop_affine, letterbox_affine, perturb_affine,
                                transform_points, triangle_area, warp_image)
+from edge_tan.intensity import input_normaliser
+
+from .domain import DomainConfig, randomize_frames
 
 DETECT_P = 0.2
 POINT_JITTER_P, POINT_JITTER_PX, POINT_JITTER_MAX = 0.5, 3.0, 8.0
@@ -110,11 +116,12 @@ def warp_mask(mask: np.ndarray, M: np.ndarray, size: int) -> np.ndarray:
     return (warp_image(mask * np.uint8(255), M, size) > 127).astype(np.uint8)
 
 
-def photometric(imgs: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-    """Same gain/gamma/contrast LUT (and blur) on every image of a sample, independent noise."""
-    gamma = np.exp(rng.uniform(-0.4, 0.4))
-    gain = rng.uniform(0.7, 1.3)
-    contrast = rng.uniform(0.8, 1.2)
+def photometric(imgs: list[np.ndarray], rng: np.random.Generator, strength: float = 1.0) -> list[np.ndarray]:
+    """Same gain/gamma/contrast LUT (and blur) on every image of a sample, independent noise.
+    `strength` < 1 narrows the curve ranges: after a rank normalisation only a little is left to learn."""
+    gamma = np.exp(rng.uniform(-0.4, 0.4) * strength)
+    gain = 1.0 + rng.uniform(-0.3, 0.3) * strength
+    contrast = 1.0 + rng.uniform(-0.2, 0.2) * strength
     x = np.arange(256, dtype=np.float32) / 255.0
     y = ((x ** gamma) - 0.5) * contrast + 0.5
     lut = np.clip(y * gain * 255.0, 0, 255).astype(np.uint8)
@@ -156,9 +163,11 @@ class WarpedSamples(torch.utils.data.Dataset):
     """
 
     def __init__(self, seqs: list[Sequence], template: np.ndarray, size: int, warp_mode: str, length: int,
-                 seed: int = 0, augment: bool = True, flow: dict | None = None, detect_p: float = DETECT_P):
+                 seed: int = 0, augment: bool = True, flow: dict | None = None, detect_p: float = DETECT_P,
+                 input_norm: str = "none", domain: DomainConfig | None = None):
         self.seqs, self.template, self.size, self.warp_mode = seqs, np.asarray(template, np.float32), size, warp_mode
         self.length, self.seed, self.augment, self.flow, self.detect_p = length, seed, augment, flow, detect_p
+        self.input_norm, self.norm, self.domain = input_norm, input_normaliser(input_norm), domain
         if flow is not None:
             self.items = sorted((si, t - 1) for si, t in flow)   # path-1 frame index
             if not self.items:
@@ -176,13 +185,15 @@ class WarpedSamples(torch.utils.data.Dataset):
         si, t = self.items[int(rng.integers(len(self.items)))]
         s = self.seqs[si]
         M = sample_affine(s, t, self.template, self.size, self.warp_mode, rng, self.detect_p)
-        imgs = [warp_image(s.frames[t], M, self.size)]
+        frames = [s.frames[t]] if self.flow is None else [s.frames[t], s.frames[t + 1]]
+        if self.augment and self.domain is not None:
+            frames = randomize_frames(frames, s.masks[t], rng, self.domain)
+        imgs = [warp_image(self.norm(f), M, self.size) for f in frames]
         masks = [warp_mask(s.masks[t], M, self.size)]
         if self.flow is not None:
-            imgs.append(warp_image(s.frames[t + 1], M, self.size))
             masks.append(warp_mask(self.flow[(si, t + 1)], M, self.size))
         if self.augment:
-            imgs = photometric(imgs, rng)
+            imgs = photometric(imgs, rng, 1.0 if self.input_norm == "none" else 0.35)
         tgt, valid = lm_target(s, t, M, self.template)
         out = {"image": imgs[0][None], "mask": masks[0], "landmarks": tgt, "lm_valid": np.float32(valid),
                "view": np.int64(view_index(s))}
@@ -192,13 +203,15 @@ class WarpedSamples(torch.utils.data.Dataset):
 
 
 def validation_arrays(seqs: list[Sequence], template: np.ndarray, size: int, warp_mode: str,
-                      max_items: int = 384, jitter_seed: int | None = None) -> dict[str, np.ndarray]:
+                      max_items: int = 384, jitter_seed: int | None = None,
+                      input_norm: str = "none") -> dict[str, np.ndarray]:
     """Fixed validation set in warped space from the previous frame's GT landmarks (no jitter).
 
     With `jitter_seed`, each warp is perturbed within the paper's ranges (fixed seed): that measures
     whether the landmark head *corrects* an off-centre window, which tracking depends on.
     """
     rng = np.random.default_rng(jitter_seed) if jitter_seed is not None else None
+    norm = input_normaliser(input_norm)
     items = labelled_frames(seqs)
     if len(items) > max_items:
         items = [items[int(j)] for j in np.linspace(0, len(items) - 1, max_items).round()]
@@ -208,7 +221,7 @@ def validation_arrays(seqs: list[Sequence], template: np.ndarray, size: int, war
         M = base_affine(s, t, template, size, warp_mode)
         if rng is not None:
             M = perturb_affine(M, rng, size)
-        imgs.append(warp_image(s.frames[t], M, size)[None])
+        imgs.append(warp_image(norm(s.frames[t]), M, size)[None])
         masks.append(warp_mask(s.masks[t], M, size))
         tg, v = lm_target(s, t, M, template)
         lms.append(tg)

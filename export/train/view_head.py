@@ -58,9 +58,10 @@ def fit_view_head(weights: str | Path, data_dir: str | Path, out: str | Path, mi
     train = load_split_sequences(data_dir, "train")
     val_seqs = load_split_sequences(data_dir, "val")
     tpl, size = md.template_array, md.window
-    ds = WarpedSamples(train, tpl, size, md.warp_mode, length=10 ** 9, seed=seed + 7919)
-    val = validation_arrays(val_seqs, tpl, size, md.warp_mode)
-    val_jit = validation_arrays(val_seqs, tpl, size, md.warp_mode, jitter_seed=seed + 1)
+    nrm = md.input_norm   # the frozen network saw frames through this
+    ds = WarpedSamples(train, tpl, size, md.warp_mode, length=10 ** 9, seed=seed + 7919, input_norm=nrm)
+    val = validation_arrays(val_seqs, tpl, size, md.warp_mode, input_norm=nrm)
+    val_jit = validation_arrays(val_seqs, tpl, size, md.warp_mode, jitter_seed=seed + 1, input_norm=nrm)
     # 1) pooled encoder features of fresh training samples, for ~70 % of the budget (the expensive part)
     t0, i, feats, labels = time.time(), 0, [], []
     with torch.inference_mode():
