@@ -100,13 +100,18 @@ def train(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder"),
           workers: int = typer.Option(0, "--workers", help="data-loader processes"),
           resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from RUN_DIR/last.ckpt"),
           init: Optional[Path] = typer.Option(None, "--init", help="warm start (fine-tune) from a weights file "
-                                              "of the same model; keeps its template and width")):
+                                              "of the same model; keeps its template and width"),
+          input_norm: str = typer.Option("equalize", "--input-norm", help="grey-frame step before the warp, "
+                                         "written into the weights: equalize (rank-normalised) | none"),
+          domain_random: bool = typer.Option(True, "--dr/--no-dr", help="raw-frame domain randomisation "
+                                             "(gain fields, haze, dropout, speckle, resolution, distractors)")):
     """Train TAN or a baseline on a dataset (OHEM, optional TCM, resumable, time-budgeted)."""
     from .export.train.loop import TrainConfig, train as run_train
     cfg = TrainConfig(data_dir=str(data_dir), model=model, out=str(out), tcm=tcm, epochs=epochs,
                       max_minutes=max_minutes, batch_size=batch_size, lr=lr, width=width, size=size,
                       samples_per_epoch=samples_per_epoch, seed=seed, device=device, workers=workers,
-                      resume=resume, init=str(init) if init else "")
+                      resume=resume, init=str(init) if init else "", input_norm=input_norm,
+                      domain_random=domain_random)
     run_train(cfg)
 
 
