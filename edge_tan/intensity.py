@@ -28,9 +28,11 @@ def equalize_lut(gray: np.ndarray, background_max: int = BACKGROUND_MAX) -> np.n
     The mid-rank (pixels below v plus half of those at v) keeps the map centred when a curve merges
     or splits neighbouring levels, which is what makes it nearly exact under uint8 quantisation.
     """
-    # ranks from every 2nd row and column: 1/4 of the pixels estimate the ranks just as well, and
-    # the histogram is the costlier half of the work
-    hist = cv2.calcHist([gray[::2, ::2]], [0], None, [256], [0, 256]).ravel().astype(np.float64)
+    # ranks from a regular subsample of >= 64k pixels on large frames (every pixel on small ones): as
+    # good an estimate, and the histogram would otherwise be the costlier half of the work
+    step = max(1, int(np.sqrt(gray.size / 65536.0)))
+    sub = gray[::step, ::step] if step > 1 else gray
+    hist = cv2.calcHist([sub], [0], None, [256], [0, 256]).ravel().astype(np.float64)
     hist[:background_max + 1] = 0.0
     total = hist.sum()
     lut = np.zeros(256, np.uint8)
