@@ -13,7 +13,8 @@ back (landmarks -> next window), so small differences can grow. Two views:
 INT8 is not expected to match fp32 bit-for-bit: it is judged by its Dice drop against ground truth
 (when the clip has labels) plus a loose closed-loop agreement. Backends that are not installed are
 reported as such, never as passed, and only fail the run when asked for with a trailing "!"
-(`--backends onnxruntime,tensorrt!`).
+(`--backends onnxruntime,tensorrt!`: missing or unsupported at that precision both fail). A run in
+which no backend could be compared with the reference exits 1: parity on nothing is not a pass.
 """
 
 from __future__ import annotations
@@ -286,12 +287,14 @@ def parse_requests(backends: str, precision: str) -> list[Request]:
     return out
 
 
-UNAVAILABLE_MARKERS = ("not installed", "unavailable", "no cuda gpu", "is not available here")
+# Messages that mean "this backend's package or device is absent here" (registry.available, the
+# TensorRT and torch-cuda runners); any other open error is a real error, never "unavailable".
+NOT_INSTALLED_PATTERNS = (r"\bis not installed\b", r"\bno CUDA GPU is visible\b", r"\bno NVIDIA GPU driver found\b")
 
 
 def _is_unavailable(msg: str) -> bool:
-    m = msg.lower()
-    return any(k in m for k in UNAVAILABLE_MARKERS)
+    import re
+    return any(re.search(p, msg, re.IGNORECASE) for p in NOT_INSTALLED_PATTERNS)
 
 
 def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str], Runner],
@@ -358,9 +361,12 @@ def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str
                 runner.close()
             except Exception:
                 pass
-    failed = [r for r in rows if r["status"] in ("fail", "error") or (r["status"] == "unavailable" and r["required"])]
+    failed = [r for r in rows if r["status"] in ("fail", "error") or
+              (r["status"] in ("unavailable", "unsupported") and r["required"])]
     compared = [r for r in rows if r["status"] in ("pass", "fail")]
-    return {"rows": rows, "passed": not failed, "exit_code": 1 if failed else 0, "compared": len(compared),
+    # parity on nothing is not a pass: with no backend compared against the reference, exit 1
+    passed = bool(compared) and not failed
+    return {"rows": rows, "passed": passed, "exit_code": 0 if passed else 1, "compared": len(compared),
             "clips": [{"name": r.seq.name, "frames": r.seq.n_frames, "labelled": has_labels(r.seq),
                        "reference_passes": len(r.passes), "reference_gt": r.gt, "reference_clinical": r.clinical,
                        "reference_tracked": float(np.mean([x.state != "lost" for x in r.results])) if r.results else 0.0}
@@ -464,7 +470,8 @@ def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_to
                           "frames (untrained model?): closed-loop and clinical checks have little to compare",
                           markup=False, highlight=False)
         if not report["compared"]:
-            console.print("note: no backend was compared (all unavailable)", markup=False)
+            console.print("FAIL: no backend was compared with the reference (none available or supported "
+                          "here): nothing was checked", markup=False, highlight=False)
     if json_out:
         write_json(json_out, report)
     return int(report["exit_code"])
