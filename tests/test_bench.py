@@ -6,7 +6,6 @@ crashing the run; latency statistics; the GPU check's CPU path.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -18,23 +17,18 @@ pytest.importorskip("matplotlib")
 from edge_tan.bench import run as B  # noqa: E402
 from edge_tan.bench.latency import STAT_KEYS, stats_ms, time_callable  # noqa: E402
 from edge_tan.dataset import save_sequence  # noqa: E402
-from tests.test_parity import DarkNet, export_onnx, metadata  # noqa: E402
-from tests.toy import toy_sequence  # noqa: E402
-
-ROW_KEYS = {"model", "backend", "precision", "status", "reason", "params", "macs", "artifact_mb", "build",
-            "latency_ms", "fps", "e2e", "peak_rss_mb", "accuracy", "trained", "warp_mode"}
-TOP_KEYS = {"machine", "machine_line", "source", "frames", "rows", "notes", "paper_fig6", "outputs"}
+from tests.conftest import darknet, darknet_metadata, export_onnx, toy_sequence  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
-    md = metadata()
+    md = darknet_metadata()
     md.trained = True   # a "trained" tiny model so accuracy is reported
-    tan = export_onnx(DarkNet(0).eval(), md, d / "tinytan.onnx")
-    md_b = metadata()
+    tan = export_onnx(darknet(0), md, d / "tinytan.onnx")
+    md_b = darknet_metadata()
     md_b.warp_mode, md_b.model_name = "none", "tinybase"
-    base = export_onnx(DarkNet(1).eval(), md_b, d / "tinybase.onnx")
+    base = export_onnx(darknet(1), md_b, d / "tinybase.onnx")
     from edge_tan.targets.openvino import onnx_to_ov, save_ir
     irs = {p: save_ir(onnx_to_ov(p), p.with_suffix(".xml"), m) for p, m in ((tan, md), (base, md_b))}
     clip = d / "clip.npz"
@@ -69,14 +63,12 @@ def test_bench_outputs_and_statuses(tiny, tmp_path, monkeypatch):
     real = registry.available
     monkeypatch.setattr(registry, "available",
                         lambda n: (False, "tensorrt is not installed") if registry.canonical(n) == "tensorrt" else real(n))
-    t0 = time.time()
     models = f"tan={tiny['tan']},unet={tiny['base']}"
-    rep = B.run_bench_cli(tiny["clip"], models, "onnxruntime,openvino,tensorrt", "fp32", 12, tmp_path / "out",
-                          None, None, None, opener=opener(tiny), quiet=True)
-    assert time.time() - t0 < 30
+    B.run_bench_cli(tiny["clip"], models, "onnxruntime,openvino,tensorrt", "fp32", 12, tmp_path / "out",
+                    None, None, None, opener=opener(tiny), quiet=True)
     out = tmp_path / "out"
     data = json.loads((out / "bench.json").read_text())
-    assert TOP_KEYS <= set(data)
+    assert data["machine"]["cpu"] and data["machine_line"] and data["source"]
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "bench.md").read_text()
     assert "| model | backend |" in md and "Paper Fig. 6" in md
@@ -85,7 +77,7 @@ def test_bench_outputs_and_statuses(tiny, tmp_path, monkeypatch):
         for b in ("onnxruntime", "openvino"):
             row = r[(m, b, "fp32")]
             assert row["status"] == "ok", row["reason"]
-            assert ROW_KEYS <= set(row)
+            assert row["params"] > 0 and row["artifact_mb"] > 0 and row["peak_rss_mb"] > 0
             assert set(STAT_KEYS) <= set(row["latency_ms"]) and row["latency_ms"]["n"] >= (12 if m == "tan" else 10)
             assert row["e2e"]["fps"] > 0 and 0 <= row["e2e"]["non_network_share"] <= 1
             if m == "tan":

@@ -54,31 +54,42 @@ def test_dataset_without_manifest(tmp_path):
     assert_one_line_error(*cli("eval", tmp_path), "manifest")
 
 
-def test_wrong_artifact_for_backend(tmp_path):
+def test_wrong_artifact_for_backend(tmp_path, toy_clip):
+    """A readable clip, so the error can only come from the artifact/backend suffix check."""
     fake = tmp_path / "model.xml"
     fake.write_text("<net/>")
-    code, out, err = cli("track", ROOT / "tests" / "toy.py", "--model", fake, "--backend", "onnxruntime", "--quiet")
-    assert code != 0 and "Traceback" not in err
+    code, out, err = cli("track", toy_clip, "--model", fake, "--backend", "onnxruntime", "--quiet")
+    assert_one_line_error(code, out, err, "backend 'onnxruntime' needs .onnx")
 
 
-def test_corrupt_onnx_artifact(tmp_path):
-    from tests.toy import toy_sequence
-    from edge_tan.dataset import save_sequence
-    save_sequence(toy_sequence(T=3), tmp_path / "clip.npz")
+def test_corrupt_onnx_artifact(tmp_path, toy_clip):
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"not an onnx model")
-    assert_one_line_error(*cli("track", tmp_path / "clip.npz", "--model", bad, "--quiet"), "model.onnx")
+    assert_one_line_error(*cli("track", toy_clip, "--model", bad, "--quiet"), "model.onnx")
 
 
 def test_synth_bad_args(tmp_path):
-    assert_one_line_error(*cli("synth", tmp_path / "d", "--n", "0"), "")
+    assert_one_line_error(*cli("synth", tmp_path / "d", "--n", "0"), "--n must be at least 1, got 0")
     assert not (tmp_path / "d").exists()
     assert_one_line_error(*cli("synth", tmp_path / "d", "--views", "PLAX"), "PLAX")
+    assert not (tmp_path / "d").exists()
 
 
-def test_unknown_backend(tmp_path):
-    from tests.toy import toy_sequence
-    from edge_tan.dataset import save_sequence
-    save_sequence(toy_sequence(T=3), tmp_path / "clip.npz")
-    code, out, err = cli("track", tmp_path / "clip.npz", "--backend", "tpu", "--quiet")
+def test_unknown_backend(toy_clip):
+    code, out, err = cli("track", toy_clip, "--backend", "tpu", "--quiet")
     assert_one_line_error(code, out, err, "tpu")
+
+
+def test_track_unwritable_outputs_fail_before_tracking(tmp_path):
+    """Every output flag is checked before the clip is even read: the video here does not exist, so an
+    error naming the flag (not "not found") proves nothing was tracked first."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    missing_video = tmp_path / "never-read.avi"
+    cases = [("--json", Path("/proc/edge-tan-no/r.json"), "cannot write"), ("--masks", afile / "m.npz", "not a folder"),
+             ("--csv", tmp_path, "is a folder"), ("--out", afile / "sub" / "o.mp4", "not a folder")]
+    for flag, dest, needle in cases:
+        code, out, err = cli("track", missing_video, "--quiet", flag, dest)
+        assert_one_line_error(code, out, err, f"{flag} {dest}")
+        assert needle in err and code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]   # nothing created, no probe left

@@ -41,8 +41,7 @@ def test_core_modules_import_without_torch_or_backends():
 
 def test_tracker_runs_without_torch():
     r = run("""
-        from tests.oracle_runner import ThresholdRunner, toy_metadata
-        from tests.toy import toy_sequence
+        from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence
         from edge_tan.tracker import Tracker
         seq = toy_sequence(T=5)
         res = Tracker(ThresholdRunner(toy_metadata(64))).track(seq.frames)

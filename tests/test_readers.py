@@ -17,7 +17,7 @@ from edge_tan.io import camus, echonet
 from edge_tan.io.convert import convert_dataset
 from edge_tan.io.landmarks_from_mask import landmarks_from_mask
 from edge_tan.io.read import iter_frames, read_video
-from tests.toy import toy_sequence
+from tests.conftest import toy_sequence
 
 _NAME = "fixtures/US-PAL-8-10x-echo.dcm"   # shared/ lies beside the checkout (CI: beside the clone)
 FIXTURE = next((p for p in (Path(__file__).resolve().parents[2] / "shared" / _NAME, Path("/work/shared") / _NAME)

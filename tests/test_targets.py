@@ -1,99 +1,32 @@
 """Backends behind one Runner interface: parity with torch, metadata round-trips, INT8, cache, errors.
 
-Uses a tiny 3-head conv net at 64x64 exported by the helper below, so the file runs in seconds and
-does not depend on edge_tan.export existing.
+Uses the tiny 3-head conv net at 64x64 from conftest.py, so the file runs in seconds and does not
+depend on edge_tan.export existing.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edge_tan.artifact import ModelMetadata
 from edge_tan.errors import EdgeTanError
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
+from tests.conftest import export_onnx, rand_batch, tiny_metadata, tiny_model, torch_outputs  # noqa: E402
+
 W = 64
-
-
-# ---- helpers (shared with test_tensorrt_double.py) ------------------------------------------
-class TinyNet(torch.nn.Module):
-    """A few convs with the production heads: seg (N,2,H,W), landmarks (N,6), view (N,2)."""
-
-    def __init__(self):
-        super().__init__()
-        self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU())
-        self.seg = torch.nn.Conv2d(16, 2, 1)
-        self.lm = torch.nn.Linear(16, 6)
-        self.view = torch.nn.Linear(16, 2)
-
-    def forward(self, x):
-        f = self.body(x)
-        seg = torch.nn.functional.interpolate(self.seg(f), scale_factor=2.0, mode="bilinear", align_corners=False)
-        g = f.mean(dim=(2, 3))
-        return {"seg": seg, "landmarks": self.lm(g), "view": self.view(g)}
-
-
-def tiny_metadata(**kw) -> ModelMetadata:
-    return ModelMetadata(model_name="tiny", window=W, template=[[40.0, 8.0], [12.0, 52.0], [52.0, 56.0]],
-                         trained=False, **kw)
-
-
-def tiny_model(seed: int = 0):
-    torch.manual_seed(seed)
-    return TinyNet().eval(), tiny_metadata()
-
-
-def export_tiny_onnx(path: Path, model=None, metadata: ModelMetadata | None = None) -> Path:
-    """torch.onnx.export + metadata_props, the way edge_tan.export.onnx_export does it."""
-    if model is None:
-        model, metadata = tiny_model()
-
-    class Tup(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            o = self.m(x)
-            return o["seg"], o["landmarks"], o["view"]
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Tup(model), torch.zeros(1, 1, W, W), str(path), input_names=["image"],
-                          output_names=["seg", "landmarks", "view"], opset_version=17, dynamo=False,
-                          dynamic_axes={"image": {0: "N"}, "seg": {0: "N"}, "landmarks": {0: "N"}, "view": {0: "N"}})
-    m = onnx.load(str(path))
-    onnx.helper.set_model_props(m, metadata.to_props())
-    onnx.save(m, str(path))
-    return path
-
-
-def rand_batch(n: int = 2, seed: int = 1) -> np.ndarray:
-    return np.random.default_rng(seed).normal(0, 1, (n, 1, W, W)).astype(np.float32)
-
-
-def torch_ref(model, x: np.ndarray) -> dict:
-    with torch.inference_mode():
-        return {k: v.numpy() for k, v in model(torch.from_numpy(x)).items()}
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny")
     model, md = tiny_model()
-    onnx_path = export_tiny_onnx(d / "tiny.onnx", model, md)
+    onnx_path = export_onnx(model, md, d / "tiny.onnx")
     return model, md, onnx_path
 
 
@@ -131,7 +64,7 @@ def test_ort_matches_torch_and_reads_metadata(tiny):
 
     model, md, onnx_path = tiny
     x = rand_batch(3)
-    ref = torch_ref(model, x)
+    ref = torch_outputs(model, x)
     with open_runner("onnxruntime", onnx_path, threads=1) as r:
         assert r.metadata == md
         out = r.infer(x)
@@ -171,7 +104,7 @@ def test_openvino_matches_torch_and_metadata_round_trips(tiny, tiny_ir):
     model, md, _ = tiny
     assert ir_metadata(tiny_ir) == md
     x = rand_batch(2)
-    ref = torch_ref(model, x)
+    ref = torch_outputs(model, x)
     with OpenVinoRunner(tiny_ir, threads=1) as r:
         assert r.describe()["inference_precision"] == "f32"
         for n in (1, 2):  # static batch 1 (tracker) and a lazily compiled batch of 2
@@ -214,7 +147,7 @@ def test_openvino_throughput_queue_keeps_order(tiny, tiny_ir):
     with OpenVinoRunner(tiny_ir, hint="THROUGHPUT", streams=2, threads=2) as r:
         outs = r.infer_many(xs)
     for x, o in zip(xs, outs):
-        ref = torch_ref(model, x)
+        ref = torch_outputs(model, x)
         assert np.abs(o["landmarks"] - ref["landmarks"]).max() < 1e-4
 
 
@@ -236,7 +169,8 @@ def test_openvino_ir_errors(tiny_ir, tmp_path):
 
 
 # ---- build / cache --------------------------------------------------------------------------
-def test_build_onnx_cache_hit_is_instant(tiny, tmp_path):
+def test_build_onnx_cache_hit_does_not_rebuild(tiny, tmp_path, monkeypatch):
+    from edge_tan.targets import build
     from edge_tan.targets.build import build_artifact
     from edge_tan.targets.onnxruntime import onnx_metadata
 
@@ -245,9 +179,15 @@ def test_build_onnx_cache_hit_is_instant(tiny, tmp_path):
     assert p1.name == "model.onnx" and (p1.parent / "build.json").is_file()
     md = onnx_metadata(p1)
     assert md.precision == "fp32" and md.producer["onnx"] and md.template == tiny[1].template
-    t = time.perf_counter()
+    before = (p1.read_bytes(), p1.stat().st_mtime_ns)
+
+    def rebuilt(*a, **k):
+        raise AssertionError("a cache hit ran an export")
+    monkeypatch.setattr(build, "_export_onnx", rebuilt)
+    monkeypatch.setattr(build, "_restamp_onnx", rebuilt)
     p2 = build_artifact(model=str(tiny[2]), target="onnx", out_dir=out)
-    assert p2 == p1 and time.perf_counter() - t < 0.5
+    assert p2 == p1 and (p2.read_bytes(), p2.stat().st_mtime_ns) == before
+    monkeypatch.undo()
     assert not [d for d in out.iterdir() if d.name.startswith(".")]   # no temp dirs left behind
     p3 = build_artifact(model=str(tiny[2]), target="onnx", out_dir=out, force=True)
     assert p3 == p1
@@ -259,7 +199,7 @@ def test_build_openvino_fp32_fp16(tiny, tmp_path):
 
     model, md, onnx_path = tiny
     x = rand_batch(1)
-    ref = torch_ref(model, x)
+    ref = torch_outputs(model, x)
     for prec, tol in (("fp32", 1e-4), ("fp16", 2e-2)):
         xml = build_artifact(model=str(onnx_path), target="openvino", precision=prec, out_dir=tmp_path)
         assert xml.suffix == ".xml" and xml.with_suffix(".bin").is_file()
@@ -274,7 +214,7 @@ def test_build_openvino_fp32_fp16(tiny, tmp_path):
 
 @pytest.fixture(scope="module")
 def toy_data(tmp_path_factory):
-    from tests.toy import toy_dataset
+    from tests.conftest import toy_dataset
 
     root = tmp_path_factory.mktemp("toyds")
     toy_dataset(root, n=4, T=6, H=80, W=96)
@@ -347,7 +287,7 @@ def test_open_artifact_errors(tmp_path):
     with pytest.raises(EdgeTanError, match="unknown artifact type"):
         open_artifact(bad.rename(tmp_path / "x.tflite"))
     plain = tmp_path / "plain.onnx"
-    m = onnx.load(str(export_tiny_onnx(tmp_path / "p.onnx")))
+    m = onnx.load(str(export_onnx(*tiny_model(), tmp_path / "p.onnx")))
     del m.metadata_props[:]
     onnx.save(m, str(plain))
     with pytest.raises(EdgeTanError, match="no edge-tan metadata"):
@@ -380,7 +320,7 @@ def test_torch_cuda_runner(tiny):
             TorchCudaRunner(model, md)
         return
     x = rand_batch(2)
-    ref = torch_ref(model, x)
+    ref = torch_outputs(model, x)
     for prec, graph, tol in (("fp32", False, 1e-4), ("fp32", True, 1e-4), ("fp16", True, 2e-2)):
         with TorchCudaRunner(model, md, precision=prec, cuda_graph=graph) as r:
             assert "sm_" in r.describe()["compute_capability"]
@@ -399,5 +339,5 @@ def test_openvino_many_batch_sizes_fall_back_to_dynamic(tiny, tiny_ir):
     with OpenVinoRunner(tiny_ir, threads=1) as r:
         for n in (1, 2, 3, 4, 5, 6):
             x = rand_batch(n, seed=n)
-            assert np.abs(r.infer(x)["seg"] - torch_ref(model, x)["seg"]).max() < 1e-4
+            assert np.abs(r.infer(x)["seg"] - torch_outputs(model, x)["seg"]).max() < 1e-4
         assert sorted(k for k in r._compiled if k is not None) == [1, 2, 3, 4] and None in r._compiled

@@ -16,8 +16,8 @@ import pytest
 
 from edge_tan.errors import EdgeTanError
 
-from . import fake_tensorrt as fake
-from .test_targets import export_tiny_onnx, rand_batch, tiny_model
+from tests import fake_tensorrt as fake
+from tests.conftest import export_onnx, rand_batch, tiny_model
 
 pytest.importorskip("onnxruntime")
 
@@ -25,7 +25,7 @@ pytest.importorskip("onnxruntime")
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory):
     model, md = tiny_model()
-    return export_tiny_onnx(tmp_path_factory.mktemp("trt") / "tiny.onnx", model, md), md
+    return export_onnx(model, md, tmp_path_factory.mktemp("trt") / "tiny.onnx"), md
 
 
 def calls(obj, method=None):
@@ -225,7 +225,7 @@ def test_runner_with_real_cuda_buffers(monkeypatch, tmp_path, tiny_onnx, version
 def test_build_artifact_tensorrt_int8_qdq_end_to_end(monkeypatch, tmp_path, tiny_onnx):
     """build_artifact -> NNCF Q/DQ ONNX -> (fake) engine + sidecar -> runner, all through the cache."""
     pytest.importorskip("nncf")
-    from tests.toy import toy_dataset
+    from tests.conftest import toy_dataset
 
     from edge_tan.targets.build import build_artifact, open_artifact
 

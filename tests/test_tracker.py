@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from edge_tan.tracker import Tracker
-from tests.oracle_runner import ThresholdRunner, toy_metadata
-from tests.toy import toy_sequence
+from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence
 
 
 def dice(a, b):

@@ -12,7 +12,7 @@ from edge_tan.export.train.loop import TrainConfig, lr_at, train
 from edge_tan.export.train.samples import WarpedSamples, load_split_sequences, training_template
 from edge_tan.export.train.tcm import flow_labels, flow_mask, hausdorff
 from edge_tan.export.weights import load_weights
-from tests.toy import toy_dataset, toy_sequence
+from tests.conftest import toy_dataset, toy_sequence
 
 
 @pytest.fixture(scope="module")
