@@ -20,6 +20,7 @@ from .errors import EdgeTanError
 
 INPUT_NORMS = ("none", "equalize")
 BACKGROUND_MAX = 2   # grey levels 0..2 are background: not ranked, mapped to 0
+MIN_RANGE = 6        # in-sector 1..99 % grey-level spread below this: a blank/flat frame, mapped to 0
 
 
 def equalize_lut(gray: np.ndarray, background_max: int = BACKGROUND_MAX) -> np.ndarray:
@@ -38,7 +39,11 @@ def equalize_lut(gray: np.ndarray, background_max: int = BACKGROUND_MAX) -> np.n
     lut = np.zeros(256, np.uint8)
     if total <= 0:
         return lut   # nothing in the sector: the frame stays black
-    below = np.cumsum(hist) - hist
+    cdf = np.cumsum(hist)
+    lo, hi = np.searchsorted(cdf, 0.01 * total), np.searchsorted(cdf, 0.99 * total)
+    if hi - lo < MIN_RANGE:
+        return lut   # (near-)flat frame: ranking would blow its noise up to full contrast; stays blank
+    below = cdf - hist
     mid = (below + 0.5 * hist) / total
     lut[background_max + 1:] = np.rint(1.0 + 254.0 * mid[background_max + 1:]).astype(np.uint8)
     return lut
