@@ -136,7 +136,7 @@ def parity_markdown(report: dict) -> str:
 
 # ---- bench ----------------------------------------------------------------------------------
 BENCH_COLUMNS = ("model", "backend", "prec", "status", "params M", "GMAC", "size MB", "build",
-                 "latency ms med/p95/p99", "fps", "e2e fps", "passes/frame", "non-net %", "tput fps", "peak MB", "accuracy",
+                 "latency ms med/p95/p99", "fps", "e2e fps", "passes/frame", "frames % det/trk/re/lost", "non-net %", "tput fps", "peak MB", "accuracy",
                  "TAN speed-up")
 
 
@@ -165,6 +165,13 @@ def _speedup_cell(r: dict) -> str:
     return "; ".join(parts)
 
 
+def _states_cell(share: dict | None) -> str:
+    """Share of tracked frames per state: re-detect frames cost three network passes, not one."""
+    if not share or any(share.get(k) is None for k in ("detect", "track", "redetect", "lost")):
+        return "n/a"
+    return "/".join(f"{100 * share[k]:.0f}" for k in ("detect", "track", "redetect", "lost"))
+
+
 def bench_row_cells(r: dict) -> list[str]:
     st = r["status"]
     sym = SYMBOL.get(st, "?")
@@ -187,6 +194,7 @@ def bench_row_cells(r: dict) -> list[str]:
         fmt(lat.get("fps"), 1) + bounded,
         fmt(e2e.get("fps"), 1) + bounded,
         f"{e2e['passes_per_frame']:.2f}" if e2e.get("passes_per_frame") is not None else "n/a",
+        _states_cell(e2e.get("state_share")),
         f"{100 * e2e['non_network_share']:.1f}" if e2e.get("non_network_share") is not None else "n/a",
         fmt(r.get("throughput_fps"), 1) if r.get("throughput_fps") else "",
         fmt(r.get("peak_rss_mb"), 0),
@@ -220,12 +228,15 @@ def bench_markdown(report: dict) -> str:
              "| " + " | ".join(BENCH_COLUMNS) + " |", "|" + "---|" * len(BENCH_COLUMNS)]
     for r in report["rows"]:
         lines.append("| " + " | ".join(c.replace("|", "/") for c in bench_row_cells(r)) + " |")
-    reasons = bench_reasons(report)
+    reasons = bench_reasons(report) + [
+        f"{r['model']} {r['backend']} {r['precision']}: first pass not used: " + ", ".join(f"{k} ({n})" for k, n in top)
+        for r in report["rows"] for top in [(r.get("e2e") or {}).get("top_reasons")] if top]
     if reasons:
         lines += [""] + [f"- {x}" for x in reasons]
     lines += ["", "Legend: ✅ ran, ❎ ran but accuracy out of tolerance, ❌ failed, — unavailable. "
               "Latency is model-only (batch 1, one window); e2e fps is the whole tracker per frame "
-              "(warp + infer + unwarp + contour; detect/re-detect frames cost extra network passes: passes/frame). "
+              "(warp + infer + unwarp + contour; detect/re-detect frames cost extra network passes: passes/frame; "
+              "frames % det/trk/re/lost: share of those frames per tracker state). "
               "* = bounded run (few timed runs, see notes)."]
     notes = report.get("notes") or []
     if notes:

@@ -16,7 +16,8 @@ bench.json keys (times in ms): machine, machine_line, source, frames, created_ut
 outputs, rows[]: model, model_spec, backend, precision, status (ok | inaccurate | failed |
 unavailable), reason, params, macs, trained, warp_mode, window, artifact, artifact_mb, build (built |
 cached), build_s, latency_ms {median p95 p99 min max std mean n fps total_s}, fps, bounded,
-e2e {fps median_ms p95_ms mean_ms frames non_network_share non_network_ms passes_per_frame states},
+e2e {fps median_ms p95_ms mean_ms frames non_network_share non_network_ms passes_per_frame states
+state_share {detect track redetect lost} top_reasons [[reason, frames]]},
 throughput {fps windows streams requests} + throughput_fps (OpenVINO), peak_rss_mb, load[] (other
 processes' cores while timing), accuracy {dice landmark_px source | parity_dice parity_ref,
 drop_points drop_vs} or null (untrained), speedup {baseline: {e2e, model}} (TAN rows), describe.
@@ -33,7 +34,8 @@ import numpy as np
 
 from edge_tan import geometry as geo
 from edge_tan.errors import EdgeTanError, UsageError
-from edge_tan.tracker import Tracker
+from edge_tan.results import state_summary
+from edge_tan.tracker import FrameResult, Tracker
 
 from .accuracy import compare_closed, gt_accuracy
 from .latency import stats_ms, time_callable
@@ -175,7 +177,7 @@ def end_to_end(runner, frames: list, n: int) -> dict:
     tracker.reset()
     counter.calls = 0
     order = pingpong(len(frames), n)
-    samples, infer_ms, total_ms, states = [], 0.0, 0.0, {}
+    samples, infer_ms, total_ms, states, kept = [], 0.0, 0.0, {}, []
     clock = time.perf_counter_ns
     for i in order:
         t0 = clock()
@@ -184,11 +186,13 @@ def end_to_end(runner, frames: list, n: int) -> dict:
         infer_ms += r.timings.get("infer", 0.0)
         total_ms += r.latency_ms
         states[r.state] = states.get(r.state, 0) + 1
+        kept.append(FrameResult(r.index, r.frame_hw, r.state, reason=r.reason))   # no masks kept
     s = stats_ms(samples)
     share = 1.0 - infer_ms / total_ms if total_ms > 0 else None
     return {"fps": 1000.0 / s["mean"] if s["mean"] else None, "median_ms": s["median"], "p95_ms": s["p95"],
             "mean_ms": s["mean"], "frames": s["n"], "non_network_share": share,
             "non_network_ms": (total_ms - infer_ms) / max(len(order), 1), "states": states,
+            **{k: v for k, v in state_summary(kept).items() if k != "state_frames"},
             "passes_per_frame": counter.calls / max(len(order), 1)}
 
 

@@ -19,7 +19,7 @@ from .clinical import clip_clinical
 from .atomic import write_text
 from .dataset import Sequence, list_split, load_sequence
 from .errors import EdgeTanError
-from .results import stack_masks
+from .results import stack_masks, state_summary
 from .tracker import FrameResult, Tracker, TrackerConfig
 
 FRAME_KEYS = ("dice", "asd_px", "asd_mm", "hd_px", "lm_err_px", "lm_err_mm", "oks", "view_acc", "view_frame_acc")
@@ -71,18 +71,19 @@ def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=N
     for mode, cfg in modes.items():
         tracker = Tracker(runner, cfg)
         frames_t, videos_t, per_video = mt.MetricTable(), mt.MetricTable(), []
-        lat = []
+        lat, states = [], []
         for p in paths:
             seq = load_sequence(p)
             if not seq.labeled.any():
                 continue
             res = tracker.track(seq.frames)
             lat.extend(r.latency_ms for r in res)
+            states.extend(FrameResult(r.index, r.frame_hw, r.state, reason=r.reason) for r in res)  # no masks kept
             per_video.append(score_sequence(seq, res, frames_t, videos_t))
             if progress:
                 progress()
         out[mode] = {"frames": frames_t.summary(), "videos": videos_t.summary(), "per_video": per_video,
-                     "latency_ms_median": float(np.median(lat)) if lat else None}
+                     "states": state_summary(states), "latency_ms_median": float(np.median(lat)) if lat else None}
     return out
 
 
@@ -101,7 +102,8 @@ ROWS = (("Dice %", "frames", "dice", "mean", True), ("Dice % (worst 10 %)", "fra
         ("landmark err mm", "frames", "lm_err_mm", "mean", False), ("OKS %", "frames", "oks", "mean", True),
         ("view accuracy %", "frames", "view_acc", "mean", True),
         ("view acc. % (frame's window alone)", "frames", "view_frame_acc", "mean", True), ("EF abs err (points)", "videos", "ef_abs_err", "mean", False),
-        ("frames lost %", "videos", "lost_frac", "mean", True))
+        ("frames lost %", "videos", "lost_frac", "mean", True),
+        *((f"frames in {s} %", "states", "state_share", s, True) for s in ("detect", "track", "redetect", "lost")))
 
 
 def print_tables(report: dict, title: str) -> None:
@@ -119,6 +121,10 @@ def print_tables(report: dict, title: str) -> None:
     c.print("worst 10 % = mean of the worst 10 % (frames for Dice/ASD, videos for SI), as in the paper's Table 3. "
             "SI = mean frame-to-frame ASD of the predicted contours (paper eq. 9); the labels' own SI (fully "
             "labelled clips only) is what a perfect tracker would show, since the heart moves.")
+    for mode, r in report.items():
+        top = (r.get("states") or {}).get("top_reasons")
+        if top:
+            c.print(f"{mode.replace('_', ' ')}: first pass not used: " + ", ".join(f"{k} ({n})" for k, n in top))
 
 
 def _json_safe(o):

@@ -6,12 +6,14 @@ import csv
 import io
 import json
 import math
+import re
+from collections import Counter
 from typing import Sequence as Seq
 
 import numpy as np
 
 from .atomic import atomic_path, write_text
-from .tracker import FrameResult
+from .tracker import STATES, FrameResult
 
 
 def _num(x: float | None, nd: int = 4):
@@ -39,16 +41,34 @@ def timing_summary(results: Seq[FrameResult]) -> dict:
                                  for k in ("pre", "infer", "post")}}
 
 
+def reason_key(reason: str) -> str:
+    """A frame's reason reduced to its first clause without numbers, so reasons can be counted."""
+    return re.sub(r"\s*[-+]?\d[\d.]*\s*%?", "", reason.split(";")[0]).strip()
+
+
+def state_summary(results: Seq[FrameResult], top: int = 5) -> dict:
+    """Share of frames per tracker state and the most common reasons a first pass was rejected.
+
+    Why: a tracker that re-detects on most frames still scores well on Dice but costs three network
+    passes a frame; the shares make that visible in every report."""
+    n = len(results)
+    counts = Counter(r.state for r in results)
+    reasons = Counter(reason_key(r.reason) for r in results if r.reason)
+    return {"state_share": {s: (round(counts[s] / n, 4) if n else None) for s in STATES},
+            "state_frames": {s: counts[s] for s in STATES},
+            "top_reasons": [[k, v] for k, v in reasons.most_common(top)]}
+
+
 def per_frame_record(r: FrameResult) -> dict:
     return {"index": r.index, "view": r.view or None, "view_prob": _num(r.view_prob), "view_frame": r.view_frame or None,
             "landmarks": _pts(r.landmarks), "contour": _pts(r.contour) or [], "area_px": r.area_px,
-            "state": r.state, "confidence": _num(r.confidence), "latency_ms": _num(r.latency_ms, 3)}
+            "state": r.state, "reason": r.reason or None, "confidence": _num(r.confidence), "latency_ms": _num(r.latency_ms, 3)}
 
 
 def results_dict(video: str, backend: str, metadata: dict, results: Seq[FrameResult], clinical: dict) -> dict:
     return {"video": str(video), "frames": len(results), "backend": backend, "model": metadata,
             "per_frame": [per_frame_record(r) for r in results], "clinical": clinical,
-            "timing": timing_summary(results)}
+            "states": state_summary(results), "timing": timing_summary(results)}
 
 
 def write_results_json(path, data: dict) -> None:
@@ -74,11 +94,11 @@ def write_csv(path, results: Seq[FrameResult], spacing_mm: float = float("nan"))
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["index", "state", "view", "view_prob", "confidence", "area_px", "area_mm2", "apex_x", "apex_y",
-                "annulus_left_x", "annulus_left_y", "annulus_right_x", "annulus_right_y", "latency_ms"])
+                "annulus_left_x", "annulus_left_y", "annulus_right_x", "annulus_right_y", "latency_ms", "reason"])
     for r in results:
         lm = r.landmarks.reshape(-1).tolist() if r.landmarks is not None else [""] * 6
         area_mm2 = r.area_px * spacing_mm ** 2 if math.isfinite(spacing_mm) else ""
         w.writerow([r.index, r.state, r.view, _num(r.view_prob), _num(r.confidence), r.area_px,
                     _num(area_mm2, 2) if area_mm2 != "" else "", *[(_num(v, 2) if v != "" else "") for v in lm],
-                    _num(r.latency_ms, 3)])
+                    _num(r.latency_ms, 3), r.reason])
     write_text(path, buf.getvalue())

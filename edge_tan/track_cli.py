@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +19,28 @@ def open_runner_for(model: str | None, backend: str, precision: str):
     """Backends live outside the core; import them only now (lazily)."""
     from edge_tan.targets.resolve import open_model
     return open_model(model, backend, precision)
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Fail before tracking, not after, when an output cannot be written where it was asked.
+
+    Probes the nearest existing folder (the writer creates missing ones) with a real temp file:
+    permission bits alone do not say whether a place is writable (root, read-only mounts, /proc).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file name")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".edge-tan-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot write in {folder} ({e.strerror or e})") from None
 
 
 def track_frames(tracker: Tracker, frames, quiet: bool = False, label: str = "tracking") -> list[FrameResult]:
@@ -36,13 +60,16 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
     if live is not None:
         from .live import run_live
         return run_live(live, model=model, backend=backend, precision=precision)
+    if out is not None and out.suffix.lower() not in (".mp4", ".avi", ".mkv"):
+        raise UsageError(f"--out must end in .mp4, .avi or .mkv, got {out.name}")
+    for flag, path in (("--out", out), ("--json", json_out), ("--masks", masks), ("--csv", csv)):
+        if path is not None:
+            check_writable(path, flag)
     from .io.read import read_video
     seq = read_video(video)
     if seq.n_frames == 0:
         raise EdgeTanError(f"{video}: no frames")
     other = read_video(biplane) if biplane is not None else None
-    if out is not None and out.suffix.lower() not in (".mp4", ".avi", ".mkv"):
-        raise UsageError(f"--out must end in .mp4, .avi or .mkv, got {out.name}")
     runner = open_runner_for(model, backend, precision)
     try:
         tracker = Tracker(runner)
@@ -74,15 +101,16 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
 def _print_summary(video, data: dict) -> None:
     from rich.console import Console
     c = Console()
-    states = {}
-    for r in data["per_frame"]:
-        states[r["state"]] = states.get(r["state"], 0) + 1
+    st = data["states"]
+    states = " · ".join(f"{k} {100 * v:.1f} %" for k, v in st["state_share"].items() if v)
     views = [r["view"] for r in data["per_frame"] if r["view"]]
     view = max(set(views), key=views.count) if views else "-"
     t, cl = data["timing"], data["clinical"]
     ef = cl.get("ef_percent")
     c.print(f"[bold]{video}[/]: {data['frames']} frames · backend {data['backend']} · view {view} · "
-            f"states {states}")
+            f"frames: {states}")
+    if st["top_reasons"]:
+        c.print("first pass not used: " + ", ".join(f"{k} ({n})" for k, n in st["top_reasons"]))
     c.print(f"ED {cl.get('ed_frames')} · ES {cl.get('es_frames')} · EF "
             f"{'n/a' if ef is None else f'{ef:.1f} %'} ({cl.get('method')}) · median {t['median_ms']} ms/frame · "
             f"p95 {t['p95_ms']} ms · {t['fps']} fps")

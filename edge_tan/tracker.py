@@ -27,6 +27,7 @@ from .io.landmarks_from_mask import landmarks_from_mask
 from .runner import Runner
 
 STATES = ("detect", "track", "redetect", "lost")
+LEAVES = "LV leaves the window"
 
 
 @dataclass
@@ -43,7 +44,11 @@ class TrackerConfig:
     forget_after: int = 5          # consecutive lost frames before the last landmarks are dropped
     landmark_margin: float = 0.05  # landmarks may leave the frame by this fraction of its size
     frame_by_frame: bool = False   # ablation (paper Table 2): whole frame every time, no warp, no state
-    max_edge_px: int = 8           # window-border pixels the LV mask may touch in a tracked window
+    widen_at: float = 0.01         # share of the LV border on in-frame window edges that widens the window
+    max_edge_frac: float = 0.12    # share above which, even widened, the LV has left the window (lost)
+    widen_scale: float = 0.85      # widest window: zoom-out and shift (window px) well inside what the
+    widen_shift: float = 10.0      # network was trained on (geometry.perturb_affine: 0.8, 14 px)
+    widen_step: float = 0.05       # one widening: zoom out by this share and shift a quarter of widen_shift
     detect_anchor: str = "mask"    # landmarks that seed the warp after a detect pass: "mask" or "head"
     view_memory: float = 0.99      # reported view = decayed sum of view log-probs since the last detect
                                    # (0: each frame's own window, the paper's per-frame call)
@@ -66,7 +71,8 @@ class FrameResult:
     mask_origin: tuple = (0, 0)                  # (x0, y0) of mask_crop in the frame
     mask_crop: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint8))
     affine: np.ndarray | None = None             # frame -> window of the pass that produced this
-    reason: str = ""                             # why a frame was declared lost
+    reason: str = ""                             # why the first pass was rejected (also when the re-detect
+                                                 # or a widened window then succeeded), or why it was lost
 
     @property
     def area_px(self) -> int:
@@ -99,10 +105,48 @@ class _Pass:
     certainty: float
     bbox: tuple                  # (x, y, w, h) of the LV region in the window
     Minv: np.ndarray             # window -> frame, inverted once per pass
+    contact: float = 0.0         # share of the LV border lying on window edges that are inside the frame
+    push: tuple = (0.0, 0.0)     # mean outward normal of those edge pixels (which side the LV runs out)
+    zoom: float = 1.0            # scale of the widening applied to this pass's window (1: none)
 
     @property
     def area_frac(self) -> float:
         return cv2.countNonZero(self.win_mask) / float(self.win_mask.size)
+
+    @property
+    def area_tpl(self) -> float:
+        """Window area fraction in un-widened window units, comparable across widenings."""
+        return self.area_frac / (self.zoom * self.zoom)
+
+
+def edge_contact(win_mask: np.ndarray, contour: np.ndarray, Minv: np.ndarray, frame_hw: tuple) -> tuple[float, tuple]:
+    """Share of the LV border lying on window edges inside the frame, and the side it runs out of.
+
+    Why a share of the border: the window is normalised to the LV, so the same share means the same
+    anatomy at 112 px and at 800 px (a pixel count does not: it grows with the window's upsampling).
+    Why only edges inside the frame: where the window reaches past the frame (zero padding beyond a
+    small or cropped frame, the sector apex at the top) the frame, not the window, cuts the LV, and
+    no window could show more of it.
+    """
+    m = win_mask
+    s1 = m.shape[0] - 1
+    top, bot = np.flatnonzero(m[0]), np.flatnonzero(m[-1])
+    left, right = np.flatnonzero(m[1:-1, 0]) + 1, np.flatnonzero(m[1:-1, -1]) + 1
+    if not (len(top) or len(bot) or len(left) or len(right)):
+        return 0.0, (0.0, 0.0)
+    z = np.zeros
+    pts = np.concatenate([np.stack([top, z(len(top))], 1), np.stack([bot, z(len(bot)) + s1], 1),
+                          np.stack([z(len(left)), left], 1), np.stack([z(len(right)) + s1, right], 1)])
+    nrm = np.repeat(np.array([[0, -1], [0, 1], [-1, 0], [1, 0]], np.float64),
+                    [len(top), len(bot), len(left), len(right)], axis=0)
+    fp = geo.transform_points(pts.astype(np.float32), Minv)
+    h, w = frame_hw
+    inside = (fp[:, 0] >= 0) & (fp[:, 0] <= w - 1) & (fp[:, 1] >= 0) & (fp[:, 1] <= h - 1)
+    k = int(inside.sum())
+    if k == 0:
+        return 0.0, (0.0, 0.0)
+    push = nrm[inside].mean(0)
+    return k / max(cv2.arcLength(contour, True), 1.0), (float(push[0]), float(push[1]))
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -144,6 +188,7 @@ class Tracker:
         self._lost_run = 0
         self._index = 0
         self._view_ev: np.ndarray | None = None
+        self._widen = (1.0, 0.0, 0.0)   # window widening kept for the clip: scale, shift x, shift y
         self._gray.reset()
 
     @property
@@ -162,9 +207,38 @@ class Tracker:
         if self._prev_lm is None or mode == "none" or self.cfg.frame_by_frame:
             return geo.letterbox_affine(frame_hw, self.size), True
         try:
-            return self.warp_affine(self._prev_lm), False
+            return self._widened(self.warp_affine(self._prev_lm)), False
         except ValueError:
             return geo.letterbox_affine(frame_hw, self.size), True
+
+    def _widened(self, M: np.ndarray) -> np.ndarray:
+        """M followed by the clip's window widening (a zoom-out about the window centre plus a shift)."""
+        z, dx, dy = self._widen
+        if z == 1.0 and dx == 0.0 and dy == 0.0:
+            return M
+        c = (self.size - 1) / 2.0
+        return geo.compose(geo.similarity_about(np.array([c, c]), 0.0, z, np.array([dx, dy])), M)
+
+    def _widen_for(self, p: _Pass) -> bool:
+        """Widen the window, for the rest of the clip, away from the edges the LV ran onto.
+
+        Why: the template's ROI margins fit the average heart; a round or bent LV whose mid-cavity
+        bulges past the annulus runs out of that window on every frame, whatever the frame size,
+        while the lock itself is good. Re-detecting on the whole frame cannot fix that (the next
+        warped pass runs out again); a window zoomed out and shifted within the range the network
+        was trained on does. False when the window is already as wide as that range allows.
+        """
+        c = self.cfg
+        z0, dx0, dy0 = self._widen
+        d = np.array([dx0, dy0]) - 0.25 * c.widen_shift * np.asarray(p.push, np.float64)
+        n = float(np.hypot(*d))
+        if n > c.widen_shift:
+            d *= c.widen_shift / n
+        new = (max(float(c.widen_scale), z0 * (1.0 - c.widen_step)), float(d[0]), float(d[1]))
+        if abs(new[0] - z0) < 1e-6 and np.hypot(new[1] - dx0, new[2] - dy0) < 1.0:
+            return False
+        self._widen = new
+        return True
 
     def warp_affine(self, landmarks: np.ndarray) -> np.ndarray:
         """Window affine from frame landmarks: TAN's 3-point affine, or the Crop variant's box."""
@@ -191,7 +265,7 @@ class Tracker:
         score = np.subtract(seg[1], seg[0], dtype=np.float32)
         win_mask = (score > 0).view(np.uint8)
         contours, _ = cv2.findContours(win_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        bbox = (0, 0, 0, 0)
+        bbox, c = (0, 0, 0, 0), None
         if contours:
             c = max(contours, key=cv2.contourArea) if len(contours) > 1 else contours[0]
             bbox = cv2.boundingRect(c)
@@ -212,8 +286,10 @@ class Tracker:
             certainty = float(np.mean(np.abs(np.tanh(0.5 * sub))))
         else:
             certainty = 0.0
+        Minv = geo.invert_affine(M)
+        contact, push = edge_contact(win_mask, c, Minv, gray.shape[:2]) if c is not None else (0.0, (0.0, 0.0))
         t3 = time.perf_counter()
-        return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, view_logp, certainty, bbox, geo.invert_affine(M)),
+        return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, view_logp, certainty, bbox, Minv, contact, push),
                 {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3})
 
     def _check(self, p: _Pass, frame_hw: tuple, detect: bool) -> str:
@@ -227,19 +303,16 @@ class Tracker:
             return "mask vanished"
         if area > c.max_area_frac:
             return "mask fills the window"
-        if not detect:
-            m = p.win_mask
-            edge = int(m[0].sum()) + int(m[-1].sum()) + int(m[:, 0].sum()) + int(m[:, -1].sum())
-            if edge > c.max_edge_px:   # the LV runs out of the window: the warp has drifted off it
-                return "LV leaves the window"
+        if not detect and p.contact > c.max_edge_frac:   # much of its border on in-frame window edges
+            return LEAVES
         if not detect and self._prev_area_win is not None and self._prev_area_win > 0:
-            if abs(area - self._prev_area_win) / self._prev_area_win > c.max_area_jump:
+            if abs(p.area_tpl - self._prev_area_win) / self._prev_area_win > c.max_area_jump:
                 return "mask area jumped"
         if p.lm_win is not None:
             tri = geo.triangle_area(p.lm_win)
             if np.sign(tri) != self._tpl_sign or not np.isfinite(tri):
                 return "landmark triangle flipped"
-            ratio = abs(tri) / max(self._tpl_area, 1e-6)
+            ratio = abs(tri) / max(self._tpl_area * p.zoom * p.zoom, 1e-6)
             if detect:
                 if ratio < 0.005 or ratio > c.tri_ratio[1]:
                     return "degenerate landmark triangle"
@@ -320,7 +393,7 @@ class Tracker:
         res.affine = p.M
         if lm is not None and self.md.warp_mode != "none":
             self._prev_lm = lm
-        self._prev_area_win = p.area_frac
+        self._prev_area_win = None if p is detect_pass else p.area_tpl   # a whole-frame area is no reference
         self._lost_run = 0
 
     def _lose(self, res: FrameResult, reason: str) -> None:
@@ -328,6 +401,7 @@ class Tracker:
         self._lost_run += 1
         if self._lost_run >= self.cfg.forget_after:
             self._prev_lm, self._prev_area_win, self._view_ev = None, None, None
+            self._widen = (1.0, 0.0, 0.0)
 
     # ------------------------------------------------------------------ the loop
     def step(self, frame: np.ndarray) -> FrameResult:
@@ -338,8 +412,9 @@ class Tracker:
         self._index += 1
         timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
 
-        def run(M):
+        def run(M, warped=True):
             p, t = self.analyse(gray, M)
+            p.zoom = self._widen[0] if warped else 1.0
             for k in timings:
                 timings[k] += t[k]
             return p
@@ -349,30 +424,48 @@ class Tracker:
             self._lose(res, "blank frame")
         else:
             M, detect = self.affine_for(hw)
-            p = run(M)
+            p = run(M, not detect)
             why = self._check(p, hw, detect)
+            notes = [why] if why else []       # what happened to the first pass, kept even on success
             state = "detect" if detect else "track"
+            before = self._widen
+            if not detect and why in ("", LEAVES) and p.contact > self.cfg.widen_at and self._widen_for(p):
+                # the LV runs onto the window's edge: the window is too tight for this heart, not off it
+                pw = run(self.affine_for(hw)[0])
+                why_w = self._check(pw, hw, False)
+                if why_w:   # widening did not help: keep the first pass (and its verdict) and the old window
+                    self._widen = before
+                    notes.append(f"widened: {why_w}")
+                else:
+                    p, why = pw, ""
+                    notes.append("window widened")
             if why and not detect:  # lost the lock: re-detect on this very frame
-                p = run(geo.letterbox_affine(hw, self.size))
-                why2 = self._check(p, hw, True)
+                p = run(geo.letterbox_affine(hw, self.size), False)
+                why = self._check(p, hw, True)
                 detect, state = True, "redetect"
-                why = why2 and f"{why}; re-detect: {why2}"
+                if why:
+                    notes.append(f"re-detect: {why}")
             detect_pass = p if detect else None
             if not why and detect and self.md.warp_mode != "none" and p.lm_win is not None \
                     and not self.cfg.frame_by_frame:
                 anchor = self._anchor(p)  # reported if no warped refinement is accepted
                 for _ in range(self.cfg.refine_first):  # refine the detect with a warped pass
                     try:
-                        seed = anchor if anchor is not None else p.lm_win
-                        Mr = self.warp_affine(geo.transform_points(seed, p.Minv))
+                        seed = geo.transform_points(anchor if anchor is not None else p.lm_win, p.Minv)
+                        pr = run(self._widened(self.warp_affine(seed)))
+                        bad = self._check_refine(pr, hw)
+                        if bad in ("", LEAVES) and pr.contact > self.cfg.widen_at and self._widen_for(pr):
+                            notes += [] if "window widened" in notes else ["window widened"]
+                            pr = run(self._widened(self.warp_affine(seed)))
+                            bad = self._check_refine(pr, hw)
                     except ValueError:
                         break
-                    pr = run(Mr)
-                    if self._check_refine(pr, hw):
+                    if bad:
                         break
                     p, anchor = pr, None
+            res.reason = "; ".join(notes)
             if why:
-                self._lose(res, why)
+                self._lose(res, res.reason)
             else:
                 res.state = state
                 self._accept(p, hw, res, anchor, detect_pass)
