@@ -98,3 +98,31 @@ def test_shipped_model_tracks_a_phantom_clip():
 def _has(mod: str) -> bool:
     import importlib.util
     return importlib.util.find_spec(mod) is not None
+
+
+def test_state_shares_and_reasons_reach_track_eval_and_bench(tmp_path, double):
+    """Every report says how often the tracker tracked, re-detected or lost the LV, and why."""
+    from edge_tan.bench.report import _states_cell
+    from edge_tan.bench.run import end_to_end
+    from edge_tan.evaluate import run_eval_cli
+    seq = toy_sequence(T=8)
+    seq.frames[4:] = np.roll(seq.frames[4:], -30, axis=2)   # the probe jumps once: one re-detect
+    save_sequence(seq, tmp_path / "clip.npz")
+    data = tc.run_track(video=tmp_path / "clip.npz", model=None, backend="onnxruntime", precision="fp32", out=None,
+                        json_out=tmp_path / "r.json", masks=None, csv=tmp_path / "f.csv", biplane=None, live=None,
+                        quiet=True)
+    st = json.loads((tmp_path / "r.json").read_text())["states"]
+    assert st["state_frames"]["redetect"] == 1 and st["state_share"]["redetect"] == pytest.approx(1 / 8, abs=1e-4)
+    assert sum(st["state_share"].values()) == pytest.approx(1.0)
+    redet = [f for f in data["per_frame"] if f["state"] == "redetect"]
+    assert redet[0]["reason"] and st["top_reasons"][0][1] >= 1
+    assert "reason" in (tmp_path / "f.csv").read_text().splitlines()[0]
+    toy_dataset(tmp_path / "ds", n=2, T=6)
+    rep = run_eval_cli(tmp_path / "ds", model=None, backend="onnxruntime", precision="fp32", split="all",
+                       frame_by_frame=False, limit=0, json_out=tmp_path / "e.json")
+    share = json.loads((tmp_path / "e.json").read_text())["results"]["closed_loop"]["states"]["state_share"]
+    assert share == rep["results"]["closed_loop"]["states"]["state_share"]
+    assert share["detect"] == pytest.approx(2 / 12, abs=1e-4) and share["track"] == pytest.approx(10 / 12, abs=1e-4)
+    e2e = end_to_end(ThresholdRunner(toy_metadata(64)), list(seq.frames), 16)
+    assert set(e2e["state_share"]) == {"detect", "track", "redetect", "lost"} and e2e["state_share"]["redetect"] > 0
+    assert _states_cell(e2e["state_share"]).count("/") == 3
