@@ -14,7 +14,7 @@ import platform
 import resource
 import time
 
-from edge_tan.info import cpu_flags, cpu_model, physical_cores
+from edge_tan.info import cpu_flags, cpu_model, gpus, physical_cores
 
 VERSION_PACKAGES = ("numpy", "opencv-python-headless", "torch", "onnxruntime", "openvino", "nncf", "tensorrt")
 BUSY_CORES = 0.5   # other processes using more than this many cores on average = busy machine
@@ -31,7 +31,8 @@ def _version(pkg: str) -> str | None:
 
 
 def machine_info(threads: int | None = None) -> dict:
-    """CPU model, cores, threads allowed, OS/Python and backend versions (absent ones omitted)."""
+    """CPU model and flags, cores, threads allowed, RAM, GPUs (nvidia-smi), OS/Python and backend
+    versions (absent ones omitted): the description every recorded figure carries."""
     try:
         affinity = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -40,8 +41,28 @@ def machine_info(threads: int | None = None) -> dict:
                 if (v := _version(p)) is not None}
     return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "physical_cores": physical_cores(),
             "logical_cpus": os.cpu_count(), "cpus_allowed": affinity, "threads": threads,
+            "memory_gib": memory_gib(), "gpus": gpus(),
             "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
             "versions": versions, "hostname": platform.node()}
+
+
+def memory_gib() -> float | None:
+    """Total RAM in GiB from /proc/meminfo (None off Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2 ** 20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def machine_short(info: dict) -> str:
+    """One short line for a table header: CPU, cores, RAM, GPU (or 'no GPU')."""
+    mem = f", {info['memory_gib']:.0f} GiB" if info.get("memory_gib") else ""
+    gpu = "; GPU: " + ", ".join(g.split(",")[0].strip() for g in info["gpus"]) if info.get("gpus") else "; no GPU"
+    return f"{info.get('cpu', '?')}, {info.get('physical_cores', '?')} cores{mem}{gpu}"
 
 
 def machine_line(info: dict) -> str:

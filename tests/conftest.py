@@ -5,7 +5,7 @@
   flow runs without torch or a trained model (numpy only: usable in torch-free subprocesses);
 - tiny torch nets (`tiny_model`: 3 heads at 64x64; `darknet`: a darkness detector the tracker can
   lock onto) and their ONNX export, torch imported only when one is built;
-- fixtures: `toy_clip`, `threshold_runner`.
+- fixture: `toy_clip` (a short labelled toy clip on disk).
 The TensorRT double (fake_tensorrt.py) has one user, test_tensorrt_double.py, and stays its own file.
 """
 
@@ -205,8 +205,3 @@ def toy_clip(tmp_path) -> Path:
     p = tmp_path / "clip.npz"
     save_sequence(toy_sequence("clip", T=6), p)
     return p
-
-
-@pytest.fixture()
-def threshold_runner() -> ThresholdRunner:
-    return ThresholdRunner(toy_metadata(64))

@@ -1,0 +1,227 @@
+"""Run every command whose figures README.md and the model card quote, and keep each result as a record.
+
+    python scripts/record_runs.py [--only bench,eval-phantom,eval-foreign,parity,model,gpu-check]
+                                  [--eval-n 20] [--parity-clips 2] [--bench-args "--frames 200"]
+                                  [--import WHAT=FILE --import-command "..."]
+
+Each step writes docs/results/<UTC date>-<what>/record.json = {what, command, machine, date, wall_s,
+exit_code, result}; `scripts/render_docs.py` fills the README and model-card tables from the newest
+record of each kind, so no figure is typed by hand. Steps:
+
+- bench         `edge-tan bench` (default models/backends/precisions), bench.json as the result
+- eval-phantom  the final test set (phantom seed FINAL_TEST_SEED, never used while developing),
+                closed loop and frame by frame
+- eval-foreign  the same seed drawn from the foreign phantom family (`synth --family foreign`);
+                skipped with a message while this edge-tan's synth has no --family option
+- parity        `edge-tan parity` on the first clips of the final test set, every backend/precision
+- model         the shipped weights' training record (header metadata), file size and sha256
+- gpu-check     `python -m edge_tan.bench.gpu_check` (only where nvidia-smi sees a GPU)
+- --import      a JSON made elsewhere (e.g. the GPU recipe's baseline evals as eval-unet and
+                eval-pspnet), with its exact command and the machine it ran on
+
+Scratch data goes to --work (default record-work/, ignored by git) so the recorded commands can be
+run again as written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+from edge_tan.atomic import atomic_dir  # noqa: E402
+from edge_tan.bench.machine import machine_info  # noqa: E402
+
+# The final test set. Phantom seed 1000 guided tracker development (it is a development set now);
+# final figures come from this seed only, which no training or tuning run has used.
+FINAL_TEST_SEED = 4242
+RESULTS = ROOT / "docs" / "results"
+STEPS = ("bench", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check")
+ET = [sys.executable, "-m", "edge_tan.cli"]
+
+
+def shown(argv: list[str]) -> str:
+    """The command as a user types it: `edge-tan ...` for the CLI, paths relative to the checkout."""
+    if argv[:3] == ET:
+        argv = ["edge-tan"] + argv[3:]
+    elif argv[:1] == [sys.executable]:
+        argv = ["python"] + argv[1:]
+    return shlex.join(str(a).replace(str(ROOT) + "/", "") for a in argv)
+
+
+def run(argv: list[str], ok_codes=(0,)) -> tuple[int, float]:
+    """Run one command in the checkout, streaming its output; (exit code, wall seconds)."""
+    print("$ " + shown(argv), flush=True)
+    t = time.perf_counter()
+    code = subprocess.run([str(a) for a in argv], cwd=ROOT).returncode
+    wall = time.perf_counter() - t
+    if code not in ok_codes:
+        raise SystemExit(f"record_runs: `{shown(argv)}` exited {code}; no record written")
+    return code, wall
+
+
+def write_record(what: str, commands: list[str], result: dict, wall_s: float, exit_code: int,
+                 machine: dict | None = None, files: dict[str, Path] | None = None, date: str | None = None) -> Path:
+    """docs/results/<date>-<what>/record.json (+ copied files), written atomically."""
+    date = date or datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    dest = RESULTS / f"{date}-{what}"
+    rec = {"what": what, "command": " && ".join(commands), "commands": commands,
+           "machine": machine if machine is not None else machine_info(),
+           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": round(wall_s, 1),
+           "exit_code": exit_code, "result": result}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(dest) as tmp:
+        (tmp / "record.json").write_text(json.dumps(rec, indent=1, allow_nan=False) + "\n")
+        for name, src in (files or {}).items():
+            (tmp / name).write_bytes(Path(src).read_bytes())
+    print(f"record: {dest.relative_to(ROOT) if dest.is_relative_to(ROOT) else dest}/record.json", flush=True)
+    return dest
+
+
+def synth_set(work: Path, n: int, family: str | None = None) -> tuple[Path, list[str], float]:
+    """The final test set (generated once per (family, n) and reused)."""
+    name = f"final-{family or 'phantom'}-s{FINAL_TEST_SEED}-n{n}"
+    out = work / name
+    argv = ET + ["synth", out, "--n", str(n), "--seed", str(FINAL_TEST_SEED)] + (["--family", family] if family else [])
+    wall = 0.0
+    if not (out / "manifest.json").is_file():
+        _, wall = run(argv)
+    return out, [shown(argv)], wall
+
+
+def synth_has_family() -> bool:
+    r = subprocess.run(ET + ["synth", "--help"], cwd=ROOT, capture_output=True, text=True)
+    return "--family" in r.stdout
+
+
+def step_eval(a, family: str | None) -> None:
+    what = "eval-foreign" if family else "eval-phantom"
+    if family and not synth_has_family():
+        print(f"skip {what}: this edge-tan's `synth` has no --family option yet", flush=True)
+        return
+    data, cmds, w0 = synth_set(a.work, a.eval_n, family)
+    js = a.work / f"{what}.json"
+    argv = ET + ["eval", data, "--split", "all", "--frame-by-frame", "--backend", a.backend, "--json", js]
+    _, w1 = run(argv)
+    result = json.loads(js.read_text())
+    result["final_test_seed"], result["family"] = FINAL_TEST_SEED, family or "phantom"
+    write_record(what, cmds + [shown(argv)], result, w0 + w1, 0)
+
+
+def step_bench(a) -> None:
+    out = a.work / "bench"
+    argv = ET + ["bench", "--out", out] + shlex.split(a.bench_args)
+    code, wall = run(argv, ok_codes=(0, 1))
+    result = json.loads((out / "bench.json").read_text())
+    files = {"bench.png": out / "bench.png"} if (out / "bench.png").is_file() else {}
+    write_record("bench", [shown(argv)], result, wall, code, machine=result.get("machine"), files=files)
+
+
+def step_parity(a) -> None:
+    data, cmds, w0 = synth_set(a.work, a.eval_n)
+    js = a.work / "parity.json"
+    argv = ET + ["parity", data, "--limit", str(a.parity_clips), "--backends", a.parity_backends,
+                 "--precision", a.parity_precisions, "--json", js]
+    code, w1 = run(argv, ok_codes=(0, 1))     # a failing backend is a result to record, not a crash
+    result = json.loads(js.read_text())
+    result["final_test_seed"] = FINAL_TEST_SEED
+    write_record("parity", cmds + [shown(argv)], result, w0 + w1, code, machine=result.get("machine"))
+
+
+def step_model(a) -> None:
+    from edge_tan.defaults import default_weights_path
+    from edge_tan.export.weights import read_header
+    path = Path(a.weights) if a.weights else default_weights_path()
+    t = time.perf_counter()
+    head = read_header(path)
+    meta = {k.split(".", 1)[1]: _maybe_json(v) for k, v in head.items() if k.startswith("edge_tan.")}
+    training = meta.pop("training", {}) or {}
+    result = {"file": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+              "file_mb": round(path.stat().st_size / 1e6, 2),
+              "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+              "metadata": {k: meta.get(k) for k in ("model_name", "model_version", "weights_sha256", "arch",
+                                                    "window", "warp_mode", "trained")},
+              "training": training}
+    cmd = shown([sys.executable, "scripts/record_runs.py", "--only", "model"] + (["--weights", a.weights] if a.weights else []))
+    write_record("model", [cmd], result, time.perf_counter() - t, 0)
+
+
+def _maybe_json(v: str):
+    try:
+        return json.loads(v)
+    except (TypeError, ValueError):
+        return v
+
+
+def step_gpu_check(a) -> None:
+    if not machine_info().get("gpus"):
+        print("skip gpu-check: nvidia-smi sees no GPU on this machine", flush=True)
+        return
+    out = a.work / "gpu"
+    argv = [sys.executable, "-m", "edge_tan.bench.gpu_check", "--weights", "default", "--out", out]
+    code, wall = run(argv)
+    result = json.loads((out / "gpu_check.json").read_text())
+    write_record("gpu-check", [shown(argv)], result, wall, code, machine=result.get("machine"))
+
+
+def import_record(spec: str, command: str | None, machine_json: str | None = None) -> None:
+    """A result made on another machine (e.g. the GPU recipe's baseline evals as eval-unet /
+    eval-pspnet): its machine description must come with it, in the JSON ('machine' key, as
+    gpu_check.json has) or in --import-machine (a JSON of bench.machine.machine_info() taken there)."""
+    what, _, path = spec.partition("=")
+    if not what or not path or not command:
+        raise SystemExit("record_runs: --import needs WHAT=FILE.json and --import-command \"the exact command\"")
+    result = json.loads(Path(path).read_text())
+    machine = result.get("machine") if isinstance(result, dict) else None
+    if machine_json:
+        machine = json.loads(Path(machine_json).read_text())
+    if not machine or not machine.get("cpu"):
+        raise SystemExit(f"record_runs: {path} has no 'machine' description (give --import-machine); a figure "
+                         "without its machine cannot be recorded")
+    write_record(what, [command], result, 0.0, 0, machine=machine)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=",".join(STEPS), help=f"comma list of {', '.join(STEPS)}")
+    ap.add_argument("--work", type=Path, default=ROOT / "record-work", help="scratch data (regenerable)")
+    ap.add_argument("--eval-n", type=int, default=20, help="sequences in the final test set")
+    ap.add_argument("--backend", default="onnxruntime", help="backend for the evals")
+    ap.add_argument("--parity-clips", type=int, default=2)
+    ap.add_argument("--parity-backends", default="torch,onnxruntime,openvino,tensorrt")
+    ap.add_argument("--parity-precisions", default="fp32,fp16,int8")
+    ap.add_argument("--bench-args", default="", help="extra `edge-tan bench` options, recorded with the command")
+    ap.add_argument("--weights", default=None, help="weights for the model record (default: the shipped model)")
+    ap.add_argument("--import", dest="imports", action="append", default=[], metavar="WHAT=FILE")
+    ap.add_argument("--import-command", default=None, help="the exact command that made the imported JSON")
+    ap.add_argument("--import-machine", default=None, help="JSON of machine_info() from the machine it ran on")
+    a = ap.parse_args(argv)
+    if a.imports:
+        for spec in a.imports:
+            import_record(spec, a.import_command, a.import_machine)
+        return 0
+    steps = [s.strip() for s in a.only.split(",") if s.strip()]
+    bad = [s for s in steps if s not in STEPS]
+    if bad or a.eval_n < 1 or a.parity_clips < 1:
+        raise SystemExit(f"record_runs: unknown step(s) {bad} (choose from {', '.join(STEPS)}) or a count < 1")
+    a.work = a.work.resolve()
+    a.work.mkdir(parents=True, exist_ok=True)
+    todo = {"bench": step_bench, "eval-phantom": lambda x: step_eval(x, None),
+            "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
+            "gpu-check": step_gpu_check}
+    for s in steps:
+        todo[s](a)
+    print("now: python scripts/render_docs.py   (README and model card tables from these records)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
