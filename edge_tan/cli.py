@@ -67,11 +67,13 @@ def synth(out_dir: Path = typer.Argument(..., help="dataset folder to create"),
           seed: int = typer.Option(0, "--seed"),
           views: str = typer.Option("A2C,A4C", "--views", help="comma list of A2C, A4C"),
           avi: bool = typer.Option(False, "--avi", help="also write each clip as an .avi next to its .npz"),
-          workers: int = typer.Option(0, "--workers", help="processes (0 = all cores)")):
+          workers: int = typer.Option(0, "--workers", help="processes (0 = all cores)"),
+          family: str = typer.Option("default", "--family",
+                                     help="default (training phantom) or foreign (held-out test style: never train on it)")):
     """Make a realistic apical-echo phantom dataset with exact ground truth (+ montage.png)."""
     from .synth.generate import generate_dataset
     generate_dataset(out_dir, n=n, seed=seed, views=[v.strip() for v in views.split(",") if v.strip()],
-                     avi=avi, workers=workers)
+                     avi=avi, workers=workers, family=family)
 
 
 @command()

@@ -11,4 +11,4 @@ map) -> artifacts (clutter, shadows, overlays, codec) -> truth (ED/ES/EF) -> gen
 dataset writer + montage).
 """
 
-GENERATOR_VERSION = "edge-tan-synth/1"
+GENERATOR_VERSION = "edge-tan-synth/2"

@@ -3,7 +3,8 @@
 Heart-local frame: origin at the LV endocardial apex, v along the LV long axis towards the mitral
 plane (v = L), u perpendicular (u < 0: septal / inferior side, image left; u > 0: lateral /
 anterior side, image right). Shapes are analytic profiles so the cavity (the ground-truth label)
-is exact; the echogenicity map is painted from the same profiles, so image and label agree.
+is exact. The echogenicity map is painted from the same profiles but not on the label's level set:
+its endocardium is ragged, with trabeculae and papillary muscles inside the traced cavity.
 """
 
 from __future__ import annotations
@@ -112,40 +113,53 @@ def smooth_noise(rng: np.random.Generator, shape, sigma_px: float) -> np.ndarray
 
 @dataclass
 class Tissue:
-    """Echogenicity levels (linear intensity, myocardium ~ 1)."""
+    """Echogenicity levels (linear intensity, myocardium ~ 1) and how the rendered borders stray from the label."""
     myo: float = 1.0
-    septum: float = 1.5
-    peri: float = 3.0
-    blood: float = 1e-3
-    bg: float = 0.3
+    septum: float = 2.0        # A4C interventricular septum: the brightest, most continuous wall
+    inferior: float = 1.2      # A2C inferior wall (image left)
+    lateral: float = 0.5       # lateral / anterior wall (image right): faint, the beam runs along it
+    peri: float = 1.5
+    peri_patchy: float = 0.6   # 0 = continuous pericardium, 1 = mostly missing
+    blood: float = 3e-3
+    bg: float = 0.2
     atrial_wall: float = 0.6
-    texture: float = 0.35
+    texture: float = 0.45
     fuzz_mm: float = 0.6
     papillary: bool = True
+    pap_lvl: float = 0.6
     moderator: bool = False
     aorta: bool = False
-    dropouts: tuple = ()   # ((u, v, radius_mm, strength), ...)
-    segment_var: float = 0.2   # slow brightness change along the wall
-    trabeculae: float = 0.2    # echo level of endocardial trabeculae
+    dropouts: tuple = ()       # ((u, v, radius_mm, strength), ...)
+    segment_var: float = 0.3   # slow brightness change along the wall
+    trabeculae: float = 0.4    # echo level of endocardial trabeculae (inside the labelled cavity)
     lung: float = 0.6          # darkening beside the heart
     lung_gap: float = 10.0
-    ring: float = 1.5          # valve ring brightness
-    ring_mm: float = 2.5
+    ragged_mm: float = 1.2     # amplitude of the rendered endocardium's departure from the label
+    crux: float = 2.0          # AV junction / atrial septum brightness (A4C)
+    crux_du: float = 0.0       # crux centre offset (mm): not tied to the annulus landmarks
+    crux_dv: float = 0.0
+    smoke: float = 0.6         # blood haze texture
+
+
+def _blend(a, b, w):
+    return a + (b - a) * w
 
 
 def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res: float,
                      rng: np.random.Generator) -> np.ndarray:
-    """Paint the reference echogenicity (float32, same shape as the U, V grids; res mm/px)."""
-    shape = U.shape
-    tex = lambda s_mm: smooth_noise(rng, shape, max(s_mm / res, 0.5))  # noqa: E731
+    """Paint the reference echogenicity (float32, same shape as the U, V grids; res mm/px).
+
+    The painted endocardium is deliberately not the label: a smooth random displacement (ragged
+    border), trabeculae and papillary muscles inside the traced cavity, blur, dropouts."""
+    tex = lambda s_mm: smooth_noise(rng, U.shape, max(s_mm / res, 0.5))  # noqa: E731
+    a4c = an.view == "A4C"
     bgf = np.exp(1.0 * tex(9.0) + 0.5 * tex(2.5))
     E = (ts.bg * bgf).astype(np.float32)
     # lung beside the heart: dark, patchy (air reflects little back into the sector interior)
     lat_edge = an.A + an.h_lat + an.peri_t + ts.lung_gap
     lung = np.clip((U - lat_edge) / 12.0, 0, 1)
-    if an.view == "A4C":
-        left_edge = an.A + an.h_sep + an.rv_w + an.rv_t + an.peri_t + ts.lung_gap
-        lung = np.maximum(lung, np.clip((-U - left_edge) / 12.0, 0, 1) * (V < an.tv_v))
+    left_edge = an.A + an.h_sep + (an.rv_w + an.rv_t if a4c else 0.0) + an.peri_t + ts.lung_gap
+    lung = np.maximum(lung, np.clip((-U - left_edge) / 12.0, 0, 1) * (V < an.tv_v + 10))
     E *= (1.0 - ts.lung * lung).astype(np.float32)
     Uo = U
     U = U - an.centre(V)   # LV-centred lateral coordinate (atria below the mitral plane are unaffected)
@@ -156,22 +170,30 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
     e = an.epi(vc, h)
     in_epi = (au <= e) & (V >= -an.h_ap) & (V <= an.L + 1.5)
     myo_tex = np.exp(ts.texture * tex(3.0) + ts.segment_var * tex(10.0)).astype(np.float32)
-    myo = np.where(sep & (an.view == "A4C"), ts.septum, ts.myo).astype(np.float32)
-    # pericardium around lateral wall and apex (and RV free wall below)
+    # wall brightness: bright septum (A4C) or inferior wall (A2C) on the left, faint lateral wall on
+    # the right, blended smoothly over the apex
+    left_lvl = ts.septum if a4c else ts.inferior
+    side = np.clip(0.5 + U / 12.0, 0, 1) * np.clip((V + an.h_ap) / 25.0, 0.35, 1)
+    myo = _blend(left_lvl, ts.lateral, side).astype(np.float32)
+    # pericardium around the lateral wall and apex, patchy (and RV free wall below)
     pe = an.epi(vc, h + an.peri_t)
     in_peri = (au <= pe) & (V >= -an.h_ap - an.peri_t) & (V <= an.L + 1.0) & ~in_epi
-    if an.view == "A4C":
+    if a4c:
         in_peri &= ~sep | (V < an.rv_v0 + 5)
-    E[in_peri] = ts.peri * myo_tex[in_peri]
-    # atria: thin walls, blood inside (painted before the LV so LV tissue wins at the base)
+    keep = np.clip(tex(8.0) + 1.2 - 2.4 * ts.peri_patchy, 0, 1)
+    E[in_peri] = (ts.peri * myo_tex * keep)[in_peri] + E[in_peri] * (1 - keep[in_peri])
+    # atria: thin walls, blood inside (painted before the LV so LV tissue wins at the base); their
+    # outlines wobble (no perfect ellipses)
+    Ua, Va = U + 2.5 * tex(9.0), V + 2.5 * tex(9.0)
     cu, cv_, aa = an.la_center()
-    la = ((U - cu) / aa) ** 2 + ((V - cv_) / an.la_b) ** 2
+    la = ((Ua - cu) / aa) ** 2 + ((Va - cv_) / an.la_b) ** 2
     la_wall = (la <= ((aa + 2.5) / aa) ** 2) & (V > an.L - 4)
     E[la_wall] = ts.atrial_wall * myo_tex[la_wall]
     blood = (la <= 1.0) & (V >= an.L)
-    if an.view == "A4C":
+    ab = float(an.a0(an.L))
+    if a4c:
         rcu, rcv, ra_ = an.ra_center()
-        ra = ((U - rcu) / ra_) ** 2 + ((V - rcv) / an.ra_b) ** 2
+        ra = ((Ua - rcu) / ra_) ** 2 + ((Va - rcv) / an.ra_b) ** 2
         ra_wall = (ra <= ((ra_ + 2.5) / ra_) ** 2) & (V > an.tv_v - 4)
         E[ra_wall] = ts.atrial_wall * myo_tex[ra_wall]
         blood |= (ra <= 1.0) & (V >= an.tv_v)
@@ -181,9 +203,9 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
         d = -U - inner   # distance outward from the septum's RV surface
         rv_zone = (V >= an.rv_v0 - an.rv_t) & (V <= an.tv_v + 1.0)
         rv_fw = rv_zone & (d >= 0) & (d <= w + an.rv_t) & ~in_epi
-        E[rv_fw] = ts.myo * 0.9 * myo_tex[rv_fw]
+        E[rv_fw] = ts.lateral * 1.2 * myo_tex[rv_fw]
         rv_pe = rv_zone & (d > w + an.rv_t) & (d <= w + an.rv_t + an.peri_t)
-        E[rv_pe] = ts.peri * myo_tex[rv_pe]
+        E[rv_pe] = (ts.peri * myo_tex * keep)[rv_pe]
         rv_cav = (V >= an.rv_v0) & (V <= an.tv_v) & (d > 0) & (d < w)
         blood |= rv_cav
         if ts.moderator:
@@ -191,38 +213,36 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
             band = rv_cav & (np.abs(V - vm - 0.3 * d) < 1.5)
             E[band] = 0.8 * ts.myo
     E[in_epi] = (myo * myo_tex)[in_epi]
-    # crux: bright fibrous AV junction
-    ab = float(an.a0(an.L))
-    cx, cy = -(ab + 0.5 * an.h_sep), an.L + 2.0
-    crux = (U - cx) ** 2 + (V - cy) ** 2 < (0.45 * an.h_sep + 2) ** 2
-    E[crux] = 1.6 * ts.myo
-    # fibrous valve rings: bright spots just outside the hinge points (annulus landmarks are visible)
-    rings = [(-ab - 1.5, an.L), (ab + 1.5, an.L)]
-    if an.view == "A4C":
-        e_tv = float(an.epi(an.tv_v, an.h_sep))
-        w_tv = float(an.rv_width(an.tv_v - 1e-6))
-        rings += [(-e_tv + 1.0, an.tv_v), (-(e_tv + w_tv) - 1.5, an.tv_v)]
-    for ru, rv in rings:
-        spot = (U - ru) ** 2 + (V - rv) ** 2 < ts.ring_mm ** 2
-        E[spot] = np.maximum(E[spot], ts.ring * ts.myo)
+    if a4c:
+        # crux: the AV junction (a bright bar across the septum's base) and the atrial septum
+        # running down from it: a bright cross in the lower middle, placed off the landmarks
+        cx, cy = -(ab + 0.5 * an.h_sep) + ts.crux_du, an.L + 2.0 + ts.crux_dv
+        hbar = (np.abs(V - cy) < 1.6 + 0.4 * tex(4.0)) & (np.abs(U - cx) < 0.5 * an.h_sep + 5.0)
+        vbar = (np.abs(U - cx) < 1.4 + 0.4 * tex(4.0)) & (V > cy) & (V < cy + 0.6 * an.la_b)
+        cross = hbar | vbar
+        E[cross] = np.maximum(E[cross], (ts.crux * myo_tex)[cross])
     E[blood] = ts.blood
+    # the blood the image shows: the traced cavity pushed in and out by a smooth random field
+    rag = ts.ragged_mm * (0.7 * tex(2.5) + 0.5 * tex(6.0))
+    cav_img = (an.cavity_level(Uo, V) + rag > 0) & (V <= an.L + 0.5)
     cav = an.cavity_level(Uo, V) > 0
-    E[cav] = ts.blood
-    # trabeculae: faint irregular echoes lining the endocardium (inside the labelled cavity, as in CAMUS)
+    E[cav_img | cav & (V > an.L - 2.0)] = ts.blood
+    # trabeculae: irregular echoes lining the endocardium (inside the labelled cavity, as in CAMUS)
+    depth_in = an.a0(V) - au
     if ts.trabeculae > 0:
-        depth_in = an.a0(V) - au
-        band = cav & (depth_in < 4.0) & (V < 0.8 * an.L)
-        blobs = np.clip(tex(1.2) - 0.7, 0, None) * np.clip(1 - depth_in / 4.0, 0, 1)
+        band = cav & (depth_in < 5.0) & (V < 0.85 * an.L)
+        blobs = np.clip(tex(1.3) - 0.4, 0, None) * np.clip(1 - depth_in / 5.0, 0, 1)
         E[band] = np.maximum(E[band], (ts.trabeculae * ts.myo * blobs)[band])
     # mitral orifice joins LV and LA
     ori = (V >= an.L - 1) & (V <= an.L + 3) & (au < ab)
     E[ori] = ts.blood
-    if ts.papillary:
-        pv = 0.58 * an.L
-        pu = float(an.a0(pv)) * 0.82
-        pap = ((U - pu) / 3.5) ** 2 + ((V - pv) / 7.5) ** 2 < 1.0
-        E[pap] = np.maximum(E[pap], 0.4 * ts.myo)
-    if ts.aorta and an.view == "A4C":
+    if ts.papillary:   # papillary muscles: attached to the wall, inside the traced cavity
+        for sgn, pv_f, lvl in ((1.0, 0.6, ts.pap_lvl), (-1.0, 0.55, 0.6 * ts.pap_lvl)):
+            pv = pv_f * an.L
+            pu = sgn * float(an.a0(pv)) * 0.78
+            pap = ((U - pu) / 3.2) ** 2 + ((V - pv) / 8.0) ** 2 < 1.0 + 0.3 * tex(2.0)
+            E[pap] = np.maximum(E[pap], (lvl * myo_tex)[pap])
+    if ts.aorta and a4c:
         ac = (cu + aa + 6.0, cv_ + 0.4 * an.la_b)
         r2 = (U - ac[0]) ** 2 + (V - ac[1]) ** 2
         E[(r2 < 64) & (r2 > 36)] = 1.2 * ts.myo
@@ -230,8 +250,8 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
     for (du, dv, rad, strength) in ts.dropouts:
         g = np.exp(-((U - du) ** 2 + (V - dv) ** 2) / (2 * rad * rad)).astype(np.float32)
         E *= 1.0 - strength * g
-    # blood is not perfectly black: faint smoke, then soft tissue borders
-    E = np.where(E <= ts.blood * 1.01, ts.blood * np.exp(0.6 * tex(2.0)), E).astype(np.float32)
+    # blood is not black: smoke (rouleaux, haze) with its own texture, then soft tissue borders
+    E = np.where(E <= ts.blood * 1.01, ts.blood * np.exp(ts.smoke * tex(2.0)), E).astype(np.float32)
     if ts.fuzz_mm > 0:
         E = cv2.GaussianBlur(E, (0, 0), max(ts.fuzz_mm / res, 0.3))
     return E

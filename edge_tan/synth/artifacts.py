@@ -90,7 +90,7 @@ def ecg_wave(phase: np.ndarray, systole: float) -> np.ndarray:
 class Overlays:
     """Burned-in screen furniture drawn onto each uint8 frame (text, depth ticks, ECG trace + marker)."""
 
-    def __init__(self, rng, H, W, placement, depth, half, art: dict, view: str, hr: float, fps: float,
+    def __init__(self, rng, H, W, placement, depth, half, art: dict, hr: float, fps: float,
                  phases: np.ndarray, systole: float):
         self.H, self.W = H, W
         self.art = art
@@ -98,7 +98,8 @@ class Overlays:
         self.systole = systole
         self.level = int(rng.integers(150, 256))
         self.font_scale = max(H, W) / 900.0 * rng.uniform(0.7, 1.2)
-        opts = [f"{view}", f"{depth / 10:.0f}cm", f"HR {hr:.0f}", f"{fps:.0f}Hz", f"G{rng.integers(40, 70)}",
+        # never the view name: burned-in text must not tell the network the answer
+        opts = [f"{depth / 10:.0f}cm", f"HR {hr:.0f}", f"{fps:.0f}Hz", f"G{rng.integers(40, 70)}",
                 f"DR{rng.integers(40, 70)}", "2D", f"MI {rng.uniform(0.8, 1.5):.1f}", "P Low", "Res",
                 f"TIS {rng.uniform(0.2, 1.2):.1f}", "ADULT", "CARD"]
         rng.shuffle(opts)
@@ -176,6 +177,32 @@ class Overlays:
             else:
                 cv2.circle(img, (int(mx), int(my)), max(1, W // 250), 255, -1)
         return img
+
+
+TINTS = {1: (0.75, 0.95, 1.25), 2: (1.25, 1.0, 0.7), 3: (1.1, 1.05, 0.8)}   # blue, sepia, bronze (R, G, B gamma)
+
+
+def grey_lut(im: dict):
+    """uint8 LUT for a tinted grey map read back as grey (the readers collapse colour with the BT.601
+    weights): tinted clips come out with a slightly bent, darker grey curve. None = plain grey."""
+    tint = int(im.get("tint", 0))
+    if not tint:
+        return None
+    x = np.arange(256) / 255.0
+    g = np.array(TINTS[tint]) ** im.get("tint_k", 1.0)
+    r, gg, b = (x[:, None] ** g[None, :]).T
+    y = 0.299 * r + 0.587 * gg + 0.114 * b
+    return np.clip(np.round(255 * y), 0, 255).astype(np.uint8)
+
+
+def compress(db: np.ndarray, low: float, im: dict) -> np.ndarray:
+    """Log-compressed echo (dB) -> 0..1 display: a power-law grey map, or a sigmoid one (foreign style)."""
+    x = np.clip((db - low) / im["dr_db"], 0, 1)
+    k = im.get("sigmoid", 0.0)
+    if k:
+        s0, s1 = 1 / (1 + np.exp(k * 0.5)), 1 / (1 + np.exp(-k * 0.5))
+        x = (1 / (1 + np.exp(-k * (x - 0.5))) - s0) / (s1 - s0)
+    return x ** im["gamma"]
 
 
 def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:

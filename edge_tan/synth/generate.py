@@ -20,7 +20,7 @@ from ..dataset import save_sequence, split_for, write_manifest
 from ..errors import EdgeTanError
 from . import GENERATOR_VERSION
 from .montage import build_montage, montage_rows
-from .params import OVERRIDES
+from .params import FAMILIES, OVERRIDES
 from .render import generate_sequence
 
 __all__ = ["generate_dataset", "generate_sequence", "sequence_seed"]
@@ -45,10 +45,10 @@ def write_avi(frames: np.ndarray, path: Path, fps: float) -> None:
 
 
 def _job(args):
-    index, seed, view, root, avi, want_rows, overrides = args
+    index, seed, view, root, avi, want_rows, overrides, family = args
     cv2.setNumThreads(1)
-    name = f"synth_{index:05d}_{view.lower()}"
-    seq = generate_sequence(sequence_seed(seed, index), view, name=name, **overrides)
+    name = f"{'synth' if family == 'default' else family}_{index:05d}_{view.lower()}"
+    seq = generate_sequence(sequence_seed(seed, index), view, name=name, family=family, **overrides)
     save_sequence(seq, Path(root) / f"{name}.npz")
     if avi:
         write_avi(seq.frames, Path(root) / f"{name}.avi", seq.fps)
@@ -75,12 +75,15 @@ def _check_args(out_dir, n, views, workers):
 
 
 def generate_dataset(out_dir, n: int = 20, seed: int = 0, views=("A2C", "A4C"), avi: bool = False,
-                     workers: int = 0, progress: bool = True, **overrides) -> Path:
+                     workers: int = 0, progress: bool = True, family: str = "default", **overrides) -> Path:
     """Write n phantom sequences + manifest.json + montage.png into out_dir (replaced atomically).
 
     `overrides` (n_frames, out_size, ...) go to every generate_sequence call (tests, quick sets).
+    `family="foreign"` writes the held-out test domain (never train on it).
     """
     out, views = _check_args(out_dir, n, views, workers)
+    if family not in FAMILIES:
+        raise EdgeTanError(f"unknown phantom family {family!r}: choose from {', '.join(FAMILIES)}")
     bad = sorted(set(overrides) - set(OVERRIDES))
     if bad:
         raise EdgeTanError(f"unknown phantom override(s) {bad}; known: {', '.join(OVERRIDES)}")
@@ -88,7 +91,8 @@ def generate_dataset(out_dir, n: int = 20, seed: int = 0, views=("A2C", "A4C"), 
     nproc = min(int(workers) or (os.cpu_count() or 1), n)
     with atomic_dir(out) as tmp:
         tmp.chmod(0o755)   # mkdtemp makes it private; a dataset folder is meant to be shared
-        jobs = [(i, int(seed), views[i % len(views)], str(tmp), bool(avi), i < MONTAGE_ROWS, overrides) for i in range(n)]
+        jobs = [(i, int(seed), views[i % len(views)], str(tmp), bool(avi), i < MONTAGE_ROWS, overrides, family)
+                for i in range(n)]
         infos, rows = {}, {}
         for i, info, row in _run(jobs, nproc, progress):
             infos[i] = info
@@ -98,7 +102,7 @@ def generate_dataset(out_dir, n: int = 20, seed: int = 0, views=("A2C", "A4C"), 
         ok, buf = cv2.imencode(".png", mont)
         write_bytes(tmp / "montage.png", buf.tobytes())
         entries = [dict(infos[i], split=split_for(i, n)) for i in range(n)]
-        write_manifest(tmp, entries, generator=GENERATOR_VERSION, seed=int(seed), n=n, views=views,
+        write_manifest(tmp, entries, generator=GENERATOR_VERSION, seed=int(seed), n=n, views=views, family=family,
                        ef_method="single-plane area-length (8A^2/3piL) on the GT masks at the ED/ES frames",
                        montage="montage.png")
     return out

@@ -1,4 +1,11 @@
-"""Every random choice of one phantom sequence, drawn once from its seed (so runs are reproducible)."""
+"""Every random choice of one phantom sequence, drawn once from its seed (so runs are reproducible).
+
+Nuisance draws (pose, zoom, sector, grey map, speckle, artifacts, overlays) never depend on the view:
+the same seed stream gives the same nuisance parameters for A2C and A4C, so only the anatomy tells
+the views apart. Anatomy draws are also taken for every view (A2C simply does not paint the RV/RA).
+A family (`default`: the training phantom; `foreign`: a held-out rendering style and anatomy
+variant, for testing only) reshapes the draws from its own stream after the default ones.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ from .anatomy import Anatomy, Tissue
 
 OUT_SIZES = ((112, 112), (128, 128), (160, 160), (224, 224), (256, 256), (240, 320), (300, 400),
              (384, 512), (480, 640), (600, 800))
-OUT_WEIGHTS = (0.30, 0.08, 0.06, 0.14, 0.08, 0.06, 0.08, 0.06, 0.07, 0.07)
+OUT_WEIGHTS = (0.42, 0.07, 0.05, 0.12, 0.06, 0.05, 0.06, 0.05, 0.06, 0.06)
+FAMILIES = ("default", "foreign")
 
 OVERRIDES = ("n_frames", "out_size", "fps", "heart_rate", "ef", "quality", "depth", "sector_deg", "tilt_deg")
 
@@ -38,6 +46,7 @@ class SeqParams:
     cropped: bool
     apex_xz: tuple[float, float]
     tilt: float
+    family: str = "default"
     drift: dict = field(default_factory=dict)
     imaging: dict = field(default_factory=dict)
     artifacts: dict = field(default_factory=dict)
@@ -47,20 +56,33 @@ def _u(rng, a, b):
     return float(rng.uniform(a, b))
 
 
-def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqParams:
+def draw_ef(rng) -> float:
+    """EF over 10..80 % with most mass at normal values (median ~60), as in clinical echo archives."""
+    normal = float(np.clip(rng.normal(61.0, 6.0), 45.0, 80.0))
+    reduced = _u(rng, 10.0, 50.0)
+    return normal if rng.uniform() < 0.78 else reduced
+
+
+def sample_params(rng: np.random.Generator, view: str, overrides: dict, family: str = "default") -> SeqParams:
     bad = set(overrides) - set(OVERRIDES)
     if bad:
         raise EdgeTanError(f"unknown phantom override(s) {sorted(bad)}; known: {', '.join(OVERRIDES)}")
+    if family not in FAMILIES:
+        raise EdgeTanError(f"unknown phantom family {family!r}: choose from {', '.join(FAMILIES)}")
     ov = overrides
     # independent streams per concern, and every base draw always taken, so an override (e.g. a
     # tiny n_frames for a test) leaves the rest of the sequence's random choices unchanged
-    r_base, r_anat, r_img, r_art = rng.spawn(4)
-    draws = dict(quality=float(r_base.beta(2.0, 1.6)), heart_rate=_u(r_base, 50, 120),
-                 fps=float(np.clip(r_base.choice([25, 30, 30, 40, 50, 50, 60, 70, 80]) + _u(r_base, -2, 2), 25, 80)),
-                 beats=_u(r_base, 1.05, 2.6), ef=_u(r_base, 22.0, 73.0),
+    r_base, r_anat, r_img, r_art, r_fam = rng.spawn(5)
+    draws = dict(quality=float(r_base.beta(2.0, 1.6)), heart_rate=_u(r_base, 50, 115),
+                 fps=float(np.clip(r_base.choice([25, 30, 30, 40, 50, 50, 50, 60, 70, 80]) + _u(r_base, -2, 2), 25, 80)),
+                 beats=_u(r_base, 1.05, 2.6), ef=draw_ef(r_base),
                  size=int(r_base.choice(len(OUT_SIZES), p=np.array(OUT_WEIGHTS) / sum(OUT_WEIGHTS))),
-                 depth=_u(r_base, 125, 200), sector_deg=_u(r_base, 60, 90),
-                 tilt_deg=(8.0 if view == "A4C" else 4.0) + _u(r_base, -20, 20), phase0=_u(r_base, 0, 1))
+                 depth=0.0, depth_k=_u(r_base, 1.02, 1.3),
+                 sector_deg=_u(r_base, 78, 92) if r_base.uniform() < 0.85 else _u(r_base, 62, 78),
+                 tilt_deg=_u(r_base, 4, 32), phase0=_u(r_base, 0, 1))
+    if family == "foreign":   # narrower probes, deeper settings, more upright hearts
+        draws.update(sector_deg=_u(r_fam, 55, 75), depth_k=_u(r_fam, 1.2, 1.45), tilt_deg=_u(r_fam, -6, 14),
+                     size=int(r_fam.choice([1, 2, 5, 6, 7])))
     pick = lambda k: float(ov[k]) if ov.get(k) is not None else draws[k]  # noqa: E731
     q = min(max(pick("quality"), 0.0), 1.0)
     bad_ = 1.0 - q
@@ -82,83 +104,119 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict) -> SeqPa
 
     # ---- anatomy: dilated hearts are larger and rounder when EF is low
     dil = float(np.clip((55 - ef) / 35, 0, 1)) * _u(rng, 0.3, 1.0)
-    L = _u(rng, 68, 92) * (1 + 0.12 * dil)
-    sph = _u(rng, 0.48, 0.68) + 0.15 * dil
+    L = _u(rng, 70, 95) * (1 + 0.12 * dil)
+    sph = _u(rng, 0.46, 0.64) + 0.15 * dil
     A = 0.5 * L * sph
     kappa = _u(rng, 0.80, 0.92)
     an = Anatomy(view=view, L=L, A=A, p=_u(rng, 0.45, 0.72), b=L / (2 * kappa),
-                 h_sep=_u(rng, 7.5, 13.0), h_lat=_u(rng, 6.5, 11.5), h_ap=_u(rng, 4.5, 8.5),
-                 rv_w=_u(rng, 20, 36), rv_t=_u(rng, 3.0, 5.0),
-                 la_a=_u(rng, 17, 26), la_b=_u(rng, 18, 28), ra_a=_u(rng, 15, 23), ra_b=_u(rng, 17, 26),
-                 peri_t=_u(rng, 1.5, 3.5), skew=_u(rng, -0.2, 0.3))
-    an.rv_v0 = _u(rng, 0.25, 0.5) * L
+                 h_sep=_u(rng, 7.5, 12.5), h_lat=_u(rng, 4.0, 8.5), h_ap=_u(rng, 3.5, 7.0),
+                 rv_w=_u(rng, 24, 40), rv_t=_u(rng, 2.5, 4.5),
+                 la_a=_u(rng, 18, 26), la_b=_u(rng, 18, 27), ra_a=_u(rng, 16, 24), ra_b=_u(rng, 17, 26),
+                 peri_t=_u(rng, 1.0, 3.0), skew=_u(rng, -0.2, 0.3))
+    an.rv_v0 = _u(rng, 0.15, 0.4) * L
     an.tv_v = L - _u(rng, 4, 11)
-    tis = Tissue(myo=1.0, septum=_u(rng, 1.0, 2.6) if view == "A4C" else _u(rng, 0.9, 1.3),
-                 peri=_u(rng, 2.0, 5.0), blood=10 ** _u(rng, -4.5, -3.0), bg=_u(rng, 0.04, 0.3),
-                 atrial_wall=_u(rng, 0.3, 0.9), texture=_u(rng, 0.2, 0.55),
-                 fuzz_mm=_u(rng, 0.2, 0.8) + 1.6 * bad_ * rng.uniform(),
-                 papillary=bool(rng.uniform() < 0.6), moderator=bool(rng.uniform() < 0.35),
-                 aorta=bool(rng.uniform() < 0.3), segment_var=_u(rng, 0.1, 0.45),
-                 trabeculae=_u(rng, 0.0, 0.5) * (rng.uniform() < 0.7), lung=_u(rng, 0.0, 0.9),
-                 lung_gap=_u(rng, 3, 25), ring=_u(rng, 0.8, 2.5), ring_mm=_u(rng, 1.5, 3.5))
+    tis = Tissue(myo=1.0, septum=_u(rng, 2.0, 4.5), inferior=_u(rng, 0.9, 1.6), lateral=_u(rng, 0.25, 0.8),
+                 peri=_u(rng, 1.0, 3.5), peri_patchy=_u(rng, 0.3, 0.9), blood=10 ** _u(rng, -3.4, -2.6),
+                 bg=_u(rng, 0.02, 0.1), atrial_wall=_u(rng, 0.3, 0.9), texture=_u(rng, 0.3, 0.7),
+                 fuzz_mm=_u(rng, 0.3, 1.0) + 1.4 * bad_ * rng.uniform(),
+                 papillary=bool(rng.uniform() < 0.85), pap_lvl=_u(rng, 0.35, 1.0),
+                 moderator=bool(rng.uniform() < 0.35), aorta=bool(rng.uniform() < 0.3),
+                 segment_var=_u(rng, 0.15, 0.5), trabeculae=_u(rng, 0.15, 0.7), lung=_u(rng, 0.2, 0.75),
+                 lung_gap=_u(rng, 2, 18), ragged_mm=_u(rng, 0.6, 2.0), crux=_u(rng, 1.4, 2.8),
+                 crux_du=_u(rng, -2.5, 2.5), crux_dv=_u(rng, -2.0, 3.0), smoke=_u(rng, 0.3, 1.0))
     drops = []
-    if rng.uniform() < 0.35 + 0.6 * bad_:       # lateral wall dropout (beam parallel to the wall)
-        vv = _u(rng, 0.25, 0.9) * L
-        drops.append((float(an.a0(vv)) + 0.5 * an.h_lat, vv, _u(rng, 6, 18), _u(rng, 0.5, 0.97)))
-    if rng.uniform() < 0.25 + 0.4 * bad_:       # apical dropout
-        drops.append((_u(rng, -8, 8), -0.5 * an.h_ap, _u(rng, 5, 12), _u(rng, 0.4, 0.9)))
-    if view == "A4C" and rng.uniform() < 0.5:   # thin atrial septum often drops out
-        cu, cv, aa = an.la_center()
-        drops.append((cu - aa - 2.0, cv + _u(rng, -0.3, 0.3) * an.la_b, _u(rng, 4, 10), _u(rng, 0.5, 0.95)))
-    if rng.uniform() < 0.3 * bad_ + 0.1:        # septal or anterior segment
-        vv = _u(rng, 0.2, 0.8) * L
-        drops.append((-float(an.a0(vv)) - 0.5 * an.h_sep, vv, _u(rng, 5, 12), _u(rng, 0.3, 0.8)))
+    lat_drop = rng.uniform() < 0.55 + 0.4 * bad_      # lateral wall dropout (beam parallel to the wall)
+    vv, rad, st = _u(rng, 0.25, 0.9) * L, _u(rng, 8, 22), _u(rng, 0.5, 0.97)
+    if lat_drop:
+        drops.append((float(an.a0(vv)) + 0.5 * an.h_lat, vv, rad, st))
+    ap_drop = rng.uniform() < 0.25 + 0.4 * bad_       # apical dropout
+    du, rad, st = _u(rng, -8, 8), _u(rng, 5, 12), _u(rng, 0.4, 0.9)
+    if ap_drop:
+        drops.append((du, -0.5 * an.h_ap, rad, st))
+    as_drop = rng.uniform() < 0.5                     # thin atrial septum often drops out (A4C anatomy)
+    cu, cv, aa = an.la_center()
+    dv, rad, st = _u(rng, -0.3, 0.3), _u(rng, 4, 10), _u(rng, 0.5, 0.95)
+    if as_drop and view == "A4C":
+        drops.append((cu - aa - 2.0, cv + dv * an.la_b, rad, st))
+    sep_drop = rng.uniform() < 0.3 * bad_ + 0.1       # septal or inferior segment
+    vv, rad, st = _u(rng, 0.2, 0.8) * L, _u(rng, 5, 12), _u(rng, 0.3, 0.8)
+    if sep_drop:
+        drops.append((-float(an.a0(vv)) - 0.5 * an.h_sep, vv, rad, st))
     tis.dropouts = tuple(drops)
 
-    # ---- probe and placement
+    # ---- probe and placement (the probe sits over the LV apex: apex near the top of the sector)
     rng = r_img
-    depth = pick("depth")
+    depth = pick("depth")   # 0: set from the anatomy (depth_k x the bottom of the atria) when placed
     sector = pick("sector_deg")
     tilt = np.deg2rad(pick("tilt_deg"))
-    gap = _u(rng, 8, 40)
+    gap = _u(rng, 10, 28)
     apex_z = an.h_ap + gap
-    apex_x = _u(rng, -4, 14) if view == "A4C" else _u(rng, -8, 8)
+    apex_x = _u(rng, -6, 10)
     if ov.get("out_size") is not None:
         H, W = (int(x) for x in ov["out_size"])
     else:
         H, W = OUT_SIZES[draws["size"]]
     if H < 32 or W < 32:
         raise EdgeTanError(f"out_size must be at least 32x32, got {H}x{W}")
-    cropped = bool(rng.uniform() < (0.85 if max(H, W) <= 160 else 0.25))
+    cropped = bool(rng.uniform() < (0.9 if max(H, W) <= 160 else 0.6))
     rng = r_art
 
     drift = dict(tx=_u(rng, -1, 1) * 4 * bad_, tz=_u(rng, -1, 1) * 3 * bad_, rot=np.deg2rad(_u(rng, -1, 1) * 4 * bad_),
                  resp_amp=_u(rng, 0, 3.0) * (rng.uniform() < 0.6), resp_period=_u(rng, 3, 6),
-                 resp_phase=_u(rng, 0, 2 * np.pi), decor=_u(rng, 0, 0.35) + 1.0 * bad_ * rng.uniform())
-    imaging = dict(psf_ax_mm=_u(rng, 0.25, 0.6), psf_lat_deg=_u(rng, 0.45, 1.1), focus=_u(rng, 0.35, 0.7),
-                   far_widen=_u(rng, 1.3, 2.2), att_db_mm=_u(rng, 0.0, 0.08), dr_db=_u(rng, 30, 46),
-                   headroom_db=_u(rng, 5, 17), noise_rel_db=_u(rng, -8, 6), tgc_db_mm=_u(rng, 0.08, 0.2), gamma=_u(rng, 0.8, 1.5),
-                   gain_bumps=int(rng.integers(0, 4)), lateral_gain=_u(rng, 0, 0.5),
-                   k_spec=_u(rng, 0.0, 1.5), k_par=_u(rng, 0.1, 0.5) + 0.4 * bad_ * rng.uniform(),
-                   sidelobe=_u(rng, 0.0, 0.01 + 0.06 * bad_))
+                 resp_phase=_u(rng, 0, 2 * np.pi), decor=_u(rng, 0, 0.35) + 1.0 * bad_ * rng.uniform(),
+                 flicker=_u(rng, 0.05, 0.35))
+    imaging = dict(psf_ax_mm=_u(rng, 0.8, 1.8), psf_lat_deg=_u(rng, 0.7, 1.6), focus=_u(rng, 0.35, 0.7),
+                   far_widen=_u(rng, 1.3, 2.2), att_db_mm=_u(rng, 0.0, 0.08), dr_db=_u(rng, 34, 50),
+                   headroom_db=_u(rng, 9, 17), noise_rel_db=_u(rng, -12, 0), tgc_db_mm=_u(rng, 0.05, 0.15),
+                   gamma=_u(rng, 0.8, 1.4), gain_bumps=int(rng.integers(0, 4)), lateral_gain=_u(rng, 0, 0.5),
+                   k_spec=_u(rng, 0.3, 1.8), k_par=_u(rng, 0.3, 0.75) + 0.2 * bad_ * rng.uniform(),
+                   sidelobe=_u(rng, 0.001, 0.008 + 0.03 * bad_), speckle_mm=_u(rng, 0.6, 1.0),
+                   tint=int(rng.choice(4, p=[0.7, 0.1, 0.1, 0.1])), tint_k=_u(rng, 0.3, 1.0))
     artifacts = dict(
-        clutter=float(rng.uniform() < 0.4 + 0.55 * bad_) * _u(rng, 0.01, 0.04 + 0.4 * bad_),
-        clutter_depth=_u(rng, 6, 18) + 25 * bad_ * rng.uniform(),
+        clutter=_u(rng, 0.02, 0.08 + 0.12 * bad_),
+        clutter_depth=_u(rng, 6, 16) + 12 * bad_ * rng.uniform(),
         reverb_bands=float(rng.uniform() < 0.3 * bad_ + 0.1),
         shadows=int(rng.integers(0, 3)) if rng.uniform() < 0.15 + 0.5 * bad_ else 0,
-        jpeg=int(rng.integers(25, 96)) if rng.uniform() < 0.7 else 0,
-        blur=_u(rng, 0, 0.9) * (rng.uniform() < 0.5),
-        overlay_text=bool(rng.uniform() < (0.15 if max(H, W) <= 160 else 0.7)),
-        overlay_ticks=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.6)),
+        jpeg=int(rng.integers(65, 96)) if rng.uniform() < 0.6 else 0,
+        blur=_u(rng, 0, 1.0) * (rng.uniform() < 0.5),
+        downup=_u(rng, 1.2, 2.5) * (rng.uniform() < 0.35),
+        overlay_text=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.6)),
+        overlay_ticks=bool(rng.uniform() < (0.15 if max(H, W) <= 160 else 0.6)),
         overlay_ecg=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.6)),
-        persistence=_u(rng, 0, 0.5) * (rng.uniform() < 0.4),
+        persistence=_u(rng, 0, 0.4) * (rng.uniform() < 0.3),
         chest_wall=_u(rng, 0.1, 1.2), chest_depth=_u(rng, 4, 18), chest_period=_u(rng, 2.5, 7),
-        r_min=_u(rng, 0, 7) * (rng.uniform() < 0.6), la_visible=_u(rng, 0.8, 1.08),
+        r_min=_u(rng, 0, 5) * (rng.uniform() < 0.4), depth_k=draws["depth_k"],
     )
-    return SeqParams(view=view, n_frames=T, fps=fps, heart_rate=hr, phase0=draws["phase0"], ef_target=ef,
-                     quality=q, anatomy=an, tissue=tis,
-                     eps_l=float(np.clip(0.05 + 0.15 * (ef - 20) / 55 + rng.normal(0, 0.02), 0.03, 0.24)),
-                     eps_rv=_u(rng, 0.15, 0.4) * (0.5 + ef / 100), apex_in=_u(rng, 0.0, 2.5),
-                     systole=systole, c_diastasis=_u(rng, 0.2, 0.4), depth=depth, half=np.deg2rad(sector / 2),
-                     out_size=(H, W), cropped=cropped, apex_xz=(apex_x, apex_z), tilt=float(tilt),
-                     drift=drift, imaging=imaging, artifacts=artifacts)
+    P = SeqParams(view=view, n_frames=T, fps=fps, heart_rate=hr, phase0=draws["phase0"], ef_target=ef,
+                  quality=q, anatomy=an, tissue=tis,
+                  eps_l=float(np.clip(0.05 + 0.15 * (ef - 20) / 55 + rng.normal(0, 0.02), 0.03, 0.24)),
+                  eps_rv=_u(rng, 0.15, 0.4) * (0.5 + ef / 100), apex_in=_u(rng, 0.0, 2.5),
+                  systole=systole, c_diastasis=_u(rng, 0.2, 0.4), depth=depth, half=np.deg2rad(sector / 2),
+                  out_size=(H, W), cropped=cropped, apex_xz=(apex_x, apex_z), tilt=float(tilt), family=family,
+                  drift=drift, imaging=imaging, artifacts=artifacts)
+    if family == "foreign":
+        _foreign(P, r_fam)
+    return P
+
+
+def _foreign(P: SeqParams, rng) -> None:
+    """Held-out domain: other chamber proportions (thick walls, round LV, big atria), a finer
+    anisotropic speckle with a sharp PSF, a log-sigmoid grey map with heavy haze, and no cropping."""
+    an, ts = P.anatomy, P.tissue
+    an.h_sep *= _u(rng, 1.1, 1.4)
+    an.h_lat = an.h_sep * _u(rng, 0.8, 1.0)
+    an.A *= _u(rng, 1.08, 1.2)
+    an.la_a *= _u(rng, 1.1, 1.3)
+    an.la_b *= _u(rng, 1.1, 1.3)
+    an.rv_w *= _u(rng, 0.6, 0.8)
+    ts.lateral = _u(rng, 0.8, 1.3)
+    ts.septum = _u(rng, 1.0, 1.6)
+    ts.peri = _u(rng, 2.5, 5.0)
+    ts.peri_patchy = 0.0
+    ts.blood = 10 ** _u(rng, -2.8, -2.2)
+    ts.trabeculae *= 0.4
+    P.cropped = False
+    P.imaging.update(psf_ax_mm=_u(rng, 0.15, 0.3), psf_lat_deg=_u(rng, 0.3, 0.55), speckle_mm=_u(rng, 0.25, 0.45),
+                     dr_db=_u(rng, 50, 60), gamma=_u(rng, 0.7, 0.9), sigmoid=_u(rng, 3.0, 6.0), tint=0)
+    P.artifacts.update(clutter=_u(rng, 0.2, 0.5), clutter_depth=_u(rng, 20, 40), overlay_text=False,
+                       overlay_ecg=False, overlay_ticks=False, jpeg=0, downup=0.0)

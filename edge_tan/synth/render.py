@@ -38,19 +38,20 @@ def _poses(P: SeqParams, times: np.ndarray) -> list[Pose]:
 
 
 def _lv_outline(P: SeqParams) -> np.ndarray:
-    """Heart-local points that must stay visible: LV epicardium, annulus, apex cap."""
+    """Heart-local points that must stay visible: the traced LV cavity (the label) and the mitral
+    plane; the walls may leave the sector, as the lateral wall often does in real views."""
     an = P.anatomy
-    v = np.linspace(-an.h_ap, an.L, 40)
-    el = an.epi(v, an.h_lat)
-    es = an.epi(v, an.h_sep)
+    v = np.linspace(0.0, an.L, 40)
+    a = an.a0(v) + 1.0
     c = an.centre(v)
-    pts = np.concatenate([np.stack([c + el, v], 1), np.stack([c - es, v], 1), [[0.0, -an.h_ap], [0.0, an.L + 5.0]]])
+    pts = np.concatenate([np.stack([c + a, v], 1), np.stack([c - a, v], 1), [[0.0, -2.0], [0.0, an.L + 5.0]]])
     return pts
 
 
 def _fit(P: SeqParams, rng: np.random.Generator, times: np.ndarray):
     """Adjust pose/depth so the LV stays inside the sector, then place the sector in the image."""
     pts = _lv_outline(P)
+    depth0 = P.depth
     for _ in range(30):
         poses = _poses(P, times)
         ok = True
@@ -59,12 +60,13 @@ def _fit(P: SeqParams, rng: np.random.Generator, times: np.ndarray):
             x, z = pose.to_physical(pts[:, 0], pts[:, 1])
             r, th = np.hypot(x, z), np.arctan2(x, z)
             worst_r = max(worst_r, float(r.max()))
-            if np.abs(th).max() > P.half - np.deg2rad(2.5):
+            if np.abs(th).max() > P.half - np.deg2rad(1.5):
                 ok = False
-        # sonographers set the depth to show (most of) the left atrium
+        # sonographers set the depth to show the atria: the heart fills the sector
         cu, cv, _ = P.anatomy.la_center()
         lax, laz = poses[0].to_physical(cu, cv + P.anatomy.la_b)
-        P.depth = float(max(P.depth, np.hypot(lax, laz) * P.artifacts["la_visible"]))
+        if depth0 <= 0:
+            P.depth = float(np.hypot(lax, laz) * P.artifacts["depth_k"])
         if worst_r > P.depth - 8:
             P.depth = min(worst_r + 12, 240.0)
         if ok:
@@ -75,11 +77,11 @@ def _fit(P: SeqParams, rng: np.random.Generator, times: np.ndarray):
     R = P.depth
     sw = 2 * R * np.sin(P.half)
     if P.cropped:
-        f = rng.uniform(0.85, 1.12)
+        f = rng.uniform(0.9, 1.06)
         s = f * H / R
-        y0 = rng.uniform(-0.07, 0.01) * H
+        y0 = rng.uniform(-0.01, 0.03) * H   # the probe (sector apex) touches the top edge
     else:
-        f = rng.uniform(0.75, 0.95)
+        f = rng.uniform(0.85, 0.97)
         y0 = rng.uniform(0.02, 0.07) * H
         s = min(f * H / R, 0.98 * W / sw, (H - y0 - 2) / R)
     x0 = W / 2 + rng.uniform(-0.03, 0.03) * W
@@ -99,13 +101,15 @@ def _fit(P: SeqParams, rng: np.random.Generator, times: np.ndarray):
     return Placement(H, W, s, x0, y0)
 
 
-def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **overrides) -> Sequence:
+def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, family: str = "default",
+                      **overrides) -> Sequence:
     """One deterministic phantom clip. Overrides: n_frames, out_size=(H, W), fps, heart_rate, ef,
-    quality (0 = worst artifacts .. 1 = clean), depth (mm), sector_deg, tilt_deg."""
+    quality (0 = worst artifacts .. 1 = clean), depth (mm), sector_deg, tilt_deg. `family`:
+    "default" (the training phantom) or "foreign" (a held-out style, for testing only)."""
     if view not in VIEW_NAMES:
         raise EdgeTanError(f"unknown view {view!r}: choose from {', '.join(VIEW_NAMES)}")
     rng = np.random.default_rng(int(seed))
-    P = sample_params(rng, view, {k: v for k, v in overrides.items() if v is not None})
+    P = sample_params(rng, view, {k: v for k, v in overrides.items() if v is not None}, family=family)
     an, ts = P.anatomy, P.tissue
     T = P.n_frames
     times = np.arange(T) / P.fps
@@ -153,8 +157,9 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
     del Ue, Ve
     N_ref = art.interface_normals(E_ref, res_e) if (im["k_spec"] > 0 or im["k_par"] > 0) else None
     nm = (int((vmax - vmin) / res_m) + 1, int((umax - umin) / res_m) + 1)
-    S1 = art.complex_field(rng, nm, (0.6, 0.6))
-    S2 = art.complex_field(rng, nm, (0.6, 0.6)) if P.drift["decor"] > 0.01 else None
+    sc = max(0.6, 0.5 * im["speckle_mm"] / res_m)   # scatterer correlation length (grid px)
+    S1 = art.complex_field(rng, nm, (sc, sc))
+    S2 = art.complex_field(rng, nm, (sc, sc)) if P.drift["decor"] > 0.01 else None
 
     # ---- probe-fixed maps
     ax_px = max(im["psf_ax_mm"], 0.45 / s) / dr
@@ -179,11 +184,15 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
     del cw
     blank_rows = int(np.ceil(a["r_min"] / dr))
     noise_bank = [art.complex_field(rng, (probe.nr, probe.nt), (0.7, 0.7)) for _ in range(3)]
+    # fast out-of-plane decorrelation: a fresh-looking scatterer share every frame
+    flick = P.drift["flicker"]
+    flick_bank = [art.complex_field(rng, (probe.nr, probe.nt), (1.0, 1.0)) for _ in range(2)]
+    lut = art.grey_lut(im)
     low = im["headroom_db"] - im["dr_db"]
     gain_lin = (10 ** (gain_db / 10)).astype(np.float32)
     # electronic noise is amplified by the TGC: strongest at the bottom of the sector
     noise_lvl = (10 ** ((low + im["noise_rel_db"] - im["tgc_db_mm"] * (P.depth - r_mm)) / 10)).astype(np.float32)[:, None]
-    ov = art.Overlays(rng, H, W, pl, P.depth, P.half, a, view, P.heart_rate, P.fps, phases, P.systole)
+    ov = art.Overlays(rng, H, W, pl, P.depth, P.half, a, P.heart_rate, P.fps, phases, P.systole)
     lsizes = (rng.uniform(0.5, 0.62), rng.uniform(0.33, 0.45))
     tsizes = (rng.uniform(0.45, 0.6), rng.uniform(0.4, 0.55))
     leaflet_lvl = rng.uniform(0.8, 2.0)
@@ -227,6 +236,8 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
         if S2 is not None:
             beta = P.drift["decor"] * t / max(T - 1, 1) * np.pi / 2
             S = np.cos(beta) * S + np.sin(beta) * remap(S2, mxm, mym)
+        fb = np.roll(flick_bank[t % 2], (int(rng.integers(0, probe.nr)), int(rng.integers(0, probe.nt))), (0, 1))
+        S = np.sqrt(1 - flick ** 2) * S + flick * fb
         # valve leaflets (thin bright lines hinged at the annuli), drawn in beam space
         layer = np.zeros_like(E)
         lu, lv_ = defo.forward(ref_lm[:, 0], ref_lm[:, 1], c)
@@ -269,7 +280,7 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
         nb = np.roll(nb, (int(rng.integers(0, probe.nr)), int(rng.integers(0, probe.nt))), (0, 1))
         inten = inten * gain_lin + noise_lvl * (nb[:, :, 0] ** 2 + nb[:, :, 1] ** 2)
         db = 10 * np.log10(inten + 1e-12)
-        y = np.clip((db - low) / im["dr_db"], 0, 1) ** im["gamma"]
+        y = art.compress(db, low, im)
         if a["persistence"] > 0 and prev is not None:
             y = (1 - a["persistence"]) * y + a["persistence"] * prev
         prev = y
@@ -279,7 +290,12 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
         img = remap((y * 255).astype(np.float32), scan_x, scan_y)
         if a["blur"] > 0.05:
             img = cv2.GaussianBlur(img, (0, 0), a["blur"])
+        if a.get("downup", 0) > 1.05:   # exported at a lower resolution and resampled back
+            small = cv2.resize(img, (max(8, int(W / a["downup"])), max(8, int(H / a["downup"]))), interpolation=cv2.INTER_AREA)
+            img = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
         frame = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        if lut is not None:
+            frame = cv2.LUT(frame, lut)
         frame = ov.draw(frame, t)
         if a["jpeg"]:
             frame = art.jpeg_roundtrip(frame, a["jpeg"] + int(rng.integers(-5, 6)))
@@ -296,4 +312,4 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, **o
                     labeled=np.ones(T, bool), landmarks=lms, view=view, fps=float(P.fps), spacing_mm=1.0 / s,
                     ed=ed, es=es, ef=ef,
                     extra={"params": P, "contraction": cs, "phases": phases, "eps_r": defo.eps_r,
-                           "deformation": defo, "poses": poses, "placement": pl})
+                           "deformation": defo, "poses": poses, "placement": pl, "family": family})
