@@ -15,7 +15,7 @@ OUT=${OUT:-cpu-out}; N=${N:-240}; HELD=${HELD:-20}; SEED=${SEED:-7}; BS=${BS:-16
 WORKERS=${WORKERS:-1}; SPE=${SPE:-2000}; BUDGET=${BUDGET:-7200}; LR=${LR:-5e-4}
 INIT=${INIT-edge_tan/assets/tan_default.safetensors}; NORM=${NORM:-equalize}; DR=${DR:---dr}; TCM=${TCM:---tcm}
 DATA=${DATA:-$OUT/phantom}; HELDOUT=${HELDOUT:-$OUT/heldout}
-ET=${ET:-.venv/bin/edge-tan}; PY=${PY:-.venv/bin/python}
+ET=${ET:-.venv/bin/edge-tan}; PY=${PY:-.venv/bin/python}; EVB=${EVB:-onnxruntime}   # eval backend
 T0=$(date +%s)
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 mkdir -p "$OUT"
@@ -37,7 +37,7 @@ stage() {   # stage NAME MAX_SECONDS CMD...: run under min(MAX, time left); log 
   || { tail -20 "$LOG"; exit 1; }
 [ -f "$HELDOUT/manifest.json" ] || stage synth-heldout 600 $ET synth "$HELDOUT" --n "$HELD" --seed 1000
 
-RESERVE=300   # ship (~10 s) + held-out eval on the CPU (~2-4 min)
+RESERVE=${RESERVE:-420}   # ship (~10 s) + ONNX export + held-out eval on the CPU (minutes when the host is busy)
 # --max-minutes counts training steps only: loading the data, the TCM flow labels and the last epoch's
 # validation come on top (minutes on 2 cores with 240 sequences), hence STARTUP
 STARTUP=${STARTUP:-300}
@@ -49,7 +49,7 @@ stage train-tan $(( $(left) - RESERVE )) $ET train "$DATA" --model tan --out "$O
   --input-norm "$NORM" $DR $TCM "${INIT_ARGS[@]}" ${TRAIN_ARGS:-} || tail -30 "$LOG"
 stage ship 60 $PY -c "import sys; from edge_tan.export.weights import ship_weights; print('sha256', ship_weights(sys.argv[1], sys.argv[2]))" \
   "$OUT/run/best.safetensors" "$OUT/tan_default.safetensors"
-[ -f "$OUT/tan_default.safetensors" ] && stage eval-tan $(( RESERVE - 20 )) $ET eval "$HELDOUT" --split all --backend torch \
+[ -f "$OUT/tan_default.safetensors" ] && stage eval-tan $(( RESERVE - 20 )) $ET eval "$HELDOUT" --split all --backend "$EVB" \
   --model "$OUT/tan_default.safetensors" --json "$OUT/eval.json"
 echo "total $(( $(date +%s) - T0 )) s" | tee -a "$LOG"
 $PY - "$OUT" <<'EOF' 2>/dev/null | tee -a "$LOG"
