@@ -80,7 +80,7 @@ def r_headline(results: Path) -> str:
         rows.append([f"{r['backend']} {r['precision']}"] +
                     [("×" + num((sp.get(m) or {}).get("e2e"), 1)) if (sp.get(m) or {}).get("e2e") else "—"
                      for m in ("unet", "pspnet")] + [pct(share, 0)])
-    out = [source_line(folder, rec), ""]
+    out = [source_line(folder, rec), ""] + busy_warning(rec["result"])
     out += md_table(["TAN on", "end-to-end speed-up vs U-Net (same run)", "vs PSPNet", "time outside the network"], rows)
     p = newest("parity", results)
     if p:
@@ -89,6 +89,13 @@ def r_headline(results: Path) -> str:
         out += ["", f"Parity against the torch fp32 reference ({'PASS' if res['passed'] else 'FAIL'}, "
                     f"{res['compared']} compared): " + "; ".join(st) + "."]
     return "\n".join(out)
+
+
+def busy_warning(bench: dict) -> list[str]:
+    """A bench timed while other processes used the CPU says so above its figures."""
+    busy = [n for n in bench.get("notes") or [] if "machine busy" in n]
+    return [f"**Timed on a busy machine** ({len(busy)} of {len(bench.get('rows', []))} rows: other processes used "
+            "CPU while timing): re-run on an idle machine before quoting these.", ""] if busy else []
 
 
 def r_bench(results: Path) -> str:
@@ -110,7 +117,7 @@ def r_bench(results: Path) -> str:
                      (pct(acc.get("dice")) if acc and acc.get("dice") is not None else
                       ("untrained: speed only" if r.get("trained") is False else "—")),
                      ", ".join(f"×{num(v.get('e2e'), 1)} vs {k}" for k, v in sp.items() if v.get("e2e")) or ""])
-    out = [source_line(folder, rec) + f"; {res.get('source', '')}.", ""]
+    out = [source_line(folder, rec) + f"; {res.get('source', '')}.", ""] + busy_warning(res)
     out += md_table(["model", "backend precision", "model-only ms (median / p95)", "end-to-end tracker fps",
                      "throughput fps", "Dice on the clip", "TAN speed-up (e2e)"], rows)
     notes = res.get("notes") or []
