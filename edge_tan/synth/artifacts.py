@@ -71,8 +71,9 @@ def shadow_map(rng, r_mm: np.ndarray, theta: np.ndarray, n: int) -> np.ndarray:
 
 
 def clutter_intensity(r_mm: np.ndarray, depth_scale: float, level: float, bands: bool, band_step: float) -> np.ndarray:
-    """Depth envelope of near-field haze (apical clutter) plus optional reverberation bands, per row."""
-    env = level * np.exp(-r_mm / depth_scale)
+    """Depth envelope of near-field haze (apical clutter) plus optional reverberation bands, per row:
+    a haze across the top of the sector that is gone by a few centimetres."""
+    env = level * np.exp(-(r_mm / depth_scale) ** 2)
     if bands:
         for k in range(1, 4):
             env = env + 0.6 * level * np.exp(-0.5 * ((r_mm - k * band_step) / 1.5) ** 2) / k

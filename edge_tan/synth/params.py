@@ -77,7 +77,7 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict, family: 
                  fps=float(np.clip(r_base.choice([25, 30, 30, 40, 50, 50, 50, 60, 70, 80]) + _u(r_base, -2, 2), 25, 80)),
                  beats=_u(r_base, 1.05, 2.6), ef=draw_ef(r_base),
                  size=int(r_base.choice(len(OUT_SIZES), p=np.array(OUT_WEIGHTS) / sum(OUT_WEIGHTS))),
-                 depth=0.0, depth_k=_u(r_base, 1.02, 1.3),
+                 depth=0.0, depth_k=_u(r_base, 0.92, 1.12),
                  sector_deg=_u(r_base, 78, 92) if r_base.uniform() < 0.85 else _u(r_base, 62, 78),
                  tilt_deg=_u(r_base, 4, 32), phase0=_u(r_base, 0, 1))
     if family == "foreign":   # narrower probes, deeper settings, more upright hearts
@@ -116,8 +116,8 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict, family: 
     an.rv_v0 = _u(rng, 0.15, 0.4) * L
     an.tv_v = L - _u(rng, 4, 11)
     tis = Tissue(myo=1.0, septum=_u(rng, 2.0, 4.5), inferior=_u(rng, 0.9, 1.6), lateral=_u(rng, 0.25, 0.8),
-                 peri=_u(rng, 1.0, 3.5), peri_patchy=_u(rng, 0.3, 0.9), blood=10 ** _u(rng, -3.4, -2.6),
-                 bg=_u(rng, 0.02, 0.1), atrial_wall=_u(rng, 0.3, 0.9), texture=_u(rng, 0.3, 0.7),
+                 peri=_u(rng, 1.0, 3.5), peri_patchy=_u(rng, 0.3, 0.9), blood=10 ** _u(rng, -3.8, -3.0),
+                 bg=_u(rng, 0.015, 0.08), atrial_wall=_u(rng, 0.3, 0.9), texture=_u(rng, 0.3, 0.7),
                  fuzz_mm=_u(rng, 0.3, 1.0) + 1.4 * bad_ * rng.uniform(),
                  papillary=bool(rng.uniform() < 0.85), pap_lvl=_u(rng, 0.35, 1.0),
                  moderator=bool(rng.uniform() < 0.35), aorta=bool(rng.uniform() < 0.3),
@@ -164,24 +164,24 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict, family: 
     drift = dict(tx=_u(rng, -1, 1) * 4 * bad_, tz=_u(rng, -1, 1) * 3 * bad_, rot=np.deg2rad(_u(rng, -1, 1) * 4 * bad_),
                  resp_amp=_u(rng, 0, 3.0) * (rng.uniform() < 0.6), resp_period=_u(rng, 3, 6),
                  resp_phase=_u(rng, 0, 2 * np.pi), decor=_u(rng, 0, 0.35) + 1.0 * bad_ * rng.uniform(),
-                 flicker=_u(rng, 0.05, 0.35))
+                 flicker=_u(rng, 0.1, 0.4))
     imaging = dict(psf_ax_mm=_u(rng, 0.8, 1.8), psf_lat_deg=_u(rng, 0.7, 1.6), focus=_u(rng, 0.35, 0.7),
                    far_widen=_u(rng, 1.3, 2.2), att_db_mm=_u(rng, 0.0, 0.08), dr_db=_u(rng, 34, 50),
-                   headroom_db=_u(rng, 9, 17), noise_rel_db=_u(rng, -12, 0), tgc_db_mm=_u(rng, 0.05, 0.15),
-                   gamma=_u(rng, 0.8, 1.4), gain_bumps=int(rng.integers(0, 4)), lateral_gain=_u(rng, 0, 0.5),
+                   headroom_db=_u(rng, 6, 14), noise_rel_db=_u(rng, -14, -2), tgc_db_mm=_u(rng, 0.05, 0.15),
+                   gamma=_u(rng, 0.8, 1.4), gain_bumps=int(rng.integers(0, 4)), lateral_gain=_u(rng, 0, 0.3),
                    k_spec=_u(rng, 0.3, 1.8), k_par=_u(rng, 0.3, 0.75) + 0.2 * bad_ * rng.uniform(),
                    sidelobe=_u(rng, 0.001, 0.008 + 0.03 * bad_), speckle_mm=_u(rng, 0.6, 1.0),
                    tint=int(rng.choice(4, p=[0.7, 0.1, 0.1, 0.1])), tint_k=_u(rng, 0.3, 1.0))
     artifacts = dict(
-        clutter=_u(rng, 0.02, 0.08 + 0.12 * bad_),
-        clutter_depth=_u(rng, 6, 16) + 12 * bad_ * rng.uniform(),
+        clutter=_u(rng, 0.05, 0.15 + 0.15 * bad_),
+        clutter_depth=_u(rng, 8, 20) + 12 * bad_ * rng.uniform(),
         reverb_bands=float(rng.uniform() < 0.3 * bad_ + 0.1),
         shadows=int(rng.integers(0, 3)) if rng.uniform() < 0.15 + 0.5 * bad_ else 0,
         jpeg=int(rng.integers(65, 96)) if rng.uniform() < 0.6 else 0,
-        blur=_u(rng, 0, 1.0) * (rng.uniform() < 0.5),
-        downup=_u(rng, 1.2, 2.5) * (rng.uniform() < 0.35),
+        blur=_u(rng, 0.3, 1.0) * (rng.uniform() < 0.6),
+        downup=_u(rng, 1.3, 2.5) * (rng.uniform() < 0.5),
         overlay_text=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.6)),
-        overlay_ticks=bool(rng.uniform() < (0.15 if max(H, W) <= 160 else 0.6)),
+        overlay_ticks=bool(rng.uniform() < (0.08 if max(H, W) <= 160 else 0.6)),
         overlay_ecg=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.6)),
         persistence=_u(rng, 0, 0.4) * (rng.uniform() < 0.3),
         chest_wall=_u(rng, 0.1, 1.2), chest_depth=_u(rng, 4, 18), chest_period=_u(rng, 2.5, 7),
