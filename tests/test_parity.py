@@ -280,6 +280,6 @@ def test_edge_tan_parity_command_real_builds(tmp_path):
     usage = subprocess.run(cmd[:4] + ["--precision", "fp64"], env=env, capture_output=True, text=True, timeout=300)
     assert usage.returncode == 2
     if not available("tensorrt")[0]:   # the case: torch + a missing TensorRT compares nothing
-        none = subprocess.run(cmd[:5] + ["torch,tensorrt"] + cmd[6:], env=env, capture_output=True, text=True,
+        none = subprocess.run(cmd[:6] + ["torch,tensorrt"] + cmd[7:], env=env, capture_output=True, text=True,
                               timeout=300)
         assert none.returncode == 1 and "no backend was compared" in none.stdout, none.stdout[-2000:]
