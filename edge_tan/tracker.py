@@ -433,8 +433,9 @@ class Tracker:
                 # the LV runs onto the window's edge: the window is too tight for this heart, not off it
                 pw = run(self.affine_for(hw)[0])
                 why_w = self._check(pw, hw, False)
-                if why_w:   # widening did not help: keep the first pass (and its verdict) and the old window
-                    self._widen = before
+                if why_w:   # still rejected: keep the first pass's verdict; keep the wider window only if it
+                    if pw.contact >= p.contact:   # showed more of the LV (the next frame widens further)
+                        self._widen = before
                     notes.append(f"widened: {why_w}")
                 else:
                     p, why = pw, ""
