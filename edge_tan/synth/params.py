@@ -18,7 +18,7 @@ from .anatomy import Anatomy, Tissue
 
 OUT_SIZES = ((112, 112), (128, 128), (160, 160), (224, 224), (256, 256), (240, 320), (300, 400),
              (384, 512), (480, 640), (600, 800))
-OUT_WEIGHTS = (0.42, 0.07, 0.05, 0.12, 0.06, 0.05, 0.06, 0.05, 0.06, 0.06)
+OUT_WEIGHTS = (0.50, 0.07, 0.05, 0.10, 0.05, 0.05, 0.05, 0.04, 0.05, 0.04)
 FAMILIES = ("default", "foreign")
 
 OVERRIDES = ("n_frames", "out_size", "fps", "heart_rate", "ef", "quality", "depth", "sector_deg", "tilt_deg")
@@ -180,9 +180,9 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict, family: 
         jpeg=int(rng.integers(65, 96)) if rng.uniform() < 0.6 else 0,
         blur=_u(rng, 0.3, 1.0) * (rng.uniform() < 0.6),
         downup=_u(rng, 1.3, 2.5) * (rng.uniform() < 0.5),
-        overlay_text=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.6)),
-        overlay_ticks=bool(rng.uniform() < (0.08 if max(H, W) <= 160 else 0.6)),
-        overlay_ecg=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.6)),
+        overlay_text=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.4)),
+        overlay_ticks=bool(rng.uniform() < (0.08 if max(H, W) <= 160 else 0.4)),
+        overlay_ecg=bool(rng.uniform() < (0.1 if max(H, W) <= 160 else 0.4)),
         persistence=_u(rng, 0, 0.4) * (rng.uniform() < 0.3),
         chest_wall=_u(rng, 0.1, 1.2), chest_depth=_u(rng, 4, 18), chest_period=_u(rng, 2.5, 7),
         r_min=_u(rng, 0, 5) * (rng.uniform() < 0.4), depth_k=draws["depth_k"],
