@@ -277,3 +277,19 @@ def test_foreign_family(tmp_path):
     generate_dataset(out, n=2, seed=3, family="foreign", workers=1, progress=False, **TINY)
     man = json.loads((out / "manifest.json").read_text())
     assert man["family"] == "foreign" and all(e["name"].startswith("foreign_") for e in man["sequences"])
+
+
+def test_bad_family_is_one_clear_error(tmp_path):
+    with pytest.raises(EdgeTanError, match="family"):
+        generate_dataset(tmp_path / "x", n=1, family="training", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_tinted_grey_map_is_a_bent_monotone_curve():
+    from edge_tan.synth.artifacts import grey_lut
+    assert grey_lut({"tint": 0}) is None
+    for tint in (1, 2, 3):
+        lut = grey_lut({"tint": tint, "tint_k": 1.0}).astype(int)
+        assert lut[0] == 0 and lut[255] == 255 and (np.diff(lut) >= 0).all()
+        bend = np.abs(lut - np.arange(256)).max()
+        assert 2 <= bend <= 20   # a tinted map read back as grey: not the identity, still a grey map
