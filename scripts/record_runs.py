@@ -97,6 +97,12 @@ def synth_set(work: Path, n: int, family: str | None = None) -> tuple[Path, list
     return out, [shown(argv)], wall
 
 
+def _manifest_facts(data: Path) -> dict:
+    """Generator version, seed and size of a synth dataset, from its manifest."""
+    man = json.loads((data / "manifest.json").read_text())
+    return {k: man.get(k) for k in ("generator", "seed", "n", "family", "views")}
+
+
 def synth_has_family() -> bool:
     r = subprocess.run(ET + ["synth", "--help"], cwd=ROOT, capture_output=True, text=True)
     return "--family" in r.stdout
@@ -113,6 +119,7 @@ def step_eval(a, family: str | None) -> None:
     _, w1 = run(argv)
     result = json.loads(js.read_text())
     result["final_test_seed"], result["family"] = FINAL_TEST_SEED, family or "phantom"
+    result["dataset"] = _manifest_facts(data)   # the phantom changes between versions: say which one
     write_record(what, cmds + [shown(argv)], result, w0 + w1, 0)
 
 
@@ -132,7 +139,7 @@ def step_parity(a) -> None:
                  "--precision", a.parity_precisions, "--json", js]
     code, w1 = run(argv, ok_codes=(0, 1))     # a failing backend is a result to record, not a crash
     result = json.loads(js.read_text())
-    result["final_test_seed"] = FINAL_TEST_SEED
+    result["final_test_seed"], result["dataset"] = FINAL_TEST_SEED, _manifest_facts(data)
     write_record("parity", cmds + [shown(argv)], result, w0 + w1, code, machine=result.get("machine"))
 
 
