@@ -200,8 +200,9 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict, family: 
 
 
 def _foreign(P: SeqParams, rng) -> None:
-    """Held-out domain: other chamber proportions (thick walls, round LV, big atria), a finer
-    anisotropic speckle with a sharp PSF, a log-sigmoid grey map with heavy haze, and no cropping."""
+    """Held-out domain: other chamber proportions (thick walls, round LV, big atria, narrow RV), a
+    fine speckle from a sharp PSF, a bright log-sigmoid grey map with grey blood, a narrow deep
+    uncropped sector with an upright heart, no overlays or codec."""
     an, ts = P.anatomy, P.tissue
     an.h_sep *= _u(rng, 1.1, 1.4)
     an.h_lat = an.h_sep * _u(rng, 0.8, 1.0)
@@ -213,10 +214,10 @@ def _foreign(P: SeqParams, rng) -> None:
     ts.septum = _u(rng, 1.0, 1.6)
     ts.peri = _u(rng, 2.5, 5.0)
     ts.peri_patchy = 0.0
-    ts.blood = 10 ** _u(rng, -2.8, -2.2)
+    ts.blood = 10 ** _u(rng, -3.3, -2.7)
     ts.trabeculae *= 0.4
     P.cropped = False
     P.imaging.update(psf_ax_mm=_u(rng, 0.15, 0.3), psf_lat_deg=_u(rng, 0.3, 0.55), speckle_mm=_u(rng, 0.25, 0.45),
-                     dr_db=_u(rng, 50, 60), gamma=_u(rng, 0.7, 0.9), sigmoid=_u(rng, 3.0, 6.0), tint=0)
-    P.artifacts.update(clutter=_u(rng, 0.2, 0.5), clutter_depth=_u(rng, 20, 40), overlay_text=False,
+                     dr_db=_u(rng, 46, 56), gamma=_u(rng, 0.9, 1.1), sigmoid=_u(rng, 3.0, 5.0), tint=0)
+    P.artifacts.update(clutter=_u(rng, 0.05, 0.15), clutter_depth=_u(rng, 12, 22), overlay_text=False,
                        overlay_ecg=False, overlay_ticks=False, jpeg=0, downup=0.0)
