@@ -59,7 +59,7 @@ def main() -> None:
     md.model_version = f"phantom-{_git_head()}"
     md.training = {**md.training, "data_recipe": a.data_recipe, "train_command": summary.get("command"),
                    "wall_s": summary.get("wall_s"), "device": summary.get("device"),
-                   "best_val": summary.get("best"), "source_commit": _git_head(),
+                   "best_val": summary.get("best"), "source_commit": _git_head(), "shipped_dtype": "fp16",
                    # the tracker trusts view confidence as a loss signal only when this is >= 0.9
                    "val_view_acc": md.training.get("val_view_acc", (summary.get("best") or {}).get("val_view_acc"))}
     dst = default_weights_path()
