@@ -17,19 +17,10 @@ INIT=${INIT-edge_tan/assets/tan_default.safetensors}; NORM=${NORM:-equalize}; DR
 DATA=${DATA:-$OUT/phantom}; HELDOUT=${HELDOUT:-$OUT/heldout}
 ET=${ET:-.venv/bin/edge-tan}; PY=${PY:-.venv/bin/python}; EVB=${EVB:-onnxruntime}   # eval backend
 T0=$(date +%s)
-left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 mkdir -p "$OUT"
 LOG=$OUT/train.log
 export PYTHONUNBUFFERED=1
-stage() {   # stage NAME MAX_SECONDS CMD...: run under min(MAX, time left); log the outcome
-  local name=$1 max=$2; shift 2
-  local t=$(left); (( t > max )) && t=$max
-  if (( t < 10 )); then echo "[$name] skipped: no time left" | tee -a "$LOG"; return 1; fi
-  local s=$(date +%s)
-  timeout "$t" "$@" >> "$LOG" 2>&1; local rc=$?
-  echo "[$name] rc=$rc in $(( $(date +%s) - s )) s (limit $t s)" | tee -a "$LOG"
-  return $rc
-}
+. scripts/budget.sh   # left, stage
 { date -u; echo "cpus $(nproc)"; uptime; $PY -c "import torch, cv2, numpy; print('torch', torch.__version__, 'threads', \
   torch.get_num_threads(), 'cv2', cv2.__version__, 'numpy', numpy.__version__)"; } >> "$LOG" 2>&1
 

@@ -15,7 +15,6 @@ BS=${BS:-64}; WORKERS=${WORKERS:-$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))}; SPE=${
 BUDGET=${BUDGET:-560}; BASE_S=${BASE_S:-50}; TCM=${TCM:---tcm}; LR=${LR:-1e-3}
 WORK=${WORK:-/tmp/edge-tan-gpu-work}
 T0=$(date +%s)
-left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 mkdir -p "$OUT" "$WORK/res"
 export PYTHONUNBUFFERED=1
 PKG=$WORK/pkg; rm -rf "$PKG"; mkdir -p "$PKG"
@@ -28,15 +27,7 @@ ET="$PY -m edge_tan.cli"
 LOG=$OUT/train.log
 RES=$WORK/res
 pack() { tar -cf "$OUT/.results.tar" -C "$RES" . 2>/dev/null && mv "$OUT/.results.tar" "$OUT/results.tar"; }
-stage() {   # stage NAME MAX_SECONDS CMD...: run under min(MAX, time left); log the outcome
-  local name=$1 max=$2; shift 2
-  local t=$(left); (( t > max )) && t=$max
-  if (( t < 10 )); then echo "[$name] skipped: no time left" | tee -a "$LOG"; return 1; fi
-  local s=$(date +%s)
-  timeout "$t" "$@" >> "$LOG" 2>&1; local rc=$?
-  echo "[$name] rc=$rc in $(( $(date +%s) - s )) s (limit $t s)" | tee -a "$LOG"
-  return $rc
-}
+. "$REPO/scripts/budget.sh"   # left, stage
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU";
   echo "cpus $(nproc)"; $PY -c "import torch, cv2, numpy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'cv2', cv2.__version__, 'numpy', numpy.__version__)"; } > "$LOG" 2>&1
 
