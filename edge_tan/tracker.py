@@ -456,7 +456,8 @@ class Tracker:
                         pr = run(self._widened(self.warp_affine(seed)))
                         bad = self._check_refine(pr, hw)
                         if bad in ("", LEAVES) and pr.contact > self.cfg.widen_at and self._widen_for(pr):
-                            notes += [] if "window widened" in notes else ["window widened"]
+                            if "window widened" not in notes:
+                                notes.append("window widened")
                             pr = run(self._widened(self.warp_affine(seed)))
                             bad = self._check_refine(pr, hw)
                     except ValueError:
