@@ -1,0 +1,1 @@
+"""Archive-scale tracking (`edge-tan batch`): one tracker per clip, one runner per worker."""
