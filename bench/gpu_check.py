@@ -66,7 +66,7 @@ def _ensure_safetensors() -> str:
 
 
 def load_tan(weights: str):
-    from edge_tan.export.models.registry import load_model
+    from edge_tan.export.weights import load_model
     module, md = load_model(weights)
     return module.eval().float(), md
 

@@ -10,7 +10,7 @@ Full-frame baselines are slow on CPU, so their timed runs are bounded (and the t
 TAN's speed-up over each baseline on the same backend and precision is stated in the table.
 
 `--models` items: a registered name (tan = the shipped TAN when present), `name=weights.safetensors`
-(trained baseline weights give accuracy too), or a path to a .safetensors / .onnx file.
+(trained baseline weights give accuracy too), or a path to a model file (.safetensors weights, .onnx, or an artifact of a backend).
 
 bench.json keys (times in ms): machine, machine_line, source, frames, created_utc, notes, paper_fig6,
 outputs, rows[]: model, model_spec, backend, precision, status (ok | inaccurate | failed |
@@ -64,15 +64,15 @@ def parse_models(models: str) -> list[ModelEntry]:
             label, spec = (x.strip() for x in item.split("=", 1))
             if not Path(spec).exists():
                 raise UsageError(f"--models {label}={spec}: file not found")
-        elif Path(item).suffix.lower() in (".safetensors", ".onnx"):
+        elif Path(item).suffix or Path(item).exists():   # a weights file, an .onnx or another artifact
             if not Path(item).exists():
                 raise UsageError(f"--models: file not found: {item}")
             label, spec = Path(item).stem, item
         else:
             label, spec = item.lower(), item.lower()
             if label == "tan":
-                from edge_tan.targets.build import default_weights_path
-                if default_weights_path() is not None:
+                from edge_tan.defaults import default_weights_path
+                if default_weights_path().is_file():
                     spec = "default"
         out.append(ModelEntry(label, spec))
     if not out:
@@ -101,16 +101,14 @@ def params_macs(spec: str, window: int) -> tuple[int | None, int | None]:
     if key in _COUNTS:
         return _COUNTS[key]
     res: tuple = (None, None)
-    if spec == "default":
-        from edge_tan.targets.build import default_weights_path
-        spec = str(default_weights_path() or "tan")
     try:
         if spec.lower().endswith(".onnx"):
             import onnx
             m = onnx.load(spec)
             res = (int(sum(int(np.prod(t.dims)) for t in m.graph.initializer)), None)
         else:
-            from edge_tan.export.models.registry import REGISTRY, build_model, count_params_macs, load_model
+            from edge_tan.export.models.registry import REGISTRY, build_model, count_params_macs
+            from edge_tan.export.weights import load_model
             if spec in REGISTRY:
                 import torch
                 with torch.device("meta"):
@@ -134,22 +132,17 @@ def artifact_mb(path: Path) -> float:
 
 def default_opener(source) -> Callable:
     """(spec, backend, precision) -> (runner, artifact path, build seconds, cached?)."""
-    from edge_tan.targets.registry import canonical, open_runner
-    from edge_tan.targets.resolve import resolve_artifact
+    from edge_tan.targets import registry
+    from edge_tan.targets.opener import open_model
 
     def open_(spec: str, backend: str, precision: str):
-        key = canonical(backend)
-        if key in ("torch", "torch-cuda") and precision != "fp32":
-            raise UsageError(f"the {key} backend benchmarks fp32 only here")
-        if key == "torch" and not Path(spec).is_file() and spec != "default":
-            from .parity import open_reference   # registered name: the export registry's torch model
-            return open_reference(spec), None, None, None
-        t0 = time.time()
+        b = registry.get(backend)
+        if b.target is None and precision != "fp32":   # not built from ONNX: no precision variants
+            raise UsageError(f"the {b.name} backend benchmarks fp32 only here")
         calib = calibration_dir(source) if precision == "int8" else None
-        path = Path(resolve_artifact(spec, key, precision, calib))
-        build_s = time.time() - t0
-        cached = path.stat().st_mtime < t0 - 0.5
-        return open_runner(key, path), path, build_s, cached
+        runner = open_model(spec, b.name, precision, calib)
+        o = runner.origin
+        return runner, o.path, o.build_s, o.cached
     return open_
 
 
@@ -170,12 +163,16 @@ def pingpong(n_frames: int, n: int) -> list[int]:
 
 def end_to_end(runner, frames: list, n: int) -> dict:
     """Tracker fps over n frames of the clip (ping-pong repeated), after a short warm-up."""
-    counter = _Counting(runner)
-    tracker = Tracker(counter)
+    passes = [0]   # network passes: detect + refine frames cost more than one
+
+    def count(gray, M, p):
+        passes[0] += 1
+
+    tracker = Tracker(runner, on_pass=count)
     for f in frames[:2]:
         tracker.step(f)
     tracker.reset()
-    counter.calls = 0
+    passes[0] = 0
     order = pingpong(len(frames), n)
     samples, infer_ms, total_ms, states, kept = [], 0.0, 0.0, {}, []
     clock = time.perf_counter_ns
@@ -193,18 +190,7 @@ def end_to_end(runner, frames: list, n: int) -> dict:
             "mean_ms": s["mean"], "frames": s["n"], "non_network_share": share,
             "non_network_ms": (total_ms - infer_ms) / max(len(order), 1), "states": states,
             **{k: v for k, v in state_summary(kept).items() if k != "state_frames"},
-            "passes_per_frame": counter.calls / max(len(order), 1)}
-
-
-class _Counting:
-    """Runner proxy counting network passes (detect + refine frames cost more than one)."""
-
-    def __init__(self, inner):
-        self.inner, self.metadata, self.backend, self.calls = inner, inner.metadata, inner.backend, 0
-
-    def infer(self, batch):
-        self.calls += 1
-        return self.inner.infer(batch)
+            "passes_per_frame": passes[0] / max(len(order), 1)}
 
 
 def throughput_openvino(path: Path, window: np.ndarray, n: int, streams: int = 2) -> dict:

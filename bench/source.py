@@ -67,7 +67,7 @@ def calibration_dir(source: str | Path | None) -> Path:
     dataset (seeds disjoint from the benchmark clip, so INT8 is not calibrated on its own test clip)."""
     if source is not None and Path(source).is_dir():
         return Path(source)
-    from edge_tan.targets.resolve import cache_dir
+    from edge_tan.targets.opener import cache_dir
     root = cache_dir() / "_calib-phantom-v1"
     if not (root / "manifest.json").is_file():
         try:

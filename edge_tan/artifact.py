@@ -24,6 +24,20 @@ PREFIX = "edge_tan."
 # "crop": ROI propagation without shape normalisation; "none": full frame every time (baselines).
 WARP_MODES = ("affine", "crop", "none")
 
+# The outputs a model may have: name -> (shape, N = batch and W = window, meaning). The model side of
+# this contract (which outputs, in which order, which warp mode) is written down in
+# edge_tan.export.models.base.EdgeTanModel; runners check what they return against this table.
+OUTPUTS = {
+    "seg": (("N", 2, "W", "W"), "N,2,H,W logits (background, lv)"),
+    "landmarks": (("N", 6), "N,6 offsets from template in window px: apex xy, annulus_left xy, annulus_right xy"),
+    "view": (("N", 2), "N,2 logits (A2C, A4C)"),
+}
+
+
+def output_docs(names=tuple(OUTPUTS)) -> dict:
+    """{name: meaning} for the given outputs (what ModelMetadata.outputs stores)."""
+    return {k: OUTPUTS[k][1] for k in names}
+
 
 @dataclass
 class ModelMetadata:
@@ -44,11 +58,7 @@ class ModelMetadata:
     view_names: list = field(default_factory=lambda: list(VIEW_NAMES))
     landmark_names: list = field(default_factory=lambda: list(LANDMARK_NAMES))
     # output name -> description; "seg" always, "landmarks"/"view" for multi-task models
-    outputs: dict = field(default_factory=lambda: {
-        "seg": "N,2,H,W logits (background, lv)",
-        "landmarks": "N,6 offsets from template in window px: apex xy, annulus_left xy, annulus_right xy",
-        "view": "N,2 logits (A2C, A4C)",
-    })
+    outputs: dict = field(default_factory=output_docs)
     model_version: str = "0"
     weights_sha256: str = ""
     trained: bool = False
@@ -73,6 +83,12 @@ class ModelMetadata:
     @property
     def has_view(self) -> bool:
         return "view" in self.outputs
+
+    def output_shape(self, name: str, n: int) -> tuple | None:
+        """The shape the contract gives output `name` for a batch of n (None: not in the contract)."""
+        if name not in OUTPUTS:
+            return None
+        return tuple(n if d == "N" else self.window if d == "W" else d for d in OUTPUTS[name][0])
 
     # ---- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

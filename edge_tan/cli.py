@@ -147,9 +147,9 @@ def export(target: str = typer.Option("onnx", "--target", help="onnx|openvino|te
            force: bool = typer.Option(False, "--force", help="rebuild even if cached")):
     """Export a model to a self-describing ONNX / OpenVINO IR / TensorRT engine (cached, atomic)."""
     from .targets.build import build_artifact
-    path = build_artifact(model=model, target=target, precision=precision, out_dir=out, calib=calib,
-                          accuracy_control=accuracy_control, max_drop=max_drop, force=force)
-    typer.echo(str(path))
+    built = build_artifact(model=model, target=target, precision=precision, out_dir=out, calib=calib,
+                           accuracy_control=accuracy_control, max_drop=max_drop, force=force)
+    typer.echo(str(built.path))
 
 
 @command()

@@ -147,8 +147,8 @@ def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str
         raise EdgeTanError(f"{data_dir}: split {split!r} is empty")
     if limit:
         paths = paths[:limit]
-    from .track_cli import open_runner_for
-    runner = open_runner_for(model, backend, precision)
+    from .targets.opener import open_model
+    runner = open_model(model, backend, precision)
     try:
         from rich.progress import Progress
         with Progress(transient=True) as pb:

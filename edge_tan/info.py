@@ -1,5 +1,6 @@
 """`edge-tan info`: what this machine and environment can run, without importing heavy backends
-unless they are installed (each probe runs in isolation so one broken backend cannot hide the rest)."""
+unless they are installed (each probe runs in isolation so one broken backend cannot hide the rest).
+The backends listed are the registry's (`edge_tan.targets.registry`); each adds its own details."""
 
 from __future__ import annotations
 
@@ -11,13 +12,6 @@ import subprocess
 
 from . import __version__
 
-# backend name -> python module that provides it
-BACKEND_MODULES = {
-    "torch": "torch",
-    "onnxruntime": "onnxruntime",
-    "openvino": "openvino",
-    "tensorrt": "tensorrt",
-}
 EXTRA_MODULES = ["numpy", "cv2", "onnx", "onnxscript", "nncf", "pydicom", "nibabel", "safetensors", "matplotlib"]
 
 
@@ -96,24 +90,20 @@ def gpus() -> list[str]:
 
 
 def collect_info() -> dict:
+    from .targets import registry   # declarations only: no backend package is imported by this
+
     backends = {}
-    for b, m in BACKEND_MODULES.items():
-        ok, v = module_version(m)
-        backends[b] = {"available": ok, "version": v}
-    if backends["torch"]["available"]:
-        torch = importlib.import_module("torch")  # only when installed: the core never needs it
-        backends["torch"]["cuda"] = bool(torch.cuda.is_available())
-        if torch.cuda.is_available():
-            backends["torch"]["cuda_device"] = torch.cuda.get_device_name(0)
-    if backends["openvino"]["available"]:
-        try:
-            ov = importlib.import_module("openvino")
-            backends["openvino"]["devices"] = list(ov.Core().available_devices)
-        except Exception as e:
-            backends["openvino"]["devices"] = [f"error: {e}"]
-    if backends["onnxruntime"]["available"]:
-        ort = importlib.import_module("onnxruntime")
-        backends["onnxruntime"]["providers"] = ort.get_available_providers()
+    for name, b in registry.backends().items():
+        ok, why = registry.available(name)
+        entry = {"available": ok, "version": why}
+        if ok:
+            entry["available"], entry["version"] = module_version(b.requires[0])
+        if entry["available"] and b.env_info is not None:
+            try:
+                entry.update(b.env_info())
+            except Exception as e:  # a broken backend must not hide the rest
+                entry["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        backends[name] = entry
     return {
         "edge_tan": __version__,
         "python": platform.python_version(),

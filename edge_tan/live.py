@@ -60,13 +60,13 @@ def run_live(device: int, model, backend: str, precision: str, max_frames: int =
     import cv2
     from rich.live import Live
 
+    from .targets.opener import open_model
     from .tracker import Tracker
-    from .track_cli import open_runner_for
 
     cap = cv2.VideoCapture(int(device))
     if not cap.isOpened():
         raise EdgeTanError(f"capture device {device} cannot be opened")
-    runner = open_runner_for(model, backend, precision)
+    runner = open_model(model, backend, precision)
     tracker = Tracker(runner)
     box = LatestFrame(cap)
     lat, age = [], []

@@ -1,13 +1,18 @@
 """The one small interface every backend implements (in the spirit of Polygraphy's runners).
 
 The tracker drives a `Runner` and nothing else: load an artifact, read its metadata, `infer` a batch,
-`close`. Backends live in `edge_tan.targets.<name>` and are found through `edge_tan.targets.registry`,
-imported only when asked for, so the core never imports torch or a backend at import time.
+`close`. `infer` is a template method: it checks the batch against the metadata, calls the backend's
+`_infer`, and checks what came back against the outputs the metadata declares, so no backend can
+forget a check and every one fails with the same clear line. Backends live in
+`edge_tan.targets.<name>`, declare themselves in `edge_tan.targets.registry` and are imported only
+when asked for, so the core never imports torch or a backend at import time.
 """
 
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -15,18 +20,46 @@ from .artifact import ModelMetadata
 from .errors import EdgeTanError
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Which file an opened runner loaded (None: a model built in memory) and whether it already
+    existed (True), was built by this open (False) or was never a file (None); set by the opener."""
+    path: Path | None
+    cached: bool | None
+    build_s: float | None
+
+
 class Runner(abc.ABC):
-    """Backend-neutral inference: float32 NCHW window batch in, named float32 outputs out."""
+    """Backend-neutral inference: float32 NCHW window batch in, named float32 outputs out.
+
+    Subclasses implement `_infer(x)` (x already checked: contiguous float32 (N, 1, W, W)) and must
+    not override `infer`.
+    """
 
     #: registry name, e.g. "onnxruntime"
     backend: str = "?"
+    #: set by `edge_tan.targets.opener.open_model`
+    origin: Origin | None = None
 
     def __init__(self, metadata: ModelMetadata):
         self.metadata = metadata
 
-    @abc.abstractmethod
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "infer" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} overrides Runner.infer; implement _infer instead "
+                            "(infer checks inputs and outputs against the metadata, then calls _infer)")
+
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the network on (N, 1, H, W) float32; return {"seg": ..., ["landmarks", "view"]}."""
+        """Run the network on (N, 1, W, W) float32; return {"seg": ..., ["landmarks", "view"]}."""
+        x = self.check_batch(batch)
+        out = self._infer(x)
+        self.check_outputs(out, x.shape[0])
+        return out
+
+    @abc.abstractmethod
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The backend's forward pass on a checked batch."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release backend resources (sessions, engines, CUDA buffers)."""
@@ -50,3 +83,16 @@ class Runner(abc.ABC):
         if batch.dtype != np.float32:
             raise EdgeTanError(f"runner input must be float32, got {batch.dtype}")
         return np.ascontiguousarray(batch)
+
+    def check_outputs(self, out: dict, n: int) -> None:
+        """Every output the metadata declares, float32, in the shape the model contract gives it."""
+        md = self.metadata
+        for name in md.outputs:
+            v = out.get(name)
+            if v is None:
+                raise EdgeTanError(f"{self.backend}: the model returned no {name!r} output (metadata declares "
+                                   f"{', '.join(md.outputs)})")
+            want = md.output_shape(name, n)
+            if v.dtype != np.float32 or (want is not None and v.shape != want):
+                raise EdgeTanError(f"{self.backend}: output {name!r} is {v.dtype} {v.shape}, the model contract "
+                                   f"says float32 {want}")

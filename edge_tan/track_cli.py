@@ -15,12 +15,6 @@ from .results import results_dict, write_csv, write_masks_npz, write_results_jso
 from .tracker import FrameResult, Tracker
 
 
-def open_runner_for(model: str | None, backend: str, precision: str):
-    """Backends live outside the core; import them only now (lazily)."""
-    from edge_tan.targets.resolve import open_model
-    return open_model(model, backend, precision)
-
-
 def check_writable(path: Path, flag: str) -> None:
     """Fail before tracking, not after, when an output cannot be written where it was asked.
 
@@ -70,7 +64,8 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
     if seq.n_frames == 0:
         raise EdgeTanError(f"{video}: no frames")
     other = read_video(biplane) if biplane is not None else None
-    runner = open_runner_for(model, backend, precision)
+    from .targets.opener import open_model   # backends live outside the core: imported only now
+    runner = open_model(model, backend, precision)
     try:
         tracker = Tracker(runner)
         t0 = time.perf_counter()

@@ -2,7 +2,8 @@
 
 The header's `metadata` (str->str) holds `ModelMetadata.to_props()` plus `edge_tan.arch` (model name
 and constructor kwargs), so a weights file alone rebuilds the model. fp16 is allowed for shipping
-(`half=True`); loading always returns an fp32 model.
+(`half=True`); loading always returns an fp32 model. `load_model(spec)` is the torch side's one way
+from a model spec ("default", a registered name, a weights file or run folder) to a module.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from torch import nn
 from edge_tan.artifact import ModelMetadata
 from edge_tan.atomic import atomic_path
 from edge_tan.errors import EdgeTanError
+from edge_tan.geometry import WINDOW
+from edge_tan.model_ref import ModelRef
+
+from .models.registry import REGISTRY, build_model, make_metadata, model_kwargs
+from .models.tan import TAN
 
 ARCH_KEY = "edge_tan.arch"
 
@@ -80,9 +86,6 @@ def read_header(path: str | Path) -> dict[str, str]:
 def legacy_arch_kwargs(arch: dict) -> dict:
     """Constructor kwargs of a stored arch, filling knobs added since the file was written with the
     value that reproduces the network it was written from (not today's default)."""
-    from .models.registry import REGISTRY
-    from .models.tan import TAN
-
     kw = dict(arch.get("kwargs", {}))
     spec = REGISTRY.get(arch.get("name"))
     if spec is not None and spec.build is TAN:   # every TAN-family entry (tan, mobilenetv2, crop, ...)
@@ -93,8 +96,6 @@ def legacy_arch_kwargs(arch: dict) -> dict:
 def load_weights(path: str | Path, device: str = "cpu") -> tuple[nn.Module, ModelMetadata]:
     """(fp32 eval model, metadata) from a weights file; no pickle involved."""
     from safetensors.torch import load_file
-
-    from .models.registry import build_model
 
     p = Path(path)
     if not p.is_file():
@@ -129,3 +130,19 @@ def ship_weights(src: str | Path, dst: str | Path, half: bool = True) -> str:
     model, md = load_weights(src)
     md.training = {**md.training, "shipped_dtype": "fp16" if half else "fp32"}
     return save_weights(model, md, dst, half=half)
+
+
+def load_model(spec: str | Path, size: int = WINDOW) -> tuple[nn.Module, ModelMetadata]:
+    """(eval model, metadata) from a registered name (random init with seed 0, trained=False; `size`
+    sets its window), a weights file, a run folder (its best.safetensors), or "default" (the shipped TAN)."""
+    s = str(spec)
+    if s in REGISTRY:
+        torch.manual_seed(0)
+        m = build_model(s)
+        return m.eval(), make_metadata(m, s, model_kwargs(s), size=size)
+    ref = ModelRef.parse(s)
+    if ref.kind not in ("default", "weights"):
+        what = f"a {ref.backend} artifact" if ref.path is not None else "not a registered name"
+        raise EdgeTanError(f"model {s!r} is {what}: give a registered name ({', '.join(REGISTRY)}), 'default', "
+                           "or a weights file")
+    return load_weights(ref.path)

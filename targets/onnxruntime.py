@@ -3,6 +3,7 @@
 CPU settings follow what measured fastest for a small fully-convolutional net on few cores: all graph
 optimisations, sequential execution, intra-op threads = physical cores. Metadata comes from the ONNX
 `metadata_props` (via `custom_metadata_map`), so the runner needs nothing but the .onnx file.
+Its artifact is the fp32 ONNX every other backend's artifact is built from (`targets.build`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from edge_tan.artifact import ModelMetadata
 from edge_tan.errors import EdgeTanError
 from edge_tan.info import physical_cores
 from edge_tan.runner import Runner
+
+from .registry import Backend, register_backend
 
 EP_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -43,17 +46,6 @@ def _providers(requested: list[str] | tuple[str, ...] | str | None) -> list[str]
     if "CPUExecutionProvider" not in out:
         out.append("CPUExecutionProvider")  # fallback for ops the accelerator EP rejects
     return out
-
-
-def onnx_metadata(path: str | Path) -> ModelMetadata:
-    """Read ModelMetadata from an .onnx file without creating a full inference session."""
-    import onnx
-
-    try:
-        m = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf DecodeError etc.
-        raise EdgeTanError(f"{Path(path).name}: not an ONNX model ({type(e).__name__})") from None
-    return ModelMetadata.from_props({p.key: p.value for p in m.metadata_props})
 
 
 class OrtRunner(Runner):
@@ -116,8 +108,7 @@ class OrtRunner(Runner):
         if missing:
             raise EdgeTanError(f"{self.path.name}: metadata lists outputs {sorted(missing)} the graph lacks")
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        x = self.check_batch(batch)
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         if self.fixed_batch is not None and x.shape[0] != self.fixed_batch:
             raise EdgeTanError(f"this ONNX model has a fixed batch of {self.fixed_batch}, got {x.shape[0]}")
         self._feed[self.input_name] = x
@@ -134,3 +125,16 @@ class OrtRunner(Runner):
 
     def close(self) -> None:
         self.session = None
+
+
+def _env_info() -> dict:
+    import onnxruntime as ort
+    return {"providers": ort.get_available_providers()}
+
+register_backend(Backend(
+    name="onnxruntime", runner=OrtRunner, suffix=".onnx", requires=("onnxruntime",), aliases=("ort", "onnx"),
+    target="onnx", precisions=("fp32",), env_info=_env_info,
+    precision_hint="the onnx target is exported in fp32 only: use --target openvino for fp16/int8 on CPU, or "
+                   "--target tensorrt on an NVIDIA GPU",
+    build_requires=("torch", "onnx", "onnxscript"),
+))

@@ -1,60 +1,190 @@
-"""Which inference backends exist, whether they import here, and how to open one.
+"""The backend registry: every inference backend declares itself once, in its own module.
 
-Adding a backend touches only `BACKENDS` (one line) and the backend's own module. Nothing heavy is
-imported until a runner is actually opened: `available()` answers from `importlib.util.find_spec`.
+A backend module (e.g. `edge_tan.targets.openvino`) ends with one `register_backend(Backend(...))`
+call naming everything edge-tan needs to know about it: aliases, the artifact file its runner loads,
+the Python packages it needs, how to build that artifact from the fp32 ONNX, the runner class.
+build (`targets.build`), open (`targets.open`), `edge-tan info`, bench and parity read this registry
+and nothing else, so adding a backend means adding one module that registers itself:
+
+- built-in backends are the modules in `BUILTIN_MODULES` (a list of where to look, no knowledge);
+- installed plugins are found through the `edge_tan.backends` entry-point group;
+- tests (or an application) may call `register_backend()` directly.
+
+Backend modules import their heavy package (onnxruntime, openvino, tensorrt, torch) only inside
+functions, so loading the declarations is cheap, and `available()` answers from
+`importlib.util.find_spec` without importing any backend package.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from edge_tan.errors import EdgeTanError
+from edge_tan.errors import EdgeTanError, UsageError
 from edge_tan.runner import Runner
 
-# name -> "module:RunnerClass"
-BACKENDS: dict[str, str] = {
-    "torch": "edge_tan.targets.torch_ref:TorchRunner",
-    "onnxruntime": "edge_tan.targets.onnxruntime:OrtRunner",
-    "openvino": "edge_tan.targets.openvino:OpenVinoRunner",
-    "tensorrt": "edge_tan.targets.tensorrt:TensorRTRunner",
-    "torch-cuda": "edge_tan.targets.torch_cuda:TorchCudaRunner",
-}
+# Where the built-in backends declare themselves (importing these does not import a backend package).
+BUILTIN_MODULES = (
+    "edge_tan.targets.torch_ref",
+    "edge_tan.targets.onnxruntime",
+    "edge_tan.targets.openvino",
+    "edge_tan.targets.tensorrt",
+    "edge_tan.targets.torch_cuda",
+)
+ENTRY_POINT_GROUP = "edge_tan.backends"
+PRECISIONS = ("fp32", "fp16", "int8")
 
-# Python packages each backend needs (first one is the backend itself).
-REQUIRES: dict[str, tuple[str, ...]] = {
-    "torch": ("torch", "safetensors"),
-    "onnxruntime": ("onnxruntime",),
-    "openvino": ("openvino",),
-    "tensorrt": ("tensorrt", "cuda"),
-    "torch-cuda": ("torch", "safetensors"),
-}
 
-# The artifact file each backend loads.
-SUFFIX: dict[str, str] = {
-    "torch": ".safetensors",
-    "onnxruntime": ".onnx",
-    "openvino": ".xml",
-    "tensorrt": ".engine",
-    "torch-cuda": ".safetensors",
-}
+@dataclass(frozen=True)
+class BuildRequest:
+    """What a backend builder gets besides the fp32 ONNX: precision, calibration windows, options."""
+    precision: str
+    calib_set: object = None           # targets.calibration.CalibSet (int8) or None
+    val_set: object = None             # validation windows for accuracy-controlled int8, or None
+    accuracy_control: bool = False
+    max_drop: float = 0.005
+    keep_heads_fp32: bool = True
+    options: dict = field(default_factory=dict)   # backend-specific build options (e.g. TensorRT's)
+    out_dir: Path | None = None        # the cache folder (for caches shared across builds)
 
-ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "ov": "openvino", "trt": "tensorrt",
-           "cuda": "torch-cuda", "pytorch": "torch"}
+
+@dataclass(frozen=True)
+class Backend:
+    """Everything edge-tan knows about one backend.
+
+    build(onnx_path, dest_file, metadata, request) -> report dict writes the artifact from the fp32
+    ONNX (None: the artifact *is* the fp32 ONNX, or the backend is not built at all);
+    open_source(ref, **opts) -> Runner opens a model that is not an artifact file (the torch
+    reference builds the module from weights or a registered name); probe() -> (ok, why) adds a
+    check beyond "the packages import" (a GPU); build_key(request) -> dict adds cache-key inputs.
+    """
+    name: str
+    runner: type[Runner]
+    suffix: str                                 # the file the runner loads: ".onnx", ".xml", ...
+    requires: tuple[str, ...]                   # import names needed to run (first: the backend itself)
+    aliases: tuple[str, ...] = ()
+    pip_names: dict = field(default_factory=dict)    # import name -> pip name, for messages
+    target: str | None = None                   # `edge-tan export --target` name; None: not exportable
+    precisions: tuple[str, ...] = ("fp32",)     # precisions its artifacts can be built in
+    precision_hint: str = ""                    # said when another precision is asked for
+    build_requires: tuple[str, ...] = ()        # packages whose versions enter the cache key / metadata
+    build: Callable | None = None
+    open_source: Callable | None = None
+    probe: Callable[[], tuple[bool, str]] | None = None
+    build_key: Callable | None = None
+    check_build: Callable[[], None] | None = None   # raise before a build when the toolchain is absent
+    env_info: Callable[[], dict] | None = None  # details for `edge-tan info` (devices, providers)
+    accuracy_control: bool = False              # int8 with a max accuracy drop (NNCF)
+
+    @property
+    def artifact_name(self) -> str:
+        """File name of the artifact inside a build folder (`model.onnx`, `model.xml`, ...)."""
+        return "model" + self.suffix
+
+
+_REGISTRY: dict[str, Backend] = {}
+_ALIASES: dict[str, str] = {}
+_LOADED = False
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Add (or replace) a backend; called once at the bottom of the backend's own module."""
+    for other in _REGISTRY.values():
+        if other.name != backend.name and other.suffix == backend.suffix and \
+                not _same_artifact_family(other, backend):
+            raise EdgeTanError(f"backend {backend.name!r}: suffix {backend.suffix} already belongs to {other.name!r}")
+    _REGISTRY[backend.name] = backend
+    for a in backend.aliases:
+        _ALIASES[a] = backend.name
+    return backend
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a backend (tests that register a temporary one clean up with this)."""
+    b = _REGISTRY.pop(name, None)
+    if b is not None:
+        for a in b.aliases:
+            if _ALIASES.get(a) == name:
+                del _ALIASES[a]
+
+
+def _same_artifact_family(a: Backend, b: Backend) -> bool:
+    """Two backends may share a suffix when neither is built from ONNX (torch and torch-cuda both
+    load .safetensors weights); the first registered one is then the one a suffix implies."""
+    return a.target is None and b.target is None
+
+
+def _load() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for mod in BUILTIN_MODULES:
+        importlib.import_module(mod)
+    try:
+        eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    except Exception:  # a broken distribution's metadata must not hide the built-in backends
+        eps = ()
+    for ep in eps:
+        try:
+            ep.load()
+        except Exception as e:
+            print(f"edge-tan: warning: backend plugin {ep.name!r} failed to load: {e}", file=sys.stderr)
+    # a stable order whatever was imported first: built-ins as listed, then the rest as registered
+    rank = {m: i for i, m in enumerate(BUILTIN_MODULES)}
+    order = sorted(_REGISTRY.values(), key=lambda b: rank.get(b.runner.__module__, len(rank)))
+    _REGISTRY.clear()
+    _REGISTRY.update((b.name, b) for b in order)
+
+
+def backends() -> dict[str, Backend]:
+    """name -> Backend, built-ins first, in registration order."""
+    _load()
+    return dict(_REGISTRY)
+
+
+def names() -> list[str]:
+    return list(backends())
+
+
+def get(name: str) -> Backend:
+    """The Backend for a name or alias; EdgeTanError if unknown."""
+    _load()
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise EdgeTanError(f"unknown backend {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[key]
 
 
 def canonical(name: str) -> str:
-    """Registry name for `name` (accepts a few obvious aliases); EdgeTanError if unknown."""
-    key = ALIASES.get(name.strip().lower(), name.strip().lower())
-    if key not in BACKENDS:
-        raise EdgeTanError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    return key
+    """Registry name for `name` (accepts the aliases backends declare); EdgeTanError if unknown."""
+    return get(name).name
+
+
+def for_target(target: str) -> Backend:
+    """The backend an `edge-tan export --target` name builds for (UsageError if none does)."""
+    t = str(target).strip().lower()
+    _load()
+    for b in _REGISTRY.values():
+        if b.target == t:
+            return b
+    try:
+        b = get(t)
+    except EdgeTanError:
+        b = None
+    if b is None or b.target is None:
+        targets = [x.target for x in _REGISTRY.values() if x.target]
+        raise UsageError(f"unknown target {target!r}; choose one of {', '.join(targets)}")
+    return b
 
 
 def _has_module(mod: str) -> bool:
-    import sys
-
     if mod in sys.modules:          # already imported (or deliberately blocked with None)
         return sys.modules[mod] is not None
     try:
@@ -64,55 +194,33 @@ def _has_module(mod: str) -> bool:
 
 
 def available(name: str) -> tuple[bool, str]:
-    """(usable, reason) without importing the backend. For torch-cuda a GPU is checked through torch
-    when torch is already loaded, otherwise by looking for the NVIDIA driver."""
-    key = canonical(name)
-    for mod in REQUIRES[key]:
+    """(usable, reason) without importing the backend package."""
+    b = get(name)
+    for mod in b.requires:
         if not _has_module(mod):
-            what = "cuda-python" if mod == "cuda" else mod
-            return False, f"{what} is not installed"
-    if key == "torch-cuda":
-        import shutil
-        import sys
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            if not torch.cuda.is_available():
-                return False, "torch is installed but no CUDA GPU is visible"
-        elif not (Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi")):
-            return False, "no NVIDIA GPU driver found"
+            return False, f"{b.pip_names.get(mod, mod)} is not installed"
+    if b.probe is not None:
+        return b.probe()
     return True, "ok"
 
 
 def runner_class(name: str) -> type[Runner]:
-    key = canonical(name)
-    ok, why = available(key)
+    b = get(name)
+    ok, why = available(b.name)
     if not ok:
-        raise EdgeTanError(f"backend {key!r} unavailable: {why}")
-    mod_name, cls_name = BACKENDS[key].split(":")
-    return getattr(importlib.import_module(mod_name), cls_name)
+        raise EdgeTanError(f"backend {b.name!r} unavailable: {why}")
+    return b.runner
 
 
-def artifact_suffix(name: str) -> str:
-    return SUFFIX[canonical(name)]
-
-
-def backend_for_path(path: str | Path) -> str:
-    """Pick the backend from an artifact's suffix (.onnx, .xml, .engine, .safetensors)."""
+def backend_for_path(path: str | Path) -> Backend:
+    """The backend whose runner loads this file type (by suffix)."""
     suffix = Path(path).suffix.lower()
-    for key, sfx in SUFFIX.items():
-        if sfx == suffix:
-            return key
+    for b in backends().values():
+        if b.suffix == suffix:
+            return b
     raise EdgeTanError(f"{Path(path).name}: unknown artifact type {suffix!r} "
-                       f"(expected one of {', '.join(sorted(set(SUFFIX.values())))})")
+                       f"(expected one of {', '.join(sorted({b.suffix for b in _REGISTRY.values()}))})")
 
 
-def open_runner(backend: str | None, artifact_path: str | Path, **opts) -> Runner:
-    """Open `artifact_path` with `backend` (or the backend its suffix implies)."""
-    path = Path(artifact_path)
-    key = canonical(backend) if backend else backend_for_path(path)
-    if not path.exists():
-        raise EdgeTanError(f"artifact not found: {path}")
-    want = SUFFIX[key]
-    if path.suffix.lower() != want:
-        raise EdgeTanError(f"backend {key!r} loads {want} artifacts, got {path.name}")
-    return runner_class(key)(path, **opts)
+def suffixes() -> set[str]:
+    return {b.suffix for b in backends().values()}

@@ -27,8 +27,10 @@ import numpy as np
 
 from edge_tan.artifact import ModelMetadata
 from edge_tan.atomic import write_bytes, write_text
-from edge_tan.errors import EdgeTanError
+from edge_tan.errors import EdgeTanError, UsageError
 from edge_tan.runner import Runner
+
+from .registry import Backend, BuildRequest, register_backend
 
 SIDECAR_FORMAT = "edge-tan-trt/1"
 NOT_INSTALLED = "TensorRT is not installed (pip install tensorrt cuda-python; needs an NVIDIA GPU with a driver)"
@@ -476,8 +478,7 @@ class TensorRTRunner(Runner):
         bufs.graph = graph
         bufs.graph_exec = _ck(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        x = self.check_batch(batch)
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         n = x.shape[0]
         lo, hi = self.batch_range
         if not lo <= n <= hi:
@@ -512,3 +513,50 @@ class TensorRTRunner(Runner):
             cudart.cudaStreamDestroy(self.stream)
             self.stream = None
         self.context = self.engine = None
+
+
+# ---- build from the fp32 ONNX (registered below) ---------------------------------------------
+def build_from_onnx(onnx_path: Path, engine: Path, md: ModelMetadata, req: BuildRequest) -> dict:
+    """Engine in the requested precision; int8 goes through an NNCF Q/DQ ONNX (explicit quantisation).
+    `req.options` are BuildOptions fields; one timing cache per GPU is shared by every build in the
+    cache folder."""
+    src_onnx = onnx_path
+    rep: dict = {}
+    if req.precision == "int8":
+        import onnx
+
+        from .calibration import quantize_onnx
+        from .onnx_file import stamp_metadata
+
+        q = quantize_onnx(onnx.load(str(onnx_path)), req.calib_set, keep_heads_fp32=req.keep_heads_fp32)
+        stamp_metadata(q, md)
+        src_onnx = engine.parent / "model.qdq.onnx"
+        onnx.save(q, str(src_onnx))
+        rep["quantization"] = {"method": "nncf-qdq", "calibration_windows": len(req.calib_set),
+                               "keep_heads_fp32": req.keep_heads_fp32}
+    try:
+        opts = BuildOptions(precision=req.precision, **req.options)
+    except TypeError as e:
+        raise UsageError(f"bad TensorRT build option: {e}") from None
+    if opts.timing_cache is None and req.out_dir is not None:
+        opts.timing_cache = str(req.out_dir / f"tensorrt-timing-{gpu_info(opts.device)['sm']}.cache")
+    build_engine(src_onnx, engine, md, opts)
+    return rep
+
+
+def _check_toolchain() -> None:
+    _trt()
+    _cudart()
+
+
+def _build_key(req: BuildRequest) -> dict:
+    """Engines are tied to the GPU that built them: it is part of the cache key."""
+    return {"gpu": gpu_info(req.options.get("device", 0)), "trt_options": req.options}
+
+
+register_backend(Backend(
+    name="tensorrt", runner=TensorRTRunner, suffix=".engine", requires=("tensorrt", "cuda"), aliases=("trt",),
+    pip_names={"cuda": "cuda-python"}, target="tensorrt", precisions=("fp32", "fp16", "int8"),
+    build_requires=("torch", "onnx", "nncf", "tensorrt", "cuda-python"), build=build_from_onnx,
+    check_build=_check_toolchain, build_key=_build_key,
+))

@@ -14,7 +14,8 @@ import numpy as np
 from edge_tan.artifact import ModelMetadata
 from edge_tan.errors import EdgeTanError
 
-from .torch_ref import TorchRunner, outputs_to_dict
+from .registry import Backend, register_backend
+from .torch_ref import TorchRunner, open_source, outputs_to_dict
 
 
 class _Slot:
@@ -86,9 +87,8 @@ class TorchCudaRunner(TorchRunner):
         out = outputs_to_dict(self.module(x), self._names)
         return {k: v.float() for k, v in out.items()}
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
-        x = self.check_batch(batch)
         n = x.shape[0]
         with torch.cuda.device(self.device):
             slot = self._slots.get(n)
@@ -119,3 +119,24 @@ class TorchCudaRunner(TorchRunner):
     def close(self) -> None:
         self._slots.clear()
         super().close()
+
+
+def _gpu_visible() -> tuple[bool, str]:
+    """A GPU is checked through torch when torch is already loaded, otherwise by looking for the driver."""
+    import shutil
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if not torch.cuda.is_available():
+            return False, "torch is installed but no CUDA GPU is visible"
+    elif not (Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi")):
+        return False, "no NVIDIA GPU driver found"
+    return True, "ok"
+
+
+register_backend(Backend(
+    name="torch-cuda", runner=TorchCudaRunner, suffix=".safetensors", requires=("torch", "safetensors"),
+    aliases=("cuda",), probe=_gpu_visible,
+    open_source=lambda ref, **opts: open_source(ref, runner=TorchCudaRunner, **opts),
+))

@@ -1,7 +1,9 @@
 """PyTorch reference runner (CPU, fp32): the numbers every other backend is compared against.
 
-Loads a .safetensors weights file through the export registry (which knows the architecture from
-the file's own metadata), or wraps an nn.Module + ModelMetadata directly (tests, parity checks).
+Loads a .safetensors weights file through edge_tan.export (the file's own metadata names the
+architecture), builds a registered architecture by name (random init, fixed seed: the same weights
+`build_artifact` exports), or wraps an nn.Module + ModelMetadata directly (tests, parity checks).
+Its "artifact" is the weights file itself: nothing is built for it.
 """
 
 from __future__ import annotations
@@ -14,26 +16,25 @@ from edge_tan.artifact import ModelMetadata
 from edge_tan.errors import EdgeTanError
 from edge_tan.runner import Runner
 
+from .registry import Backend, register_backend
 
-def load_weights(path: str | Path):
-    """(module in eval mode, metadata) for a .safetensors file via edge_tan.export's registry."""
-    path = Path(path)
-    if not path.is_file():
-        raise EdgeTanError(f"weights file not found: {path}")
+
+def load_model(spec: str):
+    """(module in eval mode, metadata) for a weights file or registered name via edge_tan.export."""
     try:
-        from edge_tan.export.models.registry import load_model
+        from edge_tan.export.weights import load_model as load
     except ImportError as e:
         raise EdgeTanError(f"the torch model registry (edge_tan.export) is unavailable: {e}") from None
-    return load_model(str(path))
+    return load(spec)
 
 
 def outputs_to_dict(out, names) -> dict:
-    """Normalise a model's forward() result (dict, tuple/list, or bare seg tensor) to {name: tensor}."""
-    if isinstance(out, dict):
-        return {k: out[k] for k in names if k in out}
-    if isinstance(out, (tuple, list)):
-        return dict(zip(names, out))
-    return {"seg": out}
+    """A model's forward() result -> {name: tensor}. The model contract (edge_tan.export.models.base)
+    is one shape: a tuple with one tensor per declared output, in the declared order."""
+    if not isinstance(out, tuple) or len(out) != len(names):
+        got = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
+        raise EdgeTanError(f"model forward() must return a tuple of {len(names)} tensors {tuple(names)}, got {got}")
+    return dict(zip(names, out))
 
 
 class TorchRunner(Runner):
@@ -44,7 +45,7 @@ class TorchRunner(Runner):
         import torch
 
         if isinstance(source, (str, Path)):
-            module, md = load_weights(source)
+            module, md = load_model(str(source))
             self.path = Path(source)
         else:
             if metadata is None:
@@ -67,8 +68,7 @@ class TorchRunner(Runner):
             out = self.module(torch.from_numpy(x))
         return outputs_to_dict(out, self._names)
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        x = self.check_batch(batch)
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v.detach().float().cpu().numpy() for k, v in self._forward(x).items()}
 
     def describe(self) -> dict:
@@ -80,3 +80,27 @@ class TorchRunner(Runner):
 
     def close(self) -> None:
         self.module = None
+
+
+def open_source(ref, runner: type = TorchRunner, **opts) -> TorchRunner:
+    """A registered architecture name -> its torch model (weights files are opened as artifacts)."""
+    if ref.kind != "registered":
+        what = ref.path.name if ref.path is not None else ref.spec
+        raise EdgeTanError(f"the {runner.backend} backend needs a .safetensors weights file, 'default' or a "
+                           f"registered name, got {what}")
+    module, md = load_model(ref.spec)
+    return runner(module, md, **opts)
+
+
+def _env_info() -> dict:
+    import torch
+    out = {"cuda": bool(torch.cuda.is_available())}
+    if out["cuda"]:
+        out["cuda_device"] = torch.cuda.get_device_name(0)
+    return out
+
+
+register_backend(Backend(
+    name="torch", runner=TorchRunner, suffix=".safetensors", requires=("torch", "safetensors"),
+    aliases=("pytorch",), open_source=open_source, env_info=_env_info,
+))

@@ -69,8 +69,7 @@ class ThresholdRunner(Runner):
         self.dark = dark
         self.calls = 0
 
-    def infer(self, batch):
-        batch = self.check_batch(batch)
+    def _infer(self, batch):
         self.calls += 1
         n, _, s, _ = batch.shape
         seg = np.zeros((n, 2, s, s), np.float32)

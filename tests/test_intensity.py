@@ -108,7 +108,7 @@ def test_input_norm_round_trip_weights_onnx_openvino(tmp_path):
     assert json.loads(read_header(tmp_path / "w.safetensors")["edge_tan.input_norm"]) == "equalize"
     m2, md2 = load_weights(tmp_path / "w.safetensors")
     assert md2.input_norm == "equalize"
-    from edge_tan.targets.onnxruntime import onnx_metadata
+    from edge_tan.targets.onnx_file import onnx_metadata
     export_onnx(m2, md2, tmp_path / "w.onnx")
     assert onnx_metadata(tmp_path / "w.onnx").input_norm == "equalize"
     pytest.importorskip("openvino")

@@ -8,8 +8,8 @@ import torch
 
 from edge_tan.errors import EdgeTanError
 from edge_tan.export.models.registry import (REGISTRY, build_model, count_params_macs, default_template,
-                                             load_model, make_metadata, model_kwargs)
-from edge_tan.export.weights import ARCH_KEY, load_weights, read_header, save_weights
+                                             make_metadata, model_kwargs)
+from edge_tan.export.weights import ARCH_KEY, load_model, load_weights, read_header, save_weights
 
 TINY = {"width": 0.25, "base": 8}
 

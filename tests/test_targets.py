@@ -38,9 +38,9 @@ def test_registry_available_and_suffixes():
     ok, why = registry.available("tensorrt")
     if not ok:
         assert "not installed" in why
-    assert registry.artifact_suffix("openvino") == ".xml"
-    assert registry.artifact_suffix("trt") == ".engine"
-    assert registry.backend_for_path("a/b.onnx") == "onnxruntime"
+    assert registry.get("openvino").suffix == ".xml"
+    assert registry.get("trt").suffix == ".engine"
+    assert registry.backend_for_path("a/b.onnx").name == "onnxruntime"
     with pytest.raises(EdgeTanError, match="unknown backend"):
         registry.available("tflite")
     with pytest.raises(EdgeTanError, match="unknown artifact type"):
@@ -60,12 +60,12 @@ def test_registry_does_not_import_backends():
 
 # ---- ONNX Runtime ---------------------------------------------------------------------------
 def test_ort_matches_torch_and_reads_metadata(tiny):
-    from edge_tan.targets.registry import open_runner
+    from edge_tan.targets.opener import open_model
 
     model, md, onnx_path = tiny
     x = rand_batch(3)
     ref = torch_outputs(model, x)
-    with open_runner("onnxruntime", onnx_path, threads=1) as r:
+    with open_model(onnx_path, "onnxruntime", threads=1) as r:
         assert r.metadata == md
         out = r.infer(x)
         assert set(out) == {"seg", "landmarks", "view"}
@@ -123,15 +123,14 @@ def test_openvino_compiled_model_cache_dir(tiny_ir, tmp_path):
 
 
 def test_torch_runner_from_weights_file(tmp_path):
-    reg = pytest.importorskip("edge_tan.export.models.registry")
-    from edge_tan.export.weights import save_weights
-    from edge_tan.targets.registry import open_runner
+    from edge_tan.export.weights import load_model, save_weights
+    from edge_tan.targets.opener import open_model
 
-    module, md = reg.load_model("tan", size=W)
+    module, md = load_model("tan", size=W)
     p = tmp_path / "w.safetensors"
     save_weights(module, md, p)
     x = rand_batch(1)
-    with open_runner("torch", p, threads=1) as r:
+    with open_model(p, "torch", threads=1) as r:
         assert r.metadata.window == W and r.describe()["backend"] == "torch"
         out = r.infer(x)
     with torch.inference_mode():
@@ -172,38 +171,42 @@ def test_openvino_ir_errors(tiny_ir, tmp_path):
 def test_build_onnx_cache_hit_does_not_rebuild(tiny, tmp_path, monkeypatch):
     from edge_tan.targets import build
     from edge_tan.targets.build import build_artifact
-    from edge_tan.targets.onnxruntime import onnx_metadata
+    from edge_tan.targets.onnx_file import onnx_metadata
 
     out = tmp_path / "art"
-    p1 = build_artifact(model=str(tiny[2]), target="onnx", out_dir=out)
-    assert p1.name == "model.onnx" and (p1.parent / "build.json").is_file()
+    b1 = build_artifact(model=str(tiny[2]), target="onnx", out_dir=out)
+    p1 = b1.path
+    assert not b1.cached and p1.name == "model.onnx" and (p1.parent / "build.json").is_file()
     md = onnx_metadata(p1)
     assert md.precision == "fp32" and md.producer["onnx"] and md.template == tiny[1].template
     before = (p1.read_bytes(), p1.stat().st_mtime_ns)
 
     def rebuilt(*a, **k):
         raise AssertionError("a cache hit ran an export")
+    from edge_tan.targets import onnx_file
     monkeypatch.setattr(build, "_export_onnx", rebuilt)
-    monkeypatch.setattr(build, "_restamp_onnx", rebuilt)
-    p2 = build_artifact(model=str(tiny[2]), target="onnx", out_dir=out)
-    assert p2 == p1 and (p2.read_bytes(), p2.stat().st_mtime_ns) == before
+    monkeypatch.setattr(onnx_file, "restamp_onnx", rebuilt)
+    b2 = build_artifact(model=str(tiny[2]), target="onnx", out_dir=out)
+    p2 = b2.path
+    assert b2.cached and p2 == p1 and (p2.read_bytes(), p2.stat().st_mtime_ns) == before
     monkeypatch.undo()
     assert not [d for d in out.iterdir() if d.name.startswith(".")]   # no temp dirs left behind
-    p3 = build_artifact(model=str(tiny[2]), target="onnx", out_dir=out, force=True)
-    assert p3 == p1
+    b3 = build_artifact(model=str(tiny[2]), target="onnx", out_dir=out, force=True)
+    assert b3.path == p1 and not b3.cached
 
 
 def test_build_openvino_fp32_fp16(tiny, tmp_path):
     pytest.importorskip("openvino")
-    from edge_tan.targets.build import build_artifact, open_artifact
+    from edge_tan.targets.build import build_artifact
+    from edge_tan.targets.opener import open_model
 
     model, md, onnx_path = tiny
     x = rand_batch(1)
     ref = torch_outputs(model, x)
     for prec, tol in (("fp32", 1e-4), ("fp16", 2e-2)):
-        xml = build_artifact(model=str(onnx_path), target="openvino", precision=prec, out_dir=tmp_path)
+        xml = build_artifact(model=str(onnx_path), target="openvino", precision=prec, out_dir=tmp_path).path
         assert xml.suffix == ".xml" and xml.with_suffix(".bin").is_file()
-        with open_artifact(xml, threads=1) as r:
+        with open_model(xml.parent, threads=1) as r:   # a build folder opens as its artifact
             assert r.metadata.precision == prec and r.metadata.producer["openvino"]
             out = r.infer(x)
             for k in ref:
@@ -237,15 +240,16 @@ def test_calibration_windows_follow_the_tracker(toy_data):
 @pytest.mark.parametrize("acc", [False, True])
 def test_build_openvino_int8(tiny, toy_data, tmp_path, acc):
     pytest.importorskip("nncf")
-    from edge_tan.targets.build import build_artifact, open_artifact
+    from edge_tan.targets.build import build_artifact
+    from edge_tan.targets.opener import open_model
 
     xml = build_artifact(model=str(tiny[2]), target="openvino", precision="int8", out_dir=tmp_path,
-                         calib=toy_data, accuracy_control=acc, max_drop=0.05, calib_limit=24)
+                         calib=toy_data, accuracy_control=acc, max_drop=0.05, calib_limit=24).path
     info = json.loads((xml.parent / "build.json").read_text())
     q = info["quantization"]
     assert q["calibration_windows"] > 0 and q["accuracy_control"] is acc
     assert set(q["check_vs_fp32"]) >= {"seg_dice_vs_fp32", "landmarks_abs_diff_px", "view_agreement"}
-    with open_artifact(xml, threads=1) as r:
+    with open_model(xml, threads=1) as r:
         assert r.metadata.precision == "int8" and "quantization" in r.metadata.producer
         out = r.infer(rand_batch(2))
         assert out["seg"].shape == (2, 2, W, W) and np.isfinite(out["seg"]).all()
@@ -265,21 +269,27 @@ def test_build_rejects_bad_requests(tiny, tmp_path, monkeypatch):
         build.build_artifact(model=str(tiny[2]), target="tflite", out_dir=tmp_path)
     with pytest.raises(EdgeTanError, match="not found"):
         build.build_artifact(model=str(tmp_path / "nope.safetensors"), out_dir=tmp_path)
-    monkeypatch.setattr(build, "default_weights_path", lambda: None)
+    from edge_tan import defaults
+    monkeypatch.setattr(defaults, "default_weights_path", lambda: tmp_path / "absent.safetensors")
     with pytest.raises(EdgeTanError, match="default TAN weights are missing"):
         build.build_artifact(model="default", out_dir=tmp_path)
 
 
 def test_open_artifact_errors(tmp_path):
     pytest.importorskip("onnxruntime")
-    from edge_tan.targets.build import open_artifact
+    from edge_tan.targets.opener import open_model as open_artifact
 
     bad = tmp_path / "x.onnx"
     bad.write_bytes(b"this is not protobuf at all" * 10)
     with pytest.raises(EdgeTanError, match="not an ONNX model"):
         open_artifact(bad)
-    with pytest.raises(EdgeTanError, match="artifact not found"):
+    with pytest.raises(EdgeTanError, match="model file not found"):
         open_artifact(tmp_path / "missing.xml")
+    with pytest.raises(EdgeTanError, match="folder without build.json"):
+        open_artifact(tmp_path)
+    with pytest.raises(EdgeTanError, match="openvino artifact; backend 'onnxruntime' needs .onnx"):
+        (tmp_path / "m.xml").write_text("<net/>")
+        open_artifact(tmp_path / "m.xml", "onnxruntime")
     empty = tmp_path / "e.xml"
     empty.write_bytes(b"")
     with pytest.raises(EdgeTanError, match="empty file"):
@@ -296,15 +306,16 @@ def test_open_artifact_errors(tmp_path):
 
 def test_registered_tan_exports_and_matches_torch(tmp_path):
     """The real TAN (random init) through the export registry at a small window."""
-    reg = pytest.importorskip("edge_tan.export.models.registry")
-    from edge_tan.targets.build import build_artifact, open_artifact
+    from edge_tan.export.weights import load_model
+    from edge_tan.targets.build import build_artifact
+    from edge_tan.targets.opener import open_model
 
-    p = build_artifact(model="tan", target="onnx", out_dir=tmp_path, window=64)
-    module, _ = reg.load_model("tan", size=64)
+    p = build_artifact(model="tan", target="onnx", out_dir=tmp_path, window=64).path
+    module, _ = load_model("tan", size=64)
     from edge_tan.targets.torch_ref import TorchRunner
 
     x = rand_batch(1)
-    with open_artifact(p, threads=2) as r, TorchRunner(module, r.metadata, threads=2) as t:
+    with open_model(p, threads=2) as r, TorchRunner(module, r.metadata, threads=2) as t:
         assert r.metadata.window == 64 and r.metadata.model_name == "tan"
         a, b = r.infer(x), t.infer(x)
         for k in b:

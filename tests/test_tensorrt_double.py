@@ -34,6 +34,7 @@ def calls(obj, method=None):
 
 def test_absent_tensorrt_reads_not_installed(monkeypatch, tmp_path):
     from edge_tan.targets import registry, tensorrt as ttrt
+    from edge_tan.targets.opener import open_model
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)   # import tensorrt -> ImportError
     with pytest.raises(EdgeTanError, match="TensorRT is not installed"):
@@ -42,7 +43,7 @@ def test_absent_tensorrt_reads_not_installed(monkeypatch, tmp_path):
     eng = tmp_path / "m.engine"
     eng.write_bytes(b"x")
     with pytest.raises(EdgeTanError, match="not installed"):
-        registry.open_runner("tensorrt", eng)
+        open_model(eng, "tensorrt")
 
 
 @pytest.mark.parametrize("version", ["8.6.1", "10.3.0"])
@@ -227,32 +228,35 @@ def test_build_artifact_tensorrt_int8_qdq_end_to_end(monkeypatch, tmp_path, tiny
     pytest.importorskip("nncf")
     from tests.conftest import toy_dataset
 
-    from edge_tan.targets.build import build_artifact, open_artifact
+    from edge_tan.targets.build import build_artifact
+    from edge_tan.targets.opener import open_model
 
     fake.install(monkeypatch, "10.3.0")
     onnx_path, md = tiny_onnx
     ds = tmp_path / "ds"
     toy_dataset(ds, n=3, T=5, H=72, W=80)
     out = tmp_path / "art"
-    eng = build_artifact(model=str(onnx_path), target="tensorrt", precision="int8", out_dir=out, calib=ds,
-                         calib_limit=12, trt_options={"max_batch": 2})
+    built = build_artifact(model=str(onnx_path), target="tensorrt", precision="int8", out_dir=out, calib=ds,
+                           calib_limit=12, options={"max_batch": 2})
+    eng = built.path
+    assert built.cached is False
     assert eng.name == "model.engine" and (eng.parent / "model.engine.json").is_file()
     assert (eng.parent / "model.qdq.onnx").is_file()
     side = json.loads((eng.parent / "model.engine.json").read_text())
     assert side["build"]["int8_mode"] == "explicit-qdq" and side["build"]["max_batch"] == 2
     assert not calls("config", "set:int8_calibrator")
     assert list(out.glob("tensorrt-timing-sm_87.cache"))          # per-GPU timing cache shared in out_dir
-    with open_artifact(eng) as r:
+    with open_model(eng) as r:
         assert r.metadata.precision == "int8"
         out1 = r.infer(rand_batch(2))
         assert out1["seg"].shape == (2, 2, 64, 64) and np.isfinite(out1["seg"]).all()
     fake.CALLS.clear()
     again = build_artifact(model=str(onnx_path), target="tensorrt", precision="int8", out_dir=out, calib=ds,
-                           calib_limit=12, trt_options={"max_batch": 2})
-    assert again == eng and not calls("builder")                    # cache hit: nothing rebuilt
+                           calib_limit=12, options={"max_batch": 2})
+    assert again.path == eng and again.cached and not calls("builder")                    # cache hit: nothing rebuilt
     # another GPU gets another cache key (engines are per GPU)
     fake.install(monkeypatch, "10.3.0", cc=(9, 0))
-    other = build_artifact(model=str(onnx_path), target="tensorrt", precision="fp16", out_dir=out)
+    other = build_artifact(model=str(onnx_path), target="tensorrt", precision="fp16", out_dir=out).path
     assert other.parent != eng.parent
 
 

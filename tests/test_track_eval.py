@@ -20,7 +20,8 @@ SHIPPED_CLIP = {"seed": 2024, "view": "A4C", "n_frames": 36, "fps": 30, "heart_r
 
 @pytest.fixture()
 def double(monkeypatch):
-    monkeypatch.setattr(tc, "open_runner_for", lambda *a, **k: ThresholdRunner(toy_metadata(64)))
+    from edge_tan.targets import opener
+    monkeypatch.setattr(opener, "open_model", lambda *a, **k: ThresholdRunner(toy_metadata(64)))
 
 
 def test_track_outputs_agree_with_each_other(tmp_path, double):
@@ -81,7 +82,8 @@ def test_shipped_model_tracks_a_phantom_clip():
         pytest.skip("exporting the shipped weights needs torch")
     c = SHIPPED_CLIP
     seq = gen.generate_sequence(c["seed"], c["view"], n_frames=c["n_frames"], fps=c["fps"], heart_rate=c["heart_rate"])
-    runner = tc.open_runner_for(None, backend, "fp32")
+    from edge_tan.targets.opener import open_model
+    runner = open_model(None, backend, "fp32")
     try:
         res = Tracker(runner).track(list(seq.frames))
     finally:

@@ -75,8 +75,8 @@ class _ViewScript(ThresholdRunner):
     """TEST DOUBLE: the first pass (whole-frame detect) calls A4C firmly, every later (window) pass
     calls A2C mildly — a window that hides the view cues."""
 
-    def infer(self, batch):
-        out = super().infer(batch)
+    def _infer(self, batch):
+        out = super()._infer(batch)
         out["view"][:] = [0.0, 4.0] if self.calls == 1 else [0.8, 0.0]
         return out
 

@@ -28,8 +28,8 @@ def shipped_runner():
         pytest.skip("no shipped model in this checkout")
     if not _has("torch"):
         pytest.skip("exporting the shipped weights needs torch")
-    import edge_tan.track_cli as tc
-    runner = tc.open_runner_for(None, "onnxruntime" if _has("onnxruntime") else "torch", "fp32")
+    from edge_tan.targets.opener import open_model
+    runner = open_model(None, "onnxruntime" if _has("onnxruntime") else "torch", "fp32")
     yield runner
     runner.close()
 

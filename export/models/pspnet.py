@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import EdgeTanModel
+
 
 class Bottleneck(nn.Module):
     expansion = 4
@@ -87,12 +89,11 @@ class PyramidPooling(nn.Module):
         return torch.cat(outs, 1)
 
 
-class PSPNet(nn.Module):
+class PSPNet(EdgeTanModel):
     outputs = ("seg",)
 
     def __init__(self, base: int = 64, layers: tuple[int, ...] = (3, 4, 6, 3), warp_mode: str = "none"):
-        super().__init__()
-        self.warp_mode = warp_mode
+        super().__init__(warp_mode)
         self.backbone = DilatedResNet50(base, tuple(layers))
         c = self.backbone.out_channels
         self.ppm = PyramidPooling(c)

@@ -1,4 +1,6 @@
-"""Model registry: name -> constructor, parameter/MAC counting, and `load_model(spec)` for exporters.
+"""Model registry: name -> constructor, metadata for a fresh model, parameter/MAC counting.
+
+(Loading a model from a weights file or a name is `edge_tan.export.weights.load_model`.)
 
 Names: tan (affine warp, the paper's model), mobilenetv2 (same network, full frame: warp "none"),
 crop (same network, ROI crop without shape normalisation), unet, pspnet (full-frame baselines).
@@ -14,19 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_tan.artifact import ModelMetadata
+from edge_tan.artifact import ModelMetadata, output_docs
 from edge_tan.errors import EdgeTanError
 from edge_tan.geometry import WINDOW, build_template
 
 from .pspnet import PSPNet
 from .tan import LANDMARK_SCALE, TAN
 from .unet import UNet
-
-OUTPUT_DOC = {
-    "seg": "N,2,H,W logits (background, lv)",
-    "landmarks": "N,6 offsets from template in window px: apex xy, annulus_left xy, annulus_right xy",
-    "view": "N,2 logits (A2C, A4C)",
-}
 
 # A typical apical LV in mm (apex, annulus_left, annulus_right): ~85 mm long, ~30 mm annulus.
 # Used for the template only when no training data defines one (random-init models).
@@ -93,7 +89,7 @@ def make_metadata(model: nn.Module, name: str, kwargs: dict, template: np.ndarra
     if not trained and "template_source" not in tr and template is None:
         tr["template_source"] = "default typical apical LV (no training data)"
     md = ModelMetadata(model_name=name, warp_mode=model.warp_mode, template=tpl.tolist(), window=size,
-                       outputs={k: OUTPUT_DOC[k] for k in model.outputs}, trained=trained, training=tr)
+                       outputs=output_docs(model.outputs), trained=trained, training=tr)
     md.validate()
     return md
 
@@ -158,34 +154,3 @@ def print_models(size: int = WINDOW) -> None:
         p, macs = count_params_macs(m, size)
         t.add_row(name, m.warp_mode, ",".join(m.outputs), f"{p / 1e6:.2f}", f"{macs / 1e9:.3f}", spec.doc)
     Console(width=max(110, Console().width)).print(t)
-
-
-# ---------------------------------------------------------------- loading
-from edge_tan.defaults import default_weights_path
-
-DEFAULT_WEIGHTS = default_weights_path()
-
-
-def load_model(spec: str | Path, size: int = WINDOW) -> tuple[nn.Module, ModelMetadata]:
-    """(eval model, metadata) from a registered name (random init, trained=False), a weights file,
-    a run folder (its best.safetensors), or "default" (the packaged trained TAN when shipped,
-    otherwise a random-init TAN with trained=False and a warning)."""
-    from ..weights import load_weights
-
-    s = str(spec)
-    p = Path(s)
-    if s == "default":
-        if DEFAULT_WEIGHTS.is_file():
-            return load_weights(DEFAULT_WEIGHTS)
-        raise EdgeTanError(f"the shipped default weights are missing ({DEFAULT_WEIGHTS}); "
-                           "pass --model with a weights file or a registered name")
-    if s in REGISTRY:
-        torch.manual_seed(0)
-        m = build_model(s)
-        return m.eval(), make_metadata(m, s, model_kwargs(s), size=size)
-    if p.is_dir() and (p / "best.safetensors").is_file():
-        p = p / "best.safetensors"
-    if p.is_file():
-        return load_weights(p)
-    raise EdgeTanError(f"model {s!r} is neither a registered name ({', '.join(REGISTRY)}), 'default', "
-                       "nor an existing weights file")

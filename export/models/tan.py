@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import EdgeTanModel
 from .mobilenetv2 import ConvBNReLU, MobileNetV2Encoder, make_divisible
 
 LANDMARK_SCALE = 16.0
@@ -52,21 +53,20 @@ class UpBlock(nn.Module):
         return self.convs(x)
 
 
-class TAN(nn.Module):
+class TAN(EdgeTanModel):
     """Multi-task TAN network. forward(x) -> (seg (N,2,H,W), landmarks (N,6), view (N,2))."""
 
     outputs = ("seg", "landmarks", "view")
 
     def __init__(self, width: float = 1.0, skips: bool = True, warp_mode: str = "affine", hidden: int = 256,
                  landmark_head: str = "spatial", view_head: str = "norm"):
-        super().__init__()
+        super().__init__(warp_mode)
         if landmark_head not in ("spatial", "gap"):
             raise ValueError(f"landmark_head must be 'spatial' or 'gap', got {landmark_head!r}")
         if view_head not in ("norm", "plain"):
             raise ValueError(f"view_head must be 'norm' or 'plain', got {view_head!r}")
         self.view_mode = view_head
         self.landmark_mode = landmark_head
-        self.warp_mode = warp_mode
         self.encoder = MobileNetV2Encoder(width)
         ch = self.encoder.channels
         dec = [make_divisible(c * width) for c in DECODER_CHANNELS]

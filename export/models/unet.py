@@ -6,18 +6,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import EdgeTanModel
+
 
 def double_conv(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
                          nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class UNet(nn.Module):
+class UNet(EdgeTanModel):
     outputs = ("seg",)
 
     def __init__(self, base: int = 64, depth: int = 4, warp_mode: str = "none"):
-        super().__init__()
-        self.warp_mode = warp_mode
+        super().__init__(warp_mode)
         chs = [base * 2 ** i for i in range(depth + 1)]
         self.inc = double_conv(1, chs[0])
         self.downs = nn.ModuleList(double_conv(chs[i], chs[i + 1]) for i in range(depth))

@@ -1,0 +1,67 @@
+"""`open_model`: the one way to turn a model spec + backend + precision into an open Runner.
+
+track, eval, live, bench, parity, batch processing and the embedding API all open models here, so
+every integrity check runs on every path: the spec is parsed once (`ModelRef`: missing or empty
+file, build folders, unknown file types), an artifact of another backend is refused with the export
+command that makes the right one, anything that is not yet an artifact for the backend is built once
+through `build_artifact` and cached (the first `edge-tan track` exports the default model, later runs
+start at once), and the runner checks the artifact's metadata against its graph when it loads.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.runner import Origin, Runner
+
+from . import registry
+from edge_tan.model_ref import ModelRef
+
+
+def cache_dir() -> Path:
+    """Where exported artifacts are cached (EDGE_TAN_CACHE, else ~/.cache/edge-tan/artifacts)."""
+    root = os.environ.get("EDGE_TAN_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "edge-tan" / "artifacts"
+
+
+def open_model(model: "str | Path | ModelRef | None", backend: str | None = None, precision: str = "fp32",
+               calib: str | Path | None = None, *, build_options: dict | None = None, **runner_opts) -> Runner:
+    """Open `model` with `backend` (default: the backend an artifact file's type implies).
+
+    `precision` and `calib` apply when an artifact has to be built; `runner_opts` go to the runner
+    (e.g. threads=1). The returned runner's `origin` says which file it loaded and whether that file
+    was built now or already existed.
+    """
+    ref = ModelRef.parse(model)
+    if backend is None:
+        if ref.kind != "artifact" and ref.kind != "onnx":
+            raise UsageError(f"say which backend should open {ref.spec!r} (one of {', '.join(registry.names())})")
+        backend = ref.backend
+    b = registry.get(backend)
+    ok, why = registry.available(b.name)
+    if not ok:
+        raise EdgeTanError(f"backend {b.name!r} unavailable: {why}")
+    t0 = time.perf_counter()
+    if ref.path is not None and ref.path.suffix.lower() == b.suffix:
+        runner = b.runner(ref.path, **runner_opts)
+        runner.origin = Origin(ref.path, cached=True, build_s=None)
+        return runner
+    if b.target is None:   # not built from ONNX (the torch reference): the backend opens the source itself
+        if b.open_source is None:
+            raise EdgeTanError(f"backend {b.name!r} loads {b.suffix} files only")
+        runner = b.open_source(ref, **runner_opts)
+        runner.origin = Origin(getattr(runner, "path", None), cached=None, build_s=None)
+        return runner
+    if not ref.is_source:
+        raise EdgeTanError(f"{ref.path.name} is a {ref.backend} artifact; backend {b.name!r} needs {b.suffix} "
+                           f"(export one with `edge-tan export --target {b.target}`)")
+    from .build import build_artifact
+
+    built = build_artifact(ref, b.target, precision, cache_dir(), calib=calib, options=build_options)
+    runner = b.runner(built.path, **runner_opts)
+    runner.origin = Origin(built.path, cached=built.cached,
+                           build_s=None if built.cached else time.perf_counter() - t0)
+    return runner
