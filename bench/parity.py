@@ -20,7 +20,7 @@ which no backend could be compared with the reference exits 1: parity on nothing
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -32,51 +32,11 @@ from edge_tan.runner import Runner
 from edge_tan.tracker import Tracker
 
 from .accuracy import clinical, compare_clinical, compare_closed, gt_accuracy
+from .parity_checks import Tolerance, judge, tolerances_for
 from .source import has_labels, load_clips
 
 PRECISIONS = ("fp32", "fp16", "int8")
 REFERENCE = "torch"
-
-
-# ---- tolerances -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Tolerance:
-    """None = reported but not judged."""
-    open_dice: float | None          # mean window-mask Dice >=
-    open_lm_px: float | None         # worst landmark distance (px, window) <=
-    view_agree: float | None         # agreement on decisive frames >=
-    closed_dice: float | None        # mean full-res Dice vs reference >=
-    closed_lm_px: float | None       # mean landmark distance (px, frame) <=
-    ed_es_frames: int | None         # ED/ES frame offset <=
-    ef_points: float | None          # |ΔEF| (percentage points) <=
-    max_drop: float | None           # Dice drop vs ground truth (points) <=
-
-
-DEFAULT_TOLERANCES = {
-    "fp32": Tolerance(0.999, 0.1, 1.0, 0.995, 0.5, 1, 1.0, None),
-    "fp16": Tolerance(0.995, 0.5, 0.98, 0.98, 1.5, 1, 2.0, None),
-    "int8": Tolerance(None, None, None, 0.90, None, None, None, 0.5),
-}
-
-
-def tolerances_for(precision: str, dice_tol: float | None = None, lm_tol: float | None = None,
-                   max_drop: float | None = None) -> Tolerance:
-    """Defaults per precision; --dice-tol sets both Dice minima, --lm-tol the open-loop landmark
-    maximum, --max-drop the allowed Dice drop vs ground truth (and judges it at any precision)."""
-    t = DEFAULT_TOLERANCES[precision]
-    if dice_tol is not None:
-        if not 0.0 <= dice_tol <= 1.0:
-            raise UsageError(f"--dice-tol is a Dice in [0, 1], got {dice_tol}")
-        t = replace(t, open_dice=dice_tol if t.open_dice is not None else None, closed_dice=dice_tol)
-    if lm_tol is not None:
-        if lm_tol < 0:
-            raise UsageError(f"--lm-tol must be >= 0 px, got {lm_tol}")
-        t = replace(t, open_lm_px=lm_tol)
-    if max_drop is not None:
-        if max_drop < 0:
-            raise UsageError(f"--max-drop must be >= 0 Dice points, got {max_drop}")
-        t = replace(t, max_drop=max_drop)
-    return t
 
 
 # ---- runner wrappers ------------------------------------------------------------------------
@@ -87,8 +47,8 @@ class RecordingRunner(Runner):
         super().__init__(inner.metadata)
         self.inner, self.backend, self.last = inner, inner.backend, None
 
-    def infer(self, batch):
-        self.last = self.inner.infer(batch)
+    def _infer(self, x):
+        self.last = self.inner.infer(x)
         return self.last
 
     def describe(self):
@@ -107,8 +67,8 @@ class PerturbedRunner(Runner):
         self.inner, self.backend, self.sigma, self.outputs = inner, inner.backend, float(sigma), tuple(outputs)
         self.rng = np.random.default_rng(seed)
 
-    def infer(self, batch):
-        out = dict(self.inner.infer(batch))
+    def _infer(self, x):
+        out = dict(self.inner.infer(x))
         for k in self.outputs:
             if k in out:
                 out[k] = (out[k] + self.rng.normal(0.0, self.sigma, out[k].shape)).astype(np.float32)
@@ -131,18 +91,13 @@ class RefClip:
 
 def run_reference(runner: Runner, seq) -> RefClip:
     rec = RecordingRunner(runner)
-    tracker = Tracker(rec)
     passes = []
-    orig = tracker.analyse
 
-    def logged(gray, M):
-        p, t = orig(gray, M)
+    def logged(gray, M, p):
         passes.append((np.array(gray, copy=True), np.array(M, copy=True), p,
                        {k: v.copy() for k, v in rec.last.items()}))
-        return p, t
 
-    tracker.analyse = logged
-    results = tracker.track(list(seq.frames))
+    results = Tracker(rec, on_pass=logged).track(list(seq.frames))
     return RefClip(seq, results, passes, clinical(results, seq.spacing_mm, seq.fps), gt_accuracy(results, seq))
 
 
@@ -225,35 +180,6 @@ def summarise(opens: list[dict], closeds: list[dict], refs: list[RefClip]) -> di
     else:
         s["gt_dice_ref"] = s["gt_dice"] = s["gt_dice_drop_points"] = None
     return s
-
-
-# check name -> (summary key, tolerance field, ">=" | "<=", label)
-CHECKS = (
-    ("open_dice", "open_dice_mean", "open_dice", ">=", "open-loop Dice"),
-    ("open_landmarks", "open_lm_px_max", "open_lm_px", "<=", "open-loop landmarks px (max)"),
-    ("view", "view_agree", "view_agree", ">=", "view agreement"),
-    ("logits", "logit_seg_max_abs", None, "", "seg logit max |Δ|"),
-    ("closed_dice", "closed_dice_mean", "closed_dice", ">=", "closed-loop Dice"),
-    ("closed_landmarks", "closed_lm_px_mean", "closed_lm_px", "<=", "closed-loop landmarks px (mean)"),
-    ("ed_es", "ed_es_offset", "ed_es_frames", "<=", "ED/ES offset (frames)"),
-    ("ef", "ef_abs_diff", "ef_points", "<=", "|ΔEF| (points)"),
-    ("gt_drop", "gt_dice_drop_points", "max_drop", "<=", "Dice drop vs GT (points)"),
-)
-
-
-def judge(summary: dict, tol: Tolerance) -> dict:
-    """{check: {value, threshold, op, pass}}; pass None = informational or not measurable here."""
-    out = {}
-    for name, key, field, op, label in CHECKS:
-        v = summary.get(key)
-        thr = getattr(tol, field) if field else None
-        ok = None
-        if thr is not None and v is not None:
-            ok = bool(v >= thr) if op == ">=" else bool(v <= thr)
-        if name == "closed_landmarks" and thr is not None and summary.get("lock_mismatch_frames"):
-            ok = False  # one backend lost the lock where the reference kept it (or vice versa)
-        out[name] = {"label": label, "value": v, "threshold": thr, "op": op, "pass": ok}
-    return out
 
 
 # ---- orchestration --------------------------------------------------------------------------
@@ -404,15 +330,8 @@ def perturbation_from_env() -> Callable[[str, str, Runner], Runner] | None:
 
 
 def open_reference(spec: str) -> Runner:
-    """The torch fp32 reference: weights file / 'default' through targets.resolve; a registered name
-    (random init, fixed seed: the same weights build_artifact exports) through the export registry."""
-    from edge_tan.targets.resolve import open_model
-    p = Path(spec)
-    if spec != "default" and not p.exists() and not p.suffix:
-        from edge_tan.export.models.registry import load_model
-        from edge_tan.targets.torch_ref import TorchRunner
-        module, md = load_model(spec)
-        return TorchRunner(module, md)
+    """The torch fp32 reference for a model spec (weights, 'default' or a registered name)."""
+    from edge_tan.targets.opener import open_model
     return open_model(spec, REFERENCE, "fp32")
 
 
@@ -431,11 +350,12 @@ def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_to
             wrap = perturbation_from_env()
         tols = {p: tolerances_for(p, dice_tol, lm_tol, max_drop) for p in {r.precision for r in requests}}
         spec = str(model or "default")
-        if Path(spec).suffix.lower() in (".onnx", ".xml", ".engine"):
+        from edge_tan.targets import registry
+        if any(b.target and b.suffix == Path(spec).suffix.lower() for b in registry.backends().values()):
             raise UsageError(f"parity needs the torch reference: give weights (.safetensors) or a registered "
                              f"model name, not a {Path(spec).suffix} artifact")
         clips, desc = load_clips(source, limit)
-        from edge_tan.targets.resolve import open_model
+        from edge_tan.targets.opener import open_model
     except UsageError as e:
         console.print(f"edge-tan: error: {e}", markup=False, highlight=False)
         return 2

@@ -72,7 +72,7 @@ def _check_cell(c: dict) -> str:
 
 # ---- parity ---------------------------------------------------------------------------------
 def parity_columns(report: dict) -> list[tuple[str, str]]:
-    from .parity import CHECKS
+    from .parity_checks import CHECKS
     return [(name, label) for name, _, _, _, label in CHECKS]
 
 

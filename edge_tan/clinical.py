@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .io.landmarks_from_mask import landmarks_from_mask
+from .geometry import landmarks_from_mask
 
 N_DISKS = 20
 METHODS = ("simpson", "area-length")

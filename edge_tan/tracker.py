@@ -23,7 +23,6 @@ from . import geometry as geo
 from .artifact import ModelMetadata
 from .frames import GrayConverter
 from .intensity import input_normaliser
-from .io.landmarks_from_mask import landmarks_from_mask
 from .runner import Runner
 
 STATES = ("detect", "track", "redetect", "lost")
@@ -157,8 +156,10 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 class Tracker:
     """`Tracker(runner)`, then `step(frame) -> FrameResult` per frame; `reset()` between clips."""
 
-    def __init__(self, runner: Runner, config: TrackerConfig | None = None, metadata: ModelMetadata | None = None):
+    def __init__(self, runner: Runner, config: TrackerConfig | None = None, metadata: ModelMetadata | None = None,
+                 on_pass=None):
         self.runner = runner
+        self.on_pass = on_pass   # on_pass(gray, M, pass): called after every network pass of step()
         self.md = metadata or runner.metadata
         self.cfg = config or TrackerConfig()
         self.min_view_prob = self._view_gate()
@@ -292,8 +293,10 @@ class Tracker:
         return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, view_logp, certainty, bbox, Minv, contact, push),
                 {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3})
 
-    def _check(self, p: _Pass, frame_hw: tuple, detect: bool) -> str:
-        """'' when the pass is trustworthy, else the reason tracking is considered lost."""
+    def _check(self, p: _Pass, frame_hw: tuple, detect: bool, prev_area: float | None) -> str:
+        """'' when the pass is trustworthy, else the reason tracking is considered lost.
+
+        prev_area: the last accepted pass's window area (area_tpl), None where there is no reference."""
         c = self.cfg
         if self.md.has_view and p.view_prob < self.min_view_prob:
             return f"low view confidence {p.view_prob:.2f}"
@@ -305,8 +308,8 @@ class Tracker:
             return "mask fills the window"
         if not detect and p.contact > c.max_edge_frac:   # much of its border on in-frame window edges
             return LEAVES
-        if not detect and self._prev_area_win is not None and self._prev_area_win > 0:
-            if abs(p.area_tpl - self._prev_area_win) / self._prev_area_win > c.max_area_jump:
+        if not detect and prev_area is not None and prev_area > 0:
+            if abs(p.area_tpl - prev_area) / prev_area > c.max_area_jump:
                 return "mask area jumped"
         if p.lm_win is not None:
             tri = geo.triangle_area(p.lm_win)
@@ -381,7 +384,7 @@ class Tracker:
             lm = geo.transform_points(p.lm_win if lm_win is None else lm_win, Minv)
         elif res.mask_crop.size:
             try:
-                lm = landmarks_from_mask(res.mask_crop) + np.array(res.mask_origin, np.float32)
+                lm = geo.landmarks_from_mask(res.mask_crop) + np.array(res.mask_origin, np.float32)
             except Exception:
                 lm = None
         res.landmarks = lm
@@ -414,6 +417,8 @@ class Tracker:
 
         def run(M, warped=True):
             p, t = self.analyse(gray, M)
+            if self.on_pass is not None:
+                self.on_pass(gray, M, p)
             p.zoom = self._widen[0] if warped else 1.0
             for k in timings:
                 timings[k] += t[k]
@@ -425,14 +430,14 @@ class Tracker:
         else:
             M, detect = self.affine_for(hw)
             p = run(M, not detect)
-            why = self._check(p, hw, detect)
+            why = self._check(p, hw, detect, self._prev_area_win)
             notes = [why] if why else []       # what happened to the first pass, kept even on success
             state = "detect" if detect else "track"
             before = self._widen
             if not detect and why in ("", LEAVES) and p.contact > self.cfg.widen_at and self._widen_for(p):
                 # the LV runs onto the window's edge: the window is too tight for this heart, not off it
                 pw = run(self.affine_for(hw)[0])
-                why_w = self._check(pw, hw, False)
+                why_w = self._check(pw, hw, False, self._prev_area_win)
                 if why_w:   # still rejected: keep the first pass's verdict; keep the wider window only if it
                     if pw.contact >= p.contact:   # showed more of the LV (the next frame widens further)
                         self._widen = before
@@ -442,7 +447,7 @@ class Tracker:
                     notes.append("window widened")
             if why and not detect:  # lost the lock: re-detect on this very frame
                 p = run(geo.letterbox_affine(hw, self.size), False)
-                why = self._check(p, hw, True)
+                why = self._check(p, hw, True, self._prev_area_win)
                 detect, state = True, "redetect"
                 if why:
                     notes.append(f"re-detect: {why}")
@@ -454,12 +459,12 @@ class Tracker:
                     try:
                         seed = geo.transform_points(anchor if anchor is not None else p.lm_win, p.Minv)
                         pr = run(self._widened(self.warp_affine(seed)))
-                        bad = self._check_refine(pr, hw)
+                        bad = self._check(pr, hw, False, None)   # a refine pass has no area reference
                         if bad in ("", LEAVES) and pr.contact > self.cfg.widen_at and self._widen_for(pr):
                             if "window widened" not in notes:
                                 notes.append("window widened")
                             pr = run(self._widened(self.warp_affine(seed)))
-                            bad = self._check_refine(pr, hw)
+                            bad = self._check(pr, hw, False, None)   # a refine pass has no area reference
                     except ValueError:
                         break
                     if bad:
@@ -486,18 +491,10 @@ class Tracker:
         apex and annulus are read off the mask; the warped passes then refine them with the head.
         """
         if self.cfg.detect_anchor == "mask" and p.bbox[2] and p.bbox[3]:
-            lm = landmarks_from_mask(p.win_mask)
+            lm = geo.landmarks_from_mask(p.win_mask)
             if np.isfinite(lm).all() and abs(geo.triangle_area(lm)) > 1.0:
                 return lm
         return p.lm_win
-
-    def _check_refine(self, p: _Pass, hw: tuple) -> str:
-        saved = self._prev_area_win
-        self._prev_area_win = None
-        try:
-            return self._check(p, hw, False)
-        finally:
-            self._prev_area_win = saved
 
     def track(self, frames, progress=None) -> list[FrameResult]:
         """Track a whole clip (iterable of frames) from a fresh state."""

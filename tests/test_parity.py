@@ -18,6 +18,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from edge_tan.bench import parity as P  # noqa: E402
+from edge_tan.bench import parity_checks as PC  # noqa: E402
 from tests.conftest import darknet, darknet_metadata, export_onnx, toy_dataset, toy_sequence  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def run(tiny, backends="torch,onnxruntime,openvino", precision="fp32", wrap=None
     from edge_tan.targets.torch_ref import TorchRunner
     model, md, *_ = tiny
     reqs = P.parse_requests(backends, precision)
-    tols = {p: P.tolerances_for(p) for p in {r.precision for r in reqs}}
+    tols = {p: PC.tolerances_for(p) for p in {r.precision for r in reqs}}
     clips = clips or [toy_sequence("a", T=10, seed=0), toy_sequence("b", T=8, seed=3)]
     return P.run_parity(clips, reqs, opener(tiny, onnx_override), TorchRunner(model, md, threads=1), tols, wrap=wrap)
 
@@ -152,7 +153,7 @@ def test_required_backend_fails_when_unsupported(tiny):
     def go(backends):
         reqs = P.parse_requests(backends, "fp32,fp16")
         return P.run_parity(clips, reqs, open_fn, TorchRunner(model, md, threads=1),
-                            {p: P.tolerances_for(p) for p in ("fp32", "fp16")})
+                            {p: PC.tolerances_for(p) for p in ("fp32", "fp16")})
     rep = go("onnxruntime")
     assert rows(rep)[("onnxruntime", "fp16")]["status"] == "unsupported" and rep["exit_code"] == 0
     rep = go("onnxruntime!")
@@ -173,7 +174,7 @@ def test_only_not_installed_reads_unavailable(tiny, msg, status):
         raise EdgeTanError(msg)
     model, md, *_ = tiny
     rep = P.run_parity([toy_sequence(T=4)], P.parse_requests("onnxruntime", "fp32"), open_fn,
-                       TorchRunner(model, md), {"fp32": P.tolerances_for("fp32")})
+                       TorchRunner(model, md), {"fp32": PC.tolerances_for("fp32")})
     assert rep["rows"][0]["status"] == status and rep["exit_code"] == 1
 
 
@@ -183,7 +184,7 @@ def test_open_error_is_a_failure_row(tiny):
     from edge_tan.targets.torch_ref import TorchRunner
     model, md, *_ = tiny
     rep = P.run_parity([toy_sequence(T=4)], P.parse_requests("onnxruntime", "fp32"), open_fn,
-                       TorchRunner(model, md), {"fp32": P.tolerances_for("fp32")})
+                       TorchRunner(model, md), {"fp32": PC.tolerances_for("fp32")})
     r = rep["rows"][0]
     assert r["status"] == "error" and "engine exploded" in r["reason"] and rep["exit_code"] == 1
 
@@ -192,25 +193,25 @@ def test_open_error_is_a_failure_row(tiny):
 def test_judge_applies_each_tolerance_at_its_edge(precision):
     """Every judged check passes exactly at its threshold and fails just beyond it, whatever the table says."""
     from dataclasses import asdict
-    tol = P.tolerances_for(precision)
-    judged = [(name, key, getattr(tol, field), op) for name, key, field, op, _ in P.CHECKS
+    tol = PC.tolerances_for(precision)
+    judged = [(name, key, getattr(tol, field), op) for name, key, field, op, _ in PC.CHECKS
               if field and getattr(tol, field) is not None]
     assert judged, "a precision with no judged check would pass anything"
     for name, key, thr, op in judged:
         step = 1e-6 if isinstance(thr, float) else 1
         worse = thr - step if op == ">=" else thr + step
-        assert P.judge({key: thr}, tol)[name]["pass"] is True, name
-        assert P.judge({key: worse}, tol)[name]["pass"] is False, name
-        assert P.judge({}, tol)[name]["pass"] is None   # not measured: reported, never passed
-    assert P.judge({"closed_lm_px_mean": 0.0, "lock_mismatch_frames": 2}, tol)["closed_landmarks"]["pass"] is \
+        assert PC.judge({key: thr}, tol)[name]["pass"] is True, name
+        assert PC.judge({key: worse}, tol)[name]["pass"] is False, name
+        assert PC.judge({}, tol)[name]["pass"] is None   # not measured: reported, never passed
+    assert PC.judge({"closed_lm_px_mean": 0.0, "lock_mismatch_frames": 2}, tol)["closed_landmarks"]["pass"] is \
         (False if tol.closed_lm_px is not None else None)
-    assert set(asdict(tol)) == {f for _, _, f, _, _ in P.CHECKS if f}
+    assert set(asdict(tol)) == {f for _, _, f, _, _ in PC.CHECKS if f}
 
 
 def test_tolerance_overrides_and_usage_errors():
-    t = P.tolerances_for("fp16", dice_tol=0.9, lm_tol=2.0, max_drop=1.0)
+    t = PC.tolerances_for("fp16", dice_tol=0.9, lm_tol=2.0, max_drop=1.0)
     assert (t.open_dice, t.closed_dice, t.open_lm_px, t.max_drop) == (0.9, 0.9, 2.0, 1.0)
-    t8 = P.tolerances_for("int8", dice_tol=0.9)
+    t8 = PC.tolerances_for("int8", dice_tol=0.9)
     assert t8.closed_dice == 0.9 and t8.open_dice is None   # int8 stays unjudged open-loop
     from edge_tan.errors import UsageError
     with pytest.raises(UsageError):
@@ -224,11 +225,11 @@ def test_tolerance_overrides_and_usage_errors():
 
 def test_cli_end_to_end_json(tiny, tmp_path, monkeypatch):
     """run_parity_cli on a dataset folder with artifacts resolved through a patched open_model."""
-    from edge_tan.targets import resolve
+    from edge_tan.targets import opener as targets_opener
     from edge_tan.targets.torch_ref import TorchRunner
     model, md, *_ = tiny
     open_fn = opener(tiny)
-    monkeypatch.setattr(resolve, "open_model",
+    monkeypatch.setattr(targets_opener, "open_model",
                         lambda spec, b, p="fp32", calib=None, **k: TorchRunner(model, md) if b == "torch" else open_fn(b, p))
     toy_dataset(tmp_path / "ds", n=4, T=6)
     out = tmp_path / "parity.json"
@@ -251,7 +252,7 @@ def test_reference_for_registered_name_is_the_torch_model():
 
 def test_edge_tan_parity_command_real_builds(tmp_path):
     """The installed `edge-tan parity` on a clip with a tiny TAN weights file: artifacts really built
-    through targets.resolve; exit 0, and exit 1 when the self-test perturbation hits ONNX Runtime."""
+    through targets.opener; exit 0, and exit 1 when the self-test perturbation hits ONNX Runtime."""
     import os
     import subprocess
     import sys

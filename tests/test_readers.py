@@ -15,7 +15,7 @@ from edge_tan.errors import EdgeTanError
 from edge_tan.geometry import contour_to_mask
 from edge_tan.io import camus, echonet
 from edge_tan.io.convert import convert_dataset
-from edge_tan.io.landmarks_from_mask import landmarks_from_mask
+from edge_tan.geometry import landmarks_from_mask
 from edge_tan.io.read import iter_frames, read_video
 from tests.conftest import toy_sequence
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..dataset import Sequence
 from ..errors import EdgeTanError
-from .landmarks_from_mask import landmarks_from_masks
+from ..geometry import landmarks_from_masks
 from .video import scale_to_uint8
 
 VIEWS = {"2CH": "A2C", "4CH": "A4C"}
