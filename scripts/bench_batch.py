@@ -200,6 +200,49 @@ def mixed_archive(ds: Path, work: Path, backend: str, k: int) -> dict:
             "ok": sum(r["status"] == "ok" for r in rows), "odd_clips": odd, "wall_s": t["wall_s"]}
 
 
+PEAK_RSS = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True); "
+            "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def peak_rss_mb(argv) -> tuple[int, float]:
+    """(exit code, peak RSS in MB of the command), measured in a fresh parent (the counter only grows)."""
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS, *map(str, argv)], capture_output=True, text=True).stdout.split()
+    return int(out[0]), round(int(out[1]) / 1024, 1)
+
+
+def memory_check(work: Path, backend: str, frames: int = 3000, hw=(600, 800)) -> dict:
+    """Peak memory of `batch` (streams) vs `track` (reads the whole clip first) on one long 800x600 clip.
+    The clip is near-blank (the tracker skips the network on blank frames), so it costs decoding only."""
+    import cv2
+    clip = work / f"long-{frames}x{hw[1]}x{hw[0]}.avi"
+    if not clip.is_file():
+        vw = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (hw[1], hw[0]), True)
+        f = np.full((hw[0], hw[1], 3), 3, np.uint8)
+        for _ in range(frames):
+            vw.write(f)
+        vw.release()
+    out = work / "out-memory"
+    shutil.rmtree(out, ignore_errors=True)
+    rc_b, mb_b = peak_rss_mb(batch_cmd(clip, out, backend, "--workers", 1))
+    rc_t, mb_t = peak_rss_mb(ET + ["track", str(clip), "--backend", backend, "--json", str(work / "memory-track.json"), "--quiet"])
+    return {"clip": f"{frames} frames of {hw[1]}x{hw[0]} (near-blank MJPG AVI, {clip.stat().st_size // 1024} KB)",
+            "decoded_clip_mb": round(frames * hw[0] * hw[1] / 2 ** 20, 1),
+            "batch": {"command": shown(batch_cmd(clip, out, backend, "--workers", 1)), "exit_code": rc_b, "peak_rss_mb": mb_b},
+            "track": {"command": shown(ET + ["track", str(clip), "--backend", backend, "--json", "memory-track.json", "--quiet"]),
+                      "exit_code": rc_t, "peak_rss_mb": mb_t}}
+
+
+def add_memory(a) -> None:
+    """--only memory: add the memory check to the newest batch record (its command joins 'commands')."""
+    folder = a.record or sorted((ROOT / "docs" / "results").glob("*-batch"))[-1]
+    rec = json.loads((folder / "record.json").read_text())
+    rec["result"]["memory"] = memory_check(a.work, a.backend)
+    rec["result"]["memory"]["uptime"] = uptime()
+    rec["commands"].append(shlex.join(["python", "scripts/bench_batch.py"] + sys.argv[1:]))
+    write_text(folder / "record.json", json.dumps(rec, indent=1))
+    print(json.dumps(rec["result"]["memory"], indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=200)
@@ -211,8 +254,11 @@ def main() -> None:
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--work", type=Path, default=ROOT / "record-work" / "batch")
     ap.add_argument("--record", type=Path, default=None, help="record folder (default docs/results/<date>-batch)")
+    ap.add_argument("--only", choices=["memory"], help="memory: add the long-clip memory check to the newest record")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
+    if a.only == "memory":
+        return add_memory(a)
     t0 = time.perf_counter()
     res: dict = {"uptime_start": uptime(), "clips": a.n, "seed": a.seed, "frames_per_clip": a.frames or "phantom",
                  "backend": a.backend, "precision": "fp32"}
@@ -254,12 +300,15 @@ def main() -> None:
                      for s in (signal.SIGINT, signal.SIGKILL)]
     print("mixed archive", flush=True)
     res["mixed"] = mixed_archive(ds, a.work, a.backend, 20)
+    print("memory", flush=True)
+    res["memory"] = memory_check(a.work, a.backend)
     res["targets"] = {"workers2_at_least_1.6x_loop": res["ratios"]["workers2_vs_loop"] >= 1.6,
                       "ray_at_least_80pct_of_pool": (res["ratios"].get("ray_vs_workers2") or 0) >= 0.8 if "ray" in runs else None,
                       "identical_results": all(v["identical"] == v["compared"] for v in ident.values()),
                       "resume_redoes_nothing": all(r["redone"] == 0 and r["finished"] and not r["partial_files_after_restart"]
                                                    for r in res["resume"]),
-                      "mixed_archive_run_succeeds": res["mixed"]["exit_code"] == 0}
+                      "mixed_archive_run_succeeds": res["mixed"]["exit_code"] == 0,
+                      "batch_memory_below_track": res["memory"]["batch"]["peak_rss_mb"] < res["memory"]["track"]["peak_rss_mb"]}
     res["uptime_end"] = uptime()
     busy = [k for k, v in runs.items() if v.get("busy")]
     res["busy_note"] = (f"timed on a busy machine: other processes used CPU during {', '.join(busy)}" if busy else

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
-from .model import RunConfig, model_info, open_runner, split_cores, usable_cores
+from .model import GPU_BACKENDS, RunConfig, canonical_backend, model_info, open_runner, split_cores, usable_cores
 from .sources import find_clips
 from .store import Store
 from .table import write_table
@@ -61,8 +61,11 @@ def run_batch(src: str, out: Path, model: str | None = None, backend: str = "ope
     if workers < 0 or threads < 0:
         raise UsageError("--workers and --threads must be >= 0 (0: choose from the cores)")
     clips = find_clips(src, limit)
+    gpu = canonical_backend(backend) in GPU_BACKENDS
     if use_ray:
         threads = threads or 1              # one model copy per CPU: Ray's scheduling unit
+    elif gpu:
+        workers, threads = workers or 1, threads or 1   # one engine per GPU unless asked otherwise
     else:
         workers, threads = split_cores(workers, threads)
     cfg = RunConfig(out=str(out), model=model, backend=backend, precision=precision, threads=threads,
@@ -100,7 +103,9 @@ def run_batch(src: str, out: Path, model: str | None = None, backend: str = "ope
             raise
         bar.close()
         wall = time.perf_counter() - t0
-        table = write_table(out, [dict(r, clip=c.name, path=c.path) for r, c in zip(rows, clips)])
+        lost = {"status": "error", "error": "no result came back for this clip"}   # never expected
+        rows = [dict(r or lost, clip=c.name, path=c.path) for r, c in zip(rows, clips)]
+        table = write_table(out, rows)
         summary = {"src": str(src), "clips": len(clips), "tracked": bar.tracked, "skipped": bar.skipped,
                    "errors": sum(r.get("status") == "error" for r in rows),
                    "no_lv": sum(r.get("status") == "no-lv" for r in rows),

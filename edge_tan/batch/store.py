@@ -66,6 +66,7 @@ class Store:
             self._sweep()
             yield self
         finally:
+            self._sweep()                   # e.g. Ray actors stopped mid-write by Ctrl-C
             fcntl.flock(f, fcntl.LOCK_UN)
             f.close()
 
