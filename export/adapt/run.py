@@ -58,7 +58,7 @@ class AdaptConfig:
     max_frames: int = 64        # frames read per clip (the first ones)
     bn_windows: int = 512       # site windows per BatchNorm re-estimation
     phantom: str = ""           # labelled phantom dataset; default: generate phantom_n clips in WORK
-    phantom_n: int = 16
+    phantom_n: int = 8
     batch_size: int = 8
     lr: float = 1e-4
     site_share: float = 0.5     # share of a self-training batch taken from the pseudo-labels
@@ -369,11 +369,19 @@ class Adapter:
                "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__},
                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         md.training = {**(src_md.training or {}), "adaptation": rec}
-        half = (src_md.training or {}).get("shipped_dtype") == "fp16"
+        half = _stored_fp16(cfg.weights)   # written the way the input was stored (the shipped model: fp16)
         sha = save_weights(self.model, md, cfg.out, half=half)
         self.con.print(f"adapt: wrote {cfg.out} (weights sha256 {sha[:12]}; {len(self.clips.seqs)} clips, "
                        f"{self.clock.used() / 60:.1f} min used of {cfg.minutes:g})")
         return rec
+
+
+def _stored_fp16(path: str) -> bool:
+    """Whether a safetensors file stores its floating tensors as fp16 (read from the JSON header)."""
+    with open(path, "rb") as f:
+        head = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    dtypes = {v.get("dtype") for k, v in head.items() if k != "__metadata__" and isinstance(v, dict)}
+    return "F16" in dtypes and "F32" not in dtypes
 
 
 def _brief(ph: str, info: dict) -> str:
