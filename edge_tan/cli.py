@@ -130,6 +130,28 @@ def refit_view(weights: Path = typer.Argument(..., help="trained TAN weights (.s
 
 
 @command()
+def adapt(weights: Path = typer.Argument(..., help="trained TAN weights (.safetensors), e.g. the shipped model"),
+          clips: Path = typer.Argument(..., help="folder (searched recursively) of the site's unlabelled clips: "
+                                       "AVI/MP4/DICOM/NIfTI/npz, any mix; labels in them are ignored"),
+          out: Path = typer.Option(..., "--out", help="adapted weights to write (.safetensors)"),
+          minutes: float = typer.Option(30.0, "--minutes", help="time budget for all phases together"),
+          work: Optional[Path] = typer.Option(None, "--work", help="state folder; a re-run continues it "
+                                              "(default: OUT.work)"),
+          seed: int = typer.Option(0, "--seed"),
+          phases: str = typer.Option("bn,phantom,self", "--phases", help="comma list of bn (BatchNorm "
+                                     "re-estimation), phantom (site-styled phantom fine-tune), self (self-training)"),
+          max_frames: int = typer.Option(64, "--max-frames", help="frames read per clip"),
+          phantom: Optional[Path] = typer.Option(None, "--phantom", help="labelled phantom dataset to fine-tune on "
+                                                 "(default: generate one in the work folder)"),
+          threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)")):
+    """Adapt a trained TAN to a site's unlabelled clips (BatchNorm, styled phantom, self-training)."""
+    from .export.adapt.run import AdaptConfig, adapt as run_adapt
+    run_adapt(AdaptConfig(weights=str(weights), clips=str(clips), out=str(out), minutes=minutes,
+                          work=str(work) if work else "", seed=seed, phases=phases, max_frames=max_frames,
+                          phantom=str(phantom) if phantom else "", threads=threads))
+
+
+@command()
 def models():
     """List the registered model architectures with parameter and MAC counts."""
     from .export.models.registry import print_models
@@ -173,19 +195,70 @@ def track(video: Optional[Path] = typer.Argument(None, help="AVI/MP4, DICOM cine
               masks=masks, csv=csv, biplane=biplane, live=live, quiet=quiet)
 
 
+@command()
+def batch(src: str = typer.Argument(..., help="folder (recursive), glob, CSV/text manifest, EchoNet or CAMUS folder"),
+          out: Path = typer.Option(..., "--out", help="output folder: per-clip JSON, table.parquet/.csv, run.json"),
+          model: str = typer.Option("default", "--model", help="'default', an artifact or a weights file"),
+          backend: str = typer.Option("openvino", "--backend", help="openvino|onnxruntime|torch|tensorrt|torch-cuda"),
+          precision: str = typer.Option("fp32", "--precision"),
+          workers: int = typer.Option(0, "--workers", help="worker processes, or Ray actors (0: from the cores)"),
+          threads: int = typer.Option(0, "--threads", help="backend threads per worker (0: cores / workers)"),
+          ray: bool = typer.Option(False, "--ray", help="run on Ray Data (a local Ray instance unless --ray-address)"),
+          ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster: 'auto' or "
+                                                    "ray://HOST:10001 (implies --ray)"),
+          limit: int = typer.Option(0, "--limit", help="first N clips only (0 = all)"),
+          retry_errors: bool = typer.Option(False, "--retry-errors", help="track again clips that failed before"),
+          quiet: bool = typer.Option(False, "--quiet")):
+    """Track a whole archive: one tracker per clip, resumable, failure-isolated; local pool or Ray Data."""
+    from .batch.run import run_batch
+    run_batch(src, out, model=None if model == "default" else model, backend=backend, precision=precision,
+              workers=workers, threads=threads, use_ray=ray or bool(ray_address), ray_address=ray_address or None,
+              limit=limit, retry_errors=retry_errors,
+              quiet=quiet)
+
+
 @command(name="eval")
-def evaluate(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder"),
+def evaluate(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder, or a folder of clips with --reports"),
              model: Optional[str] = typer.Option(None, "--model"),
              backend: str = typer.Option("onnxruntime", "--backend"),
              precision: str = typer.Option("fp32", "--precision"),
              split: str = typer.Option("test", "--split"),
              frame_by_frame: bool = typer.Option(False, "--frame-by-frame", help="also run without the warp"),
              limit: int = typer.Option(0, "--limit", help="at most this many sequences"),
-             json_out: Optional[Path] = typer.Option(None, "--json")):
-    """Closed-loop tracking over a split: Dice, ASD, SI, landmarks, OKS, view acc, EF (paper tables)."""
+             json_out: Optional[Path] = typer.Option(None, "--json"),
+             reports: Optional[Path] = typer.Option(None, "--reports", help="CSV of report EF per clip (EchoNet "
+                                                    "FileList.csv style: FileName, EF[, ED, ES]); DATA is then a clip folder"),
+             tracings: Optional[Path] = typer.Option(None, "--tracings", help="EchoNet VolumeTracings.csv: ED/ES frames"),
+             plots: Optional[Path] = typer.Option(None, "--plots", help="folder for bland_altman.png and ef_scatter.png "
+                                                  "(with --reports; default: beside --json)"),
+             qc_model: Optional[Path] = typer.Option(None, "--qc-model", help="QC model JSON (default: "
+                                                     "$EDGE_TAN_QC_MODEL or the shipped one)")):
+    """Closed-loop tracking over a split (Dice, ASD, SI, landmarks, OKS, view acc, EF), or EF vs reports + QC."""
+    if reports is not None:
+        from .eval_reports import run_reports_eval
+        if plots is None and json_out is not None:
+            plots = json_out.parent / (json_out.stem + "-plots")
+        run_reports_eval(data_dir, reports, tracings, model, backend, precision, json_out, plots, qc_model, limit)
+        return
+    from .errors import UsageError
+    if tracings is not None or plots is not None:
+        raise UsageError("--tracings and --plots go with --reports")
     from .evaluate import run_eval_cli
     run_eval_cli(data_dir=data_dir, model=model, backend=backend, precision=precision, split=split,
-                 frame_by_frame=frame_by_frame, limit=limit, json_out=json_out)
+                 frame_by_frame=frame_by_frame, limit=limit, json_out=json_out, qc_model=qc_model)
+
+
+@command(name="qc-calibrate")
+def qc_calibrate(eval_json: list[Path] = typer.Argument(..., help="JSON from `edge-tan eval CLIPS --reports CSV --json`"),
+                 out: Path = typer.Option(..., "--out", help="new QC model JSON (use with --qc-model / EDGE_TAN_QC_MODEL)"),
+                 flag_share: float = typer.Option(0.2, "--flag-share", help="share of clips to mark unreliable"),
+                 threshold: Optional[float] = typer.Option(None, "--threshold", help="fixed score threshold instead"),
+                 refit: bool = typer.Option(False, "--refit", help="also re-fit the QC weights on these clips"),
+                 error: float = typer.Option(10.0, "--error", help="EF error (points) that counts as wrong"),
+                 qc_model: Optional[Path] = typer.Option(None, "--qc-model", help="model whose weights are kept")):
+    """Re-calibrate the QC threshold (or weights) on a site's clips validated against reports."""
+    from .qc_calibrate import calibrate, print_result
+    print_result(calibrate(eval_json, out, qc_model, refit, flag_share, threshold, error), out)
 
 
 @command()

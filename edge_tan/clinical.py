@@ -417,3 +417,46 @@ def clip_clinical(results: list, spacing_mm: float = math.nan, fps: float = 30.0
                            method="area-length", ed=res.ed_frames, es=res.es_frames)
         out["ef_area_length_percent"] = round(float(al.ef_percent), 2) if np.isfinite(al.ef_percent) else None
     return out
+
+
+class ClinicalCurves:
+    """`clip_clinical` (single plane) built one FrameResult at a time, so a caller can drop each frame's
+    mask at once: archive runs (`edge-tan batch`) keep per-frame numbers, never a clip of masks.
+
+    `add(r)` keeps the frame's LV area and its Simpson and area-length volumes (px^3), computed exactly
+    as `volume_curve` would from the stacked masks; `summary()` returns what `clip_clinical` returns."""
+
+    def __init__(self) -> None:
+        self.area: list[float] = []
+        self.simpson: list[float] = []
+        self.area_length: list[float] = []
+
+    def add(self, r) -> None:
+        m = r.mask
+        area = float((m > 0).sum())
+        vs = va = math.nan
+        if area > 0:
+            lm = np.asarray(r.landmarks if r.landmarks is not None and r.state != "lost" else np.full((3, 2), np.nan),
+                            np.float32).astype(np.float64)      # as _stack_landmarks + _frame_landmarks
+            if not np.isfinite(lm).all():
+                lm = landmarks_from_mask(m, None)
+            if np.isfinite(lm).all():
+                vs = simpson_volume(lm, mask=m)
+                va = float(area_length_volume(area, long_axis_length(lm)[0]))
+        self.area.append(area)
+        self.simpson.append(vs)
+        self.area_length.append(va)
+
+    def summary(self, spacing_mm: float = math.nan, fps: float = 30.0) -> dict:
+        area = np.asarray(self.area, np.float64)
+        if not (area > 0).any():
+            return {"ed_frames": [], "es_frames": [], "ef_percent": None, "method": "none (LV never found)"}
+        res = _ef_result("simpson", area, np.asarray(self.simpson), None, None, fps, spacing_mm)
+        al = _ef_result("area-length", area, np.asarray(self.area_length), res.ed_frames, res.es_frames, fps,
+                        spacing_mm)
+        ef = float(res.ef_percent)
+        return {"ed_frames": np.asarray(res.ed_frames).reshape(-1).astype(int).tolist(),
+                "es_frames": np.asarray(res.es_frames).reshape(-1).astype(int).tolist(),
+                "ef_percent": round(ef, 2) if np.isfinite(ef) else None, "method": "simpson-single-plane",
+                "volume_units": res.units,
+                "ef_area_length_percent": round(float(al.ef_percent), 2) if np.isfinite(al.ef_percent) else None}

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as mt
+from . import qc as qcm
 from .clinical import clip_clinical
 from .atomic import write_text
 from .dataset import Sequence, list_split, load_sequence
@@ -62,8 +63,11 @@ def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTa
             "states": {s: sum(r.state == s for r in results) for s in ("detect", "track", "redetect", "lost")}}
 
 
-def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=None) -> dict:
-    """Closed-loop (and optionally frame-by-frame) evaluation of one runner over sequence files."""
+def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=None, qc_model=None) -> dict:
+    """Closed-loop (and optionally frame-by-frame) evaluation of one runner over sequence files.
+
+    With a QC model (edge_tan.qc), closed-loop clips also get their QC score and the mode its AUROC
+    for EF error > 10 points (frame by frame has no tracking state for QC to judge)."""
     modes = {"closed_loop": TrackerConfig()}
     if frame_by_frame:
         modes["frame_by_frame"] = replace(TrackerConfig(), frame_by_frame=True)
@@ -79,12 +83,31 @@ def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=N
             res = tracker.track(seq.frames)
             lat.extend(r.latency_ms for r in res)
             states.extend(FrameResult(r.index, r.frame_hw, r.state, reason=r.reason) for r in res)  # no masks kept
-            per_video.append(score_sequence(seq, res, frames_t, videos_t))
+            pv = score_sequence(seq, res, frames_t, videos_t)
+            if qc_model is not None and not cfg.frame_by_frame:
+                q = qcm.assess(res, list(seq.frames), seq.fps, {"ef_percent": pv["ef_pred"]}, qc_model)
+                pv["qc"] = {k: q[k] for k in ("score", "reliable", "reasons")}
+            per_video.append(pv)
             if progress:
                 progress()
         out[mode] = {"frames": frames_t.summary(), "videos": videos_t.summary(), "per_video": per_video,
                      "states": state_summary(states), "latency_ms_median": float(np.median(lat)) if lat else None}
+        if any("qc" in v for v in per_video):
+            out[mode]["qc"] = qc_summary(per_video)
     return out
+
+
+def qc_summary(per_video: list[dict], bad: float = 10.0) -> dict:
+    """QC AUROC for EF error > `bad` points, and EF error of all vs QC-accepted clips (labelled EF only)."""
+    vids = [v for v in per_video if v.get("qc") and v["ef_true"] is not None]
+    err = [None if v["ef_pred"] is None else abs(v["ef_pred"] - v["ef_true"]) for v in vids]
+    wrong = [e is None or e > bad for e in err]
+    acc = [e for v, e in zip(vids, err) if v["qc"]["reliable"] and e is not None]
+    alle = [e for e in err if e is not None]
+    return {"auroc_ef_err_gt_10": qcm.auroc([-v["qc"]["score"] for v in vids], wrong), "clips": len(vids),
+            "accepted": sum(v["qc"]["reliable"] for v in vids),
+            "ef_abs_err_all": float(np.mean(alle)) if alle else None,
+            "ef_abs_err_accepted": float(np.mean(acc)) if acc else None}
 
 
 def _fmt(v, pct=False):
@@ -122,6 +145,11 @@ def print_tables(report: dict, title: str) -> None:
             "SI = mean frame-to-frame ASD of the predicted contours (paper eq. 9); the labels' own SI (fully "
             "labelled clips only) is what a perfect tracker would show, since the heart moves.")
     for mode, r in report.items():
+        q = r.get("qc")
+        if q:
+            c.print(f"{mode.replace('_', ' ')}: QC accepted {q['accepted']} of {q['clips']} clips; EF abs err "
+                    f"{_fmt(q['ef_abs_err_all'])} all, {_fmt(q['ef_abs_err_accepted'])} accepted; QC AUROC for EF "
+                    f"error > 10 points {_fmt(q['auroc_ef_err_gt_10'])}")
         top = (r.get("states") or {}).get("top_reasons")
         if top:
             c.print(f"{mode.replace('_', ' ')}: first pass not used: " + ", ".join(f"{k} ({n})" for k, n in top))
@@ -141,7 +169,7 @@ def _json_safe(o):
 
 
 def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str, frame_by_frame: bool,
-                 limit: int, json_out: Path | None) -> dict:
+                 limit: int, json_out: Path | None, qc_model: Path | None = None) -> dict:
     paths = list_split(data_dir, None if split == "all" else split)
     if not paths:
         raise EdgeTanError(f"{data_dir}: split {split!r} is empty")
@@ -153,7 +181,8 @@ def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str
         from rich.progress import Progress
         with Progress(transient=True) as pb:
             task = pb.add_task(f"eval {backend}", total=len(paths) * (2 if frame_by_frame else 1))
-            report = evaluate(runner, paths, frame_by_frame, progress=lambda: pb.advance(task))
+            report = evaluate(runner, paths, frame_by_frame, progress=lambda: pb.advance(task),
+                              qc_model=qcm.load_model(qc_model))
         meta = runner.metadata.to_dict()
     finally:
         runner.close()

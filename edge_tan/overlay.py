@@ -16,7 +16,8 @@ STATE_COLOURS = {"detect": (255, 200, 0), "track": (0, 220, 0), "redetect": (0, 
 LM_COLOURS = [(0, 255, 255), (255, 0, 255), (255, 255, 0)]
 
 
-def draw_frame(gray: np.ndarray, r: FrameResult, areas: np.ndarray, ed: set, es: set, scale: float) -> np.ndarray:
+def draw_frame(gray: np.ndarray, r: FrameResult, areas: np.ndarray, ed: set, es: set, scale: float,
+               conf: np.ndarray | None = None, banner: str = "", alarm: bool = False) -> np.ndarray:
     img = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
     if scale != 1.0:
         img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
@@ -49,12 +50,23 @@ def draw_frame(gray: np.ndarray, r: FrameResult, areas: np.ndarray, ed: set, es:
         for i in es:
             cv2.line(strip, (int(xs[i]), 0), (int(xs[i]), strip_h), (255, 140, 0), 1)
         cv2.circle(strip, (int(xs[r.index]), int(ys[r.index])), 3, col, -1)
+        if conf is not None and len(conf) == len(areas):   # per-frame QC confidence, 0 at the bottom
+            cy = strip_h - 4 - np.clip(conf, 0, 1) * (strip_h - 8)
+            cv2.polylines(strip, [np.round(np.stack([xs, cy], 1) * 16).astype(np.int32)], False, (0, 160, 255), 1,
+                          cv2.LINE_AA, shift=4)
+    if banner:   # the clip's EF line, red when QC marks the clip unreliable
+        bc = (0, 0, 255) if alarm else (0, 220, 0)
+        cv2.putText(strip, banner, (4, strip_h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(strip, banner, (4, strip_h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, bc, 1, cv2.LINE_AA)
     return np.vstack([img, strip])
 
 
 def write_overlay(path, frames: Seq[np.ndarray], results: Seq[FrameResult], fps: float,
-                  ed=(), es=()) -> None:
-    """Write the overlay clip atomically (.mp4 with mp4v, .avi with MJPG)."""
+                  ed=(), es=(), banner: str = "", alarm: bool = False) -> None:
+    """Write the overlay clip atomically (.mp4 with mp4v, .avi with MJPG).
+
+    `banner` (the EF line, e.g. "EF 52.1 % — UNRELIABLE (...)") is drawn on every frame, red when
+    `alarm`; the strip also shows the per-frame QC confidence (orange) under the area curve."""
     path = Path(path)
     if not results:
         raise EdgeTanError("nothing to draw: no frames were tracked")
@@ -65,8 +77,11 @@ def write_overlay(path, frames: Seq[np.ndarray], results: Seq[FrameResult], fps:
     scale = max(1.0, 320.0 / min(h, w))   # small clips (112x112) are upscaled so text stays legible
     areas = np.array([r.area_px for r in results], np.float64)
     ed, es = set(int(i) for i in ed), set(int(i) for i in es)
+    conf = np.array([r.confidence for r in results], np.float64)
+    banner = banner.replace("—", "-")   # Hershey fonts are ASCII only
+    kw = {"conf": conf, "banner": banner, "alarm": alarm}
     with atomic_path(path) as tmp:
-        first = draw_frame(frames[0], results[0], areas, ed, es, scale)
+        first = draw_frame(frames[0], results[0], areas, ed, es, scale, **kw)
         vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(max(fps, 1.0)),
                              (first.shape[1], first.shape[0]))
         if not vw.isOpened():
@@ -74,6 +89,6 @@ def write_overlay(path, frames: Seq[np.ndarray], results: Seq[FrameResult], fps:
         try:
             vw.write(first)
             for f, r in zip(frames[1:], results[1:]):
-                vw.write(draw_frame(f, r, areas, ed, es, scale))
+                vw.write(draw_frame(f, r, areas, ed, es, scale, **kw))
         finally:
             vw.release()

@@ -65,10 +65,15 @@ def per_frame_record(r: FrameResult) -> dict:
             "state": r.state, "reason": r.reason or None, "confidence": _num(r.confidence), "latency_ms": _num(r.latency_ms, 3)}
 
 
-def results_dict(video: str, backend: str, metadata: dict, results: Seq[FrameResult], clinical: dict) -> dict:
-    return {"video": str(video), "frames": len(results), "backend": backend, "model": metadata,
-            "per_frame": [per_frame_record(r) for r in results], "clinical": clinical,
-            "states": state_summary(results), "timing": timing_summary(results)}
+def results_dict(video: str, backend: str, metadata: dict, results: Seq[FrameResult], clinical: dict,
+                 qc: dict | None = None) -> dict:
+    """The results.json body; `qc` is edge_tan.qc.assess's block (clinical then carries `reliable`)."""
+    out = {"video": str(video), "frames": len(results), "backend": backend, "model": metadata,
+           "per_frame": [per_frame_record(r) for r in results], "clinical": clinical,
+           "states": state_summary(results), "timing": timing_summary(results)}
+    if qc is not None:
+        out["qc"] = qc
+    return out
 
 
 def write_results_json(path, data: dict) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .clinical import clip_clinical
+from .qc import assess, ef_text, mark_clinical
 from .errors import EdgeTanError, UsageError
 from .results import results_dict, write_csv, write_masks_npz, write_results_json
 from .tracker import FrameResult, Tracker
@@ -73,7 +74,9 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
         wall = time.perf_counter() - t0
         other_results = track_frames(tracker, list(other.frames), quiet, "biplane") if other is not None else None
         clinical = clip_clinical(results, seq.spacing_mm, seq.fps, other_results)
-        data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical)
+        qc = assess(results, list(seq.frames), seq.fps, clinical)   # model: $EDGE_TAN_QC_MODEL or shipped
+        mark_clinical(clinical, qc)
+        data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical, qc)
         data["timing"]["wall_s"] = round(wall, 3)
         if other is not None:
             data["biplane_video"] = str(biplane)
@@ -87,7 +90,8 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
         write_csv(csv, results, seq.spacing_mm)
     if out is not None:
         from .overlay import write_overlay
-        write_overlay(out, list(seq.frames), results, seq.fps, clinical.get("ed_frames", ()), clinical.get("es_frames", ()))
+        write_overlay(out, list(seq.frames), results, seq.fps, clinical.get("ed_frames", ()), clinical.get("es_frames", ()),
+                      banner=ef_text(clinical), alarm=not clinical.get("reliable", True))
     if not quiet:
         _print_summary(video, data)
     return data
@@ -101,12 +105,14 @@ def _print_summary(video, data: dict) -> None:
     views = [r["view"] for r in data["per_frame"] if r["view"]]
     view = max(set(views), key=views.count) if views else "-"
     t, cl = data["timing"], data["clinical"]
-    ef = cl.get("ef_percent")
     c.print(f"[bold]{video}[/]: {data['frames']} frames · backend {data['backend']} · view {view} · "
             f"frames: {states}")
     if st["top_reasons"]:
         c.print("first pass not used: " + ", ".join(f"{k} ({n})" for k, n in st["top_reasons"]))
-    c.print(f"ED {cl.get('ed_frames')} · ES {cl.get('es_frames')} · EF "
-            f"{'n/a' if ef is None else f'{ef:.1f} %'} ({cl.get('method')}) · median {t['median_ms']} ms/frame · "
-            f"p95 {t['p95_ms']} ms · {t['fps']} fps")
+    c.print(f"ED {cl.get('ed_frames')} · ES {cl.get('es_frames')} · {ef_text(cl)} ({cl.get('method')}) · "
+            f"median {t['median_ms']} ms/frame · p95 {t['p95_ms']} ms · {t['fps']} fps", markup=False)
+    q = data.get("qc")
+    if q:
+        c.print(f"QC score {q['score']:.2f} (threshold {q['threshold']:.2f})"
+                + (f": {', '.join(q['reasons'])}" if q["reasons"] else ""), markup=False)
 

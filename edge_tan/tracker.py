@@ -72,6 +72,8 @@ class FrameResult:
     affine: np.ndarray | None = None             # frame -> window of the pass that produced this
     reason: str = ""                             # why the first pass was rejected (also when the re-detect
                                                  # or a widened window then succeeded), or why it was lost
+    pass_shift: float = float("nan")             # landmark disagreement between this frame's two passes
+                                                 # (detect vs refine, or first vs widened) / LV length; QC reads it
 
     @property
     def area_px(self) -> int:
@@ -146,6 +148,14 @@ def edge_contact(win_mask: np.ndarray, contour: np.ndarray, Minv: np.ndarray, fr
         return 0.0, (0.0, 0.0)
     push = nrm[inside].mean(0)
     return k / max(cv2.arcLength(contour, True), 1.0), (float(push[0]), float(push[1]))
+
+
+def pass_shift(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Mean landmark distance between two passes' frame landmarks, relative to the LV length (QC input)."""
+    if a is None or b is None:
+        return float("nan")
+    length = float(np.hypot(*(b[0] - 0.5 * (b[1] + b[2]))))
+    return float(np.mean(np.hypot(*(a - b).T)) / length) if length > 1e-6 else float("nan")
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -443,6 +453,9 @@ class Tracker:
                         self._widen = before
                     notes.append(f"widened: {why_w}")
                 else:
+                    if p.lm_win is not None and pw.lm_win is not None:
+                        res.pass_shift = pass_shift(geo.transform_points(p.lm_win, p.Minv),
+                                                    geo.transform_points(pw.lm_win, pw.Minv))
                     p, why = pw, ""
                     notes.append("window widened")
             if why and not detect:  # lost the lock: re-detect on this very frame
@@ -469,6 +482,8 @@ class Tracker:
                         break
                     if bad:
                         break
+                    if pr.lm_win is not None:
+                        res.pass_shift = pass_shift(seed, geo.transform_points(pr.lm_win, pr.Minv))
                     p, anchor = pr, None
             res.reason = "; ".join(notes)
             if why:

@@ -39,14 +39,17 @@ def _pydicom():
     return pydicom
 
 
-def open_dicom(path: str | Path):
-    """Read the dataset (pixel data stays encoded) and check it can be decoded here."""
+def open_dicom(path: str | Path, defer_size: str | int | None = None):
+    """Read the dataset (pixel data stays encoded) and check it can be decoded here.
+
+    `defer_size` (e.g. "1 MB") leaves larger values such as the pixel data on disk until asked for:
+    streaming readers decode frame by frame from the file instead."""
     pydicom = _pydicom()
     p = Path(path)
     if not p.is_file():
         raise EdgeTanError(f"DICOM file not found: {p}")
     try:
-        ds = pydicom.dcmread(str(p))
+        ds = pydicom.dcmread(str(p), defer_size=defer_size)
     except Exception as e:  # pydicom raises InvalidDicomError, EOFError, ValueError...
         raise EdgeTanError(f"{p.name}: unreadable DICOM ({type(e).__name__}: {e})") from None
     if "PixelData" not in ds:

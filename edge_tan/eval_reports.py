@@ -1,0 +1,199 @@
+"""`edge-tan eval CLIPS --reports FileList.csv`: validate tracked EF against a site's reported EF.
+
+Tracks every clip that has a report row, then reports EF error, bias and limits of agreement,
+Pearson r, ED/ES frame error (where the reports give frames), the same for the QC-accepted subset
+and with the lowest-scoring 20 % flagged, the QC score's AUROC for "EF error > 10 points", and a
+Bland-Altman and a scatter PNG. Report rows without a clip, clips without a row and unreadable
+clips are listed, not fatal. The per-clip JSON carries the QC features, so `edge-tan qc-calibrate`
+can re-fit the QC threshold (or weights) for the site from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import qc as qcm
+from .atomic import write_text
+from .clinical import clip_clinical
+from .errors import EdgeTanError
+from .reports import Report, find_clips, match, read_reports, read_tracings
+
+BAD_EF = 10.0     # "EF wrong" in points, the QC target
+FLAG_SHARE = 0.2  # report the accepted subset also with the lowest-scoring 20 % flagged
+
+
+def ef_stats(ref, pred) -> dict:
+    """n, MAE, bias (tracked - report), SD of the difference, 95 % limits of agreement, Pearson r."""
+    ref, pred = np.asarray(ref, float), np.asarray(pred, float)
+    n = int(len(ref))
+    if n == 0:
+        return {"n": 0, "mae": None, "bias": None, "sd": None, "loa": None, "pearson_r": None}
+    d = pred - ref
+    sd = float(d.std(ddof=1)) if n > 1 else None
+    r = None
+    if n > 2 and ref.std() > 0 and pred.std() > 0:
+        r = float(np.corrcoef(ref, pred)[0, 1])
+    bias = float(d.mean())
+    return {"n": n, "mae": float(np.abs(d).mean()), "bias": bias, "sd": sd,
+            "loa": [bias - 1.96 * sd, bias + 1.96 * sd] if sd is not None else None, "pearson_r": r}
+
+
+def frame_error(pred: list, truth: int | None) -> float | None:
+    """Frames between a reported ED (or ES) index and the nearest tracked one."""
+    if truth is None or not pred:
+        return None
+    return float(min(abs(int(p) - truth) for p in pred))
+
+
+def track_clip(tracker, path: Path, rep: Report, model) -> dict:
+    from .io.read import read_video
+    seq = read_video(path)
+    if seq.n_frames == 0:
+        raise EdgeTanError(f"{path}: no frames")
+    frames = list(seq.frames)
+    t0 = time.perf_counter()
+    res = tracker.track(frames)
+    clin = clip_clinical(res, seq.spacing_mm, seq.fps)
+    q = qcm.assess(res, frames, seq.fps, clin, model)
+    qcm.mark_clinical(clin, q)
+    ef = clin.get("ef_percent")
+    return {"name": rep.name, "path": str(path), "frames": seq.n_frames, "fps": seq.fps,
+            "ef_report": rep.ef, "ef_pred": ef, "ef_err": None if ef is None else abs(ef - rep.ef),
+            "ed_report": rep.ed, "es_report": rep.es, "ed_frames": clin.get("ed_frames"),
+            "es_frames": clin.get("es_frames"), "ed_err": frame_error(clin.get("ed_frames"), rep.ed),
+            "es_err": frame_error(clin.get("es_frames"), rep.es),
+            "states": {s: sum(r.state == s for r in res) for s in ("detect", "track", "redetect", "lost")},
+            "qc": q, "wall_s": round(time.perf_counter() - t0, 3)}
+
+
+def summarise(rows: list[dict], bad_ef: float = BAD_EF, flag_share: float = FLAG_SHARE) -> dict:
+    """All clips vs QC-accepted vs lowest `flag_share` flagged; QC AUROC for EF error > bad_ef."""
+    with_ef = [r for r in rows if r["ef_pred"] is not None]
+    scores = np.array([r["qc"]["score"] if r["qc"]["score"] is not None else 0.0 for r in rows])
+    wrong = np.array([r["ef_err"] is None or r["ef_err"] > bad_ef for r in rows])
+
+    def stats(sel):
+        s = [r for r in sel if r["ef_pred"] is not None]
+        out = ef_stats([r["ef_report"] for r in s], [r["ef_pred"] for r in s])
+        out["clips"] = len(sel)
+        out["no_ef"] = len(sel) - len(s)
+        for k in ("ed_err", "es_err"):
+            v = [r[k] for r in sel if r[k] is not None]
+            out[f"{k}_frames"] = float(np.mean(v)) if v else None
+        out["share_ef_err_gt"] = float(np.mean([r["ef_err"] is None or r["ef_err"] > bad_ef for r in sel])) if sel else None
+        return out
+
+    accepted = [r for r in rows if r["qc"]["reliable"]]
+    k = int(round(flag_share * len(rows)))
+    order = np.argsort(scores, kind="stable")
+    flagged = set(order[:k].tolist())
+    kept = [r for i, r in enumerate(rows) if i not in flagged]
+    au = qcm.auroc(-scores, wrong) if len(rows) else None   # low score should mean wrong EF
+    return {"all": stats(rows), "qc_accepted": stats(accepted), f"lowest_{round(100 * flag_share)}pct_flagged": stats(kept),
+            "qc_auroc_ef_err_gt": {"points": bad_ef, "auroc": au, "positives": int(wrong.sum()), "clips": len(rows)},
+            "clips_with_ef": len(with_ef)}
+
+
+def _fmt(v, nd=1):
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
+
+
+def print_report(full: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    c = Console()
+    rows = sorted(full["clips"], key=lambda r: r["qc"]["score"] if r["qc"]["score"] is not None else -1)
+    t = Table(title=f"{full['clips_dir']} vs {full['reports']} ({len(rows)} clips; lowest QC first)")
+    for h in ("clip", "EF report", "EF tracked", "|err|", "ED/ES err", "QC", "verdict"):
+        t.add_column(h, justify="left" if h in ("clip", "verdict") else "right")
+    for r in rows[:40]:
+        q = r["qc"]
+        verdict = "ok" if q["reliable"] else "UNRELIABLE: " + ", ".join(q["reasons"])
+        t.add_row(r["name"], _fmt(r["ef_report"]), _fmt(r["ef_pred"]), _fmt(r["ef_err"]),
+                  f"{_fmt(r['ed_err'], 0)}/{_fmt(r['es_err'], 0)}", _fmt(q["score"], 2), verdict)
+    c.print(t)
+    if len(rows) > 40:
+        c.print(f"... {len(rows) - 40} more clips in the JSON")
+    s = full["summary"]
+    t = Table(title="EF against reports")
+    for h in ("subset", "clips", "MAE", "bias", "95 % LoA", "r", f"> {s['qc_auroc_ef_err_gt']['points']:g} pts",
+              "no EF", "ED/ES frame err"):
+        t.add_column(h, justify="right")
+    for key, label in (("all", "all"), ("qc_accepted", "QC accepted"),
+                       *[(k, k.replace("_", " ").replace("pct", " %")) for k in s if k.startswith("lowest_")]):
+        v = s[key]
+        loa = "-" if not v["loa"] else f"{v['loa'][0]:+.1f} .. {v['loa'][1]:+.1f}"
+        t.add_row(label, str(v["clips"]), _fmt(v["mae"]), _fmt(v["bias"], 1), loa, _fmt(v["pearson_r"], 2),
+                  "-" if v["share_ef_err_gt"] is None else f"{100 * v['share_ef_err_gt']:.0f} %", str(v["no_ef"]),
+                  f"{_fmt(v['ed_err_frames'])}/{_fmt(v['es_err_frames'])}")
+    c.print(t)
+    a = s["qc_auroc_ef_err_gt"]
+    c.print(f"QC AUROC for EF error > {a['points']:g} points: {_fmt(a['auroc'], 3)} ({a['positives']} of {a['clips']} clips; "
+            f"threshold {full['qc_model']['threshold']:.2f} from {full['qc_model']['file']})")
+    for key, label in (("missing_on_disk", "report rows with no clip"), ("without_report", "clips with no report row"),
+                       ("unreadable", "clips that could not be tracked")):
+        if full[key]:
+            items = full[key] if key != "unreadable" else [f"{u['name']} ({u['error']})" for u in full[key]]
+            c.print(f"{label} ({len(items)}): " + ", ".join(items[:10]) + (" ..." if len(items) > 10 else ""))
+    for k, p in (full.get("plots") or {}).items():
+        c.print(f"{k.replace('_', '-')} plot: {p}")
+
+
+def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, model, backend: str, precision: str,
+                     json_out: Path | None, plots_dir: Path | None, qc_model: Path | None, limit: int = 0,
+                     quiet: bool = False) -> dict:
+    reports = read_reports(reports_csv)
+    if tracings is not None:
+        for k, (ed, es) in read_tracings(tracings).items():
+            if k in reports:
+                reports[k].ed = reports[k].ed if reports[k].ed is not None else ed
+                reports[k].es = reports[k].es if reports[k].es is not None else es
+    matched, missing, unreported = match(reports, find_clips(clips_dir))
+    if not matched:
+        raise EdgeTanError(f"no clip in {clips_dir} matches a FileName in {reports_csv} "
+                           f"({len(reports)} report rows, {len(unreported)} clips)")
+    if limit:
+        matched = matched[:limit]
+    qmodel = qcm.load_model(qc_model)
+    from .track_cli import open_runner_for
+    from .tracker import Tracker
+    runner = open_runner_for(model, backend, precision)
+    rows, unreadable = [], []
+    try:
+        tracker = Tracker(runner)
+        from rich.progress import Progress
+        with Progress(transient=True, disable=quiet) as pb:
+            task = pb.add_task(f"eval vs reports ({backend})", total=len(matched))
+            for rep, path in matched:
+                try:
+                    rows.append(track_clip(tracker, path, rep, qmodel))
+                except EdgeTanError as e:
+                    unreadable.append({"name": rep.name, "path": str(path), "error": str(e)})
+                pb.advance(task)
+        meta = runner.metadata.to_dict()
+    finally:
+        runner.close()
+    if not rows:
+        raise EdgeTanError(f"none of the {len(matched)} matched clips could be tracked (first: {unreadable[0]['error']})")
+    full = {"clips_dir": str(clips_dir), "reports": str(reports_csv), "tracings": str(tracings) if tracings else None,
+            "backend": backend, "precision": precision,
+            "model": {k: meta.get(k) for k in ("model_name", "weights_sha256", "trained", "precision")},
+            "qc_model": {"file": qmodel.path, "threshold": qmodel.threshold, "info": qmodel.info},
+            "summary": summarise(rows), "clips": rows, "missing_on_disk": missing,
+            "without_report": unreported, "unreadable": unreadable}
+    if plots_dir is not None:
+        from .report_plots import ef_plots
+        s = [r for r in rows if r["ef_pred"] is not None]
+        full["plots"] = ef_plots([r["ef_report"] for r in s], [r["ef_pred"] for r in s],
+                                 [r["qc"]["reliable"] for r in s], plots_dir, title=Path(clips_dir).name)
+    if json_out is not None:
+        from .evaluate import _json_safe
+        write_text(json_out, json.dumps(_json_safe(full), indent=1, allow_nan=False))
+    if not quiet:
+        print_report(full)
+    return full

@@ -1,0 +1,158 @@
+"""`edge-tan adapt` on a tiny TAN and toy clips: bad inputs, the written weights (load, run, record),
+resume, BatchNorm statistics moving to the site, and the pseudo-label filter."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from edge_tan import geometry as geo
+from edge_tan.cli import app
+from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.export.adapt.bn import bn_layers, reestimate_bn, to_input
+from edge_tan.export.adapt.clips import file_sha256
+from edge_tan.export.adapt.pseudo import filter_clip
+from edge_tan.export.adapt.run import AdaptConfig, adapt
+from edge_tan.export.models.registry import build_model, make_metadata, model_kwargs
+from edge_tan.export.weights import read_header, save_weights
+from edge_tan.tracker import FrameResult
+from tests.conftest import toy_dataset, toy_sequence
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A tiny TAN (64 px window), 3 toy clips + a broken one + a text file, and a labelled toy 'phantom'."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("adapt")
+    torch.manual_seed(0)
+    kw = model_kwargs("tan", width=0.25)
+    m = build_model("tan", **kw)
+    md = make_metadata(m, "tan", kw, template=geo.build_template(toy_sequence().landmarks, size=64), size=64,
+                       trained=True, training={"note": "tiny test model"})
+    md.input_norm = "equalize"
+    save_weights(m, md, root / "tiny.safetensors")
+    toy_dataset(root / "clips", n=3, T=8, H=80, W=96)
+    toy_dataset(root / "phantom", n=2, T=8, H=80, W=96)
+    (root / "clips" / "sub").mkdir()
+    (root / "clips" / "sub" / "broken.avi").write_bytes(b"not a video" * 20)
+    (root / "clips" / "notes.txt").write_text("not a clip")
+    return root
+
+
+def _cfg(site, **kw):
+    base = dict(weights=str(site / "tiny.safetensors"), clips=str(site / "clips"), out=str(site / "new.safetensors"),
+                minutes=0.1, phantom=str(site / "phantom"), threads=1)
+    base.update(kw)
+    return AdaptConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def adapted(site):
+    rec = adapt(_cfg(site))
+    return site / "new.safetensors", rec
+
+
+def test_bad_inputs_one_error_nothing_written(site, tmp_path):
+    out = tmp_path / "x.safetensors"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EdgeTanError, match="no readable clips"):
+        adapt(_cfg(site, clips=str(tmp_path / "empty"), out=str(out)))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.mp4").write_bytes(b"garbage" * 50)
+    with pytest.raises(EdgeTanError, match="no readable clips.*a.mp4"):
+        adapt(_cfg(site, clips=str(tmp_path / "bad"), out=str(out)))
+    (tmp_path / "w.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......")
+    with pytest.raises(EdgeTanError, match="not a TAN weights file"):
+        adapt(_cfg(site, weights=str(tmp_path / "w.safetensors"), out=str(out)))
+    with pytest.raises(UsageError, match="--minutes must be > 0"):
+        adapt(_cfg(site, minutes=0, out=str(out)))
+    assert not out.exists() and not list(tmp_path.glob(".x.*"))
+    r = CliRunner().invoke(app, ["adapt", str(site / "tiny.safetensors"), str(tmp_path / "empty"), "--out", str(out)])
+    assert r.exit_code != 0 and "edge-tan: error:" in r.output and "Traceback" not in r.output
+
+
+def test_written_weights_load_run_and_record(site, adapted):
+    from edge_tan.targets.torch_ref import TorchRunner
+    path, rec = adapted
+    runner = TorchRunner(path)
+    src = TorchRunner(site / "tiny.safetensors")
+    assert runner.metadata.template == src.metadata.template and runner.metadata.window == 64
+    assert runner.metadata.input_norm == "equalize"
+    out = runner.infer(np.zeros((1, 1, 64, 64), np.float32))
+    assert out["seg"].shape == (1, 2, 64, 64) and out["landmarks"].shape == (1, 6)
+    ad = runner.metadata.training["adaptation"]
+    assert runner.metadata.training["note"] == "tiny test model"          # the source record is kept
+    assert ad["clips"]["used"] == 3 and ad["clips"]["skipped"] == 1
+    assert ad["clips"]["skip_report"][0]["file"].endswith("broken.avi")
+    assert ad["clips"]["sha256"]["toy00.npz"] == file_sha256(site / "clips" / "toy00.npz")
+    assert ad["from_weights_sha256"] == src.metadata.weights_sha256 != runner.metadata.weights_sha256
+    assert set(ad["phases"]) == {"look", "phantom", "label", "self", "final"}
+    assert ad["phases"]["look"]["bn"]["updated"] and ad["phases"]["final"]["bn"]["windows"] >= 2
+    assert ad["phases"]["phantom"]["steps"] >= 1 and ad["settings"]["minutes"] == 0.1
+    assert len(json.dumps(read_header(path))) < 20000    # counts and hashes, no images
+
+
+def test_resume_continues_and_guards_the_work_folder(site, adapted):
+    path, _ = adapted
+    work = site / "new.safetensors.work"
+    st = json.loads((work / "state.json").read_text())
+    steps = st["done"]["phantom"]["steps"]
+    del st["done"]["final"]                       # as if the run had stopped before its last phase
+    (work / "state.json").write_text(json.dumps(st))
+    rec = adapt(_cfg(site))
+    assert rec["phases"]["phantom"]["steps"] == steps and "final" in rec["phases"]
+    assert json.loads((work / "state.json").read_text())["done"]["phantom"]["steps"] == steps
+    with pytest.raises(EdgeTanError, match="holds an adaptation of other"):
+        adapt(_cfg(site, seed=5))
+
+
+def test_bn_statistics_move_to_the_site():
+    torch.manual_seed(0)
+    kw = model_kwargs("tan", width=0.25)
+    m = build_model("tan", **kw)
+    md = make_metadata(m, "tan", kw, size=64)
+    rng = np.random.default_rng(0)
+    phantom = rng.integers(0, 120, (16, 64, 64)).astype(np.uint8)      # dark "training" windows
+    site = rng.integers(100, 256, (16, 64, 64)).astype(np.uint8)       # bright site windows
+    first = bn_layers(m)[0]
+    reestimate_bn(m, phantom, md)
+    before = first.running_mean.clone()
+    reestimate_bn(m, site, md)
+    after = first.running_mean.clone()
+    feats = {}
+    conv = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)][0]
+    hook = conv.register_forward_hook(lambda mod, i, o: feats.setdefault("x", o.detach()))
+    with torch.no_grad():
+        m.eval()(to_input(site, md))
+    hook.remove()
+    target = feats["x"].mean((0, 2, 3))
+    assert (after - target).abs().mean() < 1e-3 < (before - target).abs().mean()
+
+
+def _result(t, mask, lm, hw):
+    return FrameResult(index=t, frame_hw=hw, state="track", landmarks=lm.astype(np.float32), mask_crop=mask,
+                       mask_origin=(0, 0), view="A4C")
+
+
+def test_pseudo_filter_rejects_inconsistent_frames():
+    seq = toy_sequence("c", T=10, H=96, W=112)
+    hw = seq.frames.shape[1:]
+    fwd = [_result(t, seq.masks[t], seq.landmarks[t], hw) for t in range(10)]
+    bwd = []
+    for t in range(10):
+        m, lm = seq.masks[t], seq.landmarks[t]
+        if t in (3, 4):   # the backward pass drifted 8 px on these frames
+            m, lm = np.roll(m, 8, axis=1), lm + np.float32([8, 0])
+        if t == 7:        # both passes agree on a ragged, non-LV shape
+            m = m.copy()
+            m[::3] = 0
+            fwd[7] = _result(7, m, lm, hw)
+        bwd.append(_result(t, m, lm, hw))
+    sign = float(np.sign(geo.triangle_area(seq.landmarks[0])))
+    out, why = filter_clip(seq, fwd, list(reversed(bwd)), sign)
+    kept = out.extra["kept"]
+    assert not {3, 4, 7} & set(kept) and len(kept) >= 5
+    assert why["forward/backward masks disagree"] + why["forward/backward landmarks disagree"] == 2
+    assert out.masks.shape == (len(kept), 96, 112) and out.labeled.all() and out.view == "A4C"
