@@ -160,9 +160,9 @@ def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, 
     if limit:
         matched = matched[:limit]
     qmodel = qcm.load_model(qc_model)
-    from .track_cli import open_runner_for
+    from .targets.opener import open_model
     from .tracker import Tracker
-    runner = open_runner_for(model, backend, precision)
+    runner = open_model(model, backend, precision)
     rows, unreadable = [], []
     try:
         tracker = Tracker(runner)

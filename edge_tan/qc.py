@@ -97,7 +97,7 @@ class FrameQC:
 
 
 def frame_measures(results: Seq, fps: float = 30.0, shape=None) -> FrameQC:
-    from .io.landmarks_from_mask import landmarks_from_mask
+    from .geometry import landmarks_from_mask
     from . import shape_model as sm
     shape = shape if shape is not None else sm.load()
     T = len(results)

@@ -80,6 +80,7 @@ class Backend:
     check_build: Callable[[], None] | None = None   # raise before a build when the toolchain is absent
     env_info: Callable[[], dict] | None = None  # details for `edge-tan info` (devices, providers)
     accuracy_control: bool = False              # int8 with a max accuracy drop (NNCF)
+    gpu: bool = False                           # runs on a GPU (batch: one engine per GPU, no CPU threads)
 
     @property
     def artifact_name(self) -> str:

@@ -558,5 +558,5 @@ register_backend(Backend(
     name="tensorrt", runner=TensorRTRunner, suffix=".engine", requires=("tensorrt", "cuda"), aliases=("trt",),
     pip_names={"cuda": "cuda-python"}, target="tensorrt", precisions=("fp32", "fp16", "int8"),
     build_requires=("torch", "onnx", "nncf", "tensorrt", "cuda-python"), build=build_from_onnx,
-    check_build=_check_toolchain, build_key=_build_key,
+    check_build=_check_toolchain, build_key=_build_key, gpu=True,
 ))

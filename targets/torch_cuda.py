@@ -137,6 +137,6 @@ def _gpu_visible() -> tuple[bool, str]:
 
 register_backend(Backend(
     name="torch-cuda", runner=TorchCudaRunner, suffix=".safetensors", requires=("torch", "safetensors"),
-    aliases=("cuda",), probe=_gpu_visible,
+    aliases=("cuda",), probe=_gpu_visible, gpu=True,
     open_source=lambda ref, **opts: open_source(ref, runner=TorchCudaRunner, **opts),
 ))

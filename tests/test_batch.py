@@ -193,7 +193,8 @@ def test_batch_writes_track_json_table_and_records_bad_clips(tmp_path, double, m
     import pyarrow.parquet as pq
     assert pq.read_table(tmp_path / "out" / "table.parquet").num_rows == 6
     # the per-clip JSON is what `edge-tan track --json` writes for the same clip
-    monkeypatch.setattr(tc, "open_runner_for", lambda *a, **k: ThresholdRunner(toy_metadata(64)))
+    from edge_tan.targets import opener
+    monkeypatch.setattr(opener, "open_model", lambda *a, **k: ThresholdRunner(toy_metadata(64)))
     ref = tc.run_track(video=src / "clip1.npz", model=None, backend="onnxruntime", precision="fp32", out=None,
                        json_out=None, masks=None, csv=None, biplane=None, live=None, quiet=True)
     got = json.loads(next((tmp_path / "out" / "clips").glob("clip1.npz.*.json")).read_text())

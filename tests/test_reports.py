@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import edge_tan.track_cli as tc
 from edge_tan.dataset import save_sequence
 from edge_tan.errors import EdgeTanError
 from edge_tan.eval_reports import ef_stats, frame_error
@@ -98,7 +97,8 @@ def test_plots_are_written_atomically(tmp_path, monkeypatch):
 
 def test_eval_against_reports_end_to_end(tmp_path, monkeypatch):
     from edge_tan.eval_reports import run_reports_eval
-    monkeypatch.setattr(tc, "open_runner_for", lambda *a, **k: ThresholdRunner(toy_metadata(64)))
+    from edge_tan.targets import opener
+    monkeypatch.setattr(opener, "open_model", lambda *a, **k: ThresholdRunner(toy_metadata(64)))
     clips = tmp_path / "clips"
     for i in range(3):
         save_sequence(toy_sequence(f"c{i}", T=12, seed=i), clips / f"c{i}.npz")

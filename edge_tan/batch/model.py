@@ -6,11 +6,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-# backends whose runners take a `threads` option (intra-op threads; OpenVINO: INFERENCE_NUM_THREADS)
-CPU_BACKENDS = ("onnxruntime", "openvino", "torch")
-GPU_BACKENDS = ("tensorrt", "torch-cuda")
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a worker (a pool process or a Ray actor) needs; plain values, so it pickles."""
@@ -34,6 +29,12 @@ def canonical_backend(name: str) -> str:
     return canonical(name)
 
 
+def is_gpu_backend(name: str) -> bool:
+    """GPU backends get one engine per GPU; CPU backends take a `threads` option (the registry says which)."""
+    from edge_tan.targets.registry import get
+    return get(name).gpu
+
+
 def split_cores(workers: int, threads: int, cores: int | None = None) -> tuple[int, int]:
     """(workers, threads per worker): 0 means 'choose'. Default: one single-thread worker per core
     (measured fastest for this small network, see scripts/bench_batch.py); an explicit worker count
@@ -48,9 +49,9 @@ def split_cores(workers: int, threads: int, cores: int | None = None) -> tuple[i
 
 def open_runner(cfg: RunConfig):
     """Open the model once per worker (imported lazily: the core never imports a backend)."""
-    from edge_tan.targets.resolve import open_model
+    from edge_tan.targets.opener import open_model
     key = canonical_backend(cfg.backend)
-    opts = {"threads": int(cfg.threads)} if key in CPU_BACKENDS and cfg.threads > 0 else {}
+    opts = {"threads": int(cfg.threads)} if not is_gpu_backend(key) and cfg.threads > 0 else {}
     return open_model(cfg.model, key, cfg.precision, **opts)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import EdgeTanError, UsageError
 from .clip import ClipWorker
-from .model import GPU_BACKENDS, RunConfig, canonical_backend, model_info, open_runner
+from .model import RunConfig, is_gpu_backend, model_info, open_runner
 from .sources import Clip
 from .store import Store
 
@@ -49,7 +49,7 @@ def _ray():
 
 def actor_resources(backend: str, threads: int, workers: int, cluster: dict) -> tuple[int, dict]:
     """(number of actors, resources per actor) for this backend on this cluster."""
-    if canonical_backend(backend) in GPU_BACKENDS:
+    if is_gpu_backend(backend):
         gpus = int(cluster.get("GPU", 0))
         if gpus < 1:
             raise EdgeTanError(f"backend {backend} runs on GPUs and the Ray cluster has none")

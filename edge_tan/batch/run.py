@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
-from .model import GPU_BACKENDS, RunConfig, canonical_backend, model_info, open_runner, split_cores, usable_cores
+from .model import RunConfig, is_gpu_backend, model_info, open_runner, split_cores, usable_cores
 from .sources import find_clips
 from .store import Store
 from .table import write_table
@@ -61,7 +61,7 @@ def run_batch(src: str, out: Path, model: str | None = None, backend: str = "ope
     if workers < 0 or threads < 0:
         raise UsageError("--workers and --threads must be >= 0 (0: choose from the cores)")
     clips = find_clips(src, limit)
-    gpu = canonical_backend(backend) in GPU_BACKENDS
+    gpu = is_gpu_backend(backend)
     if use_ray:
         threads = threads or 1              # one model copy per CPU: Ray's scheduling unit
     elif gpu:

@@ -33,7 +33,7 @@ class RecordingRunner(Runner):
         """Undo the tracker's (x*scale - mean)/std: the warped uint8 window, bit-exact."""
         return np.clip(np.rint((batch[:, 0] - self._beta) / self._alpha), 0, 255).astype(np.uint8)
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         if not self.limit or len(self.windows) < self.limit:
             self.windows.extend(self.to_uint8(batch))
         return self.inner.infer(batch)
