@@ -389,11 +389,13 @@ def _stack_landmarks(results: list) -> np.ndarray:
     return lm
 
 
-def clip_clinical(results: list, spacing_mm: float = math.nan, fps: float = 30.0, biplane: list | None = None) -> dict:
+def clip_clinical(results: list, spacing_mm: float = math.nan, fps: float = 30.0, biplane: list | None = None,
+                  masks: np.ndarray | None = None) -> dict:
     """Clinical summary of tracked FrameResults (track, eval, parity, bench all report this one):
-    ED/ES from the area curve and EF by Simpson's disks, or biplane Simpson with a second view."""
+    ED/ES from the area curve and EF by Simpson's disks, or biplane Simpson with a second view.
+    masks: the results' stacked full-frame masks when the caller already has them (stacked once)."""
     from .results import stack_masks
-    masks = stack_masks(results)
+    masks = stack_masks(results) if masks is None else masks
     if not masks.any():
         return {"ed_frames": [], "es_frames": [], "ef_percent": None, "method": "none (LV never found)"}
     if biplane:

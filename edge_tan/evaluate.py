@@ -52,7 +52,7 @@ def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTa
     si = mt.video_smoothness(pred)
     # the labels' own frame-to-frame change (the heart moves): the SI a perfect tracker would show
     si_gt = mt.video_smoothness(seq.masks.astype(bool)) if seq.labeled.all() else math.nan
-    clin = clip_clinical(results, seq.spacing_mm, seq.fps)
+    clin = clip_clinical(results, seq.spacing_mm, seq.fps, masks=pred)
     ef_err = mt.ef_abs_error(clin["ef_percent"], seq.ef) if clin["ef_percent"] is not None else math.nan
     ef_table.add(si_px=si, si_gt_px=si_gt, ef_abs_err=ef_err, video_dice=float(np.mean(dices)) if dices else math.nan,
                  lost_frac=float(np.mean([r.state == "lost" for r in results])))

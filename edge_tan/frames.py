@@ -1,7 +1,9 @@
 """Frame normalisation: whatever the source gives (grey/BGR/BGRA, uint8/uint16/float) -> uint8 grey.
 
-uint16 data is scaled by a bit depth fixed on the first frame of a clip, so brightness does not
-flicker frame to frame the way a per-frame max would make it.
+One rule for data deeper than 8 bits, used by every reader and by the tracker: scale by the bit depth
+the data uses (from its peak), never stretch min..max. A stream fixes the depth on its first frame
+(`GrayConverter`), a whole clip read at once takes it from the whole clip (`to_uint8`), so brightness
+does not flicker frame to frame the way a per-frame stretch would make it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,29 @@ def collapse_channels(f: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(f, cv2.COLOR_BGR2GRAY if c == 3 else cv2.COLOR_BGRA2GRAY)
 
 
+def bit_depth_scale(peak: float) -> float:
+    """uint8 scale for data whose peak value is `peak`: 255 / (2**bits - 1), bits >= 8."""
+    bits = max(8, int(np.ceil(np.log2(max(float(peak), 0.0) + 1.0))))
+    return 255.0 / (2 ** bits - 1)
+
+
+def to_uint8(a: np.ndarray, alpha: float | None = None) -> np.ndarray:
+    """Grey pixel data -> uint8 by the bit-depth rule (alpha: a scale fixed earlier, e.g. on the first
+    frame of a stream). Floats in [0, 1] are scaled by 255, other floats taken as grey levels."""
+    a = np.asarray(a)
+    if a.dtype == np.uint8:
+        return a
+    if np.issubdtype(a.dtype, np.floating):
+        scale = 255.0 if float(np.nanmax(a)) <= 1.0 else 1.0
+        return np.clip(np.nan_to_num(a) * scale, 0, 255).astype(np.uint8)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise EdgeTanError(f"frame dtype {a.dtype} not supported (use uint8, uint16 or float)")
+    alpha = bit_depth_scale(a.max()) if alpha is None else alpha
+    if a.dtype == np.uint16:
+        return cv2.convertScaleAbs(a, alpha=alpha)
+    return np.clip(np.rint(a.astype(np.float64) * alpha), 0, 255).astype(np.uint8)
+
+
 class GrayConverter:
     """Stateful converter (remembers the uint16 bit depth of the clip)."""
 
@@ -41,14 +66,8 @@ class GrayConverter:
         if not isinstance(frame, np.ndarray) or frame.size == 0:
             raise EdgeTanError(f"frame must be a non-empty numpy array, got {type(frame).__name__}")
         f = collapse_channels(frame)
-        if f.dtype == np.uint8:
-            return f
-        if f.dtype == np.uint16:
-            if self._u16_alpha is None:
-                bits = max(8, int(np.ceil(np.log2(float(f.max()) + 1.0))))
-                self._u16_alpha = 255.0 / (2 ** bits - 1)
-            return cv2.convertScaleAbs(f, alpha=self._u16_alpha)
-        if np.issubdtype(f.dtype, np.floating):
-            scale = 255.0 if float(np.nanmax(f)) <= 1.0 else 1.0
-            return np.clip(np.nan_to_num(f) * scale, 0, 255).astype(np.uint8)
-        raise EdgeTanError(f"frame dtype {f.dtype} not supported (use uint8, uint16 or float)")
+        if f.dtype == np.uint8 or np.issubdtype(f.dtype, np.floating):
+            return to_uint8(f)
+        if self._u16_alpha is None and np.issubdtype(f.dtype, np.integer):
+            self._u16_alpha = bit_depth_scale(f.max())
+        return to_uint8(f, self._u16_alpha)

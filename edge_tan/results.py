@@ -90,9 +90,10 @@ def stack_masks(results: Seq[FrameResult]) -> np.ndarray:
     return out
 
 
-def write_masks_npz(path, results: Seq[FrameResult]) -> None:
+def write_masks_npz(path, masks: np.ndarray) -> None:
+    """masks.npz of (T, H, W) uint8 masks (`stack_masks(results)`)."""
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, masks=stack_masks(results))
+        np.savez_compressed(tmp, masks=masks)
 
 
 def write_csv(path, results: Seq[FrameResult], spacing_mm: float = float("nan")) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 from .clinical import clip_clinical
 from .qc import assess, ef_text, mark_clinical
 from .errors import EdgeTanError, UsageError
-from .results import results_dict, write_csv, write_masks_npz, write_results_json
+from .results import results_dict, stack_masks, write_csv, write_masks_npz, write_results_json
 from .tracker import FrameResult, Tracker
 
 
@@ -73,7 +73,8 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
         results = track_frames(tracker, list(seq.frames), quiet)
         wall = time.perf_counter() - t0
         other_results = track_frames(tracker, list(other.frames), quiet, "biplane") if other is not None else None
-        clinical = clip_clinical(results, seq.spacing_mm, seq.fps, other_results)
+        mask_stack = stack_masks(results)   # once: clinical measures and masks.npz share it
+        clinical = clip_clinical(results, seq.spacing_mm, seq.fps, other_results, masks=mask_stack)
         qc = assess(results, list(seq.frames), seq.fps, clinical)   # model: $EDGE_TAN_QC_MODEL or shipped
         mark_clinical(clinical, qc)
         data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical, qc)
@@ -85,7 +86,7 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
     if json_out is not None:
         write_results_json(json_out, data)
     if masks is not None:
-        write_masks_npz(masks, results)
+        write_masks_npz(masks, mask_stack)
     if csv is not None:
         write_csv(csv, results, seq.spacing_mm)
     if out is not None:

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..dataset import Sequence
 from ..errors import EdgeTanError
+from ..frames import to_uint8
 from ..geometry import landmarks_from_masks
-from .video import scale_to_uint8
 
 VIEWS = {"2CH": "A2C", "4CH": "A4C"}
 LV_LABEL, MYO_LABEL, LA_LABEL = 1, 2, 3
@@ -113,7 +113,7 @@ def _to_frames(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim == 2:
         a = a[None]
-    return a if a.dtype == np.uint8 else scale_to_uint8(a)
+    return to_uint8(a)   # the whole clip's bit depth
 
 
 def _labels(a: np.ndarray, name: str, shape: tuple) -> np.ndarray:

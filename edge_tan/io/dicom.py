@@ -15,7 +15,8 @@ import numpy as np
 
 from ..dataset import Sequence
 from ..errors import EdgeTanError
-from .video import DEFAULT_FPS, scale_to_uint8
+from ..frames import to_uint8
+from .video import DEFAULT_FPS
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -80,7 +81,7 @@ def frame_to_grey(arr: np.ndarray, ds) -> np.ndarray:
             rgb = (rgb.astype(np.float32) / float(2 ** bits - 1) * 255.0)
         return np.clip(rgb.astype(np.float32) @ _LUMA + 0.5, 0, 255).astype(np.uint8)
     if a.ndim == 3 and a.shape[-1] in (3, 4):   # RGB (YBR arrives converted to RGB by pydicom)
-        a = scale_to_uint8(a) if a.dtype != np.uint8 else a
+        a = to_uint8(a)
         return np.clip(a[..., :3].astype(np.float32) @ _LUMA + 0.5, 0, 255).astype(np.uint8)
     if a.dtype != np.uint8:
         a = _scale_mono(a, ds)

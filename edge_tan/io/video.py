@@ -10,28 +10,9 @@ import numpy as np
 
 from ..dataset import Sequence
 from ..errors import EdgeTanError
-from ..frames import collapse_channels
+from ..frames import GrayConverter
 
 DEFAULT_FPS = 30.0
-
-
-def to_grey(frame: np.ndarray) -> np.ndarray:
-    """Any OpenCV frame (grey, BGR, BGRA) -> (H, W) uint8 luminance."""
-    f = collapse_channels(np.asarray(frame))
-    if f.dtype != np.uint8:
-        f = scale_to_uint8(f)
-    return np.ascontiguousarray(f)
-
-
-def scale_to_uint8(a: np.ndarray) -> np.ndarray:
-    """Linear min..max rescale of non-uint8 pixel data to uint8 (constant data -> zeros)."""
-    a = np.asarray(a)
-    if a.dtype == np.uint8:
-        return a
-    lo, hi = float(np.min(a)), float(np.max(a))
-    if hi <= lo:
-        return np.zeros(a.shape, np.uint8)
-    return np.clip((a.astype(np.float32) - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
 
 
 def open_capture(src: str | Path | int) -> cv2.VideoCapture:
@@ -60,12 +41,13 @@ def capture_fps(cap: cv2.VideoCapture) -> float:
 def iter_video_frames(src: str | Path | int, grey: bool = True) -> Iterator[np.ndarray]:
     """Yield frames one at a time (uint8 grey, or OpenCV's BGR when grey=False); releases the capture."""
     cap = open_capture(src)
+    to_grey = GrayConverter()   # one bit depth for the whole stream (OpenCV gives uint8 almost always)
     try:
         while True:
             ok, frame = cap.read()
             if not ok:
                 break
-            yield to_grey(frame) if grey else frame
+            yield np.ascontiguousarray(to_grey(frame)) if grey else frame
     finally:
         cap.release()
 

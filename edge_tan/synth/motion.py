@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..clinical import area_length_volume, polygon_area
 from .anatomy import Anatomy
 
 
@@ -149,16 +150,6 @@ class Deformation:
             u0 += su * k
             v0 += sv * k
         return u0, v0
-
-
-def area_length_volume(area_mm2: float, length_mm: float) -> float:
-    """Single-plane area-length LV volume (ml-like units: mm^3): V = 8 A^2 / (3 pi L)."""
-    return 8.0 * area_mm2 ** 2 / (3.0 * np.pi * max(length_mm, 1e-6))
-
-
-def polygon_area(p: np.ndarray) -> float:
-    x, y = p[:, 0], p[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def model_ef(defo: Deformation, c_ed: float = 0.0, c_es: float = 1.0) -> float:
