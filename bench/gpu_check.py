@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import sys
 import time
 import types
 from pathlib import Path
 
+
+from edge_tan.numfmt import fmt
 
 from .latency import stats_ms
 
@@ -267,10 +268,6 @@ def run_check(args) -> dict:
 
 
 # ---- output -------------------------------------------------------------------------------
-def _f(v, nd=2):
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
-
-
 def markdown(rep: dict) -> str:
     d = rep["device"]
     lines = [f"# edge-tan GPU check — {d.get('name', d['type'])}", "",
@@ -285,9 +282,9 @@ def markdown(rep: dict) -> str:
             lines.append(f"| {e['model']} | {e['precision']} | {e['cuda_graph']} | ❌ {e['error']} | | | | | |")
             continue
         lines.append(f"| {e['model']}{'' if e['trained'] else ' (untrained)'} | {e['precision']} | "
-                      f"{'yes' if e['cuda_graph'] else 'no'} | {_f(e['median_ms'], 3)} | {_f(e['p95_ms'], 3)} | "
-                      f"{_f(e['p99_ms'], 3)} | {_f(e['fps'], 0)} | {e.get('batch', '')} | "
-                      f"{_f(e.get('throughput_ips'), 0) if e.get('throughput_ips') else ''} |")
+                      f"{'yes' if e['cuda_graph'] else 'no'} | {fmt(e['median_ms'], 3)} | {fmt(e['p95_ms'], 3)} | "
+                      f"{fmt(e['p99_ms'], 3)} | {fmt(e['fps'], 0)} | {e.get('batch', '')} | "
+                      f"{fmt(e.get('throughput_ips'), 0) if e.get('throughput_ips') else ''} |")
     lines += ["", "## TAN runner (host in/out) and end-to-end tracker", "",
               "| precision | CUDA graph | runner median ms | e2e fps | e2e median ms | non-network % | passes/frame |",
               "|---|---|---|---|---|---|---|"]
@@ -295,10 +292,10 @@ def markdown(rep: dict) -> str:
         if "error" in e:
             lines.append(f"| {e['precision']} | {e['cuda_graph']} | ❌ {e['error']} | | | | |")
             continue
-        lines.append(f"| {e['precision']} | {'yes' if e['cuda_graph'] else 'no'} | {_f(e['runner_median_ms'], 3)} | "
-                     f"{_f(e['e2e_fps'], 0)} | {_f(e['e2e_median_ms'], 3)} | "
-                     f"{_f(100 * e['non_network_share'], 0) if e.get('non_network_share') is not None else 'n/a'} | "
-                     f"{_f(e['passes_per_frame'], 2)} |")
+        lines.append(f"| {e['precision']} | {'yes' if e['cuda_graph'] else 'no'} | {fmt(e['runner_median_ms'], 3)} | "
+                     f"{fmt(e['e2e_fps'], 0)} | {fmt(e['e2e_median_ms'], 3)} | "
+                     f"{fmt(100 * e['non_network_share'], 0) if e.get('non_network_share') is not None else 'n/a'} | "
+                     f"{fmt(e['passes_per_frame'], 2)} |")
     lines += ["", "## Parity vs CPU torch fp32", "",
               "| precision | status | open Dice | open lm px (max) | seg logit max abs diff | closed Dice | closed lm px |",
               "|---|---|---|---|---|---|---|"]
@@ -307,8 +304,8 @@ def markdown(rep: dict) -> str:
             lines.append(f"| {p} | ❌ {s['error']} | | | | | |")
             continue
         sym = "✅" if s["status"] == "pass" else "❌"
-        lines.append(f"| {p} | {sym} {s['status']} | {_f(s['open_dice_mean'], 5)} | {_f(s['open_lm_px_max'], 4)} | "
-                     f"{s['logit_seg_max_abs']:.2e} | {_f(s['closed_dice_mean'], 5)} | {_f(s['closed_lm_px_mean'], 4)} |")
+        lines.append(f"| {p} | {sym} {s['status']} | {fmt(s['open_dice_mean'], 5)} | {fmt(s['open_lm_px_max'], 4)} | "
+                     f"{s['logit_seg_max_abs']:.2e} | {fmt(s['closed_dice_mean'], 5)} | {fmt(s['closed_lm_px_mean'], 4)} |")
     lines += ["", "Paper Fig. 6 (Tesla P40): TAN 19 ms, U-Net 42 ms, PSPNet 138 ms per frame."]
     return "\n".join(lines) + "\n"
 
@@ -321,15 +318,15 @@ def print_summary(rep: dict) -> None:
         t.add_column(c)
     for e in rep["latency"]:
         if "error" not in e:
-            t.add_row(f"{e['model']} net", e["precision"], "yes" if e["cuda_graph"] else "no", _f(e["median_ms"], 3),
-                      _f(e["fps"], 0) + (f" / {_f(e['throughput_ips'], 0)}" if e.get("throughput_ips") else ""))
+            t.add_row(f"{e['model']} net", e["precision"], "yes" if e["cuda_graph"] else "no", fmt(e["median_ms"], 3),
+                      fmt(e["fps"], 0) + (f" / {fmt(e['throughput_ips'], 0)}" if e.get("throughput_ips") else ""))
     for e in rep["runner"]:
         if "error" not in e:
             t.add_row("tan tracker e2e", e["precision"], "yes" if e["cuda_graph"] else "no",
-                      _f(e["e2e_median_ms"], 3), _f(e["e2e_fps"], 0))
+                      fmt(e["e2e_median_ms"], 3), fmt(e["e2e_fps"], 0))
     for p, s in rep["parity"].items():
         t.add_row("parity vs CPU", p, "", s.get("status", "?"),
-                  f"Dice {_f(s.get('open_dice_mean'), 5)} / {_f(s.get('closed_dice_mean'), 5)}")
+                  f"Dice {fmt(s.get('open_dice_mean'), 5)} / {fmt(s.get('closed_dice_mean'), 5)}")
     Console(width=120).print(t)
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from pathlib import Path
 
+from edge_tan import numfmt
 from edge_tan.atomic import write_text
 
 SYMBOL = {"pass": "✅", "ok": "✅", "reference": "★", "fail": "❌", "error": "❌", "failed": "❌",
@@ -47,16 +49,7 @@ def write_json(path, data: dict) -> None:
 
 
 # ---- formatting helpers ---------------------------------------------------------------------
-def fmt(v, nd: int = 3, unit: str = "") -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return "inf" if v > 0 else "n/a"
-        if v != 0 and (abs(v) < 10 ** -nd or abs(v) >= 1e6):
-            return f"{v:.2e}{unit}"
-        return f"{v:.{nd}f}{unit}"
-    return f"{v}{unit}"
+fmt = partial(numfmt.fmt, sci=True)   # report style: e-notation for tiny/huge values, ints as they are
 
 
 def _check_cell(c: dict) -> str:

@@ -10,7 +10,8 @@ Full-frame baselines are slow on CPU, so their timed runs are bounded (and the t
 TAN's speed-up over each baseline on the same backend and precision is stated in the table.
 
 `--models` items: a registered name (tan = the shipped TAN when present), `name=weights.safetensors`
-(trained baseline weights give accuracy too), or a path to a model file (.safetensors weights, .onnx, or an artifact of a backend).
+(trained baseline weights give accuracy too), or a path to a model file (.safetensors weights, .onnx,
+or a backend's artifact).
 
 bench.json keys (times in ms): machine, machine_line, source, frames, created_utc, notes, paper_fig6,
 outputs, rows[]: model, model_spec, backend, precision, status (ok | inaccurate | failed |

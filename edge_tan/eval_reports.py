@@ -11,8 +11,8 @@ can re-fit the QC threshold (or weights) for the site from it.
 from __future__ import annotations
 
 import json
-import math
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +20,11 @@ import numpy as np
 from . import qc as qcm
 from .atomic import write_text
 from .clinical import clip_clinical
+from .numfmt import fmt
 from .errors import EdgeTanError
 from .reports import Report, find_clips, match, read_reports, read_tracings
+
+cell = partial(fmt, missing="-")   # a table cell: "-" for a missing value
 
 BAD_EF = 10.0     # "EF wrong" in points, the QC target
 FLAG_SHARE = 0.2  # report the accepted subset also with the lowest-scoring 20 % flagged
@@ -99,10 +102,6 @@ def summarise(rows: list[dict], bad_ef: float = BAD_EF, flag_share: float = FLAG
             "clips_with_ef": len(with_ef)}
 
 
-def _fmt(v, nd=1):
-    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
-
-
 def print_report(full: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -114,8 +113,8 @@ def print_report(full: dict) -> None:
     for r in rows[:40]:
         q = r["qc"]
         verdict = "ok" if q["reliable"] else "UNRELIABLE: " + ", ".join(q["reasons"])
-        t.add_row(r["name"], _fmt(r["ef_report"]), _fmt(r["ef_pred"]), _fmt(r["ef_err"]),
-                  f"{_fmt(r['ed_err'], 0)}/{_fmt(r['es_err'], 0)}", _fmt(q["score"], 2), verdict)
+        t.add_row(r["name"], cell(r["ef_report"], 1), cell(r["ef_pred"], 1), cell(r["ef_err"], 1),
+                  f"{cell(r['ed_err'], 0)}/{cell(r['es_err'], 0)}", cell(q["score"], 2), verdict)
     c.print(t)
     if len(rows) > 40:
         c.print(f"... {len(rows) - 40} more clips in the JSON")
@@ -128,12 +127,12 @@ def print_report(full: dict) -> None:
                        *[(k, k.replace("_", " ").replace("pct", " %")) for k in s if k.startswith("lowest_")]):
         v = s[key]
         loa = "-" if not v["loa"] else f"{v['loa'][0]:+.1f} .. {v['loa'][1]:+.1f}"
-        t.add_row(label, str(v["clips"]), _fmt(v["mae"]), _fmt(v["bias"], 1), loa, _fmt(v["pearson_r"], 2),
+        t.add_row(label, str(v["clips"]), cell(v["mae"], 1), cell(v["bias"], 1), loa, cell(v["pearson_r"], 2),
                   "-" if v["share_ef_err_gt"] is None else f"{100 * v['share_ef_err_gt']:.0f} %", str(v["no_ef"]),
-                  f"{_fmt(v['ed_err_frames'])}/{_fmt(v['es_err_frames'])}")
+                  f"{cell(v['ed_err_frames'], 1)}/{cell(v['es_err_frames'], 1)}")
     c.print(t)
     a = s["qc_auroc_ef_err_gt"]
-    c.print(f"QC AUROC for EF error > {a['points']:g} points: {_fmt(a['auroc'], 3)} ({a['positives']} of {a['clips']} clips; "
+    c.print(f"QC AUROC for EF error > {a['points']:g} points: {cell(a['auroc'], 3)} ({a['positives']} of {a['clips']} clips; "
             f"threshold {full['qc_model']['threshold']:.2f} from {full['qc_model']['file']})")
     for key, label in (("missing_on_disk", "report rows with no clip"), ("without_report", "clips with no report row"),
                        ("unreadable", "clips that could not be tracked")):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,11 @@ from .clinical import clip_clinical
 from .atomic import write_text
 from .dataset import Sequence, list_split, load_sequence
 from .errors import EdgeTanError
+from .numfmt import fmt
 from .results import stack_masks, state_summary
 from .tracker import FrameResult, Tracker, TrackerConfig
+
+cell = partial(fmt, missing="-")   # a table cell: "-" for a missing value
 
 FRAME_KEYS = ("dice", "asd_px", "asd_mm", "hd_px", "lm_err_px", "lm_err_mm", "oks", "view_acc", "view_frame_acc")
 
@@ -110,12 +114,6 @@ def qc_summary(per_video: list[dict], bad: float = 10.0) -> dict:
             "ef_abs_err_accepted": float(np.mean(acc)) if acc else None}
 
 
-def _fmt(v, pct=False):
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return f"{100 * v:.2f}" if pct else f"{v:.2f}"
-
-
 ROWS = (("Dice %", "frames", "dice", "mean", True), ("Dice % (worst 10 %)", "frames", "dice", "worst10", True),
         ("ASD px", "frames", "asd_px", "mean", False), ("ASD px (worst 10 %)", "frames", "asd_px", "worst10", False),
         ("ASD mm", "frames", "asd_mm", "mean", False), ("Hausdorff px", "frames", "hd_px", "mean", False),
@@ -139,7 +137,7 @@ def print_tables(report: dict, title: str) -> None:
     for mode in report:
         t.add_column(mode.replace("_", " "), justify="right")
     for label, level, key, stat, pct in ROWS:
-        t.add_row(label, *[_fmt((r[level].get(key) or {}).get(stat), pct) for r in report.values()])
+        t.add_row(label, *[cell((r[level].get(key) or {}).get(stat), pct=pct) for r in report.values()])
     c.print(t)
     c.print("worst 10 % = mean of the worst 10 % (frames for Dice/ASD, videos for SI), as in the paper's Table 3. "
             "SI = mean frame-to-frame ASD of the predicted contours (paper eq. 9); the labels' own SI (fully "
@@ -148,8 +146,8 @@ def print_tables(report: dict, title: str) -> None:
         q = r.get("qc")
         if q:
             c.print(f"{mode.replace('_', ' ')}: QC accepted {q['accepted']} of {q['clips']} clips; EF abs err "
-                    f"{_fmt(q['ef_abs_err_all'])} all, {_fmt(q['ef_abs_err_accepted'])} accepted; QC AUROC for EF "
-                    f"error > 10 points {_fmt(q['auroc_ef_err_gt_10'])}")
+                    f"{cell(q['ef_abs_err_all'])} all, {cell(q['ef_abs_err_accepted'])} accepted; QC AUROC for EF "
+                    f"error > 10 points {cell(q['auroc_ef_err_gt_10'])}")
         top = (r.get("states") or {}).get("top_reasons")
         if top:
             c.print(f"{mode.replace('_', ' ')}: first pass not used: " + ", ".join(f"{k} ({n})" for k, n in top))
