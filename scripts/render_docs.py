@@ -15,9 +15,13 @@ import json
 import math
 import re
 import sys
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+from edge_tan.numfmt import fmt  # noqa: E402
+
 RESULTS = ROOT / "docs" / "results"
 DOCS = (ROOT / "README.md", ROOT / "edge_tan" / "assets" / "MODEL_CARD.md")
 SECTION = re.compile(r"(<!-- table:([a-z0-9-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
@@ -51,12 +55,8 @@ def missing(what: str) -> str:
             "then `python scripts/render_docs.py`._")
 
 
-def pct(x, nd=2):
-    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.{nd}f} %"
-
-
-def num(x, nd=2):
-    return "—" if x is None or not math.isfinite(x) else f"{x:.{nd}f}"
+pct = partial(fmt, missing="—", pct=True, unit=" %")
+num = partial(fmt, missing="—")
 
 
 def md_table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -251,8 +251,29 @@ def r_gpu(results: Path) -> str:
     return "\n".join(out)
 
 
+def r_footprint(results: Path) -> str:
+    """The runtime-only install (scripts/measure_footprint.py): size, import time, memory, latency."""
+    f = newest("footprint", results)
+    if f is None:
+        return "_No `footprint` record yet: run `python scripts/measure_footprint.py` then `python scripts/render_docs.py`._"
+    folder, rec = f
+    r = rec["result"]
+    lat, mem, inst = r["latency_ms"], r["memory_mib"], r["install"]
+    loads = [r["load"][k].split("load average:")[-1].strip() for k in ("before", "after")]
+    cores = rec["machine"].get("cpus_allowed") or rec["machine"].get("logical_cpus") or 1
+    busy = max(float(x.split(",")[0]) for x in loads) > cores
+    busy = (" **Timed on a busy machine**" if busy else "") + \
+        f" (load average before: {loads[0]}; after: {loads[1]}; {cores} cores)."
+    rows = [[f"`edge-tan[{r['extra']}]`, no torch", num(inst["site_packages_mib"], 0) + " MiB",
+             num(r["import_embed_s"]["median"], 2) + " s", num(mem["after_tracking"]["rss_mib"], 0) + " MiB",
+             num(lat["p50"], 1), num(lat["p99"], 1), str(r["runner"].get("backend", "?"))]]
+    return "\n".join([source_line(folder, rec) + "." + busy, ""] + md_table(
+        ["install", "site-packages", "import edge_tan.embed", "resident memory while tracking",
+         "frame latency p50 (ms)", "p99 (ms)", "backend"], rows))
+
+
 RENDERERS = {"headline": r_headline, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
-             "validation": r_validation, "gpu": r_gpu}
+             "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint}
 
 
 # ---- documents ------------------------------------------------------------------------------

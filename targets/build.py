@@ -115,6 +115,8 @@ def _validate(b: Backend, precision: str, calib, accuracy_control: bool) -> None
         raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision not in b.precisions:
         raise UsageError(b.precision_hint or f"the {b.target} target builds {', '.join(b.precisions)} only")
+    if precision == "int8" and importlib.util.find_spec("nncf") is None:
+        raise EdgeTanError("INT8 calibration needs NNCF: pip install 'edge-tan[int8]'")
     if precision == "int8" and calib is None:
         raise UsageError("INT8 needs calibration data: pass --calib DATASET (an edge-tan dataset folder; the "
                          "windows are warped the way the tracker sees them)")
