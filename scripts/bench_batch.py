@@ -61,7 +61,8 @@ def timed(argv, **kw) -> dict:
     r = lm.result()
     if p.returncode != 0:
         raise SystemExit(f"failed ({p.returncode}): {shown(argv)}\n{p.stderr[-2000:]}")
-    return {"command": shown(argv), "wall_s": round(r["wall_s"], 2), "other_cores": _r(r["other_cores"]),
+    return {"command": shown(argv), "wall_s": round(r["wall_s"], 2), "own_cpu_s": _r(r["own_cores"] * r["wall_s"], 1),
+            "other_cores": _r(r["other_cores"]),
             "loadavg_before": _r(r["loadavg_before"]), "loadavg_after": _r(r["loadavg_after"]), "busy": r["busy"]}
 
 
@@ -112,6 +113,7 @@ def run_batch(src, out: Path, backend, n, *extra) -> dict:
     t = timed(batch_cmd(src, out, backend, *extra))
     run = json.loads((out / "run.json").read_text())
     t.update(clips=n, clips_per_s=_r(n / t["wall_s"], 4), inner_clips_per_s=run["clips_per_s"],
+             cpu_s_per_clip=_r(t["own_cpu_s"] / n, 3) if t.get("own_cpu_s") else None,
              workers=run["workers"], threads_per_worker=run["threads_per_worker"], errors=run["errors"])
     return t
 
@@ -126,7 +128,8 @@ def run_loop(ds: Path, clips: list[Path], backend: str, out: Path) -> dict:
             if p.returncode != 0:
                 raise SystemExit(f"track failed on {c}: {p.stderr[-1000:]}")
     r = lm.result()
-    return {"command": f"for c in {ds.name}/*.npz (first {len(clips)}): " + shown(
+    return {"own_cpu_s": _r(r["own_cores"] * r["wall_s"], 1),
+            "command": f"for c in {ds.name}/*.npz (first {len(clips)}): " + shown(
                 ET + ["track", "$c", "--backend", backend, "--json", "loop/$c.json", "--quiet"]),
             "clips": len(clips), "wall_s": round(r["wall_s"], 2), "clips_per_s": _r(len(clips) / r["wall_s"], 4),
             "other_cores": _r(r["other_cores"]), "loadavg_before": _r(r["loadavg_before"]),
@@ -243,6 +246,24 @@ def add_memory(a) -> None:
     print(json.dumps(rec["result"]["memory"], indent=1))
 
 
+def add_cpu(a) -> None:
+    """--only cpu: CPU seconds per clip of `batch --workers 2` (robust on a shared machine, where clips/s
+    per core is not), added to the newest batch record."""
+    folder = a.record or sorted((ROOT / "docs" / "results").glob("*-batch"))[-1]
+    rec = json.loads((folder / "record.json").read_text())
+    ds = make_data(a.work, a.n, a.seed, a.frames)
+    k = min(a.cpu_clips, a.n)
+    r = run_batch(ds, a.work / "out-cpu", a.backend, k, "--workers", 2, "--threads", 1, "--limit", k)
+    frames = json.loads((ds / "manifest.json").read_text())["sequences"][:k]
+    r["frames"] = sum(e["frames"] for e in frames)
+    r["cpu_ms_per_frame"] = _r(1000 * r["own_cpu_s"] / r["frames"], 1)
+    r["uptime"] = uptime()
+    rec["result"]["cpu"] = r
+    rec["commands"].append(shlex.join(["python", "scripts/bench_batch.py"] + sys.argv[1:]))
+    write_text(folder / "record.json", json.dumps(rec, indent=1))
+    print(json.dumps(r, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=200)
@@ -254,11 +275,15 @@ def main() -> None:
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--work", type=Path, default=ROOT / "record-work" / "batch")
     ap.add_argument("--record", type=Path, default=None, help="record folder (default docs/results/<date>-batch)")
-    ap.add_argument("--only", choices=["memory"], help="memory: add the long-clip memory check to the newest record")
+    ap.add_argument("--only", choices=["memory", "cpu"], help="add one check to the newest record: memory (long clip, "
+                    "batch vs track) or cpu (CPU seconds per clip of --workers 2 on --cpu-clips clips)")
+    ap.add_argument("--cpu-clips", type=int, default=100)
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     if a.only == "memory":
         return add_memory(a)
+    if a.only == "cpu":
+        return add_cpu(a)
     t0 = time.perf_counter()
     res: dict = {"uptime_start": uptime(), "clips": a.n, "seed": a.seed, "frames_per_clip": a.frames or "phantom",
                  "backend": a.backend, "precision": "fp32"}

@@ -16,6 +16,8 @@ record of each kind, so no figure is typed by hand. Steps:
 - parity        `edge-tan parity` on the first clips of the final test set, every backend/precision
 - model         the shipped weights' training record (header metadata), file size and sha256
 - gpu-check     `python -m edge_tan.bench.gpu_check` (only where nvidia-smi sees a GPU)
+- adapt         site adaptation stand-in: foreign phantom as "the site", `adapt` on unlabelled clips
+                (seed 2000), shipped vs BatchNorm-only vs adapted evaluated on held-back clips (seed 2100)
 - --import      a JSON made elsewhere (e.g. the GPU recipe's baseline evals as eval-unet and
                 eval-pspnet), with its exact command and the machine it ran on
 
@@ -44,7 +46,7 @@ from edge_tan.bench.machine import machine_info  # noqa: E402
 # final figures come from this seed only, which no training or tuning run has used.
 FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
-STEPS = ("bench", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check")
+STEPS = ("bench", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "adapt")
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
 
@@ -179,6 +181,52 @@ def step_gpu_check(a) -> None:
     write_record("gpu-check", [shown(argv)], result, wall, code, machine=result.get("machine"))
 
 
+def step_adapt(a) -> None:
+    """Site adaptation stand-in (issue 12): the foreign phantom family plays "the site". The shipped
+    model, BatchNorm re-estimation only (`adapt --phases bn`) and the full `adapt` are evaluated on the
+    same held-back clips (seed 2100); adaptation uses other, unlabelled clips (seed 2000)."""
+    import os
+    import shutil
+    from edge_tan.defaults import default_weights_path
+    from edge_tan.export.weights import read_header
+    w, cmds, wall = a.work / "adapt", [], 0.0
+    load = {"before": os.getloadavg()}
+    sets = {}
+    for part, seed, n in (("adapt", 2000, 30), ("test", 2100, 16)):
+        src = w / f"foreign-s{seed}-n{n}"
+        argv = ET + ["synth", src, "--n", str(n), "--seed", str(seed), "--family", "foreign"]
+        if not (src / "manifest.json").is_file():
+            wall += run(argv)[1]
+        cmds.append(shown(argv))
+        sets[part] = src
+    result = {"datasets": {k: _manifest_facts(v) for k, v in sets.items()}, "evals": {}, "adaptation": {}}
+    weights = {"shipped": None}
+    for name, opts in (("bn_only", ["--phases", "bn", "--minutes", str(a.adapt_bn_minutes)]),
+                       ("adapted", ["--minutes", str(a.adapt_minutes)])):
+        out = w / f"{name}.safetensors"
+        shutil.rmtree(w / f"{name}.work", ignore_errors=True)   # a fresh run: its time is the record's
+        argv = ET + ["adapt", default_weights_path(), sets["adapt"], "--out", out, "--work", w / f"{name}.work",
+                     "--max-frames", "32", "--threads", "1", "--seed", "0"] + opts
+        t = run(argv)[1]
+        wall += t
+        cmds.append(shown(argv))
+        weights[name] = out
+        head = read_header(out)
+        result["adaptation"][name] = {"wall_s": round(t, 1),
+                                      **json.loads(head["edge_tan.training"])["adaptation"]}
+    load["after_adapt"] = os.getloadavg()
+    for name, wt in weights.items():
+        js = w / f"eval-{name}.json"
+        argv = ET + ["eval", sets["test"], "--split", "all", "--backend", a.backend, "--json", js] + \
+            (["--model", wt] if wt else [])
+        wall += run(argv)[1]
+        cmds.append(shown(argv))
+        result["evals"][name] = json.loads(js.read_text())
+    load["after"] = os.getloadavg()
+    result["load"] = load
+    write_record("adapt", cmds, result, wall, 0)
+
+
 def import_record(spec: str, command: str | None, machine_json: str | None = None) -> None:
     """A result made on another machine (e.g. the GPU recipe's baseline evals as eval-unet /
     eval-pspnet): its machine description must come with it, in the JSON ('machine' key, as
@@ -206,6 +254,8 @@ def main(argv=None) -> int:
     ap.add_argument("--parity-backends", default="torch,onnxruntime,openvino,tensorrt")
     ap.add_argument("--parity-precisions", default="fp32,fp16,int8")
     ap.add_argument("--bench-args", default="", help="extra `edge-tan bench` options, recorded with the command")
+    ap.add_argument("--adapt-minutes", type=float, default=22.0, help="budget of the full `adapt` run")
+    ap.add_argument("--adapt-bn-minutes", type=float, default=5.0, help="budget of the BatchNorm-only run")
     ap.add_argument("--weights", default=None, help="weights for the model record (default: the shipped model)")
     ap.add_argument("--import", dest="imports", action="append", default=[], metavar="WHAT=FILE")
     ap.add_argument("--import-command", default=None, help="the exact command that made the imported JSON")
@@ -223,7 +273,7 @@ def main(argv=None) -> int:
     a.work.mkdir(parents=True, exist_ok=True)
     todo = {"bench": step_bench, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
-            "gpu-check": step_gpu_check}
+            "gpu-check": step_gpu_check, "adapt": step_adapt}
     for s in steps:
         todo[s](a)
     print("now: python scripts/render_docs.py   (README and model card tables from these records)")

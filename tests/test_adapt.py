@@ -156,3 +156,19 @@ def test_pseudo_filter_rejects_inconsistent_frames():
     assert not {3, 4, 7} & set(kept) and len(kept) >= 5
     assert why["forward/backward masks disagree"] + why["forward/backward landmarks disagree"] == 2
     assert out.masks.shape == (len(kept), 96, 112) and out.labeled.all() and out.view == "A4C"
+
+
+def test_style_moves_phantom_windows_towards_the_site():
+    from edge_tan.export.adapt.style import _centred_amp, build_style, fda, stylise
+    rng = np.random.default_rng(0)
+    yy = np.linspace(0, 1, 64)[:, None] * np.ones((1, 64))
+    site = np.clip(60 + 120 * yy[None] + rng.normal(0, 8, (12, 64, 64)), 3, 255).astype(np.uint8)   # bright at depth
+    style = build_style(site, beta=0.05)
+    src = np.clip(rng.normal(100, 20, (64, 64)), 3, 255).astype(np.uint8)
+    b, c = style.half, 32
+    blk = lambda w: _centred_amp(w)[c - b:c + b + 1, c - b:c + b + 1]   # noqa: E731
+    out = fda(src, style.amp[0], 1.0)
+    assert np.abs(blk(out) - style.amp[0]).mean() < 0.2 * np.abs(blk(src) - style.amp[0]).mean()
+    src[:, :8] = 0                                             # outside the sector
+    styled = stylise(src, style, np.random.default_rng(1))
+    assert (styled[:, :8] == 0).all() and styled.shape == src.shape

@@ -255,6 +255,18 @@ def test_cli_batch_bad_source_is_one_line(tmp_path):
     assert r.exit_code == 2 and "edge-tan: error:" in r.output and "Traceback" not in r.output
 
 
+def test_worker_and_actor_sizing():
+    from edge_tan.batch.model import split_cores
+    from edge_tan.batch.ray_job import actor_resources
+    assert split_cores(0, 0, cores=8) == (8, 1) and split_cores(2, 0, cores=8) == (2, 4)
+    assert split_cores(0, 2, cores=8) == (4, 2) and split_cores(3, 0, cores=2) == (3, 1)
+    assert actor_resources("openvino", 2, 0, {"CPU": 16}) == (8, {"num_cpus": 2})
+    assert actor_resources("tensorrt", 1, 0, {"CPU": 16, "GPU": 2}) == (2, {"num_gpus": 1.0, "num_cpus": 1})
+    assert actor_resources("tensorrt", 1, 8, {"CPU": 16, "GPU": 2}) == (8, {"num_gpus": 0.25, "num_cpus": 1})
+    with pytest.raises(EdgeTanError, match="has none"):
+        actor_resources("torch-cuda", 1, 0, {"CPU": 4})
+
+
 # ------------------------------------------------------------------ process pool and Ray: same table
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory):

@@ -53,7 +53,8 @@ def actor_resources(backend: str, threads: int, workers: int, cluster: dict) -> 
         gpus = int(cluster.get("GPU", 0))
         if gpus < 1:
             raise EdgeTanError(f"backend {backend} runs on GPUs and the Ray cluster has none")
-        return (workers or gpus), {"num_gpus": 1, "num_cpus": 1}
+        n = workers or gpus                 # more actors than GPUs share them (a small net rarely fills one)
+        return n, {"num_gpus": min(1.0, gpus / n), "num_cpus": 1}
     per = max(int(threads), 1)
     return (workers or max(1, int(cluster.get("CPU", 1)) // per)), {"num_cpus": per}
 
