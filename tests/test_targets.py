@@ -275,33 +275,33 @@ def test_build_rejects_bad_requests(tiny, tmp_path, monkeypatch):
         build.build_artifact(model="default", out_dir=tmp_path)
 
 
-def test_open_artifact_errors(tmp_path):
+def test_open_model_integrity_errors(tmp_path):
     pytest.importorskip("onnxruntime")
-    from edge_tan.targets.opener import open_model as open_artifact
+    from edge_tan.targets.opener import open_model
 
     bad = tmp_path / "x.onnx"
     bad.write_bytes(b"this is not protobuf at all" * 10)
     with pytest.raises(EdgeTanError, match="not an ONNX model"):
-        open_artifact(bad)
+        open_model(bad)
     with pytest.raises(EdgeTanError, match="model file not found"):
-        open_artifact(tmp_path / "missing.xml")
+        open_model(tmp_path / "missing.xml")
     with pytest.raises(EdgeTanError, match="folder without build.json"):
-        open_artifact(tmp_path)
+        open_model(tmp_path)
     with pytest.raises(EdgeTanError, match="openvino artifact; backend 'onnxruntime' needs .onnx"):
         (tmp_path / "m.xml").write_text("<net/>")
-        open_artifact(tmp_path / "m.xml", "onnxruntime")
+        open_model(tmp_path / "m.xml", "onnxruntime")
     empty = tmp_path / "e.xml"
     empty.write_bytes(b"")
     with pytest.raises(EdgeTanError, match="empty file"):
-        open_artifact(empty)
+        open_model(empty)
     with pytest.raises(EdgeTanError, match="unknown artifact type"):
-        open_artifact(bad.rename(tmp_path / "x.tflite"))
+        open_model(bad.rename(tmp_path / "x.tflite"))
     plain = tmp_path / "plain.onnx"
     m = onnx.load(str(export_onnx(*tiny_model(), tmp_path / "p.onnx")))
     del m.metadata_props[:]
     onnx.save(m, str(plain))
     with pytest.raises(EdgeTanError, match="no edge-tan metadata"):
-        open_artifact(plain)
+        open_model(plain)
 
 
 def test_registered_tan_exports_and_matches_torch(tmp_path):
