@@ -41,12 +41,16 @@ BACKEND = registry.Backend(name="thr-test", runner=ThrRunner, suffix=".thr", req
                            target="thr", precisions=("fp32", "fp16"), build_requires=("numpy",), build=build_thr)
 
 
+@pytest.fixture(scope="module")
+def dark_onnx(tmp_path_factory):
+    return export_onnx(darknet(), darknet_metadata(), tmp_path_factory.mktemp("thr") / "dark.onnx")
+
+
 @pytest.fixture()
-def thr(tmp_path, monkeypatch):
+def thr(dark_onnx, tmp_path, monkeypatch):
     registry.register_backend(BACKEND)
     monkeypatch.setenv("EDGE_TAN_CACHE", str(tmp_path / "cache"))
-    onnx_path = export_onnx(darknet(), darknet_metadata(), tmp_path / "dark.onnx")
-    yield onnx_path
+    yield dark_onnx
     registry.unregister_backend(BACKEND.name)
 
 
