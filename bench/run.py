@@ -19,8 +19,8 @@ unavailable), reason, params, macs, trained, warp_mode, window, artifact, artifa
 cached), build_s, latency_ms {median p95 p99 min max std mean n fps total_s}, fps, bounded,
 e2e {fps median_ms p95_ms mean_ms frames non_network_share non_network_ms passes_per_frame states
 state_share {detect track redetect lost} top_reasons [[reason, frames]]},
-throughput {fps windows streams requests} + throughput_fps (OpenVINO), peak_rss_mb, load[] (other
-processes' cores while timing), accuracy {dice landmark_px source | parity_dice parity_ref,
+throughput {fps windows streams requests} + throughput_fps (backends with a throughput mode: OpenVINO),
+peak_rss_mb, load[] (other processes' cores while timing), accuracy {dice landmark_px source | parity_dice parity_ref,
 drop_points drop_vs} or null (untrained), speedup {baseline: {e2e, model}} (TAN rows), describe.
 """
 
@@ -194,21 +194,6 @@ def end_to_end(runner, frames: list, n: int) -> dict:
             "passes_per_frame": passes[0] / max(len(order), 1)}
 
 
-def throughput_openvino(path: Path, window: np.ndarray, n: int, streams: int = 2) -> dict:
-    """OpenVINO THROUGHPUT hint, `streams` streams, AsyncInferQueue over n windows."""
-    from edge_tan.targets.openvino import OpenVinoRunner
-    r = OpenVinoRunner(path, hint="THROUGHPUT", streams=streams)
-    try:
-        r.infer_many([window] * 2)
-        t0 = time.perf_counter()
-        r.infer_many([window] * n)
-        dt = time.perf_counter() - t0
-        return {"fps": n / dt, "windows": n, "streams": streams,
-                "requests": r.compiled_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")}
-    finally:
-        r.close()
-
-
 def _one_line(e: BaseException) -> str:
     msg = str(e).splitlines()[0][:200] if str(e) else ""
     return msg if isinstance(e, EdgeTanError) else f"{type(e).__name__}: {msg}"
@@ -220,6 +205,7 @@ UNAVAILABLE_MARKERS = ("not installed", "unavailable", "no cuda gpu", "is not av
 def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, frames: int, opener, ref_results: dict,
               progress=lambda s: None) -> dict:
     """Everything measured for one model x backend x precision; never raises (failures become rows)."""
+    from edge_tan.targets import registry
     from edge_tan.targets.registry import available, canonical
 
     row = {"model": entry.label, "model_spec": entry.spec, "backend": backend, "precision": precision,
@@ -268,10 +254,11 @@ def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, fram
         if any(l["busy"] for l in loads):
             others = max((l["other_cores"] or 0.0) for l in loads)
             row["notes"].append(f"machine busy while timing: other processes used {others:.1f} cores")
-        if key == "openvino" and path is not None:
+        throughput = registry.get(key).throughput
+        if throughput is not None and path is not None:
             progress("throughput")
             try:
-                tp = throughput_openvino(path, x, min(frames, BASELINE_RUNS) if baseline else max(frames, 32))
+                tp = throughput(path, x, min(frames, BASELINE_RUNS) if baseline else max(frames, 32))
                 row["throughput"], row["throughput_fps"] = tp, tp["fps"]
             except Exception as e:
                 row["throughput"] = {"error": _one_line(e)}

@@ -81,6 +81,7 @@ class Backend:
     env_info: Callable[[], dict] | None = None  # details for `edge-tan info` (devices, providers)
     accuracy_control: bool = False              # int8 with a max accuracy drop (NNCF)
     gpu: bool = False                           # runs on a GPU (batch: one engine per GPU, no CPU threads)
+    throughput: Callable | None = None          # (artifact, window, n) -> {"fps", ...}: a batch-throughput mode
 
     @property
     def artifact_name(self) -> str:
