@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
 from edge_tan.metrics import dice
 from edge_tan.runner import Runner
 from edge_tan.tracker import Tracker
@@ -213,16 +213,6 @@ def parse_requests(backends: str, precision: str) -> list[Request]:
     return out
 
 
-# Messages that mean "this backend's package or device is absent here" (registry.available, the
-# TensorRT and torch-cuda runners); any other open error is a real error, never "unavailable".
-NOT_INSTALLED_PATTERNS = (r"\bis not installed\b", r"\bno CUDA GPU is visible\b", r"\bno NVIDIA GPU driver found\b")
-
-
-def _is_unavailable(msg: str) -> bool:
-    import re
-    return any(re.search(p, msg, re.IGNORECASE) for p in NOT_INSTALLED_PATTERNS)
-
-
 def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str], Runner],
                reference: Runner, tolerances: dict[str, Tolerance],
                wrap: Callable[[str, str, Runner], Runner] | None = None, progress=None) -> dict:
@@ -256,8 +246,11 @@ def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str
         except UsageError as e:   # e.g. the onnx target is fp32-only: not a failure of the backend
             row.update(status="unsupported", reason=str(e))
             continue
+        except BackendUnavailable as e:   # package, device or driver absent here: never a failure
+            row.update(status="unavailable", reason=str(e))
+            continue
         except EdgeTanError as e:
-            row.update(status="unavailable" if _is_unavailable(str(e)) else "error", reason=str(e))
+            row.update(status="error", reason=str(e))
             continue
         except Exception as e:  # a backend crash must not take the whole report with it
             row.update(status="error", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")

@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from edge_tan import geometry as geo
-from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
 from edge_tan.results import state_summary
 from edge_tan.tracker import FrameResult, Tracker
 
@@ -199,9 +199,6 @@ def _one_line(e: BaseException) -> str:
     return msg if isinstance(e, EdgeTanError) else f"{type(e).__name__}: {msg}"
 
 
-UNAVAILABLE_MARKERS = ("not installed", "unavailable", "no cuda gpu", "is not available here")
-
-
 def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, frames: int, opener, ref_results: dict,
               progress=lambda s: None) -> dict:
     """Everything measured for one model x backend x precision; never raises (failures become rows)."""
@@ -223,9 +220,7 @@ def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, fram
         row.update(status="unavailable", reason=f"unsupported: {e}")
         return row
     except Exception as e:
-        msg = _one_line(e)
-        low = msg.lower()
-        row.update(status="unavailable" if any(k in low for k in UNAVAILABLE_MARKERS) else "failed", reason=msg)
+        row.update(status="unavailable" if isinstance(e, BackendUnavailable) else "failed", reason=_one_line(e))
         return row
     try:
         md = runner.metadata

@@ -7,6 +7,10 @@ class EdgeTanError(Exception):
     exit_code = 1
 
 
+class BackendUnavailable(EdgeTanError):
+    """A backend's package, device or driver is absent here: reports say "unavailable", never "failed"."""
+
+
 class UsageError(EdgeTanError):
     """Wrong arguments or an impossible combination of options."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_tan.artifact import ModelMetadata
-from edge_tan.errors import EdgeTanError
+from edge_tan.errors import BackendUnavailable, EdgeTanError
 from edge_tan.info import physical_cores
 from edge_tan.runner import Runner
 
@@ -40,7 +40,7 @@ def _providers(requested: list[str] | tuple[str, ...] | str | None) -> list[str]
     for p in requested:
         name = EP_ALIASES.get(p.lower(), p)
         if name not in have:
-            raise EdgeTanError(f"ONNX Runtime execution provider {name} is not available here "
+            raise BackendUnavailable(f"ONNX Runtime execution provider {name} is not available here "
                                f"(have: {', '.join(have)})")
         out.append(name)
     if "CPUExecutionProvider" not in out:

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
 from edge_tan.runner import Origin, Runner
 
 from . import registry
@@ -43,7 +43,7 @@ def open_model(model: "str | Path | ModelRef | None", backend: str | None = None
     b = registry.get(backend)
     ok, why = registry.available(b.name)
     if not ok:
-        raise EdgeTanError(f"backend {b.name!r} unavailable: {why}")
+        raise BackendUnavailable(f"backend {b.name!r} unavailable: {why}")
     t0 = time.perf_counter()
     if ref.path is not None and ref.path.suffix.lower() == b.suffix:
         runner = b.runner(ref.path, **runner_opts)

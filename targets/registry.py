@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
 from edge_tan.runner import Runner
 
 # Where the built-in backends declare themselves (importing these does not import a backend package).
@@ -210,7 +210,7 @@ def runner_class(name: str) -> type[Runner]:
     b = get(name)
     ok, why = available(b.name)
     if not ok:
-        raise EdgeTanError(f"backend {b.name!r} unavailable: {why}")
+        raise BackendUnavailable(f"backend {b.name!r} unavailable: {why}")
     return b.runner
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from edge_tan.artifact import ModelMetadata
 from edge_tan.atomic import write_bytes, write_text
-from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
 from edge_tan.runner import Runner
 
 from .registry import Backend, BuildRequest, register_backend
@@ -41,7 +41,7 @@ def _trt():
     try:
         import tensorrt as trt
     except ImportError:
-        raise EdgeTanError(NOT_INSTALLED) from None
+        raise BackendUnavailable(NOT_INSTALLED) from None
     return trt
 
 
@@ -56,7 +56,7 @@ def _cudart():
         from cuda import cudart
         return cudart
     except ImportError:
-        raise EdgeTanError("cuda-python is not installed (pip install cuda-python): the TensorRT runner "
+        raise BackendUnavailable("cuda-python is not installed (pip install cuda-python): the TensorRT runner "
                            "needs it for CUDA buffers and streams") from None
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_tan.artifact import ModelMetadata
-from edge_tan.errors import EdgeTanError
+from edge_tan.errors import BackendUnavailable, EdgeTanError
 
 from .registry import Backend, register_backend
 from .torch_ref import TorchRunner, open_source, outputs_to_dict
@@ -59,7 +59,7 @@ class TorchCudaRunner(TorchRunner):
         import torch
 
         if not torch.cuda.is_available():
-            raise EdgeTanError("torch-cuda backend: no CUDA GPU is visible to torch")
+            raise BackendUnavailable("torch-cuda backend: no CUDA GPU is visible to torch")
         if precision not in ("fp32", "fp16"):
             raise EdgeTanError(f"torch-cuda precision must be fp32 or fp16, got {precision!r}")
         self.device = torch.device(device)

@@ -160,18 +160,20 @@ def test_required_backend_fails_when_unsupported(tiny):
     assert rows(rep)[("onnxruntime", "fp16")]["status"] == "unsupported" and rep["exit_code"] == 1
 
 
-@pytest.mark.parametrize("msg,status", [
-    ("tensorrt is not installed", "unavailable"),
-    ("torch-cuda backend: no CUDA GPU is visible to torch", "unavailable"),
-    ("OpenCV cannot write .mp4 video here (codec mp4v unavailable)", "error"),
-    ("engine built with TensorRT 10.3 on sm_87; this is 10.8 on sm_90: rebuild it", "error"),
+@pytest.mark.parametrize("unavailable,msg,status", [
+    (True, "tensorrt is not installed", "unavailable"),
+    (True, "torch-cuda backend: no CUDA GPU is visible to torch", "unavailable"),
+    (False, "OpenCV cannot write .mp4 video here (codec mp4v unavailable)", "error"),
+    (False, "engine built with TensorRT 10.3 on sm_87; this is 10.8 on sm_90: rebuild it", "error"),
 ])
-def test_only_not_installed_reads_unavailable(tiny, msg, status):
-    from edge_tan.errors import EdgeTanError
+def test_only_an_absent_backend_reads_unavailable(tiny, unavailable, msg, status):
+    """BackendUnavailable (package, device or driver absent) is "unavailable"; any other open error,
+    whatever its wording, is an error row."""
+    from edge_tan.errors import BackendUnavailable, EdgeTanError
     from edge_tan.targets.torch_ref import TorchRunner
 
     def open_fn(b, p):
-        raise EdgeTanError(msg)
+        raise (BackendUnavailable if unavailable else EdgeTanError)(msg)
     model, md, *_ = tiny
     rep = P.run_parity([toy_sequence(T=4)], P.parse_requests("onnxruntime", "fp32"), open_fn,
                        TorchRunner(model, md), {"fp32": PC.tolerances_for("fp32")})
