@@ -37,9 +37,9 @@ def open_model(model: "str | Path | ModelRef | None", backend: str | None = None
     """
     ref = ModelRef.parse(model)
     if backend is None:
-        if ref.kind != "artifact" and ref.kind != "onnx":
+        if ref.kind in ("default", "registered"):
             raise UsageError(f"say which backend should open {ref.spec!r} (one of {', '.join(registry.names())})")
-        backend = ref.backend
+        backend = ref.backend   # a file: the backend its type implies
     b = registry.get(backend)
     ok, why = registry.available(b.name)
     if not ok:
