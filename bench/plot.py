@@ -11,8 +11,14 @@ from pathlib import Path
 
 from edge_tan.atomic import atomic_path
 
-COLORS = {"onnxruntime": "tab:blue", "openvino": "tab:purple", "tensorrt": "tab:green", "torch": "tab:orange",
-          "torch-cuda": "tab:red"}
+# one colour per backend, in registry order (built-ins keep the colours they always had)
+PALETTE = ("tab:orange", "tab:blue", "tab:purple", "tab:green", "tab:red", "tab:brown", "tab:pink", "tab:olive",
+           "tab:cyan")
+
+
+def backend_colors() -> dict:
+    from edge_tan.targets.registry import names
+    return {b: PALETTE[i % len(PALETTE)] for i, b in enumerate(names())}
 MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
 
 
@@ -27,6 +33,7 @@ def bench_plot(report: dict, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = [r for r in report["rows"] if r.get("status") in ("ok", "inaccurate") and _speed(r)]
+    colors = backend_colors()
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
     scored = [r for r in rows if (r.get("accuracy") or {}).get("dice") is not None and r.get("trained")]
     unscored = [r for r in rows if r not in scored]
@@ -38,7 +45,7 @@ def bench_plot(report: dict, path: str | Path) -> Path:
         params = r.get("params") or 1e6
         size = 30 + 600 * math.sqrt(params / 60e6)
         y = 100 * r["accuracy"]["dice"] if r in scored else band
-        c = COLORS.get(r["backend"], "gray")
+        c = colors.get(r["backend"], "gray")
         ax.scatter([_speed(r)], [y], s=size, marker=MARKERS.get(r["precision"], "o"),
                    facecolors=c if r in scored else "none", edgecolors=c, alpha=0.7, linewidths=1.5)
         ax.annotate(r["model"], (_speed(r), y), fontsize=7, xytext=(6, 6 + 9 * (i % 3)), textcoords="offset points")
@@ -46,7 +53,7 @@ def bench_plot(report: dict, path: str | Path) -> Path:
     from matplotlib.lines import Line2D
     used_b = list(dict.fromkeys(r["backend"] for r in rows))
     used_p = list(dict.fromkeys(r["precision"] for r in rows))
-    handles = [Line2D([], [], color=COLORS.get(b, "gray"), marker="o", ls="", label=b) for b in used_b] + \
+    handles = [Line2D([], [], color=colors.get(b, "gray"), marker="o", ls="", label=b) for b in used_b] + \
         [Line2D([], [], color="black", marker=MARKERS.get(p, "o"), ls="", fillstyle="none", label=p) for p in used_p]
     if handles:
         ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
