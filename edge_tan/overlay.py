@@ -54,10 +54,11 @@ def draw_frame(gray: np.ndarray, r: FrameResult, areas: np.ndarray, ed: set, es:
             cy = strip_h - 4 - np.clip(conf, 0, 1) * (strip_h - 8)
             cv2.polylines(strip, [np.round(np.stack([xs, cy], 1) * 16).astype(np.int32)], False, (0, 160, 255), 1,
                           cv2.LINE_AA, shift=4)
-    if banner:   # the clip's EF line, red when QC marks the clip unreliable
-        bc = (0, 0, 255) if alarm else (0, 220, 0)
-        cv2.putText(strip, banner, (4, strip_h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(strip, banner, (4, strip_h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, bc, 1, cv2.LINE_AA)
+    if banner:   # the clip's EF line on its own bar, red when QC marks the clip unreliable
+        bar = np.zeros((18, w, 3), np.uint8)
+        cv2.putText(bar, banner, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 255) if alarm else (0, 220, 0), 1,
+                    cv2.LINE_AA)
+        strip = np.vstack([bar, strip])
     return np.vstack([img, strip])
 
 

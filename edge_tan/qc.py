@@ -49,7 +49,7 @@ REASONS = {
     "redetect_share": lambda v: f"{100 * v:.0f} % frames re-detected",
     "lost_share": lambda v: f"{100 * v:.0f} % frames lost",
     "shape_distance": lambda v: "shape implausible",
-    "shape_outliers": lambda v: f"shape implausible on {100 * v:.0f} % of frames",
+    "shape_outliers": lambda v: f"shape implausible ({100 * v:.0f} % of frames)",
     "mask_landmark": lambda v: "landmarks disagree with the mask",
     "landmark_jump": lambda v: "landmarks jump between frames",
     "area_roughness": lambda v: "LV area curve jittery",
@@ -335,9 +335,17 @@ def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical:
         i = int(np.argmax(parts))
         reasons = [REASONS[model.features[i]](feats[model.features[i]])]
     return {"score": round(score, 4), "reliable": bool(reliable), "threshold": round(model.threshold, 4),
-            "reasons": list(dict.fromkeys(reasons)),
+            "reasons": _dedupe(reasons),
             "components": {k: (round(float(v), 4) if math.isfinite(v) else None) for k, v in feats.items()},
             "model": Path(model.path).name if model.path else None}
+
+
+def _dedupe(reasons: list[str]) -> list[str]:
+    """One reason per kind ("shape implausible" and "shape implausible (94 % of frames)" are one), worst first."""
+    kept: dict[str, str] = {}
+    for r in reasons:
+        kept.setdefault(r.split(" (")[0], r)
+    return list(kept.values())
 
 
 def mark_clinical(clinical: dict, qc: dict) -> dict:

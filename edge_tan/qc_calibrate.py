@@ -61,6 +61,8 @@ def calibrate(paths: list[Path], out: Path, base: Path | None = None, refit: boo
         model = qcm.refit(feats, bad, info | {"how": "weights and threshold re-fitted on these clips"})
     else:
         model = qcm.load_model(base)
+        if model.info.get("uncalibrated"):
+            raise EdgeTanError("this checkout has no calibrated QC weights to keep: add --refit")
         model.info = info | {"how": "threshold re-set; weights kept", "weights_from": model.info}
     scores = [model.score(f) for f in feats]
     model.threshold = threshold if threshold is not None else qcm.calibrate_threshold(scores, flag_share)

@@ -16,6 +16,8 @@ record of each kind, so no figure is typed by hand. Steps:
 - parity        `edge-tan parity` on the first clips of the final test set, every backend/precision
 - model         the shipped weights' training record (header metadata), file size and sha256
 - gpu-check     `python -m edge_tan.bench.gpu_check` (only where nvidia-smi sees a GPU)
+- qc            QC calibration: foreign-family clips + degraded copies (scripts/qc_standin.py), seed 2200
+                to fit the QC weights, seed 2300 to report AUROC and EF error of accepted clips
 - adapt         site adaptation stand-in: foreign phantom as "the site", `adapt` on unlabelled clips
                 (seed 2000), shipped vs BatchNorm-only vs adapted evaluated on held-back clips (seed 2100)
 - --import      a JSON made elsewhere (e.g. the GPU recipe's baseline evals as eval-unet and
@@ -46,7 +48,7 @@ from edge_tan.bench.machine import machine_info  # noqa: E402
 # final figures come from this seed only, which no training or tuning run has used.
 FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
-STEPS = ("bench", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "adapt")
+STEPS = ("bench", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt")
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
 
@@ -123,6 +125,59 @@ def step_eval(a, family: str | None) -> None:
     result["final_test_seed"], result["family"] = FINAL_TEST_SEED, family or "phantom"
     result["dataset"] = _manifest_facts(data)   # the phantom changes between versions: say which one
     write_record(what, cmds + [shown(argv)], result, w0 + w1, 0)
+
+
+def step_qc(a) -> None:
+    """QC calibration on foreign-family clips + degraded copies (seed 2200), report on seed 2300.
+
+    Both sets are tracked at once (features do not depend on the QC model); the weights are fitted on
+    the calibration set, then the report set's clips are scored from their recorded features."""
+    import os
+    from edge_tan import qc as qcm
+    from edge_tan.eval_reports import summarise
+    w, cmds, wall, load0 = a.work / "qc", [], 0.0, os.getloadavg()
+    evals, procs, t = {}, [], time.perf_counter()
+    for part, seed, n in (("cal", 2200, 60), ("rep", 2300, 40)):
+        src = w / f"foreign-s{seed}-n{n}"
+        argv = ET + ["synth", src, "--n", str(n), "--seed", str(seed), "--family", "foreign"]
+        if not (src / "manifest.json").is_file():
+            wall += run(argv)[1]
+        cmds.append(shown(argv))
+        argv = [sys.executable, "scripts/qc_standin.py", src, w / part, "--seed", str(seed)]
+        wall += run(argv)[1]
+        cmds.append(shown(argv))
+        evals[part] = ET + ["eval", w / part, "--reports", w / part / "reports.csv", "--limit", str(a.qc_clips),
+                            "--backend", a.backend, "--json", w / f"{part}-eval.json"]
+        print("$ " + shown(evals[part]) + " &", flush=True)   # tracks while the next set is made
+        procs.append(subprocess.Popen([str(x) for x in evals[part]], cwd=ROOT))
+    if any(p.wait() != 0 for p in procs):
+        raise SystemExit("record_runs: a qc eval failed; no record written")
+    wall = time.perf_counter() - t
+    cmds += [shown(v) for v in evals.values()]
+    argv = ET + ["qc-calibrate", w / "cal-eval.json", "--refit", "--threshold", "0.5", "--out", w / "qc_model.json"]
+    wall += run(argv)[1]
+    cmds.append(shown(argv))
+    mj = json.loads((w / "qc_model.json").read_text())   # say what the weights came from, in the file itself
+    mj["info"]["fitted_on"] = {"dataset": _manifest_facts(w / "foreign-s2200-n60"), "clips": a.qc_clips,
+                               "made_by": cmds[:2], "eval": shown(evals["cal"]), "record": "docs/results/<date>-qc"}
+    (w / "qc_model.json").write_text(json.dumps(mj, indent=1))
+    model = qcm.load_model(w / "qc_model.json")
+    result = {"qc_model": model.to_dict(), "load_before": load0, "load_after": os.getloadavg(),
+              "tracking_model": json.loads((w / "cal-eval.json").read_text())["model"]}
+    for part in evals:
+        rows = json.loads((w / f"{part}-eval.json").read_text())["clips"]
+        for r in rows:   # score every clip with the calibrated model, from its recorded features
+            f = {k: (float("nan") if v is None else v) for k, v in r["qc"]["components"].items()}
+            r["qc"]["score"] = model.score(f)
+            r["qc"]["reliable"] = r["qc"]["score"] >= model.threshold and r["ef_pred"] is not None
+        clean = [r for r in rows if "__" not in r["name"]]
+        result[part] = {"summary": summarise(rows), "summary_clean_only": summarise(clean),
+                        "clips": [{"name": r["name"], "variant": r["name"].partition("__")[2] or "clean",
+                                   "frames": r["frames"], "ef_report": r["ef_report"], "ef_pred": r["ef_pred"],
+                                   "ef_err": r["ef_err"], "ed_err": r["ed_err"], "es_err": r["es_err"],
+                                   "qc_score": round(r["qc"]["score"], 4), "reliable": r["qc"]["reliable"],
+                                   "components": r["qc"]["components"]} for r in rows]}
+    write_record("qc", cmds, result, wall, 0, files={"qc_model.json": w / "qc_model.json"})
 
 
 def step_bench(a) -> None:
@@ -253,6 +308,7 @@ def main(argv=None) -> int:
     ap.add_argument("--parity-clips", type=int, default=2)
     ap.add_argument("--parity-backends", default="torch,onnxruntime,openvino,tensorrt")
     ap.add_argument("--parity-precisions", default="fp32,fp16,int8")
+    ap.add_argument("--qc-clips", type=int, default=80, help="clips per QC set (clean + degraded pairs)")
     ap.add_argument("--bench-args", default="", help="extra `edge-tan bench` options, recorded with the command")
     ap.add_argument("--adapt-minutes", type=float, default=22.0, help="budget of the full `adapt` run")
     ap.add_argument("--adapt-bn-minutes", type=float, default=5.0, help="budget of the BatchNorm-only run")
@@ -273,7 +329,7 @@ def main(argv=None) -> int:
     a.work.mkdir(parents=True, exist_ok=True)
     todo = {"bench": step_bench, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
-            "gpu-check": step_gpu_check, "adapt": step_adapt}
+            "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt}
     for s in steps:
         todo[s](a)
     print("now: python scripts/render_docs.py   (README and model card tables from these records)")

@@ -275,6 +275,7 @@ def tiny_onnx(tmp_path_factory):
     return export_onnx(darknet(0), darknet_metadata(), tmp_path_factory.mktemp("m") / "tiny.onnx")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # Ray Data's own deprecated context fields
 def test_pool_and_ray_give_the_same_table(tmp_path, tiny_onnx):
     src = _archive(tmp_path / "src", n=3)
     (src / "corrupt.avi").write_bytes(os.urandom(3000))
