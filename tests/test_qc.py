@@ -58,7 +58,8 @@ def _model_file(tmp_path, threshold):
 
 
 def test_track_marks_ef_unreliable_in_json_and_printout(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(tc, "open_runner_for", lambda *a, **k: ThresholdRunner(toy_metadata(64)))
+    from edge_tan.targets import opener
+    monkeypatch.setattr(opener, "open_model", lambda *a, **k: ThresholdRunner(toy_metadata(64)))
     save_sequence(toy_sequence(T=12), tmp_path / "clip.npz")
     run = dict(video=tmp_path / "clip.npz", model=None, backend="onnxruntime", precision="fp32", out=None,
                masks=None, csv=None, biplane=None, live=None)
