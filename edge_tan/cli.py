@@ -138,8 +138,8 @@ def adapt(weights: Path = typer.Argument(..., help="trained TAN weights (.safete
           work: Optional[Path] = typer.Option(None, "--work", help="state folder; a re-run continues it "
                                               "(default: OUT.work)"),
           seed: int = typer.Option(0, "--seed"),
-          phases: str = typer.Option("bn,phantom,self", "--phases", help="comma list of bn (BatchNorm "
-                                     "re-estimation), phantom (site-styled phantom fine-tune), self (self-training)"),
+          phases: str = typer.Option("bn,self", "--phases", help="comma list of bn (BatchNorm re-estimation), phantom "
+                                     "(separate site-styled phantom fine-tune, opt-in), self (self-training)"),
           max_frames: int = typer.Option(64, "--max-frames", help="frames read per clip"),
           phantom: Optional[Path] = typer.Option(None, "--phantom", help="labelled phantom dataset to fine-tune on "
                                                  "(default: generate one in the work folder)"),

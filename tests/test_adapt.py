@@ -43,7 +43,8 @@ def site(tmp_path_factory):
 
 def _cfg(site, **kw):
     base = dict(weights=str(site / "tiny.safetensors"), clips=str(site / "clips"), out=str(site / "new.safetensors"),
-                minutes=0.1, phantom=str(site / "phantom"), threads=1)
+                minutes=0.1, phantom=str(site / "phantom"), threads=1,
+                phases="bn,phantom,self")   # the whole chain (the default leaves the phantom phase out)
     base.update(kw)
     return AdaptConfig(**base)
 
