@@ -107,6 +107,7 @@ def test_openvino_matches_torch_and_metadata_round_trips(tiny, tiny_ir):
     ref = torch_outputs(model, x)
     with OpenVinoRunner(tiny_ir, threads=1) as r:
         assert r.describe()["inference_precision"] == "f32"
+        assert r.config["ENABLE_CPU_PINNING"] is False   # capped threads: don't pin every worker to core 0
         for n in (1, 2):  # static batch 1 (tracker) and a lazily compiled batch of 2
             out = r.infer(x[:n])
             for k in ref:
