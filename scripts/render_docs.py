@@ -272,8 +272,85 @@ def r_footprint(results: Path) -> str:
          "frame latency p50 (ms)", "p99 (ms)", "backend"], rows))
 
 
+def r_adapt(results: Path) -> str:
+    """Site adaptation on the stand-in site (scripts/record_runs.py --only adapt)."""
+    got = newest("adapt", results)
+    if got is None:
+        return missing("adapt")
+    folder, rec = got
+    res = rec["result"]
+    label = {"shipped": "shipped (no adaptation)", "bn_only": "BatchNorm only (`--phases bn`)",
+             "adapted": "`--phases bn,phantom,self`", "bn_phantom": "`--phases bn,phantom`",
+             "bn_self": "`--phases bn,self` (the default)"}
+    rows = []
+    for key, ev in res["evals"].items():
+        cl = ev["results"]["closed_loop"]
+        share = (cl.get("states") or {}).get("state_share", {})
+        wall = res.get("adapt_wall_s", {}).get(key)
+        rows.append([label.get(key, key), pct(cl["frames"]["dice"]["mean"]), num(cl["frames"]["lm_err_px"]["mean"]),
+                     num(cl["videos"]["ef_abs_err"]["mean"]), pct(share.get("redetect", 0) + share.get("lost", 0)),
+                     "—" if wall is None else f"{wall / 60:.1f} min"])
+    ds = res["datasets"]
+    head = (f"{source_line(folder, rec)}. Site: foreign phantom, adapt on {ds['adapt']['n']} unlabelled clips "
+            f"(seed {ds['adapt']['seed']}), test on {ds['test']['n']} held-back clips (seed {ds['test']['seed']}), "
+            "closed loop, ONNX Runtime fp32.")
+    return "\n".join([head, ""] + md_table(["model", "Dice", "landmarks px", "EF abs err (points)",
+                                             "frames re-detected or lost", "adapt wall"], rows))
+
+
+def r_qc(results: Path) -> str:
+    """QC score on held-out stand-in clips (scripts/record_runs.py --only qc)."""
+    got = newest("qc", results)
+    if got is None:
+        return missing("qc")
+    folder, rec = got
+    rep = rec["result"]["rep"]
+    rows = []
+    for name, summ in (("all clips", rep["summary"]), ("undegraded clips only", rep.get("summary_clean_only"))):
+        if not summ:
+            continue
+        au, acc, low = summ["qc_auroc_ef_err_gt"], summ["qc_accepted"], summ["lowest_20pct_flagged"]
+        rows.append([name, str(au["clips"]), str(au["positives"]), num(au["auroc"], 3),
+                     f"{num(summ['all']['mae'])} ({summ['all']['n']} clips)", f"{num(acc['mae'])} ({acc['n']} clips)",
+                     f"{num(low['mae'])} ({low['n']} clips)"])
+    return "\n".join([source_line(folder, rec) + ".", ""] + md_table(
+        ["report set", "clips", "EF err > 10 or no EF", "QC AUROC", "EF abs err, all", "EF abs err, QC accepted",
+         "EF abs err, lowest 20 % flagged"], rows))
+
+
+def r_batch(results: Path) -> str:
+    """Archive throughput (scripts/bench_batch.py): pool and Ray vs a loop of track calls, CPU per frame."""
+    got = newest("batch", results)
+    if got is None:
+        return "_No `batch` record yet: run `python scripts/bench_batch.py` then `python scripts/render_docs.py`._"
+    folder, rec = got
+    r = rec["result"]
+    runs, loop = r["runs"], r["runs"]["loop"]["clips_per_s"]
+    label = {"loop": "loop of `edge-tan track` processes", "workers1": "`batch --workers 1`",
+             "workers2": "`batch --workers 2`", "ray": "`batch --ray` (local Ray started by the command)"}
+    rows = []
+    for key, run in runs.items():
+        th = run.get("threads_per_worker")
+        rows.append([label.get(key, key), str(run["clips"]), "—" if th is None else f"{run.get('workers')} × {th}",
+                     num(run["clips_per_s"], 2), f"×{run['clips_per_s'] / loop:.1f}",
+                     "yes" if run.get("busy") else "no"])
+    same = "identical" if r["targets"].get("identical_results") else "NOT identical"
+    out = [f"{source_line(folder, rec)}; {r['clips']} phantom clips of {r['frames_per_clip']} frames, {r['backend']}.",
+           "", *md_table(["run", "clips", "workers × threads", "clips/s", "vs loop", "other CPU use flagged"], rows), "",
+           f"Per-clip results across these runs: {same}. Ray vs the pool: ×{r['ratios']['ray_vs_workers2']:.2f}."]
+    cpu = r.get("cpu")
+    if cpu:
+        ms = cpu["cpu_ms_per_frame"]
+        out.append(f"CPU time: {num(ms, 1)} CPU-ms per frame, per-clip overheads included ({cpu['frames'] // cpu['clips']}-frame "
+                   f"clips, `--workers {cpu['workers']}`): one million clips cost about "
+                   f"{1e6 * 100 * ms / 3.6e6:,.0f} core-hours at 100 frames and {1e6 * 175 * ms / 3.6e6:,.0f} at 175 "
+                   f"(≈ {1e6 * 100 * ms / 3.6e6 / 320:.1f} h and {1e6 * 175 * ms / 3.6e6 / 320:.1f} h on 10 nodes × 32 cores).")
+    return "\n".join(out)
+
+
 RENDERERS = {"headline": r_headline, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
-             "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint}
+             "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
+             "adapt": r_adapt, "qc": r_qc, "batch": r_batch}
 
 
 # ---- documents ------------------------------------------------------------------------------
