@@ -25,6 +25,7 @@ from edge_tan import __version__ as EDGE_TAN_VERSION
 from edge_tan.artifact import ModelMetadata
 from edge_tan.atomic import atomic_dir, write_text
 from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.hashing import file_sha256
 
 from . import registry
 from edge_tan.model_ref import ModelRef
@@ -59,14 +60,6 @@ def producer_versions(backend: Backend) -> dict:
 
 
 # ---- what is being exported -----------------------------------------------------------------
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _registry_fingerprint(name: str) -> str:
     """Registered names are random-init with a fixed seed: identify them by the model source code."""
     h = hashlib.sha256(f"registered:{name}".encode())
@@ -82,7 +75,7 @@ def _registry_fingerprint(name: str) -> str:
 
 
 def fingerprint(ref: ModelRef) -> str:
-    return _registry_fingerprint(ref.spec) if ref.kind == "registered" else _sha256_file(ref.path)
+    return _registry_fingerprint(ref.spec) if ref.kind == "registered" else file_sha256(ref.path)
 
 
 def _source_doc(ref: ModelRef) -> dict:

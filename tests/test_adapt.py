@@ -12,7 +12,7 @@ from edge_tan import geometry as geo
 from edge_tan.cli import app
 from edge_tan.errors import EdgeTanError, UsageError
 from edge_tan.export.adapt.bn import bn_layers, reestimate_bn, to_input
-from edge_tan.export.adapt.clips import file_sha256
+from edge_tan.hashing import file_sha256
 from edge_tan.export.adapt.pseudo import filter_clip
 from edge_tan.export.adapt.run import AdaptConfig, adapt
 from edge_tan.export.models.registry import build_model, make_metadata, model_kwargs

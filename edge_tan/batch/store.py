@@ -22,22 +22,16 @@ from pathlib import Path
 
 from ..atomic import write_text
 from ..errors import UsageError
-
-CHUNK = 1 << 20
+from ..hashing import file_sha256
 
 
 def content_sha256(path: str | Path) -> str:
     """SHA-256 of the clip's bytes (a .mhd counts with its .raw/.zraw), read in 1 MB chunks."""
     p = Path(path)
-    h = hashlib.sha256()
     parts = [p]
     if p.suffix.lower() == ".mhd":
         parts += [q for q in (p.with_suffix(".raw"), p.with_suffix(".zraw")) if q.is_file()]
-    for q in parts:
-        with open(q, "rb") as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(*parts)
 
 
 def safe_name(name: str, limit: int = 100) -> str:

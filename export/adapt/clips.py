@@ -9,7 +9,6 @@ holding any image, so a site can later prove (or check) what went in.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from edge_tan.dataset import Sequence
 from edge_tan.errors import EdgeTanError
+from edge_tan.hashing import file_sha256
 
 CLIP_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".wmv", ".npz", ".dcm", ".dicom", ".dic", ".nii",
                  ".nii.gz", ".mhd")
@@ -39,14 +39,6 @@ class SiteClips:
         return {"root_name": self.root.name, "used": len(self.seqs), "skipped": len(self.skipped),
                 "skip_report": self.skipped, "frames_read": self.frames_total,
                 "frames_used": int(sum(s.n_frames for s in self.seqs)), "sha256": self.sha256}
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _is_candidate(p: Path) -> bool:
