@@ -15,6 +15,7 @@ import functools
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -204,3 +205,40 @@ def toy_clip(tmp_path) -> Path:
     p = tmp_path / "clip.npz"
     save_sequence(toy_sequence("clip", T=6), p)
     return p
+
+
+# ---- clip writers shared by reader and batch tests
+def write_avi(path: Path, frames: np.ndarray, fps=25.0) -> Path:
+    T, H, W = frames.shape
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (W, H), True)
+    assert vw.isOpened()
+    for f in frames:
+        vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    vw.release()
+    return path
+
+
+def write_dicom(path: Path, arr: np.ndarray, photometric="MONOCHROME2", **extra) -> Path:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "US"
+    ds.NumberOfFrames, ds.Rows, ds.Columns = arr.shape[:3]
+    ds.SamplesPerPixel = 3 if arr.ndim == 4 else 1
+    if arr.ndim == 4:
+        ds.PlanarConfiguration = 0
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = ds.BitsStored = arr.dtype.itemsize * 8
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 0
+    for k, v in extra.items():
+        setattr(ds, k, v)
+    ds.PixelData = np.ascontiguousarray(arr).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+    return path

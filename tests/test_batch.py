@@ -10,7 +10,6 @@ import math
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -25,44 +24,10 @@ from edge_tan.errors import EdgeTanError, UsageError
 from edge_tan.io.read import read_video
 from edge_tan.io.stream import open_clip
 from edge_tan.tracker import Tracker
-from tests.conftest import ThresholdRunner, darknet, darknet_metadata, export_onnx, toy_metadata, toy_sequence
+from tests.conftest import (ThresholdRunner, darknet, darknet_metadata, export_onnx, toy_metadata, toy_sequence,
+                            write_avi, write_dicom)
 
 TIMING = {"median_ms", "p95_ms", "tracker_fps", "wall_s"}
-
-
-def write_avi(path: Path, frames: np.ndarray, fps=25.0) -> Path:
-    T, H, W = frames.shape
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (W, H), True)
-    for f in frames:
-        vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
-    vw.release()
-    return path
-
-
-def write_dicom(path: Path, arr: np.ndarray, photometric="MONOCHROME2", **extra) -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
-    ds.NumberOfFrames, ds.Rows, ds.Columns = arr.shape[:3]
-    ds.SamplesPerPixel = 3 if arr.ndim == 4 else 1
-    if arr.ndim == 4:
-        ds.PlanarConfiguration = 0
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = ds.BitsStored = arr.dtype.itemsize * 8
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
-    for k, v in extra.items():
-        setattr(ds, k, v)
-    ds.PixelData = np.ascontiguousarray(arr).tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
-    return path
 
 
 # ------------------------------------------------------------------ streaming reader

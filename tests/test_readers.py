@@ -6,7 +6,6 @@ import csv
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -17,7 +16,7 @@ from edge_tan.io import camus, echonet
 from edge_tan.io.convert import convert_dataset
 from edge_tan.geometry import landmarks_from_mask
 from edge_tan.io.read import iter_frames, read_video
-from tests.conftest import toy_sequence
+from tests.conftest import toy_sequence, write_avi, write_dicom
 
 _NAME = "fixtures/US-PAL-8-10x-echo.dcm"   # shared/ lies beside the checkout (CI: beside the clone)
 FIXTURE = next((p for p in (Path(__file__).resolve().parents[2] / "shared" / _NAME, Path("/work/shared") / _NAME)
@@ -60,15 +59,6 @@ def write_mhd(path: Path, arr, spacing=(0.3, 0.3), etype="MET_UCHAR", local=Fals
         arr.tofile(path.with_suffix(".raw"))
 
 
-def write_avi(path: Path, frames: np.ndarray, fps=25.0):
-    T, H, W = frames.shape
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (W, H), True)
-    assert vw.isOpened()
-    for f in frames:
-        vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
-    vw.release()
-
-
 def make_camus_nifti(root: Path, pid="patient0001", T=5, flip=False, with_gt=True):
     d = root / pid
     d.mkdir(parents=True)
@@ -96,31 +86,7 @@ def test_dicom_fixture_palette_rle():
 
 
 def _dicom(tmp_path, arr, photometric="MONOCHROME2", name="x.dcm", **extra):
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
-    T, H, W = arr.shape[:3]
-    ds.NumberOfFrames, ds.Rows, ds.Columns = T, H, W
-    ds.SamplesPerPixel = 3 if arr.ndim == 4 else 1
-    if arr.ndim == 4:
-        ds.PlanarConfiguration = 0
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = ds.BitsStored = arr.dtype.itemsize * 8
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
-    for k, v in extra.items():
-        setattr(ds, k, v)
-    ds.PixelData = np.ascontiguousarray(arr).tobytes()
-    p = tmp_path / name
-    ds.save_as(str(p), enforce_file_format=True)
-    return p
+    return write_dicom(tmp_path / name, arr, photometric, **extra)
 
 
 def test_dicom_monochrome_uint16_fps_spacing(tmp_path):
