@@ -24,6 +24,22 @@ def _plt():
     return plt
 
 
+def _accepted_vs_unreliable(ax, x, y, ok) -> None:
+    """QC-accepted clips filled, unreliable ones hollow red: the same encoding in both plots."""
+    ax.scatter(x[ok], y[ok], s=18, c="tab:blue", label=f"QC accepted ({int(ok.sum())})")
+    ax.scatter(x[~ok], y[~ok], s=18, facecolors="none", edgecolors="tab:red",
+               label=f"QC unreliable ({int((~ok).sum())})")
+
+
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str, path: Path, plt) -> str:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title.strip(), fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
 def ef_plots(ref: np.ndarray, pred: np.ndarray, reliable: np.ndarray, out_dir: str | Path,
              title: str = "") -> dict[str, str]:
     """Write bland_altman.png and ef_scatter.png into out_dir; QC-rejected clips drawn hollow/red."""
@@ -37,34 +53,22 @@ def ef_plots(ref: np.ndarray, pred: np.ndarray, reliable: np.ndarray, out_dir: s
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
     if len(diff):
         bias, sd = float(diff.mean()), float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
-        ax.scatter(mean[ok], diff[ok], s=18, c="tab:blue", label=f"QC accepted ({int(ok.sum())})")
-        ax.scatter(mean[~ok], diff[~ok], s=18, facecolors="none", edgecolors="tab:red",
-                   label=f"QC unreliable ({int((~ok).sum())})")
+        _accepted_vs_unreliable(ax, mean, diff, ok)
         for y, ls, lab in ((bias, "-", f"bias {bias:+.1f}"), (bias + 1.96 * sd, "--", f"+1.96 SD {bias + 1.96 * sd:+.1f}"),
                            (bias - 1.96 * sd, "--", f"-1.96 SD {bias - 1.96 * sd:+.1f}")):
             ax.axhline(y, color="gray", ls=ls, lw=1)
             ax.annotate(lab, (1.0, y), xycoords=("axes fraction", "data"), fontsize=7, ha="right", va="bottom")
-    ax.set_xlabel("mean of tracked and report EF (%)")
-    ax.set_ylabel("tracked − report EF (points)")
-    ax.set_title(f"Bland-Altman {title}".strip(), fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    paths["bland_altman"] = _save(fig, out_dir / "bland_altman.png", plt)
+    paths["bland_altman"] = _finish(fig, ax, "mean of tracked and report EF (%)", "tracked − report EF (points)",
+                                    f"Bland-Altman {title}", out_dir / "bland_altman.png", plt)
 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
-    ax.scatter(ref[ok], pred[ok], s=18, c="tab:blue", label="QC accepted")
-    ax.scatter(ref[~ok], pred[~ok], s=18, facecolors="none", edgecolors="tab:red", label="QC unreliable")
+    _accepted_vs_unreliable(ax, ref, pred, ok)
     lo = float(min(ref.min(), pred.min(), 0.0)) if len(ref) else 0.0
     hi = float(max(ref.max(), pred.max(), 80.0)) if len(ref) else 100.0
     ax.plot([lo, hi], [lo, hi], color="gray", lw=1)
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
-    ax.set_xlabel("report EF (%)")
-    ax.set_ylabel("tracked EF (%)")
-    ax.set_title(f"EF {title}".strip(), fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    paths["scatter"] = _save(fig, out_dir / "ef_scatter.png", plt)
+    paths["scatter"] = _finish(fig, ax, "report EF (%)", "tracked EF (%)", f"EF {title}", out_dir / "ef_scatter.png", plt)
     return paths
 
 

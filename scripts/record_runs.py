@@ -90,11 +90,11 @@ def write_record(what: str, commands: list[str], result: dict, wall_s: float, ex
     return dest
 
 
-def synth_set(work: Path, n: int, family: str | None = None) -> tuple[Path, list[str], float]:
-    """The final test set (generated once per (family, n) and reused)."""
-    name = f"final-{family or 'phantom'}-s{FINAL_TEST_SEED}-n{n}"
-    out = work / name
-    argv = ET + ["synth", out, "--n", str(n), "--seed", str(FINAL_TEST_SEED)] + (["--family", family] if family else [])
+def synth_set(work: Path, n: int, family: str | None = None, seed: int = FINAL_TEST_SEED,
+              name: str | None = None) -> tuple[Path, list[str], float]:
+    """A phantom set, generated once per (family, seed, n) and reused; by default the final test set."""
+    out = work / (name or f"final-{family or 'phantom'}-s{seed}-n{n}")
+    argv = ET + ["synth", out, "--n", str(n), "--seed", str(seed)] + (["--family", family] if family else [])
     wall = 0.0
     if not (out / "manifest.json").is_file():
         _, wall = run(argv)
@@ -138,11 +138,9 @@ def step_qc(a) -> None:
     w, cmds, wall, load0 = a.work / "qc", [], 0.0, os.getloadavg()
     evals, procs, t = {}, [], time.perf_counter()
     for part, seed, n in (("cal", 2200, 60), ("rep", 2300, 40)):
-        src = w / f"foreign-s{seed}-n{n}"
-        argv = ET + ["synth", src, "--n", str(n), "--seed", str(seed), "--family", "foreign"]
-        if not (src / "manifest.json").is_file():
-            wall += run(argv)[1]
-        cmds.append(shown(argv))
+        src, shown_, secs = synth_set(w, n, "foreign", seed, f"foreign-s{seed}-n{n}")
+        cmds += shown_
+        wall += secs
         argv = [sys.executable, "scripts/qc_standin.py", src, w / part, "--seed", str(seed)]
         wall += run(argv)[1]
         cmds.append(shown(argv))
@@ -248,11 +246,9 @@ def step_adapt(a) -> None:
     load = {"before": os.getloadavg()}
     sets = {}
     for part, seed, n in (("adapt", 2000, 30), ("test", 2100, 16)):
-        src = w / f"foreign-s{seed}-n{n}"
-        argv = ET + ["synth", src, "--n", str(n), "--seed", str(seed), "--family", "foreign"]
-        if not (src / "manifest.json").is_file():
-            wall += run(argv)[1]
-        cmds.append(shown(argv))
+        src, shown_, secs = synth_set(w, n, "foreign", seed, f"foreign-s{seed}-n{n}")
+        cmds += shown_
+        wall += secs
         sets[part] = src
     result = {"datasets": {k: _manifest_facts(v) for k, v in sets.items()}, "evals": {}, "adaptation": {}}
     weights = {"shipped": None}
