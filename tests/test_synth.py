@@ -293,3 +293,21 @@ def test_tinted_grey_map_is_a_bent_monotone_curve():
         assert lut[0] == 0 and lut[255] == 255 and (np.diff(lut) >= 0).all()
         bend = np.abs(lut - np.arange(256)).max()
         assert 2 <= bend <= 20   # a tinted map read back as grey: not the identity, still a grey map
+
+
+def test_training_family_covers_clinical_hearts_and_leaves_the_foreign_one_alone():
+    """Enlarged atria, thick walls, upright LVs and near-invisible leaflets occur in the training family
+    (the network must find the annulus without a visible valve line); the held-out foreign family is
+    drawn exactly as before (no clinical-range draws), and the base draws do not move."""
+    from edge_tan.synth.params import sample_params
+    ps = [sample_params(np.random.default_rng(s), "A4C", {}) for s in range(200)]
+    la = np.array([p.anatomy.la_a for p in ps])
+    assert la.max() > 26 * 1.1 and np.mean(la > 26) > 0.1          # beyond the normal 18-26 mm draw
+    assert np.mean([p.imaging["leaflet"] < 0.6 for p in ps]) > 0.2
+    assert np.mean([abs(np.rad2deg(p.tilt)) < 10 for p in ps]) > 0.05
+    assert np.mean([p.anatomy.h_sep > 12.5 for p in ps]) > 0.05
+    for s in range(20):
+        f = sample_params(np.random.default_rng(s), "A4C", {}, family="foreign")
+        d = sample_params(np.random.default_rng(s), "A4C", {})
+        assert "leaflet" not in f.imaging
+        assert f.ef_target == d.ef_target and f.fps == d.fps and f.heart_rate == d.heart_rate

@@ -72,7 +72,7 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict, family: 
     ov = overrides
     # independent streams per concern, and every base draw always taken, so an override (e.g. a
     # tiny n_frames for a test) leaves the rest of the sequence's random choices unchanged
-    r_base, r_anat, r_img, r_art, r_fam = rng.spawn(5)
+    r_base, r_anat, r_img, r_art, r_fam, r_clin = rng.spawn(6)   # a 6th child leaves the first 5 as they were
     draws = dict(quality=float(r_base.beta(2.0, 1.6)), heart_rate=_u(r_base, 50, 115),
                  fps=float(np.clip(r_base.choice([25, 30, 30, 40, 50, 50, 50, 60, 70, 80]) + _u(r_base, -2, 2), 25, 80)),
                  beats=_u(r_base, 1.05, 2.6), ef=draw_ef(r_base),
@@ -196,7 +196,38 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict, family: 
                   drift=drift, imaging=imaging, artifacts=artifacts)
     if family == "foreign":
         _foreign(P, r_fam)
+    else:
+        _clinical_range(P, r_clin)
     return P
+
+
+def _clinical_range(P: SeqParams, rng) -> None:
+    """Hearts from a clinical archive, not only normal ones (training family only): enlarged atria
+    (atrial fibrillation, mitral disease: an LA as long as half the LV is common), hypertrophied walls,
+    rounder ventricles, nearly upright LVs, and mitral leaflets too thin for a low-resolution export to
+    show. Without these the network learned to stop the LV at a visible valve line and merged a large
+    LA into the LV when no line showed. Every draw is always taken (stable streams)."""
+    an = P.anatomy
+    big_la, k_la, k_lb = rng.uniform() < 0.35, _u(rng, 1.1, 1.45), _u(rng, 0.95, 1.1)
+    big_ra, k_ra = rng.uniform() < 0.25, _u(rng, 1.1, 1.35)
+    thick, k_wall = rng.uniform() < 0.2, _u(rng, 1.1, 1.4)
+    round_, k_round = rng.uniform() < 0.2, _u(rng, 1.05, 1.18)
+    upright, tilt = rng.uniform() < 0.15, _u(rng, -4.0, 10.0)
+    faint, leaflet = rng.uniform() < 0.35, _u(rng, 0.1, 0.5)
+    if big_la:
+        an.la_a *= k_la
+        an.la_b *= k_la * k_lb
+    if big_ra:
+        an.ra_a *= k_ra
+        an.ra_b *= k_ra
+    if thick:
+        an.h_sep *= k_wall
+        an.h_lat *= k_wall
+    if round_:
+        an.A *= k_round
+    if upright:
+        P.tilt = float(np.deg2rad(tilt))
+    P.imaging["leaflet"] = leaflet if faint else 1.0
 
 
 def _foreign(P: SeqParams, rng) -> None:

@@ -78,11 +78,15 @@ def _fit(P: SeqParams, rng: np.random.Generator, times: np.ndarray):
     sw = 2 * R * np.sin(P.half)
     if P.cropped:
         f = rng.uniform(0.9, 1.06)
+        if P.family != "foreign":   # real exports: the fan fills ~62 % of the frame
+            f = 0.97 + 0.8125 * (f - 0.9)
         s = f * H / R
         y0 = rng.uniform(-0.01, 0.03) * H   # the probe (sector apex) touches the top edge
     else:
         f = rng.uniform(0.85, 0.97)
         y0 = rng.uniform(0.02, 0.07) * H
+        if P.family != "foreign":   # real exports: the fan fills the frame, its apex at the top edge
+            f, y0 = 0.92 + 0.667 * (f - 0.85), 0.7 * (y0 - 0.02 * H)
         s = min(f * H / R, 0.98 * W / sw, (H - y0 - 2) / R)
     x0 = W / 2 + rng.uniform(-0.03, 0.03) * W
     # keep the whole LV (all frames) inside the image
@@ -195,7 +199,7 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, fam
     ov = art.Overlays(rng, H, W, pl, P.depth, P.half, a, P.heart_rate, P.fps, phases, P.systole)
     lsizes = (rng.uniform(0.5, 0.62), rng.uniform(0.33, 0.45))
     tsizes = (rng.uniform(0.45, 0.6), rng.uniform(0.4, 0.55))
-    leaflet_lvl = rng.uniform(0.8, 2.0)
+    leaflet_lvl = rng.uniform(0.8, 2.0) * P.imaging.get("leaflet", 1.0)
     lth = max(1, int(round(1.0 / dr)))
     ref_lm = an.ref_landmarks()
     tv_ref = None
