@@ -205,3 +205,25 @@ def test_refit_view_head_on_frozen_network(data, tmp_path, head):
         g = torch.randn(4, bn.num_features) + bn.running_mean
         z = (g - bn.running_mean) / bn.running_var.sqrt()   # the standardisation the MLP was fitted on
         assert torch.allclose(bn.eval()(g), z, rtol=1e-4, atol=1e-4)
+
+
+def test_wrong_lock_windows_stretch_or_cut_the_long_axis(data):
+    """Some tracked samples come from a wrong lock (annulus slid into the LA, or short of the mitral
+    plane): the true LV then appears shortened or lengthened along its axis in the window, while the
+    targets stay the true landmarks, so the network learns to pull such a lock back."""
+    from edge_tan.export.train.samples import wrong_lock_affine
+    from edge_tan.geometry import transform_points
+    seqs = load_split_sequences(data, "train")
+    tpl = training_template(seqs, 64, "affine")
+    s, t = seqs[0], 3
+    rng = np.random.default_rng(0)
+    length = lambda p: np.linalg.norm(p[1:].mean(0) - p[0])  # noqa: E731
+    width = lambda p: np.linalg.norm(p[2] - p[1])  # noqa: E731
+    r_len, r_wid = [], []
+    for _ in range(60):
+        lm = transform_points(s.landmarks[t], wrong_lock_affine(s, t, tpl, rng))
+        r_len.append(length(lm) / length(tpl))
+        r_wid.append(width(lm) / width(tpl))
+    r_len, r_wid = np.array(r_len), np.array(r_wid)
+    assert np.mean(r_len < 0.9) > 0.5 and np.mean(r_len > 1.05) > 0.1
+    assert np.std(r_len) > 2 * np.std(r_wid)      # a stretch along the axis, not a zoom

@@ -7,6 +7,10 @@ at 8) before solving the affine: closed-loop errors are per-landmark, not simila
 the tracker feeds the network is sheared and stretched a little; the paper's similarity jitter alone
 never shows the network such windows (the CPU default model's closed-loop landmark error was 3.7 px).
 
+A share of tracked samples (WRONG_LOCK_P) is warped from a wrong lock: the previous annulus slid
+along the long axis into the LA or short of the mitral plane, the failure seen on held-out clips (the
+network confirmed an LV+LA lock frame after frame); the targets stay the truth, so it learns to undo it.
+
 A fraction of "detect" samples use the letterboxed whole frame instead, so the same network can find
 the LV on the first frame of a clip. warp_mode "crop" uses the axis-aligned ROI box, "none" always
 letterboxes. Photometric augmentation (gain, gamma, contrast, noise, blur) is applied in window space
@@ -33,6 +37,7 @@ from .domain import DomainConfig, randomize_frames
 
 DETECT_P = 0.2
 POINT_JITTER_P, POINT_JITTER_PX, POINT_JITTER_MAX = 0.5, 3.0, 8.0
+WRONG_LOCK_P = 0.15     # share of tracked samples warped from a wrong lock (see wrong_lock_affine)
 INPUT_MEAN, INPUT_STD = 0.5, 0.25
 
 
@@ -100,11 +105,32 @@ def base_affine(s: Sequence, t: int, template: np.ndarray, size: int, warp_mode:
         return letterbox_affine(hw, size)
 
 
+def wrong_lock_affine(s: Sequence, t: int, template: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """The window a tracker builds after locking onto the wrong extent: the previous annulus points
+    slid along the long axis, past the mitral plane into the LA (x1.15-1.6, the LV+LA merge seen on
+    held-out clips) or short of it (x0.75-0.9). Targets stay the true mask and landmarks, so the network
+    learns to pull the lock back instead of confirming it."""
+    prev = prev_landmarks(s, t)
+    if not good_landmarks(prev):
+        return None
+    k = rng.uniform(1.15, 1.6) if rng.uniform() < 0.7 else rng.uniform(0.75, 0.9)
+    bad = np.asarray(prev, np.float32).copy()
+    bad[1:] += (k - 1.0) * (bad[1:].mean(0) - bad[0])   # along the long axis: the LV stretched or cut
+    try:
+        return affine_to_template(bad, template)
+    except ValueError:
+        return None
+
+
 def sample_affine(s: Sequence, t: int, template: np.ndarray, size: int, warp_mode: str,
                   rng: np.random.Generator, detect_p: float = DETECT_P) -> np.ndarray:
     if warp_mode == "none" or rng.uniform() < detect_p:
         M = letterbox_affine(s.frames.shape[1:], size)
         return perturb_affine(M, rng, size, max_rot=4.0, scale_range=(0.9, 1.15), max_shift=10.0)
+    if warp_mode == "affine" and rng.uniform() < WRONG_LOCK_P:
+        M = wrong_lock_affine(s, t, template, rng)
+        if M is not None:
+            return perturb_affine(M, rng, size)
     if warp_mode == "affine" and rng.uniform() < POINT_JITTER_P:
         d = np.clip(rng.normal(0.0, POINT_JITTER_PX, (3, 2)), -POINT_JITTER_MAX, POINT_JITTER_MAX)
         template = np.asarray(template, np.float32) + d.astype(np.float32)
