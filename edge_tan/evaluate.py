@@ -35,7 +35,7 @@ def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTa
     sp = seq.spacing_mm if np.isfinite(seq.spacing_mm) and seq.spacing_mm > 0 else math.nan
     pred = stack_masks(results)
     diag = float(np.hypot(*seq.frames.shape[1:]))
-    dices = []
+    dices, lm_mm, view_ok = [], [], []   # per labelled frame, as they enter the frames table
     for t in np.flatnonzero(seq.labeled):
         r, gt = results[t], seq.masks[t]
         d = mt.dice(pred[t], gt)
@@ -53,6 +53,8 @@ def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTa
             row["view_acc"] = row["view_frame_acc"] = 0.0 if r.state == "lost" else math.nan
         table.add(**row)
         dices.append(d)
+        lm_mm.append(row.get("lm_err_mm", math.nan))
+        view_ok.append(row.get("view_acc", math.nan))
     si = mt.video_smoothness(pred)
     # the labels' own frame-to-frame change (the heart moves): the SI a perfect tracker would show
     si_gt = mt.video_smoothness(seq.masks.astype(bool)) if seq.labeled.all() else math.nan
@@ -60,11 +62,18 @@ def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTa
     ef_err = mt.ef_abs_error(clin["ef_percent"], seq.ef) if clin["ef_percent"] is not None else math.nan
     ef_table.add(si_px=si, si_gt_px=si_gt, ef_abs_err=ef_err, video_dice=float(np.mean(dices)) if dices else math.nan,
                  lost_frac=float(np.mean([r.state == "lost" for r in results])))
-    return {"name": seq.name, "frames": seq.n_frames, "labeled": int(seq.labeled.sum()),
-            "mean_dice": float(np.mean(dices)) if dices else None, "si_px": si,
+    return {"name": seq.name, "view": seq.view or None, "frames": seq.n_frames, "labeled": int(seq.labeled.sum()),
+            "mean_dice": float(np.mean(dices)) if dices else None,
+            "mean_lm_mm": _finite_mean(lm_mm), "view_acc": _finite_mean(view_ok), "si_px": si,
             "si_gt_px": si_gt if math.isfinite(si_gt) else None,
             "ef_true": seq.ef if np.isfinite(seq.ef) else None, "ef_pred": clin["ef_percent"],
             "states": {s: sum(r.state == s for r in results) for s in ("detect", "track", "redetect", "lost")}}
+
+
+def _finite_mean(values: list[float]) -> float | None:
+    """Mean of the finite values (the frames table's NaN-skipping mean), None when there are none."""
+    v = [x for x in values if math.isfinite(x)]
+    return float(np.mean(v)) if v else None
 
 
 def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=None, qc_model=None) -> dict:

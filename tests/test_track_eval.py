@@ -63,6 +63,11 @@ def test_eval_scores_the_double_and_writes_what_it_returns(tmp_path, double):
         assert fr["dice"]["mean"] > 0.85 and fr["lm_err_px"]["mean"] < 10
         assert fr["view_acc"]["mean"] == pytest.approx(0.5)   # the double always says A4C; half the set is A2C
         assert len(rep["results"][mode]["per_video"]) == 4
+        # per clip: its true view, and the frames table's landmark mm and view call over its labelled frames
+        pv = rep["results"][mode]["per_video"]
+        assert [v["view"] for v in pv] == ["A2C", "A4C", "A2C", "A4C"]
+        assert [v["view_acc"] for v in pv] == [0.0, 1.0, 0.0, 1.0]
+        assert np.mean([v["mean_lm_mm"] for v in pv]) == pytest.approx(fr["lm_err_mm"]["mean"])   # equal frames per clip
     assert json.loads((tmp_path / "e.json").read_text())["results"]["closed_loop"]["frames"]["dice"]["mean"] == \
         pytest.approx(rep["results"]["closed_loop"]["frames"]["dice"]["mean"])
 
