@@ -1,6 +1,6 @@
 """Run every command whose figures README.md and the model card quote, and keep each result as a record.
 
-    python scripts/record_runs.py [--only bench,eval-phantom,eval-foreign,parity,model,gpu-check]
+    python scripts/record_runs.py [--only bench,eval-phantom,eval-foreign,parity,model,gpu-check,qc,adapt,profile]
                                   [--eval-n 20] [--parity-clips 2] [--bench-args "--frames 200"]
                                   [--import WHAT=FILE --import-command "..."]
 
@@ -20,6 +20,10 @@ record of each kind, so no figure is typed by hand. Steps:
                 to fit the QC weights, seed 2300 to report AUROC and EF error of accepted clips
 - adapt         site adaptation stand-in: foreign phantom as "the site", `adapt` on unlabelled clips
                 (seed 2000), shipped vs BatchNorm-only vs adapted evaluated on held-back clips (seed 2100)
+- profile       how the training family looks beside real echo: `../shared/tools/echo_profile.py` on 20
+                default-family phantom clips (seed 5000), each statistic's p10/median/p90 beside the real
+                clips' and the tool's own "outside" flag, plus `../shared/tools/realism_distance.py`'s
+                distance when that tool is there (skipped with a message when echo_profile.py is missing)
 - --import      a JSON made elsewhere (e.g. the GPU recipe's baseline evals as eval-unet and
                 eval-pspnet), with its exact command and the machine it ran on
 
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -48,7 +53,8 @@ from edge_tan.bench.machine import machine_info  # noqa: E402
 # final figures come from this seed only, which no training or tuning run has used.
 FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
-STEPS = ("bench", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt")
+STEPS = ("bench", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile")
+SHARED = ROOT.parent / "shared"   # the workspace's shared tools and reference data, beside the checkout
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
 
@@ -58,7 +64,7 @@ def shown(argv: list[str]) -> str:
         argv = ["edge-tan"] + argv[3:]
     elif argv[:1] == [sys.executable]:
         argv = ["python"] + argv[1:]
-    return shlex.join(str(a).replace(str(ROOT) + "/", "") for a in argv)
+    return shlex.join(str(a).replace(str(ROOT) + "/", "").replace(str(SHARED) + "/", "../shared/") for a in argv)
 
 
 def run(argv: list[str], ok_codes=(0,)) -> tuple[int, float]:
@@ -278,6 +284,82 @@ def step_adapt(a) -> None:
     write_record("adapt", cmds, result, wall, 0)
 
 
+def run_captured(argv: list) -> tuple[str, float]:
+    """Run one command in the checkout, print and return its stdout; (stdout, wall seconds)."""
+    print("$ " + shown(argv), flush=True)
+    t = time.perf_counter()
+    r = subprocess.run([str(a) for a in argv], cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    print(r.stdout, end="", flush=True)
+    print(r.stderr, end="", file=sys.stderr, flush=True)
+    if r.returncode != 0:
+        raise SystemExit(f"record_runs: `{shown(argv)}` exited {r.returncode}; no record written")
+    return r.stdout, wall
+
+
+def parse_echo_profile(text: str) -> list[dict]:
+    """echo_profile.py's table (it has no JSON output): `name  real p10 median p90  this p10 median p90
+    [<- outside]` per statistic; its header and any `skip ...` lines are left out."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 7 or parts[0] in ("statistic", "skip"):
+            continue
+        try:
+            vals = [float(x) for x in parts[1:7]]
+        except ValueError:
+            continue
+        rows.append({"statistic": parts[0], **dict(zip(("real_p10", "real_median", "real_p90", "this_p10",
+                                                         "this_median", "this_p90"), vals)),
+                     "outside": "<- outside" in line})
+    return rows
+
+
+REALISM = re.compile(r"realism distance of .* \((\d+) frames, (\d+) clips\): ([-\d.einfa]+)\s+"
+                     r"\(real vs real, two halves: ([-\d.einfa]+);")
+
+
+def parse_realism(text: str) -> dict | None:
+    """realism_distance.py's one line: distance, frames and clips used, and the real-vs-real floor."""
+    m = REALISM.search(text)
+    if not m:
+        return None
+    return {"distance": float(m.group(3)), "frames": int(m.group(1)), "clips": int(m.group(2)),
+            "real_vs_real_half_split": float(m.group(4))}
+
+
+def step_profile(a) -> None:
+    """The default training family beside real echo (issue 11): echo_profile.py's statistics and, where
+    the tool is there, realism_distance.py's Fréchet distance, on 20 phantom clips (seed 5000)."""
+    tool, realism = SHARED / "tools" / "echo_profile.py", SHARED / "tools" / "realism_distance.py"
+    if not tool.is_file():
+        print(f"skip profile: {shown([tool])} is not there", flush=True)
+        return
+    data, cmds, wall = synth_set(a.work, 20, None, 5000, "profile-default-s5000-n20")
+    argv = [sys.executable, tool, data]
+    text, w = run_captured(argv)
+    wall += w
+    cmds.append(shown(argv))
+    rows = parse_echo_profile(text)
+    if not rows:
+        raise SystemExit("record_runs: no statistics in echo_profile.py's output; no record written")
+    result = {"dataset": _manifest_facts(data), "reference": "../shared/notes/real-echo-profile.json",
+              "rows": rows, "outside": [r["statistic"] for r in rows if r["outside"]],
+              "profile_output": text.splitlines(), "realism": None}
+    if realism.is_file():
+        argv = [sys.executable, realism, data]
+        text, w = run_captured(argv)
+        wall += w
+        cmds.append(shown(argv))
+        result["realism"] = parse_realism(text)
+        result["realism_output"] = text.strip()
+        if result["realism"] is None:
+            raise SystemExit("record_runs: no distance in realism_distance.py's output; no record written")
+    else:
+        print(f"profile: {shown([realism])} is not there; recorded without a realism distance", flush=True)
+    write_record("profile", cmds, result, wall, 0)
+
+
 def import_record(spec: str, command: str | None, machine_json: str | None = None) -> None:
     """A result made on another machine (e.g. the GPU recipe's baseline evals as eval-unet /
     eval-pspnet): its machine description must come with it, in the JSON ('machine' key, as
@@ -325,7 +407,7 @@ def main(argv=None) -> int:
     a.work.mkdir(parents=True, exist_ok=True)
     todo = {"bench": step_bench, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
-            "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt}
+            "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile}
     for s in steps:
         todo[s](a)
     print("now: python scripts/render_docs.py   (README and model card tables from these records)")

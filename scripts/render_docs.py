@@ -24,7 +24,7 @@ from edge_tan.numfmt import fmt  # noqa: E402
 
 RESULTS = ROOT / "docs" / "results"
 DOCS = (ROOT / "README.md", ROOT / "edge_tan" / "assets" / "MODEL_CARD.md")
-SECTION = re.compile(r"(<!-- table:([a-z0-9-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
+SECTION = re.compile(r"(<!-- table:([a-z0-9_-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 # measured-looking figures that must live inside a generated section
 LOOSE_FIGURE = re.compile(r"\d\s?(?:ms|fps|frames/s)\b|\d+\.\d+\s?%")
 
@@ -348,9 +348,94 @@ def r_batch(results: Path) -> str:
     return "\n".join(out)
 
 
+# the commit whose `edge-tan eval` first wrote each clip's view, landmark mm and view accuracy
+PER_VIEW_FIELDS_SINCE = "5d6acfe"
+
+
+def _clip_view(v: dict) -> str:
+    """A clip's true view: its own field, else (records made before PER_VIEW_FIELDS_SINCE) the phantom
+    name's _a2c/_a4c suffix."""
+    if v.get("view"):
+        return v["view"]
+    suffix = v["name"].rsplit("_", 1)[-1].upper()
+    return suffix if suffix in ("A2C", "A4C") else "?"
+
+
+def _mean(xs) -> float | None:
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    return sum(xs) / len(xs) if xs else None
+
+
+def r_per_view(results: Path) -> str:
+    """Closed-loop figures per (domain, view) from the eval records' per-clip entries."""
+    out, rows, old = [], [], []
+    for what, domain in (("eval-phantom", "phantom"), ("eval-foreign", "foreign phantom")):
+        e = newest(what, results)
+        if not e:
+            continue
+        folder, rec = e
+        rel = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+        clips = rec["result"]["results"]["closed_loop"]["per_video"]
+        out.append(f"- {domain}: record `{rel}/record.json` ({rec['date'][:10]}), closed loop, {len(clips)} clips.")
+        has_new = all("mean_lm_mm" in v and "view_acc" in v for v in clips)
+        if not has_new:
+            old.append(what)
+        for view in sorted({_clip_view(v) for v in clips}):
+            vc = [v for v in clips if _clip_view(v) == view]
+            ef = [abs(v["ef_pred"] - v["ef_true"]) for v in vc if v.get("ef_pred") is not None and v.get("ef_true") is not None]
+            ef_cell = num(_mean(ef)) + ("" if len(ef) == len(vc) or not ef else f" (EF in {len(ef)} of {len(vc)} clips)")
+            rows.append([domain, view, str(len(vc)), pct(_mean(v.get("mean_dice") for v in vc)),
+                         num(_mean(v.get("mean_lm_mm") for v in vc)) if has_new else "—",
+                         pct(_mean(v.get("view_acc") for v in vc)) if has_new else "—", ef_cell])
+    if not rows:
+        return missing("eval-phantom")
+    out += [""] + md_table(["domain", "true view", "clips", "Dice (mean of clips)", "landmark err mm (mean of clips)",
+                            "view accuracy (mean of clips)", "EF abs err (points)"], rows)
+    if old:
+        out += ["", f"Per-view landmark and view figures need a record made after {PER_VIEW_FIELDS_SINCE} "
+                    f"(these predate it: `python scripts/record_runs.py --only {','.join(old)}`)."]
+    return "\n".join(out)
+
+
+def r_profile(results: Path) -> str:
+    """The training family beside real echo (scripts/record_runs.py --only profile): the statistics
+    outside the real clips' p10..p90 band, and the realism distance."""
+    got = newest("profile", results)
+    if got is None:
+        return missing("profile")
+    folder, rec = got
+    res = rec["result"]
+    ds = res.get("dataset") or {}
+    out = [f"{source_line(folder, rec)}. {ds.get('n', '?')} clips of the {ds.get('family') or 'default'} "
+           f"phantom family (seed {ds.get('seed', '?')}, generator `{ds.get('generator', '?')}`), against the "
+           f"real apical clips' profile (`{res.get('reference', '?')}`).", ""]
+
+    def cell(r, keys):   # fractions to 3 decimals (as the tool prints them), grey levels and counts to 1
+        return " / ".join(num(r[k], 3 if abs(r[k]) < 1 else 1) for k in keys)
+    rows = [[f"`{r['statistic']}`", cell(r, ("real_p10", "real_median", "real_p90")),
+             cell(r, ("this_p10", "this_median", "this_p90"))]
+            for r in res["rows"] if r["outside"]]
+    judged = ("echo_profile.py's own flag: the phantom median beyond the real clips' p10..p90; it does not "
+              "judge frame size, length, frame rate or speckle in pixels")
+    if rows:
+        out += [f"Statistics flagged outside ({judged}):", ""]
+        out += md_table(["statistic", "real p10 / median / p90", "phantom p10 / median / p90"], rows)
+    else:
+        out.append(f"No statistic flagged outside ({judged}).")
+    rd = res.get("realism")
+    out.append("")
+    if rd:
+        out.append(f"Realism distance (Fréchet distance of a frozen TAN encoder's features to the real clips'; "
+                   f"lower is closer): {num(rd['distance'])} over {rd['frames']} frames of {rd['clips']} clips; "
+                   f"real against real (two disjoint halves): {num(rd['real_vs_real_half_split'])}.")
+    else:
+        out.append("Realism distance: not in this record (`../shared/tools/realism_distance.py` was not there).")
+    return "\n".join(out)
+
+
 RENDERERS = {"headline": r_headline, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
              "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
-             "adapt": r_adapt, "qc": r_qc, "batch": r_batch}
+             "adapt": r_adapt, "qc": r_qc, "batch": r_batch, "per_view": r_per_view, "profile": r_profile}
 
 
 # ---- documents ------------------------------------------------------------------------------

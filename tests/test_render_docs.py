@@ -117,3 +117,84 @@ def test_record_runs_writes_command_machine_and_result(tmp_path, monkeypatch):
         bare = tmp_path / "bare.json"
         bare.write_text("{}")
         rr.import_record(f"gpu-check={bare}", "python -m edge_tan.bench.gpu_check ...")
+
+
+def _eval_result(new_fields: bool) -> dict:
+    """An eval record's closed loop with two clips per view; `new_fields` False = a record made before
+    per_video carried view, mean_lm_mm and view_acc (the view then comes from the name's suffix)."""
+    clips = []
+    for i, (view, dice, ef_pred, lm, acc) in enumerate((("A2C", 0.90, 50.0, 2.0, 1.0), ("A4C", 0.96, 61.0, 1.0, 1.0),
+                                                        ("A2C", 0.80, None, 4.0, 0.5), ("A4C", 0.94, 57.0, 3.0, 0.0))):
+        v = {"name": f"synth_{i:05d}_{view.lower()}", "frames": 10, "labeled": 10, "mean_dice": dice,
+             "ef_true": 60.0, "ef_pred": ef_pred}
+        if new_fields:
+            v.update(view=view, mean_lm_mm=lm, view_acc=acc)
+        clips.append(v)
+    return {"model": {"weights_sha256": "a" * 64}, "results": {"closed_loop": {"per_video": clips}}}
+
+
+def test_per_view_table_from_new_and_old_eval_records(rd, tmp_path, monkeypatch):
+    monkeypatch.setattr(rd, "ROOT", tmp_path)
+    results = tmp_path / "results"
+    text = "<!-- table:per_view -->\n<!-- /table -->\n"
+    assert "No `eval-phantom` record yet" in rd.render_text(text, results)
+    _record(results, "eval-phantom", "2026-01-01", _eval_result(new_fields=True))
+    out = rd.render_text(text, results)
+    assert "| phantom | A2C | 2 | 85.00 % | 3.00 | 75.00 % | 10.00 (EF in 1 of 2 clips) |" in out
+    assert "| phantom | A4C | 2 | 95.00 % | 2.00 | 50.00 % | 2.00 |" in out
+    assert "need a record made after" not in out and "`results/2026-01-01-eval-phantom/record.json`" in out
+    # an old foreign record: Dice and EF per view from its names, no landmark/view figures invented
+    _record(results, "eval-foreign", "2026-01-01", _eval_result(new_fields=False))
+    out = rd.render_text(text, results)
+    assert "| foreign phantom | A2C | 2 | 85.00 % | — | — | 10.00 (EF in 1 of 2 clips) |" in out
+    assert "| phantom | A2C | 2 | 85.00 % | 3.00 | 75.00 % |" in out
+    note = [ln for ln in out.splitlines() if "need a record made after" in ln]
+    assert len(note) == 1 and rd.PER_VIEW_FIELDS_SINCE in note[0] and "--only eval-foreign`" in note[0]
+
+
+def _profile_result(realism: bool) -> dict:
+    row = lambda name, out, *v: {"statistic": name, **dict(zip(  # noqa: E731
+        ("real_p10", "real_median", "real_p90", "this_p10", "this_median", "this_p90"), v)), "outside": out}
+    return {"dataset": {"generator": "edge-tan-synth/9", "seed": 5000, "n": 20, "family": "default"},
+            "reference": "../shared/notes/real-echo-profile.json",
+            "rows": [row("sector_angle_deg", False, 76.0, 84.6, 85.6, 67.1, 81.0, 85.6),
+                     row("grey_p50", True, 21.2, 35.0, 49.0, 28.8, 55.5, 83.0),
+                     row("dark_frac_lt20", True, 0.26, 0.371, 0.482, 0.119, 0.209, 0.423)],
+            "outside": ["grey_p50", "dark_frac_lt20"],
+            "realism": {"distance": 12.76, "frames": 328, "clips": 20, "real_vs_real_half_split": 2.16}
+            if realism else None}
+
+
+def test_profile_table_shows_rows_outside_and_the_realism_distance(rd, tmp_path, monkeypatch):
+    monkeypatch.setattr(rd, "ROOT", tmp_path)
+    results = tmp_path / "results"
+    text = "<!-- table:profile -->\n<!-- /table -->\n"
+    assert "No `profile` record yet" in rd.render_text(text, results)
+    _record(results, "profile", "2026-01-01", _profile_result(realism=False))
+    out = rd.render_text(text, results)
+    assert "realism_distance.py` was not there" in out
+    _record(results, "profile", "2026-02-01", _profile_result(realism=True))
+    out = rd.render_text(text, results)
+    assert "2026-02-01-profile" in out and "Statistics flagged outside" in out and "sector_angle_deg" not in out
+    assert "| `grey_p50` | 21.2 / 35.0 / 49.0 | 28.8 / 55.5 / 83.0 |" in out
+    assert "| `dark_frac_lt20` | 0.260 / 0.371 / 0.482 | 0.119 / 0.209 / 0.423 |" in out
+    assert "12.76 over 328 frames of 20 clips" in out and "two disjoint halves): 2.16" in out
+    assert rd.render_text(out, results) == out
+
+
+def test_record_runs_reads_the_profile_tools_output():
+    rr = _load("record_runs")
+    text = ("statistic                         real p10 / median / p90            this set (20 clips)\n"
+            "skip bad.npz: broken\n"
+            "height                        112.000  112.000  112.000    112.000  136.000  492.000\n"
+            "grey_p50                       21.200   35.000   49.000     28.800   55.500   83.000  <- outside\n"
+            "speckle_fwhm_y_frac_of_height    0.020    0.034    0.073      0.011    0.028    0.063\n")
+    rows = rr.parse_echo_profile(text)
+    assert [r["statistic"] for r in rows] == ["height", "grey_p50", "speckle_fwhm_y_frac_of_height"]
+    assert [r["outside"] for r in rows] == [False, True, False]
+    assert rows[1]["real_median"] == 35.0 and rows[1]["this_p90"] == 83.0
+    line = ("realism distance of /x/profile-default-s5000-n20 (328 frames, 20 clips): 12.76   "
+            "(real vs real, two halves: 2.16; lower is closer to real)\n")
+    assert rr.parse_realism(line) == {"distance": 12.76, "frames": 328, "clips": 20, "real_vs_real_half_split": 2.16}
+    assert rr.parse_realism("nothing here") is None
+    assert "profile" in rr.STEPS
