@@ -272,6 +272,17 @@ def r_footprint(results: Path) -> str:
          "frame latency p50 (ms)", "p99 (ms)", "backend"], rows))
 
 
+def earlier_model_note(rec: dict, results: Path) -> str:
+    """A sentence when a record was measured before the shipped model's own record was made (its
+    figures describe the previous default model), else ""."""
+    m = newest("model", results)
+    if m is None or rec.get("date", "") >= m[1].get("date", ""):
+        return ""
+    sha = (m[1]["result"].get("metadata") or {}).get("weights_sha256") or ""
+    return (f" Measured with the previous default model, before the shipped one (`{sha[:12]}`) was made: "
+            "re-run its record_runs step to measure the shipped model.")
+
+
 def r_adapt(results: Path) -> str:
     """Site adaptation on the stand-in site (scripts/record_runs.py --only adapt)."""
     got = newest("adapt", results)
@@ -293,7 +304,7 @@ def r_adapt(results: Path) -> str:
     ds = res["datasets"]
     head = (f"{source_line(folder, rec)}. Site: foreign phantom, adapt on {ds['adapt']['n']} unlabelled clips "
             f"(seed {ds['adapt']['seed']}), test on {ds['test']['n']} held-back clips (seed {ds['test']['seed']}), "
-            "closed loop, ONNX Runtime fp32.")
+            "closed loop, ONNX Runtime fp32." + earlier_model_note(rec, results))
     return "\n".join([head, ""] + md_table(["model", "Dice", "landmarks px", "EF abs err (points)",
                                              "frames re-detected or lost", "adapt wall"], rows))
 
@@ -313,7 +324,7 @@ def r_qc(results: Path) -> str:
         rows.append([name, str(au["clips"]), str(au["positives"]), num(au["auroc"], 3),
                      f"{num(summ['all']['mae'])} ({summ['all']['n']} clips)", f"{num(acc['mae'])} ({acc['n']} clips)",
                      f"{num(low['mae'])} ({low['n']} clips)"])
-    return "\n".join([source_line(folder, rec) + ".", ""] + md_table(
+    return "\n".join([source_line(folder, rec) + "." + earlier_model_note(rec, results), ""] + md_table(
         ["report set", "clips", "EF err > 10 or no EF", "QC AUROC", "EF abs err, all", "EF abs err, QC accepted",
          "EF abs err, lowest 20 % flagged"], rows))
 

@@ -198,3 +198,16 @@ def test_record_runs_reads_the_profile_tools_output():
     assert rr.parse_realism(line) == {"distance": 12.76, "frames": 328, "clips": 20, "real_vs_real_half_split": 2.16}
     assert rr.parse_realism("nothing here") is None
     assert "profile" in rr.STEPS
+
+
+def test_records_older_than_the_shipped_model_say_so(rd, tmp_path):
+    """A QC or adaptation record made before the shipped model's own record describes the previous
+    default: its table says so instead of passing those figures off as the shipped model's."""
+    results = tmp_path / "results"
+    _record(results, "qc", "2026-01-01", {})
+    _record(results, "model", "2026-02-01", {"metadata": {"weights_sha256": "c" * 64}})
+    old = json.loads((results / "2026-01-01-qc" / "record.json").read_text())
+    assert "previous default model" in rd.earlier_model_note(old, results) and "cccccccccccc" in rd.earlier_model_note(old, results)
+    _record(results, "qc", "2026-03-01", {})
+    new = json.loads((results / "2026-03-01-qc" / "record.json").read_text())
+    assert rd.earlier_model_note(new, results) == ""
