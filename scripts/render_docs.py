@@ -211,9 +211,9 @@ def r_model(results: Path) -> str:
         f"- trained on: `{t.get('data_recipe', '?')}`; {t.get('n_train_seqs', '?')} training and "
         f"{t.get('n_val_seqs', '?')} validation sequences; TCM {'on' if t.get('tcm') else 'off'}",
         f"- training: `{t.get('train_command', '?')}`",
-        f"- device {t.get('device', '?')}, wall {num((t.get('wall_s') or math.nan) / 60, 1)} min, best validation "
-        f"at epoch {best.get('epoch', '?')} step {best.get('step', '?')}, "
-        f"{num(best.get('samples_per_s'), 0)} samples/s",
+        f"- device {t.get('device', '?')}, wall {num((t.get('wall_s') or math.nan) / 60, 1)} min, shipped weights "
+        f"from epoch {best.get('epoch', '?')} step {best.get('step', '?')} "
+        f"({t.get('selected') or 'best validation Dice'}), {num(best.get('samples_per_s'), 0)} samples/s",
         f"- loss: {t.get('loss', '?')}",
         f"- {source_line(folder, rec, 'read from the weights file on')}"])
 

@@ -1,6 +1,6 @@
 """Ship a trained run as the package's default model: fp16 weights carrying their training record.
 
-    python scripts/ship_default_model.py RUN_DIR [--weights W] [--from-last] [--data-recipe "..."]
+    python scripts/ship_default_model.py RUN_DIR [--weights W [--epoch N --why "..."]] [--from-last] [--data-recipe "..."]
 
 Reads RUN_DIR/best.safetensors and RUN_DIR/summary.json (written by `edge-tan train`) and writes the
 record (data recipe, command, device, best validation, source commit) into the shipped file. The model
@@ -34,6 +34,9 @@ def main() -> None:
                     help="ship RUN_DIR/last.ckpt (latest epoch) instead of best.safetensors (best val Dice)")
     ap.add_argument("--weights", type=Path, default=None,
                     help="ship this weights file (e.g. after `edge-tan refit-view`) with RUN_DIR's record")
+    ap.add_argument("--epoch", type=int, default=None,
+                    help="--weights is the checkpoint saved after this epoch: its validation row is recorded")
+    ap.add_argument("--why", default=None, help="why this checkpoint was chosen (recorded with --epoch)")
     ap.add_argument("--command", default=None, help="training command, when summary.json is absent")
     a = ap.parse_args()
 
@@ -55,11 +58,20 @@ def main() -> None:
         rec = next((d for d in log if d["epoch"] == last["epoch"]), log[-1])
         summary["best"] = rec
         summary["selected"] = f"last checkpoint (epoch {rec['epoch']})"
+    if a.epoch is not None:
+        if a.weights is None:
+            raise SystemExit("--epoch names the epoch of --weights: give --weights too")
+        rec = next((d for d in log if d["epoch"] == a.epoch), None)
+        if rec is None:
+            raise SystemExit(f"epoch {a.epoch} is not in {a.run / 'log.jsonl'}")
+        summary["best"] = rec
+        summary["selected"] = f"checkpoint after epoch {a.epoch}" + (f": {a.why}" if a.why else "")
     md.trained = True
     md.model_version = f"phantom-{_git_head()}"
     md.training = {**md.training, "data_recipe": a.data_recipe, "train_command": summary.get("command"),
                    "wall_s": summary.get("wall_s"), "device": summary.get("device"),
-                   "best_val": summary.get("best"), "source_commit": _git_head(), "shipped_dtype": "fp16",
+                   "best_val": summary.get("best"), "selected": summary.get("selected", "best validation Dice"),
+                   "source_commit": _git_head(), "shipped_dtype": "fp16",
                    # the tracker trusts view confidence as a loss signal only when this is >= 0.9
                    "val_view_acc": md.training.get("val_view_acc", (summary.get("best") or {}).get("val_view_acc"))}
     dst = default_weights_path()
