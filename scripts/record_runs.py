@@ -162,8 +162,16 @@ def step_qc(a) -> None:
     wall += run(argv)[1]
     cmds.append(shown(argv))
     mj = json.loads((w / "qc_model.json").read_text())   # say what the weights came from, in the file itself
-    mj["info"]["fitted_on"] = {"dataset": _manifest_facts(w / "foreign-s2200-n60"), "clips": a.qc_clips,
-                               "made_by": cmds[:2], "eval": shown(evals["cal"]), "record": "docs/results/<date>-qc"}
+    cal = json.loads((w / "cal-eval.json").read_text())["model"]
+    mj["info"]["from"] = [str(p).replace(str(ROOT) + "/", "") for p in mj["info"]["from"]]
+    mj["info"]["fitted_on"] = {
+        "dataset": _manifest_facts(w / "foreign-s2200-n60"),
+        "clips": f"first {a.qc_clips} of 120 (40 clean + their 40 degraded copies: noise, blur, low contrast, "
+                 "dropouts, LV cropped out, sideways, no heart)",
+        "made_by": cmds[:2], "eval": shown(evals["cal"]), "calibrate": shown(argv),
+        "record": f"docs/results/{datetime.now(timezone.utc):%Y-%m-%d}-qc/record.json (held-out report set: foreign seed 2300)",
+        "tracked_by": f"TAN weights {str(cal.get('weights_sha256') or cal.get('model_hash') or '?')[:12]}, "
+                      f"{a.backend} {cal.get('precision') or 'fp32'}"}
     (w / "qc_model.json").write_text(json.dumps(mj, indent=1))
     model = qcm.load_model(w / "qc_model.json")
     result = {"qc_model": model.to_dict(), "load_before": load0, "load_after": os.getloadavg(),
