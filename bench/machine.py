@@ -98,6 +98,53 @@ def loadavg() -> float | None:
         return None
 
 
+class TreeCPU:
+    """CPU seconds used by a process and everything it starts, children of children included, sampled
+    from /proc every `period` s in a thread. `os.times()` counts only children that were waited for, so
+    a command that starts daemons (a local Ray instance: GCS, raylet, actor processes) would look idle
+    and its daemons would count as other load. `also`: processes that already run (a Ray cluster the
+    command joins) whose trees count too, from now on. A process that ends between two samples loses
+    the CPU it used since the last one."""
+
+    def __init__(self, pid: int, also: tuple[int, ...] = (), period: float = 0.25):
+        import threading
+        self.roots, self.period, self.seen = {pid, *also}, period, {}
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self.base = {p: c for p, c in self._tree().items() if p != pid}   # CPU used before now
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _tree(self) -> dict[int, float]:
+        procs = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    st = open(f"/proc/{d}/stat").read()
+                except OSError:
+                    continue
+                f = st[st.rindex(")") + 2:].split()
+                procs[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / self._tick)   # ppid, utime + stime
+        tree, grew = self.roots & procs.keys(), True
+        while grew:
+            new = {p for p, (pp, _) in procs.items() if pp in tree and p not in tree}
+            tree |= new
+            grew = bool(new)
+        return {p: procs[p][1] for p in tree}
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.seen.update(self._tree())
+            self._stop.wait(self.period)
+
+    def stop(self) -> float:
+        """Stop sampling; CPU seconds of the tree since the start (call after the process has ended:
+        its own CPU is then read from its last sample)."""
+        self._stop.set()
+        self._thread.join()
+        return sum(c - self.base.get(p, 0.0) for p, c in self.seen.items())
+
+
 class LoadMonitor:
     """`with LoadMonitor() as lm: ...` then `lm.result()`: wall time, our CPU, other processes'
     average cores in use, load average before/after, and `busy` when others used > BUSY_CORES."""
@@ -110,9 +157,10 @@ class LoadMonitor:
         self.t1, self.busy1, self.own1, self.load1 = time.perf_counter(), _cpu_busy_seconds(), _own_cpu_seconds(), loadavg()
         return False
 
-    def result(self) -> dict:
+    def result(self, own_cpu_s: float | None = None) -> dict:
+        """`own_cpu_s`: our CPU seconds when os.times() cannot see them all (TreeCPU)."""
         wall = max(self.t1 - self.t0, 1e-9)
-        own = self.own1 - self.own0
+        own = self.own1 - self.own0 if own_cpu_s is None else own_cpu_s
         other = None
         if self.busy0 is not None and self.busy1 is not None and wall >= MIN_WALL:
             other = max(0.0, (self.busy1 - self.busy0) - own) / wall

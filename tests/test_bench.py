@@ -184,6 +184,29 @@ def test_pingpong_and_machine():
     assert r["other_cores"] is None and r["busy"] is False   # too short to judge
 
 
+def test_tree_cpu_counts_grandchildren_that_os_times_misses():
+    import os
+    import subprocess
+    import sys
+    from edge_tan.bench.machine import TreeCPU
+    # a child starts a CPU-burning grandchild and never waits for it (as a daemon's parent does): the
+    # grandchild's CPU reaches no one's os.times(), TreeCPU must still see it
+    burn = "import time; t = time.process_time(); exec('while time.process_time() - t < 0.6: pass')"
+    child = ("import subprocess, sys, time\n"
+             f"g = subprocess.Popen([sys.executable, '-c', {burn!r}])\n"
+             "while open(f'/proc/{g.pid}/stat').read().rsplit(')', 1)[1].split()[0] != 'Z': time.sleep(0.02)\n"
+             "import os; os._exit(0)\n")     # no finaliser reaps the grandchild
+    t0 = os.times()
+    p = subprocess.Popen([sys.executable, "-c", child])
+    tree = TreeCPU(p.pid, period=0.05)
+    p.wait()
+    used = tree.stop()
+    t1 = os.times()
+    seen_by_os_times = (t1.children_user + t1.children_system) - (t0.children_user + t0.children_system)
+    assert 0.5 <= used < 5.0, used
+    assert seen_by_os_times < used - 0.4, (seen_by_os_times, used)
+
+
 def test_gpu_check_cpu_path(tmp_path):
     """The GPU script's logic on CPU for a few iterations with a tiny weights file."""
     pytest.importorskip("safetensors")
