@@ -232,6 +232,31 @@ def test_worker_and_actor_sizing():
         actor_resources("torch-cuda", 1, 0, {"CPU": 4})
 
 
+def test_ray_blocks_group_clips_but_keep_every_actor_fed():
+    from edge_tan.batch.ray_job import MAX_BLOCKS, n_blocks
+    assert n_blocks(200, 2) == 50            # 4 clips per Ray task
+    assert n_blocks(20, 2) == 8              # a short archive: 4 blocks per actor, not 5 fat ones
+    assert n_blocks(3, 2) == 3 and n_blocks(1, 8) == 1 and n_blocks(0, 2) == 1
+    assert n_blocks(10 ** 7, 64) == MAX_BLOCKS
+
+
+def test_progress_steady_rate_leaves_start_up_and_skipped_clips_out(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(brun.time, "perf_counter", lambda: now[0])
+    bar = brun.Progress(6, quiet=True)
+    for t, skipped in ((105.0, False), (105.0, True), (106.0, False), (107.0, False), (109.0, False)):
+        now[0] = t
+        bar.update({"status": "ok", "skipped": skipped})
+    assert bar.tracked == 4 and bar.first == 105.0 and bar.last == 109.0
+    assert bar.steady_rate() == pytest.approx(3 / 4.0)     # 3 clips after the first, in 4 s; the 5 s start left out
+    assert brun.Progress(2, quiet=True).steady_rate() is None
+    bar = brun.Progress(8, quiet=True)                       # Ray: a block of 4 clips comes back at once
+    for t in (103.0, 103.0, 103.0, 103.0, 105.0, 105.0, 105.0, 105.0):
+        now[0] = t
+        bar.update({"status": "ok"})
+    assert bar.with_first == 4 and bar.steady_rate() == pytest.approx(4 / 2.0)
+
+
 # ------------------------------------------------------------------ process pool and Ray: same table
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory):

@@ -15,6 +15,9 @@ from .store import Store
 from .table import write_table
 
 
+SAME_RETURN_S = 0.05    # rows this close to the first came back in the same block
+
+
 class Progress:
     """Clips done / total with clips/s and ETA over the clips tracked in this run (skipped ones are
     counted apart: they finish instantly and would make the ETA lie)."""
@@ -22,6 +25,8 @@ class Progress:
     def __init__(self, total: int, quiet: bool):
         self.total, self.done, self.skipped, self.errors = total, 0, 0, 0
         self.t0 = time.perf_counter()
+        self.first = self.last = None       # when the first / last tracked clip came back
+        self.with_first = 0                 # clips that came back with the first (Ray returns a block at once)
         self.bar = None
         if not quiet:
             from rich.console import Console
@@ -39,9 +44,23 @@ class Progress:
         dt = time.perf_counter() - self.t0
         return self.tracked / dt if dt > 0 else 0.0
 
+    def steady_rate(self) -> float | None:
+        """Clips/s from the first tracked clip's return to the last's: the rate a long archive runs at,
+        without the start-up (model load, workers, a Ray instance) that a short run is dominated by.
+        Clips that came back together with the first were tracked before it, so they do not count."""
+        if self.tracked - self.with_first < 2 or self.last is None or self.last <= self.first:
+            return None
+        return (self.tracked - self.with_first) / (self.last - self.first)
+
     def update(self, row: dict) -> None:
         self.done += 1
         self.skipped += bool(row.get("skipped"))
+        if not row.get("skipped"):
+            self.last = time.perf_counter()
+            if self.first is None:
+                self.first = self.last
+            if self.last - self.first < SAME_RETURN_S:
+                self.with_first += 1
         self.errors += row.get("status") == "error" and not row.get("skipped")
         if self.bar is not None:
             r = self.rate()
@@ -110,6 +129,8 @@ def run_batch(src: str, out: Path, model: str | None = None, backend: str = "ope
                    "errors": sum(r.get("status") == "error" for r in rows),
                    "no_lv": sum(r.get("status") == "no-lv" for r in rows),
                    "wall_s": round(wall, 3), "clips_per_s": round(bar.tracked / wall, 4) if wall > 0 else None,
+                   "first_clip_s": None if bar.first is None else round(bar.first - t0, 3),
+                   "steady_clips_per_s": None if bar.steady_rate() is None else round(bar.steady_rate(), 4),
                    "engine": "ray" if use_ray else "local", "workers": workers, "threads_per_worker": threads,
                    "cores": usable_cores(), **minfo, "table": [p.name for p in table]}
         store.write_run(summary)
