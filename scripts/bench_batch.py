@@ -1,15 +1,18 @@
 """Measure `edge-tan batch` against a loop of single `edge-tan track` calls; record the run.
 
-    python scripts/bench_batch.py [--n 200] [--seed 3000] [--frames 16] [--backend openvino]
+    python scripts/bench_batch.py [--n 200] [--seed 3000] [--frames 0] [--short-frames 12] [--backend openvino]
                                   [--loop-clips 50] [--resume-clips 60] [--skip-ray] [--work record-work/batch]
 
-On N phantom clips (`edge-tan synth --n N --seed SEED`, each clip cut to --frames frames; 0 keeps the
-phantom's own 21-120; the cut changes nothing else in a clip) it times, each as one shell command
-from start to exit:
+On N phantom clips (`edge-tan synth --n N --seed SEED`, the phantom's own 21-120 frames, or each clip
+cut to --frames frames; the cut changes nothing else in a clip) it times, each as one shell command
+from start to exit, with the CPU of the command's whole process tree:
 - loop: `edge-tan track CLIP --json` once per clip (the first --loop-clips clips: a fresh process,
   model load and backend start-up per clip), in clips/s;
-- batch --workers 1 (one worker, all cores as backend threads), --workers 2 (one thread each) and
-  --ray with 2 single-thread actors on a local Ray instance started by the command;
+- batch --workers 1 (one worker, all cores as backend threads) and --workers 2 (one thread each);
+- --ray with 2 single-thread actors on a local Ray instance the command starts, and again joining a
+  Ray instance started before it (`ray start --head`, as on a cluster; its daemons' CPU counted);
+- pool and Ray once more on the clips cut to --short-frames frames, where fixed start-up costs weigh
+  most; each batch run also gives its clips/s between the first and last finished clip (start-up out);
 - whether every per-clip JSON is the same across loop, pool and Ray (timings aside);
 - kill and resume: a `batch --workers 2` run on --resume-clips clips is stopped half way with SIGINT
   (Ctrl-C) and once with SIGKILL (to the whole process group), then restarted: no partial files,
@@ -39,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge_tan.atomic import write_text  # noqa: E402
-from edge_tan.bench.machine import LoadMonitor, machine_info  # noqa: E402
+from edge_tan.bench.machine import LoadMonitor, TreeCPU, machine_info  # noqa: E402
 
 ET = [sys.executable, "-m", "edge_tan.cli"]
 VOLATILE = {"timing", "video", "batch"}
@@ -54,13 +57,18 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def timed(argv, **kw) -> dict:
-    """Run one command, time it from start to exit, with the machine's load meanwhile."""
+def timed(argv, also: tuple[int, ...] = (), **kw) -> dict:
+    """Run one command, time it from start to exit, with the machine's load meanwhile. Its CPU is that of
+    its whole process tree (a local Ray instance's daemons and actors included), so `other_cores` and
+    `busy` speak of other work only."""
     with LoadMonitor() as lm:
-        p = subprocess.run(argv, capture_output=True, text=True, **kw)
-    r = lm.result()
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+        tree = TreeCPU(p.pid, also)
+        _, err = p.communicate()
+        own = tree.stop()
+    r = lm.result(own_cpu_s=own)
     if p.returncode != 0:
-        raise SystemExit(f"failed ({p.returncode}): {shown(argv)}\n{p.stderr[-2000:]}")
+        raise SystemExit(f"failed ({p.returncode}): {shown(argv)}\n{err[-2000:]}")
     return {"command": shown(argv), "wall_s": round(r["wall_s"], 2), "own_cpu_s": _r(r["own_cores"] * r["wall_s"], 1),
             "other_cores": _r(r["other_cores"]),
             "loadavg_before": _r(r["loadavg_before"]), "loadavg_after": _r(r["loadavg_after"]), "busy": r["busy"]}
@@ -68,6 +76,12 @@ def timed(argv, **kw) -> dict:
 
 def _r(x, nd=2):
     return None if x is None else round(float(x), nd)
+
+
+def _steady_ratio(a: dict, b: dict) -> float | None:
+    """Ratio of the two runs' clips/s between their first and last finished clip (start-up left out)."""
+    x, y = a.get("steady_clips_per_s"), b.get("steady_clips_per_s")
+    return _r(x / y, 3) if x and y else None
 
 
 def make_data(work: Path, n: int, seed: int, frames: int) -> Path:
@@ -108,14 +122,36 @@ def batch_cmd(src, out, backend, *extra) -> list[str]:
     return ET + ["batch", str(src), "--out", str(out), "--backend", backend, "--quiet", *map(str, extra)]
 
 
-def run_batch(src, out: Path, backend, n, *extra) -> dict:
+def run_batch(src, out: Path, backend, n, *extra, also: tuple[int, ...] = ()) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    t = timed(batch_cmd(src, out, backend, *extra))
+    t = timed(batch_cmd(src, out, backend, *extra), also)
     run = json.loads((out / "run.json").read_text())
     t.update(clips=n, clips_per_s=_r(n / t["wall_s"], 4), inner_clips_per_s=run["clips_per_s"],
+             first_clip_s=run.get("first_clip_s"), steady_clips_per_s=run.get("steady_clips_per_s"),
              cpu_s_per_clip=_r(t["own_cpu_s"] / n, 3) if t.get("own_cpu_s") else None,
              workers=run["workers"], threads_per_worker=run["threads_per_worker"], errors=run["errors"])
     return t
+
+
+RAY = Path(sys.executable).parent / "ray"
+
+
+def _pids() -> set[int]:
+    return {int(d) for d in os.listdir("/proc") if d.isdigit()}
+
+
+def ray_cluster(cores: int) -> tuple[tuple[int, ...], str]:
+    """Start a Ray head on this machine as a cluster would run (`ray start`, outside any job); returns
+    its processes (their CPU counts for the jobs timed on it) and the command shown."""
+    argv = [str(RAY), "start", "--head", "--num-cpus", str(cores), "--include-dashboard=false", "--disable-usage-stats"]
+    before = _pids()
+    subprocess.run(argv, check=True, capture_output=True)
+    time.sleep(2.0)                      # its daemons settle before anything is timed
+    return tuple(sorted(_pids() - before)), shlex.join(["ray"] + argv[1:])
+
+
+def ray_stop() -> None:
+    subprocess.run([str(RAY), "stop", "--force"], capture_output=True)
 
 
 def run_loop(ds: Path, clips: list[Path], backend: str, out: Path) -> dict:
@@ -268,7 +304,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=3000)
-    ap.add_argument("--frames", type=int, default=16, help="frames per clip (0: the phantom's own 21-120)")
+    ap.add_argument("--frames", type=int, default=0, help="frames per clip (0: the phantom's own 21-120)")
+    ap.add_argument("--short-frames", type=int, default=12, help="also time pool and Ray on the clips cut to this "
+                    "many frames, where start-up costs weigh most (0: skip)")
     ap.add_argument("--backend", default="openvino")
     ap.add_argument("--loop-clips", type=int, default=50, help="clips timed with one `track` process each")
     ap.add_argument("--resume-clips", type=int, default=60)
@@ -302,20 +340,47 @@ def main() -> None:
     for name, extra in (("workers1", ("--workers", 1)), ("workers2", ("--workers", 2, "--threads", 1))):
         print(name, flush=True)
         runs[name] = run_batch(ds, a.work / f"out-{name}", a.backend, a.n, *extra)
+    ray_extra = ("--ray", "--workers", 2, "--threads", 1)
     if not a.skip_ray:
-        print("ray", flush=True)
-        runs["ray"] = run_batch(ds, a.work / "out-ray", a.backend, a.n, "--ray", "--workers", 2, "--threads", 1)
+        ray_stop()                       # a leftover instance would be joined instead of started
+        print("ray (a local instance started by the command)", flush=True)
+        runs["ray"] = run_batch(ds, a.work / "out-ray", a.backend, a.n, *ray_extra)
+        print("ray (joining a running instance)", flush=True)
+        pids, started = ray_cluster(2)
+        try:
+            runs["ray_joined"] = run_batch(ds, a.work / "out-ray-joined", a.backend, a.n, "--ray-address", "auto",
+                                           "--workers", 2, "--threads", 1, also=pids)
+        finally:
+            ray_stop()
+        runs["ray_joined"]["cluster"] = f"{started} (before the command; `ray stop` after), its processes' CPU counted as the command's"
     ref = clip_json(a.work / "out-workers2")
     ident = res["identical"] = {"workers1_vs_workers2": compare(clip_json(a.work / "out-workers1"), ref),
                                 "loop_vs_workers2": compare(loop_json(a.work / "loop"), ref)}
-    if "ray" in runs:
-        ident["ray_vs_workers2"] = compare(clip_json(a.work / "out-ray"), ref)
+    for k in ("ray", "ray_joined"):
+        if k in runs:
+            ident[f"{k}_vs_workers2"] = compare(clip_json(a.work / f"out-{k.replace('_', '-')}"), ref)
     loop = runs["loop"]["clips_per_s"]
     w2 = runs["workers2"]["clips_per_s"]
     res["ratios"] = {"workers2_vs_loop": _r(w2 / loop, 3), "workers1_vs_loop": _r(runs["workers1"]["clips_per_s"] / loop, 3),
                      "workers2_vs_workers1": _r(w2 / runs["workers1"]["clips_per_s"], 3)}
-    if "ray" in runs:
-        res["ratios"]["ray_vs_workers2"] = _r(runs["ray"]["clips_per_s"] / w2, 3)
+    for k in ("ray", "ray_joined"):
+        if k in runs:
+            res["ratios"][f"{k}_vs_workers2"] = _r(runs[k]["clips_per_s"] / w2, 3)
+            res["ratios"][f"{k}_vs_workers2_steady"] = _steady_ratio(runs[k], runs["workers2"])
+    if a.short_frames and not a.skip_ray:
+        print(f"pool and ray on the clips cut to {a.short_frames} frames", flush=True)
+        ds_s = make_data(a.work, a.n, a.seed, a.short_frames)
+        short = res["short_clips"] = {"frames_per_clip": a.short_frames, "data": ds_s.name}
+        short["workers2"] = run_batch(ds_s, a.work / "out-short-workers2", a.backend, a.n, "--workers", 2, "--threads", 1)
+        ray_stop()
+        short["ray"] = run_batch(ds_s, a.work / "out-short-ray", a.backend, a.n, *ray_extra)
+        short["identical"] = compare(clip_json(a.work / "out-short-ray"), clip_json(a.work / "out-short-workers2"))
+        short["ray_vs_workers2"] = _r(short["ray"]["clips_per_s"] / short["workers2"]["clips_per_s"], 3)
+        short["ray_vs_workers2_steady"] = _steady_ratio(short["ray"], short["workers2"])
+    w2r = runs["workers2"]
+    res["cpu"] = {"command": w2r["command"], "clips": a.n, "frames": res["data"]["frames_total"], "workers": 2,
+                  "own_cpu_s": w2r["own_cpu_s"], "busy": w2r["busy"],
+                  "cpu_ms_per_frame": _r(1000 * w2r["own_cpu_s"] / res["data"]["frames_total"], 1)}
     cores = os.cpu_count() or 1
     best = max(runs["workers1"]["clips_per_s"], w2)
     res["per_core"] = {"cores": cores, "clips_per_s_per_core": _r(best / cores, 4),
@@ -329,13 +394,15 @@ def main() -> None:
     res["memory"] = memory_check(a.work, a.backend)
     res["targets"] = {"workers2_at_least_1.6x_loop": res["ratios"]["workers2_vs_loop"] >= 1.6,
                       "ray_at_least_80pct_of_pool": (res["ratios"].get("ray_vs_workers2") or 0) >= 0.8 if "ray" in runs else None,
-                      "identical_results": all(v["identical"] == v["compared"] for v in ident.values()),
+                      "identical_results": all(v["identical"] == v["compared"] for v in ident.values())
+                      and (res.get("short_clips", {}).get("identical", {}).get("differ", []) == []),
                       "resume_redoes_nothing": all(r["redone"] == 0 and r["finished"] and not r["partial_files_after_restart"]
                                                    for r in res["resume"]),
                       "mixed_archive_run_succeeds": res["mixed"]["exit_code"] == 0,
                       "batch_memory_below_track": res["memory"]["batch"]["peak_rss_mb"] < res["memory"]["track"]["peak_rss_mb"]}
     res["uptime_end"] = uptime()
-    busy = [k for k, v in runs.items() if v.get("busy")]
+    timed_runs = {**runs, **{f"short_{k}": v for k, v in res.get("short_clips", {}).items() if isinstance(v, dict) and "busy" in v}}
+    busy = [k for k, v in timed_runs.items() if v.get("busy")]
     res["busy_note"] = (f"timed on a busy machine: other processes used CPU during {', '.join(busy)}" if busy else
                         "machine quiet while timing (other processes < 0.5 cores)")
     date = datetime.now(timezone.utc)

@@ -286,12 +286,12 @@ def r_adapt(folder: Path, rec: dict, results: Path) -> str:
     res = rec["result"]
     label = {"shipped": "shipped (no adaptation)", "bn_only": "BatchNorm only (`--phases bn`)",
              "adapted": "`--phases bn,phantom,self`", "bn_phantom": "`--phases bn,phantom`",
-             "bn_self": "`--phases bn,self` (the default)"}
+             "bn_self": "`--phases bn,self` (the default)", "bn_phantom_self": "`--phases bn,phantom,self`"}
     rows = []
     for key, ev in res["evals"].items():
         cl = ev["results"]["closed_loop"]
         share = (cl.get("states") or {}).get("state_share", {})
-        wall = res.get("adapt_wall_s", {}).get(key)
+        wall = res.get("adapt_wall_s", {}).get(key) or res.get("adaptation", {}).get(key, {}).get("wall_s")
         rows.append([label.get(key, key), pct(cl["frames"]["dice"]["mean"]), num(cl["frames"]["lm_err_px"]["mean"]),
                      num(cl["videos"]["ef_abs_err"]["mean"]), pct(share.get("redetect", 0) + share.get("lost", 0)),
                      "—" if wall is None else f"{wall / 60:.1f} min"])
@@ -322,26 +322,49 @@ def r_qc(folder: Path, rec: dict, results: Path) -> str:
 
 @from_record("batch", "python scripts/bench_batch.py")
 def r_batch(folder: Path, rec: dict, results: Path) -> str:
-    """Archive throughput (scripts/bench_batch.py): pool and Ray vs a loop of track calls, CPU per frame."""
+    """Archive throughput (scripts/bench_batch.py): pool and Ray vs a loop of track calls, start-up apart
+    from the rate once running, the same on short clips, CPU per frame."""
     r = rec["result"]
     runs, loop = r["runs"], r["runs"]["loop"]["clips_per_s"]
     label = {"loop": "loop of `edge-tan track` processes", "workers1": "`batch --workers 1`",
-             "workers2": "`batch --workers 2`", "ray": "`batch --ray` (local Ray started by the command)"}
+             "workers2": "`batch --workers 2`", "ray": "`batch --ray` (starts a local Ray instance)",
+             "ray_joined": "`batch --ray-address auto` (joins a running instance)"}
     rows = []
     for key, run in runs.items():
         th = run.get("threads_per_worker")
         rows.append([label.get(key, key), str(run["clips"]), "—" if th is None else f"{run.get('workers')} × {th}",
                      num(run["clips_per_s"], 2), f"×{run['clips_per_s'] / loop:.1f}",
+                     "—" if run.get("first_clip_s") is None else num(run["first_clip_s"], 1),
+                     "—" if run.get("steady_clips_per_s") is None else num(run["steady_clips_per_s"], 2),
                      "yes" if run.get("busy") else "no"])
     same = "identical" if r["targets"].get("identical_results") else "NOT identical"
-    out = [f"{source_line(folder, rec)}; {r['clips']} phantom clips of {r['frames_per_clip']} frames, {r['backend']}.",
-           "", *md_table(["run", "clips", "workers × threads", "clips/s", "vs loop", "other CPU use flagged"], rows), "",
-           f"Per-clip results across these runs: {same}. Ray vs the pool: ×{r['ratios']['ray_vs_workers2']:.2f}."]
+    frames = r["frames_per_clip"]
+    frames = (f"their own length ({r['data']['frames_total'] / r['clips']:.0f} frames on average)" if frames == "phantom"
+              else f"{frames} frames")
+    rt = r["ratios"]
+    out = [f"{source_line(folder, rec)}; {r['clips']} phantom clips of {frames}, {r['backend']}.", "",
+           *md_table(["run", "clips", "workers × threads", "clips/s", "vs loop", "first clip done after (s)",
+                      "clips/s from first to last clip", "other CPU use flagged"], rows), "",
+           f"Per-clip results across these runs: {same}. Ray vs the pool: ×{rt['ray_vs_workers2']:.2f} whole command"
+           + (f", ×{rt['ray_vs_workers2_steady']:.2f} from first to last clip" if rt.get("ray_vs_workers2_steady") else "")
+           + (f"; joining a running instance ×{rt['ray_joined_vs_workers2']:.2f}" if rt.get("ray_joined_vs_workers2") else "")
+           + "."]
+    sh = r.get("short_clips")
+    if sh:
+        out.append(f"The same clips cut to {sh['frames_per_clip']} frames, where start-up weighs most: pool "
+                   f"{num(sh['workers2']['clips_per_s'], 2)} clips/s, Ray {num(sh['ray']['clips_per_s'], 2)}: "
+                   f"×{sh['ray_vs_workers2']:.2f} whole command"
+                   + (f", ×{sh['ray_vs_workers2_steady']:.2f} from first to last clip" if sh.get("ray_vs_workers2_steady") else "")
+                   + f" (first clip after {num(sh['workers2']['first_clip_s'], 1)} s and {num(sh['ray']['first_clip_s'], 1)} s).")
+    mem = r.get("memory")
+    if mem:
+        out.append(f"Memory: a clip of {mem['clip']} peaks at {mem['batch']['peak_rss_mb']:,.0f} MB with "
+                   f"`batch` (streams frames) and {mem['track']['peak_rss_mb']:,.0f} MB with `track` (reads the clip whole).")
     cpu = r.get("cpu")
     if cpu:
         ms = cpu["cpu_ms_per_frame"]
-        out.append(f"CPU time: {num(ms, 1)} CPU-ms per frame, per-clip overheads included ({cpu['frames'] // cpu['clips']}-frame "
-                   f"clips, `--workers {cpu['workers']}`): one million clips cost about "
+        out.append(f"CPU time: {num(ms, 1)} CPU-ms per frame, per-clip overheads included ({cpu['frames'] / cpu['clips']:.0f}-frame "
+                   f"clips on average, `--workers {cpu['workers']}`): one million clips cost about "
                    f"{1e6 * 100 * ms / 3.6e6:,.0f} core-hours at 100 frames and {1e6 * 175 * ms / 3.6e6:,.0f} at 175 "
                    f"(≈ {1e6 * 100 * ms / 3.6e6 / 320:.1f} h and {1e6 * 175 * ms / 3.6e6 / 320:.1f} h on 10 nodes × 32 cores).")
     return "\n".join(out)
