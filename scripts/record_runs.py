@@ -19,7 +19,7 @@ record of each kind, so no figure is typed by hand. Steps:
 - qc            QC calibration: foreign-family clips + degraded copies (scripts/qc_standin.py), seed 2200
                 to fit the QC weights, seed 2300 to report AUROC and EF error of accepted clips
 - adapt         site adaptation stand-in: foreign phantom as "the site", `adapt` on unlabelled clips
-                (seed 2000), shipped vs BatchNorm-only vs adapted evaluated on held-back clips (seed 2100)
+                (seed 2000), shipped vs BatchNorm-only vs `adapt` (bn,self) vs bn,phantom,self on held-back clips (seed 2100)
 - profile       how the training family looks beside real echo: `../shared/tools/echo_profile.py` on 20
                 default-family phantom clips (seed 5000), each statistic's p10/median/p90 beside the real
                 clips' and the tool's own "outside" flag, plus `../shared/tools/realism_distance.py`'s
@@ -250,8 +250,9 @@ def step_gpu_check(a) -> None:
 
 def step_adapt(a) -> None:
     """Site adaptation stand-in (issue 12): the foreign phantom family plays "the site". The shipped
-    model, BatchNorm re-estimation only (`adapt --phases bn`) and the full `adapt` are evaluated on the
-    same held-back clips (seed 2100); adaptation uses other, unlabelled clips (seed 2000)."""
+    model, BatchNorm re-estimation only (`adapt --phases bn`) and `adapt` with its default phases
+    (bn,self), and with the opt-in phantom fine-tune (bn,phantom,self) under the same budget, are
+    evaluated on the same held-back clips (seed 2100); adaptation uses other, unlabelled clips (seed 2000)."""
     import os
     import shutil
     from edge_tan.defaults import default_weights_path
@@ -267,7 +268,8 @@ def step_adapt(a) -> None:
     result = {"datasets": {k: _manifest_facts(v) for k, v in sets.items()}, "evals": {}, "adaptation": {}}
     weights = {"shipped": None}
     for name, opts in (("bn_only", ["--phases", "bn", "--minutes", str(a.adapt_bn_minutes)]),
-                       ("adapted", ["--minutes", str(a.adapt_minutes)])):
+                       ("bn_self", ["--minutes", str(a.adapt_minutes)]),      # the default phases
+                       ("bn_phantom_self", ["--phases", "bn,phantom,self", "--minutes", str(a.adapt_minutes)])):
         out = w / f"{name}.safetensors"
         shutil.rmtree(w / f"{name}.work", ignore_errors=True)   # a fresh run: its time is the record's
         argv = ET + ["adapt", default_weights_path(), sets["adapt"], "--out", out, "--work", w / f"{name}.work",
