@@ -150,7 +150,13 @@ def ray_cluster(cores: int) -> tuple[tuple[int, ...], str]:
     return tuple(sorted(_pids() - before)), shlex.join(["ray"] + argv[1:])
 
 
+def ray_running() -> bool:
+    """A Ray instance already runs on this machine (`batch --ray` would join it instead of starting one)."""
+    return subprocess.run([str(RAY), "status"], capture_output=True).returncode == 0
+
+
 def ray_stop() -> None:
+    """Stop the Ray instance this script started (no other runs: checked before the Ray steps)."""
     subprocess.run([str(RAY), "stop", "--force"], capture_output=True)
 
 
@@ -322,6 +328,9 @@ def main() -> None:
         return add_memory(a)
     if a.only == "cpu":
         return add_cpu(a)
+    if not a.skip_ray and ray_running():
+        raise SystemExit("bench_batch: a Ray instance runs on this machine; `batch --ray` would join it instead of "
+                         "starting its own. Stop it (`ray stop`) or pass --skip-ray")
     t0 = time.perf_counter()
     res: dict = {"uptime_start": uptime(), "clips": a.n, "seed": a.seed, "frames_per_clip": a.frames or "phantom",
                  "backend": a.backend, "precision": "fp32"}
@@ -342,7 +351,6 @@ def main() -> None:
         runs[name] = run_batch(ds, a.work / f"out-{name}", a.backend, a.n, *extra)
     ray_extra = ("--ray", "--workers", 2, "--threads", 1)
     if not a.skip_ray:
-        ray_stop()                       # a leftover instance would be joined instead of started
         print("ray (a local instance started by the command)", flush=True)
         runs["ray"] = run_batch(ds, a.work / "out-ray", a.backend, a.n, *ray_extra)
         print("ray (joining a running instance)", flush=True)
@@ -372,7 +380,6 @@ def main() -> None:
         ds_s = make_data(a.work, a.n, a.seed, a.short_frames)
         short = res["short_clips"] = {"frames_per_clip": a.short_frames, "data": ds_s.name}
         short["workers2"] = run_batch(ds_s, a.work / "out-short-workers2", a.backend, a.n, "--workers", 2, "--threads", 1)
-        ray_stop()
         short["ray"] = run_batch(ds_s, a.work / "out-short-ray", a.backend, a.n, *ray_extra)
         short["identical"] = compare(clip_json(a.work / "out-short-ray"), clip_json(a.work / "out-short-workers2"))
         short["ray_vs_workers2"] = _r(short["ray"]["clips_per_s"] / short["workers2"]["clips_per_s"], 3)
