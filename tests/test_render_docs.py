@@ -133,19 +133,24 @@ def _eval_result(new_fields: bool) -> dict:
     return {"model": {"weights_sha256": "a" * 64}, "results": {"closed_loop": {"per_video": clips}}}
 
 
-def test_per_view_table_from_new_and_old_eval_records(rd, tmp_path, monkeypatch):
+@pytest.fixture
+def section(rd, tmp_path, monkeypatch):
+    """render_docs on an empty results folder (tmp_path/results): `section(name)` renders that one table."""
     monkeypatch.setattr(rd, "ROOT", tmp_path)
+    return lambda name: rd.render_text(f"<!-- table:{name} -->\n<!-- /table -->\n", tmp_path / "results")
+
+
+def test_per_view_table_from_new_and_old_eval_records(rd, section, tmp_path):
     results = tmp_path / "results"
-    text = "<!-- table:per_view -->\n<!-- /table -->\n"
-    assert "No `eval-phantom` record yet" in rd.render_text(text, results)
+    assert "No `eval-phantom` record yet" in section("per_view")
     _record(results, "eval-phantom", "2026-01-01", _eval_result(new_fields=True))
-    out = rd.render_text(text, results)
+    out = section("per_view")
     assert "| phantom | A2C | 2 | 85.00 % | 3.00 | 75.00 % | 10.00 (EF in 1 of 2 clips) |" in out
     assert "| phantom | A4C | 2 | 95.00 % | 2.00 | 50.00 % | 2.00 |" in out
     assert "need a record made after" not in out and "`results/2026-01-01-eval-phantom/record.json`" in out
     # an old foreign record: Dice and EF per view from its names, no landmark/view figures invented
     _record(results, "eval-foreign", "2026-01-01", _eval_result(new_fields=False))
-    out = rd.render_text(text, results)
+    out = section("per_view")
     assert "| foreign phantom | A2C | 2 | 85.00 % | — | — | 10.00 (EF in 1 of 2 clips) |" in out
     assert "| phantom | A2C | 2 | 85.00 % | 3.00 | 75.00 % |" in out
     note = [ln for ln in out.splitlines() if "need a record made after" in ln]
@@ -165,16 +170,13 @@ def _profile_result(realism: bool) -> dict:
             if realism else None}
 
 
-def test_profile_table_shows_rows_outside_and_the_realism_distance(rd, tmp_path, monkeypatch):
-    monkeypatch.setattr(rd, "ROOT", tmp_path)
+def test_profile_table_shows_rows_outside_and_the_realism_distance(rd, section, tmp_path):
     results = tmp_path / "results"
-    text = "<!-- table:profile -->\n<!-- /table -->\n"
-    assert "No `profile` record yet" in rd.render_text(text, results)
+    assert "No `profile` record yet" in section("profile")
     _record(results, "profile", "2026-01-01", _profile_result(realism=False))
-    out = rd.render_text(text, results)
-    assert "realism_distance.py` was not there" in out
+    assert "realism_distance.py` was not there" in section("profile")
     _record(results, "profile", "2026-02-01", _profile_result(realism=True))
-    out = rd.render_text(text, results)
+    out = section("profile")
     assert "2026-02-01-profile" in out and "Statistics flagged outside" in out and "sector_angle_deg" not in out
     assert "| `grey_p50` | 21.2 / 35.0 / 49.0 | 28.8 / 55.5 / 83.0 |" in out
     assert "| `dark_frac_lt20` | 0.260 / 0.371 / 0.482 | 0.119 / 0.209 / 0.423 |" in out
