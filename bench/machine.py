@@ -12,6 +12,7 @@ import importlib.metadata
 import os
 import platform
 import resource
+import threading
 import time
 
 from edge_tan.info import cpu_flags, cpu_model, gpus, physical_cores
@@ -107,7 +108,6 @@ class TreeCPU:
     the CPU it used since the last one."""
 
     def __init__(self, pid: int, also: tuple[int, ...] = (), period: float = 0.25):
-        import threading
         self.roots, self.period, self.seen = {pid, *also}, period, {}
         self._tick = os.sysconf("SC_CLK_TCK")
         self.base = {p: c for p, c in self._tree().items() if p != pid}   # CPU used before now

@@ -288,6 +288,11 @@ def add_memory(a) -> None:
     print(json.dumps(rec["result"]["memory"], indent=1))
 
 
+def cpu_figure(run: dict, frames: int) -> dict:
+    """A timed batch run with the CPU-ms per frame it cost (its whole process tree, start-up included)."""
+    return dict(run, frames=frames, cpu_ms_per_frame=_r(1000 * run["own_cpu_s"] / frames, 1))
+
+
 def add_cpu(a) -> None:
     """--only cpu: CPU seconds per clip of `batch --workers 2` (robust on a shared machine, where clips/s
     per core is not), added to the newest batch record."""
@@ -296,9 +301,7 @@ def add_cpu(a) -> None:
     ds = make_data(a.work, a.n, a.seed, a.frames)
     k = min(a.cpu_clips, a.n)
     r = run_batch(ds, a.work / "out-cpu", a.backend, k, "--workers", 2, "--threads", 1, "--limit", k)
-    frames = json.loads((ds / "manifest.json").read_text())["sequences"][:k]
-    r["frames"] = sum(e["frames"] for e in frames)
-    r["cpu_ms_per_frame"] = _r(1000 * r["own_cpu_s"] / r["frames"], 1)
+    r = cpu_figure(r, sum(e["frames"] for e in json.loads((ds / "manifest.json").read_text())["sequences"][:k]))
     r["uptime"] = uptime()
     rec["result"]["cpu"] = r
     rec["commands"].append(shlex.join(["python", "scripts/bench_batch.py"] + sys.argv[1:]))
@@ -384,10 +387,7 @@ def main() -> None:
         short["identical"] = compare(clip_json(a.work / "out-short-ray"), clip_json(a.work / "out-short-workers2"))
         short["ray_vs_workers2"] = _r(short["ray"]["clips_per_s"] / short["workers2"]["clips_per_s"], 3)
         short["ray_vs_workers2_steady"] = _steady_ratio(short["ray"], short["workers2"])
-    w2r = runs["workers2"]
-    res["cpu"] = {"command": w2r["command"], "clips": a.n, "frames": res["data"]["frames_total"], "workers": 2,
-                  "own_cpu_s": w2r["own_cpu_s"], "busy": w2r["busy"],
-                  "cpu_ms_per_frame": _r(1000 * w2r["own_cpu_s"] / res["data"]["frames_total"], 1)}
+    res["cpu"] = cpu_figure(runs["workers2"], res["data"]["frames_total"])
     cores = os.cpu_count() or 1
     best = max(runs["workers1"]["clips_per_s"], w2)
     res["per_core"] = {"cores": cores, "clips_per_s_per_core": _r(best / cores, 4),
