@@ -228,7 +228,11 @@ def evaluate(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder,
              json_out: Optional[Path] = typer.Option(None, "--json"),
              reports: Optional[Path] = typer.Option(None, "--reports", help="CSV of report EF per clip (EchoNet "
                                                     "FileList.csv style: FileName, EF[, ED, ES]); DATA is then a clip folder"),
-             tracings: Optional[Path] = typer.Option(None, "--tracings", help="EchoNet VolumeTracings.csv: ED/ES frames"),
+             tracings: Optional[Path] = typer.Option(None, "--tracings", help="EchoNet VolumeTracings.csv (ED/ES frames) "
+                                                     "or a traced-areas CSV (FileName, ED_frame, ES_frame, ED_area_px, "
+                                                     "ES_area_px: adds FAC and ED-area scores)"),
+             overlays: Optional[Path] = typer.Option(None, "--overlays", help="folder for one ED|ES PNG per clip "
+                                                     "(with --reports: the report's frames where given)"),
              plots: Optional[Path] = typer.Option(None, "--plots", help="folder for bland_altman.png and ef_scatter.png "
                                                   "(with --reports; default: beside --json)"),
              qc_model: Optional[Path] = typer.Option(None, "--qc-model", help="QC model JSON (default: "
@@ -238,11 +242,12 @@ def evaluate(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder,
         from .eval_reports import run_reports_eval
         if plots is None and json_out is not None:
             plots = json_out.parent / (json_out.stem + "-plots")
-        run_reports_eval(data_dir, reports, tracings, model, backend, precision, json_out, plots, qc_model, limit)
+        run_reports_eval(data_dir, reports, tracings, model, backend, precision, json_out, plots, qc_model, limit,
+                         overlays=overlays)
         return
     from .errors import UsageError
-    if tracings is not None or plots is not None:
-        raise UsageError("--tracings and --plots go with --reports")
+    if tracings is not None or plots is not None or overlays is not None:
+        raise UsageError("--tracings, --plots and --overlays go with --reports")
     from .evaluate import run_eval_cli
     run_eval_cli(data_dir=data_dir, model=model, backend=backend, precision=precision, split=split,
                  frame_by_frame=frame_by_frame, limit=limit, json_out=json_out, qc_model=qc_model)

@@ -1,7 +1,10 @@
 """`edge-tan eval CLIPS --reports FileList.csv`: validate tracked EF against a site's reported EF.
 
 Tracks every clip that has a report row, then reports EF error, bias and limits of agreement,
-Pearson r, ED/ES frame error (where the reports give frames), the same for the QC-accepted subset
+Pearson r, ED/ES frame error (where the reports give frames), and, where a traced-areas CSV gives the
+expert's traced LV areas, the fractional area change (FAC) at the expert's frames against the traced
+one and the tracked ED area over the traced ED area (is the contour on the endocardium?); the share of
+frames per view and of lost frames; the same for the QC-accepted subset
 and with the lowest-scoring 20 % flagged, the QC score's AUROC for "EF error > 10 points", and a
 Bland-Altman and a scatter PNG. Report rows without a clip, clips without a row and unreadable
 clips are listed, not fatal. The per-clip JSON carries the QC features, so `edge-tan qc-calibrate`
@@ -22,7 +25,8 @@ from .atomic import write_text
 from .clinical import clip_clinical
 from .numfmt import fmt
 from .errors import EdgeTanError
-from .reports import Report, find_clips, match, read_reports, read_tracings
+from .reports import Report, clip_key, find_clips, match, read_reports, read_tracings
+from .results import stack_masks
 
 cell = partial(fmt, missing="-")   # a table cell: "-" for a missing value
 
@@ -53,7 +57,22 @@ def frame_error(pred: list, truth: int | None) -> float | None:
     return float(min(abs(int(p) - truth) for p in pred))
 
 
-def track_clip(tracker, path: Path, rep: Report, model) -> dict:
+def traced_measures(area: np.ndarray, tr) -> dict:
+    """FAC at the expert's ED/ES frames (tracked vs traced) and tracked/traced ED area, from per-frame
+    tracked areas (px). Empty without traced areas, None where a traced frame lies past the clip."""
+    if tr is None or tr.ed_area is None:
+        return {}
+    n = len(area)
+    if not (0 <= tr.ed < n and 0 <= tr.es < n):
+        return {"fac_pred": None, "fac_ref": None, "fac_err": None, "ed_area_ratio": None}
+    a_ed, a_es = float(area[tr.ed]), float(area[tr.es])
+    fac_ref = 1.0 - tr.es_area / tr.ed_area
+    fac = float(np.clip(1.0 - a_es / a_ed, -1.0, 1.0)) if a_ed > 0 else None
+    return {"fac_pred": fac, "fac_ref": fac_ref, "fac_err": None if fac is None else 100.0 * abs(fac - fac_ref),
+            "ed_area_ratio": a_ed / tr.ed_area, "es_area_ratio": a_es / tr.es_area}
+
+
+def track_clip(tracker, path: Path, rep: Report, model, traced=None, overlays: Path | None = None) -> dict:
     from .io.read import read_video
     seq = read_video(path)
     if seq.n_frames == 0:
@@ -61,17 +80,45 @@ def track_clip(tracker, path: Path, rep: Report, model) -> dict:
     frames = list(seq.frames)
     t0 = time.perf_counter()
     res = tracker.track(frames)
-    clin = clip_clinical(res, seq.spacing_mm, seq.fps)
+    masks = stack_masks(res)
+    clin = clip_clinical(res, seq.spacing_mm, seq.fps, masks=masks)
     q = qcm.assess(res, frames, seq.fps, clin, model)
     qcm.mark_clinical(clin, q)
     ef = clin.get("ef_percent")
+    views = [r.view for r in res if r.view]
+    if overlays is not None:
+        from .overlay import ed_es_figure
+        ed = rep.ed if rep.ed is not None and rep.ed < len(res) else (clin.get("ed_frames") or [0])[0]
+        es = rep.es if rep.es is not None and rep.es < len(res) else (clin.get("es_frames") or [0])[0]
+        ed_es_figure(overlays / f"{rep.name}.png", frames, res, ed, es,
+                     f"EF {cell(ef, 1)} (report {rep.ef:.1f})  QC {cell(q['score'], 2)}")
     return {"name": rep.name, "path": str(path), "frames": seq.n_frames, "fps": seq.fps,
             "ef_report": rep.ef, "ef_pred": ef, "ef_err": None if ef is None else abs(ef - rep.ef),
             "ed_report": rep.ed, "es_report": rep.es, "ed_frames": clin.get("ed_frames"),
             "es_frames": clin.get("es_frames"), "ed_err": frame_error(clin.get("ed_frames"), rep.ed),
             "es_err": frame_error(clin.get("es_frames"), rep.es),
             "states": {s: sum(r.state == s for r in res) for s in ("detect", "track", "redetect", "lost")},
+            "view_share": {v: views.count(v) / len(res) for v in sorted(set(views))},
+            "lost_share": sum(r.state in ("lost", "redetect") for r in res) / len(res),
+            **traced_measures(masks.reshape(len(masks), -1).sum(1).astype(np.float64), traced),
             "qc": q, "wall_s": round(time.perf_counter() - t0, 3)}
+
+
+def shape_stats(sel: list[dict]) -> dict:
+    """FAC error and ED area ratio where traced areas were given; view and lost shares over clips."""
+    out = {}
+    fe = [r["fac_err"] for r in sel if r.get("fac_err") is not None]
+    ratio = np.array([r["ed_area_ratio"] for r in sel if r.get("ed_area_ratio") is not None])
+    if fe:
+        out["fac_err"] = float(np.mean(fe))
+    if len(ratio):
+        out["ed_area_ratio_median"] = float(np.median(ratio))
+        out["ed_area_within_0.8_1.25"] = float(np.mean((ratio >= 0.8) & (ratio <= 1.25)))
+    names = sorted({v for r in sel for v in r.get("view_share", {})})
+    if sel:
+        out["view_share"] = {v: float(np.mean([r.get("view_share", {}).get(v, 0.0) for r in sel])) for v in names}
+        out["lost_share"] = float(np.mean([r.get("lost_share", 0.0) for r in sel]))
+    return out
 
 
 def summarise(rows: list[dict], bad_ef: float = BAD_EF, flag_share: float = FLAG_SHARE) -> dict:
@@ -88,6 +135,7 @@ def summarise(rows: list[dict], bad_ef: float = BAD_EF, flag_share: float = FLAG
         for k in ("ed_err", "es_err"):
             v = [r[k] for r in sel if r[k] is not None]
             out[f"{k}_frames"] = float(np.mean(v)) if v else None
+        out.update(shape_stats(sel))
         out["share_ef_err_gt"] = float(np.mean([r["ef_err"] is None or r["ef_err"] > bad_ef for r in sel])) if sel else None
         return out
 
@@ -131,6 +179,13 @@ def print_report(full: dict) -> None:
                   "-" if v["share_ef_err_gt"] is None else f"{100 * v['share_ef_err_gt']:.0f} %", str(v["no_ef"]),
                   f"{cell(v['ed_err_frames'], 1)}/{cell(v['es_err_frames'], 1)}")
     c.print(t)
+    v = s["all"]
+    shape = [f"FAC error at the traced frames {v['fac_err']:.1f} points" if "fac_err" in v else "",
+             f"tracked/traced ED area median {v['ed_area_ratio_median']:.2f}, "
+             f"{100 * v['ed_area_within_0.8_1.25']:.0f} % of clips within 0.8-1.25" if "ed_area_ratio_median" in v else "",
+             "frames per view: " + ", ".join(f"{k} {100 * x:.0f} %" for k, x in v.get("view_share", {}).items()),
+             f"lost or re-detecting {100 * v.get('lost_share', 0.0):.1f} %"]
+    c.print(" · ".join(x for x in shape if x))
     a = s["qc_auroc_ef_err_gt"]
     c.print(f"QC AUROC for EF error > {a['points']:g} points: {cell(a['auroc'], 3)} ({a['positives']} of {a['clips']} clips; "
             f"threshold {full['qc_model']['threshold']:.2f} from {full['qc_model']['file']})")
@@ -145,13 +200,13 @@ def print_report(full: dict) -> None:
 
 def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, model, backend: str, precision: str,
                      json_out: Path | None, plots_dir: Path | None, qc_model: Path | None, limit: int = 0,
-                     quiet: bool = False) -> dict:
+                     quiet: bool = False, overlays: Path | None = None) -> dict:
     reports = read_reports(reports_csv)
-    if tracings is not None:
-        for k, (ed, es) in read_tracings(tracings).items():
-            if k in reports:
-                reports[k].ed = reports[k].ed if reports[k].ed is not None else ed
-                reports[k].es = reports[k].es if reports[k].es is not None else es
+    traced = read_tracings(tracings) if tracings is not None else {}
+    for k, tr in traced.items():
+        if k in reports:
+            reports[k].ed = reports[k].ed if reports[k].ed is not None else tr.ed
+            reports[k].es = reports[k].es if reports[k].es is not None else tr.es
     matched, missing, unreported = match(reports, find_clips(clips_dir))
     if not matched:
         raise EdgeTanError(f"no clip in {clips_dir} matches a FileName in {reports_csv} "
@@ -170,7 +225,7 @@ def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, 
             task = pb.add_task(f"eval vs reports ({backend})", total=len(matched))
             for rep, path in matched:
                 try:
-                    rows.append(track_clip(tracker, path, rep, qmodel))
+                    rows.append(track_clip(tracker, path, rep, qmodel, traced.get(clip_key(rep.name)), overlays))
                 except EdgeTanError as e:
                     unreadable.append({"name": rep.name, "path": str(path), "error": str(e)})
                 pb.advance(task)

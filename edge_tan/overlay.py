@@ -93,3 +93,19 @@ def write_overlay(path, frames: Seq[np.ndarray], results: Seq[FrameResult], fps:
                 vw.write(draw_frame(f, r, areas, ed, es, scale, **kw))
         finally:
             vw.release()
+
+
+def ed_es_figure(path, frames: Seq[np.ndarray], results: Seq[FrameResult], ed: int, es: int, banner: str = "") -> None:
+    """ED and ES frames side by side with contour and landmarks (PNG, written atomically): how a
+    clinician reads a trace -- does it sit on the endocardium at ED and follow it in at ES?"""
+    areas = np.array([r.area_px for r in results], np.float64)
+    h, w = frames[0].shape[:2]
+    scale = max(1.0, 320.0 / min(h, w))
+    tiles = [draw_frame(frames[i], results[i], areas, {ed}, {es}, scale, banner=banner) for i in (ed, es)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".png", np.hstack(tiles))
+    if not ok:
+        raise EdgeTanError(f"cannot encode {path.name}")
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(buf.tobytes())

@@ -5,8 +5,11 @@ Why: most sites have EF from their reports, not tracings. Columns (case-insensit
 (`FileName`, `file`, `clip`, `name`), `EF`, and optionally ED/ES frame indices (`ED`/`ES`,
 `ED_frame`/`ES_frame`, `EDFrame`/`ESFrame`). EchoNet keeps ED/ES frames in VolumeTracings.csv
 (`FileName, X1, Y1, X2, Y2, Frame`: two traced frames per clip); `read_tracings` takes the traced
-frame with the longer summed chords as ED, the other as ES. File names match with or without their
-extension (EchoNet's FileList names lack ".avi").
+frame with the longer summed chords as ED, the other as ES. A traced-areas CSV (`FileName, ED_frame,
+ES_frame, ED_area_px, ES_area_px`: the frames an expert traced and the traced LV area in pixels) gives
+the frames and the areas, so `eval` can also score the fractional area change at the expert's frames and
+the size of the traced LV. File names match with or without their extension (EchoNet's FileList names
+lack ".avi").
 """
 
 from __future__ import annotations
@@ -109,13 +112,46 @@ def read_reports(path: str | Path) -> dict[str, Report]:
     return out
 
 
-def read_tracings(path: str | Path) -> dict[str, tuple[int, int]]:
-    """EchoNet VolumeTracings.csv -> {clip key: (ED frame, ES frame)} from the two traced frames."""
+@dataclass(frozen=True)
+class Traced:
+    """An expert's traced frames, and the traced LV areas (px) where the CSV gives them."""
+    ed: int
+    es: int
+    ed_area: float | None = None
+    es_area: float | None = None
+
+
+AREA_COLS = ("filename", "ed_frame", "es_frame", "ed_area_px", "es_area_px")
+
+
+def _read_traced_areas(path: Path, rows: list[dict], lower: dict) -> dict[str, Traced]:
+    out = {}
+    for i, row in enumerate(rows, start=2):
+        name = (row.get(lower["filename"]) or "").strip()
+        if not name:
+            continue
+        ed, es = (_frame(row.get(lower[k]), path, i, k) for k in ("ed_frame", "es_frame"))
+        try:
+            ea, sa = (float(row[lower[k]]) for k in ("ed_area_px", "es_area_px"))
+        except (TypeError, ValueError):
+            raise EdgeTanError(f"{path}:{i}: traced areas of {name} are not numbers") from None
+        if ed is None or es is None or not (math.isfinite(ea) and math.isfinite(sa) and ea > 0 and sa > 0):
+            raise EdgeTanError(f"{path}:{i}: {name} needs ED/ES frames and positive traced areas")
+        out[clip_key(name)] = Traced(ed, es, ea, sa)
+    return out
+
+
+def read_tracings(path: str | Path) -> dict[str, Traced]:
+    """{clip key: Traced} from EchoNet's VolumeTracings.csv (frames only: the two traced frames, the one
+    with the longer summed chords is ED) or from a traced-areas CSV (frames and areas)."""
     path = Path(path)
     cols, rows, lower = _open_rows(path)
+    if set(AREA_COLS) <= set(lower):
+        return _read_traced_areas(path, rows, lower)
     need = {"filename", "x1", "y1", "x2", "y2", "frame"}
     if not need <= set(lower):
-        raise EdgeTanError(f"{path}: not a VolumeTracings CSV (needs {', '.join(sorted(need))}; has {', '.join(cols)})")
+        raise EdgeTanError(f"{path}: neither a VolumeTracings CSV (needs {', '.join(sorted(need))}) nor a traced-areas "
+                           f"CSV (needs {', '.join(AREA_COLS)}); has {', '.join(cols)}")
     chords: dict[str, dict[int, float]] = {}
     for i, row in enumerate(rows, start=2):
         try:
@@ -131,7 +167,7 @@ def read_tracings(path: str | Path) -> dict[str, tuple[int, int]]:
     for k, d in chords.items():
         if len(d) >= 2:
             fr = sorted(d, key=d.get, reverse=True)
-            out[k] = (fr[0], fr[-1])   # most chord length = largest cavity = ED
+            out[k] = Traced(fr[0], fr[-1])   # most chord length = largest cavity = ED
     return out
 
 

@@ -11,7 +11,7 @@ import pytest
 from edge_tan.dataset import save_sequence
 from edge_tan.errors import EdgeTanError
 from edge_tan.eval_reports import ef_stats, frame_error
-from edge_tan.reports import clip_key, find_clips, match, read_reports, read_tracings
+from edge_tan.reports import Traced, clip_key, find_clips, match, read_reports, read_tracings
 from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def test_explicit_ed_es_columns_and_volume_tracings(tmp_path):
     assert (rep["c1"].ed, rep["c1"].es, rep["c2"].ed) == (3, 17, None)
     vt = read_tracings(_csv(tmp_path / "VolumeTracings.csv", "FileName,X1,Y1,X2,Y2,Frame\n"
                             "c1.avi,0,0,10,0,46\nc1.avi,0,1,10,1,46\nc1.avi,0,0,4,0,61\nc1.avi,0,1,4,1,61\n"))
-    assert vt == {"c1": (46, 61)}   # longer chords = larger cavity = ED
+    assert vt == {"c1": Traced(46, 61)}   # longer chords = larger cavity = ED
     assert frame_error([2, 30], 3) == 1.0 and frame_error([], 3) is None and frame_error([1], None) is None
 
 
@@ -115,3 +115,22 @@ def test_eval_against_reports_end_to_end(tmp_path, monkeypatch):
     assert j["summary"]["qc_auroc_ef_err_gt"]["positives"] >= 1   # c2's report (90 %) is far from the toy EF
     assert (tmp_path / "plots" / "bland_altman.png").is_file() and (tmp_path / "plots" / "ef_scatter.png").is_file()
     assert full["plots"]["scatter"] == j["plots"]["scatter"]
+
+
+def test_traced_areas_give_fac_and_ed_area_ratio(tmp_path):
+    from edge_tan.eval_reports import shape_stats, traced_measures
+    tr = read_tracings(_csv(tmp_path / "traced.csv", "FileName,ED_frame,ES_frame,ED_area_px,ES_area_px\n"
+                            "c1,2,5,1000,600\n"))
+    assert tr == {"c1": Traced(2, 5, 1000.0, 600.0)}
+    area = np.array([0, 0, 1200, 0, 0, 840, 0], float)   # tracked: ED 1200 (x1.2 the trace), ES 840
+    m = traced_measures(area, tr["c1"])
+    assert m["fac_ref"] == pytest.approx(0.4) and m["fac_pred"] == pytest.approx(0.3)
+    assert m["fac_err"] == pytest.approx(10.0) and m["ed_area_ratio"] == pytest.approx(1.2)
+    assert traced_measures(area[:4], tr["c1"])["fac_err"] is None        # ES frame past the clip
+    assert traced_measures(area, Traced(2, 5)) == {}                     # frames only: nothing to score
+    s = shape_stats([{**m, "view_share": {"A4C": 0.5, "A2C": 0.5}, "lost_share": 0.1},
+                     {**traced_measures(area * 2, tr["c1"]), "view_share": {"A4C": 1.0}, "lost_share": 0.0}])
+    assert s["ed_area_ratio_median"] == pytest.approx(1.8) and s["ed_area_within_0.8_1.25"] == 0.5
+    assert s["view_share"] == {"A2C": 0.25, "A4C": 0.75} and s["lost_share"] == pytest.approx(0.05)
+    with pytest.raises(EdgeTanError, match="positive traced areas"):
+        read_tracings(_csv(tmp_path / "bad.csv", "FileName,ED_frame,ES_frame,ED_area_px,ES_area_px\nc1,2,5,0,600\n"))
