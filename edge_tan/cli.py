@@ -140,7 +140,9 @@ def adapt(weights: Path = typer.Argument(..., help="trained TAN weights (.safete
           seed: int = typer.Option(0, "--seed"),
           phases: str = typer.Option("bn,self", "--phases", help="comma list of bn (BatchNorm re-estimation), phantom "
                                      "(separate site-styled phantom fine-tune, opt-in), self (self-training)"),
-          max_frames: int = typer.Option(64, "--max-frames", help="frames read per clip"),
+          max_frames: int = typer.Option(32, "--max-frames", help="frames kept per clip (after --frame-stride)"),
+          frame_stride: int = typer.Option(2, "--frame-stride", help="keep every Nth frame (2: a beat in 32 frames "
+                                           "at 50 fps)"),
           phantom: Optional[Path] = typer.Option(None, "--phantom", help="labelled phantom dataset to fine-tune on "
                                                  "(default: generate one in the work folder)"),
           threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)")):
@@ -148,7 +150,7 @@ def adapt(weights: Path = typer.Argument(..., help="trained TAN weights (.safete
     from .export.adapt.run import AdaptConfig, adapt as run_adapt
     run_adapt(AdaptConfig(weights=str(weights), clips=str(clips), out=str(out), minutes=minutes,
                           work=str(work) if work else "", seed=seed, phases=phases, max_frames=max_frames,
-                          phantom=str(phantom) if phantom else "", threads=threads))
+                          frame_stride=frame_stride, phantom=str(phantom) if phantom else "", threads=threads))
 
 
 @command()

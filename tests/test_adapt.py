@@ -173,3 +173,25 @@ def test_style_moves_phantom_windows_towards_the_site():
     src[:, :8] = 0                                             # outside the sector
     styled = stylise(src, style, np.random.default_rng(1))
     assert (styled[:, :8] == 0).all() and styled.shape == src.shape
+
+
+def test_fast_runner_gives_the_torch_answer(site, tmp_path):
+    """The tracking phases run an ONNX Runtime export of the in-memory model (how adapt reaches every
+    clip of a site on a CPU): same outputs as the torch module; torch below the frame count that pays."""
+    from edge_tan.export.adapt.windows import EXPORT_PAYS_FRAMES, fast_runner
+    from edge_tan.export.weights import load_weights
+    model, md = load_weights(site / "tiny.safetensors")
+    fast = fast_runner(model, md, tmp_path / "look.onnx", EXPORT_PAYS_FRAMES)
+    slow = fast_runner(model, md, tmp_path / "unused.onnx", EXPORT_PAYS_FRAMES - 1)
+    assert fast.backend == "onnxruntime" and slow.backend == "torch" and not (tmp_path / "unused.onnx").exists()
+    x = np.random.default_rng(0).normal(size=(1, 1, 64, 64)).astype(np.float32)
+    a, b = fast.infer(x), slow.infer(x)
+    for k in ("seg", "landmarks", "view"):
+        assert np.abs(a[k] - b[k]).max() < 1e-3
+
+
+def test_site_clips_keep_every_nth_frame(tmp_path):
+    from edge_tan.export.adapt.clips import unlabelled
+    s = toy_sequence(T=20)
+    u = unlabelled(s, 6, stride=2)
+    assert u.n_frames == 6 and np.array_equal(u.frames, s.frames[:12:2]) and u.fps == s.fps / 2 and u.masks is None

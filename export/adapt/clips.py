@@ -65,13 +65,16 @@ def find_clips(root: str | Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if _is_candidate(p))
 
 
-def unlabelled(seq: Sequence, max_frames: int) -> Sequence:
-    """The clip's frames only (first `max_frames`), with fps and pixel spacing; every label dropped."""
-    frames = np.ascontiguousarray(seq.frames[:max_frames] if max_frames > 0 else seq.frames)
-    return Sequence(name=seq.name, frames=frames, fps=seq.fps, spacing_mm=seq.spacing_mm)
+def unlabelled(seq: Sequence, max_frames: int, stride: int = 1) -> Sequence:
+    """The clip's frames only (every `stride`-th, the first `max_frames` of those), with fps (divided by
+    the stride) and pixel spacing; every label dropped."""
+    frames = seq.frames[::stride]
+    frames = np.ascontiguousarray(frames[:max_frames] if max_frames > 0 else frames)
+    return Sequence(name=seq.name, frames=frames, fps=seq.fps / stride, spacing_mm=seq.spacing_mm)
 
 
-def read_site_clips(root: str | Path, max_frames: int = 64, min_frames: int = 4, progress=None) -> SiteClips:
+def read_site_clips(root: str | Path, max_frames: int = 64, min_frames: int = 4, progress=None,
+                    stride: int = 1) -> SiteClips:
     """Every readable clip under `root`; raises one clear error when none is readable."""
     from edge_tan.io.read import read_video
 
@@ -92,7 +95,7 @@ def read_site_clips(root: str | Path, max_frames: int = 64, min_frames: int = 4,
             out.skipped.append({"file": rel, "reason": f"{type(e).__name__}: {e}"})
         else:
             out.frames_total += seq.n_frames
-            out.seqs.append(unlabelled(seq, max_frames))
+            out.seqs.append(unlabelled(seq, max_frames, stride))
             out.files.append(rel)
             out.sha256[rel] = file_sha256(p)
         if progress:

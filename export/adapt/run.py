@@ -58,7 +58,8 @@ class AdaptConfig:
     # (bn,phantom 83.9 % vs bn 84.9 %) and bn,self beat bn,phantom,self (92.7 % vs 89.9 %); self-training
     # batches still mix in site-styled phantom windows (record docs/results/2026-12-02-adapt)
     phases: str = "bn,self"
-    max_frames: int = 64        # frames read per clip (the first ones)
+    max_frames: int = 32        # frames kept per clip (the first ones, after the stride)
+    frame_stride: int = 2       # every 2nd frame: 32 frames then span ~1.3 s (a beat) of a 50 fps clip
     bn_windows: int = 512       # site windows per BatchNorm re-estimation
     phantom: str = ""           # labelled phantom dataset; default: generate phantom_n clips in WORK
     phantom_n: int = 8
@@ -100,8 +101,8 @@ def _check(cfg: AdaptConfig) -> list[str]:
         raise UsageError(f"--out must name a .safetensors file, got {cfg.out}")
     if Path(cfg.out).resolve() == Path(cfg.weights).resolve():
         raise UsageError("--out must differ from WEIGHTS (the input weights are never overwritten)")
-    if cfg.max_frames < 4 or cfg.batch_size < 2 or cfg.bn_windows < 2:
-        raise UsageError("--max-frames must be >= 4, batch size >= 2, BN windows >= 2")
+    if cfg.max_frames < 4 or cfg.batch_size < 2 or cfg.bn_windows < 2 or cfg.frame_stride < 1:
+        raise UsageError("--max-frames must be >= 4, frame stride >= 1, batch size >= 2, BN windows >= 2")
     plan = ["look"]
     if "phantom" in sel:
         plan.append("phantom")
@@ -193,6 +194,9 @@ class Adapter:
         self.model, _ = load_weights(self.work / f"{name}.safetensors")
 
     # ---------------------------------------------------------------- phases
+    def _frames(self) -> int:
+        return int(sum(s.n_frames for s in self.clips.seqs))
+
     def _order(self, phase: str) -> list[int]:
         """Clips in a seeded order of their own per phase: when the budget stops a tracking phase early,
         each phase has still seen a spread of clips, and different ones."""
@@ -200,8 +204,8 @@ class Adapter:
 
     def _track(self, phase: str, desc: str, record: bool = False):
         """Track clips (in this phase's order) until the phase's tracking deadline; (results, windows)."""
-        from .windows import RecordingRunner, torch_runner, track_all
-        runner = torch_runner(self.model, self.md)
+        from .windows import RecordingRunner, fast_runner, track_all
+        runner = fast_runner(self.model, self.md, self.work / f"{phase}.onnx", self._frames())
         rec = RecordingRunner(runner) if record else None
         seqs = [self.clips.seqs[i] for i in self._order(phase)]
         with _progress() as prog:
@@ -277,8 +281,8 @@ class Adapter:
 
         from .pseudo import PseudoConfig, filter_clip
         from edge_tan import geometry as geo
-        from .windows import torch_runner, track_all
-        runner = torch_runner(self.model, self.md)
+        from .windows import fast_runner, track_all
+        runner = fast_runner(self.model, self.md, self.work / "label.onnx", 2 * self._frames())
         pdir = self.work / "pseudo"
         pdir.mkdir(exist_ok=True)
         for p in pdir.glob("*.npz"):
@@ -335,7 +339,7 @@ class Adapter:
         self.work.mkdir(parents=True, exist_ok=True)
         from .clips import read_site_clips
         self.con.print(f"adapt: reading clips under {cfg.clips}")
-        self.clips = read_site_clips(cfg.clips, cfg.max_frames)
+        self.clips = read_site_clips(cfg.clips, cfg.max_frames, stride=cfg.frame_stride)
         for s in self.clips.skipped:
             self.con.print(f"[yellow]skipped[/] {s['file']}: {s['reason']}")
         self.con.print(f"adapt: {len(self.clips.seqs)} clips ({sum(s.n_frames for s in self.clips.seqs)} frames), "
