@@ -24,6 +24,12 @@ record of each kind, so no figure is typed by hand. Steps:
                 default-family phantom clips (seed 5000), each statistic's p10/median/p90 beside the real
                 clips' and the tool's own "outside" flag, plus `../shared/tools/realism_distance.py`'s
                 distance when that tool is there (skipped with a message when echo_profile.py is missing)
+- real-dev      the real development set (103 EchoNet-Dynamic A4C clips from `../shared/tools/real_dev_set.py`,
+                never committed; bench/real_dev.py splits it once into 73 development clips and 30 final-test
+                clips by name hash): the shipped model on both parts (EF, FAC at the expert's frames, ED area vs
+                the expert's trace, ED/ES frames, A4C share, lost share, QC), then `adapt` on the development
+                clips (default budget) evaluated on both parts. Aggregate figures only; skipped with a message
+                where the set is absent (CI, other machines). The adapted weights stay in --work.
 - --import      a JSON made elsewhere (e.g. the GPU recipe's baseline evals as eval-unet and
                 eval-pspnet), with its exact command and the machine it ran on
 
@@ -53,7 +59,8 @@ from edge_tan.bench.machine import machine_info  # noqa: E402
 # final figures come from this seed only, which no training or tuning run has used.
 FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
-STEPS = ("bench", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile")
+STEPS = ("bench", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile",
+         "real-dev")
 SHARED = ROOT.parent / "shared"   # the workspace's shared tools and reference data, beside the checkout
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
@@ -294,6 +301,69 @@ def step_adapt(a) -> None:
     write_record("adapt", cmds, result, wall, 0)
 
 
+def real_dev_summary(js: Path) -> dict:
+    """What a real-dev record keeps of an `eval --reports` JSON: aggregates only (no clip names, no
+    per-clip rows: the clips may not be redistributed), plus the constant-answer baselines."""
+    import numpy as np
+    full = json.loads(js.read_text())
+    clips = full["clips"]
+    ref = np.array([c["ef_report"] for c in clips], float)
+    fac_ref = np.array([c["fac_ref"] for c in clips if c.get("fac_ref") is not None], float)
+    return {"summary": full["summary"], "model": full["model"], "backend": full["backend"],
+            "qc_model": {k: full["qc_model"].get(k) for k in ("threshold",)},
+            "clips": len(clips), "unreadable": len(full["unreadable"]),
+            "baselines": {"ef_constant_60_mae": float(np.mean(np.abs(ref - 60.0))),
+                          "fac_constant_median_mae": float(np.mean(np.abs(fac_ref - np.median(fac_ref))) * 100)
+                          if len(fac_ref) else None},
+            "reference_ef": {"mean": float(ref.mean()), "sd": float(ref.std(ddof=1)) if len(ref) > 1 else None}}
+
+
+def step_real_dev(a) -> None:
+    """The shipped model (or --weights) on the real development and final-test parts, then `adapt` on
+    the development part evaluated on both: the only real-echo evidence this project has."""
+    from edge_tan.bench import real_dev
+    if not real_dev.present():
+        print(f"skip real-dev: the real development set is not on this machine ({real_dev.DEFAULT_ROOT}); build it "
+              "with `python ../shared/tools/real_dev_set.py --mirror DIR` (README, 'Real echo')", flush=True)
+        return
+    from edge_tan.defaults import default_weights_path
+    import shutil
+    w = a.work / "real-dev"
+    w.mkdir(parents=True, exist_ok=True)
+    parts = {p: real_dev.split_folder(p) for p in real_dev.PARTS}
+    weights = Path(a.weights) if a.weights else default_weights_path()
+    cmds, wall, result = [], 0.0, {"split": {"final_n": real_dev.FINAL_N, "rule": "lowest sha256(name) = final"},
+                                   "weights": str(weights.name), "evals": {}}
+
+    def evaluate(tag: str, model: Path, part: str) -> None:
+        nonlocal wall
+        d = parts[part]
+        js = w / f"{tag}-{part}.json"
+        argv = ET + ["eval", d / "videos", "--reports", d / "FileList.csv", "--tracings", d / "traced.csv",
+                     "--backend", a.real_dev_backend, "--model", model, "--json", js]
+        wall += run(argv)[1]
+        cmds.append(shown(argv))
+        result["evals"][f"{tag}/{part}"] = real_dev_summary(js)
+
+    for part in real_dev.PARTS:
+        evaluate("shipped", weights, part)
+    if a.real_dev_adapt_minutes > 0:
+        out = w / "adapted.safetensors"
+        shutil.rmtree(w / "adapted.work", ignore_errors=True)
+        argv = ET + ["adapt", weights, parts["dev"] / "videos", "--out", out, "--work", w / "adapted.work",
+                     "--minutes", str(a.real_dev_adapt_minutes)]
+        t = run(argv)[1]
+        wall += t
+        cmds.append(shown(argv))
+        from edge_tan.export.weights import read_header
+        ad = json.loads(read_header(out)["edge_tan.training"])["adaptation"]
+        result["adaptation"] = {"wall_s": round(t, 1), "used_s": ad["used_s"], "plan": ad["plan"],
+                                "clips_used": ad["clips"]["used"], "phases": ad["phases"]}
+        for part in real_dev.PARTS:
+            evaluate("adapted", out, part)
+    write_record("real-dev", cmds, result, wall, 0)
+
+
 def run_captured(argv: list) -> tuple[str, float]:
     """Run one command in the checkout, print and return its stdout; (stdout, wall seconds)."""
     print("$ " + shown(argv), flush=True)
@@ -400,7 +470,11 @@ def main(argv=None) -> int:
     ap.add_argument("--bench-args", default="", help="extra `edge-tan bench` options, recorded with the command")
     ap.add_argument("--adapt-minutes", type=float, default=22.0, help="budget of the full `adapt` run")
     ap.add_argument("--adapt-bn-minutes", type=float, default=5.0, help="budget of the BatchNorm-only run")
-    ap.add_argument("--weights", default=None, help="weights for the model record (default: the shipped model)")
+    ap.add_argument("--weights", default=None, help="weights for the model and real-dev records (default: the "
+                    "shipped model)")
+    ap.add_argument("--real-dev-backend", default="openvino", help="backend for the real-dev evals")
+    ap.add_argument("--real-dev-adapt-minutes", type=float, default=30.0,
+                    help="`adapt` budget on the real development clips (0: no adaptation)")
     ap.add_argument("--import", dest="imports", action="append", default=[], metavar="WHAT=FILE")
     ap.add_argument("--import-command", default=None, help="the exact command that made the imported JSON")
     ap.add_argument("--import-machine", default=None, help="JSON of machine_info() from the machine it ran on")
@@ -417,7 +491,8 @@ def main(argv=None) -> int:
     a.work.mkdir(parents=True, exist_ok=True)
     todo = {"bench": step_bench, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
-            "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile}
+            "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile,
+            "real-dev": step_real_dev}
     for s in steps:
         todo[s](a)
     print("now: python scripts/render_docs.py   (README and model card tables from these records)")

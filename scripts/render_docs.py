@@ -452,9 +452,44 @@ def r_profile(folder: Path, rec: dict, results: Path) -> str:
     return "\n".join(out)
 
 
+def _real_row(label: str, ev: dict) -> list[str]:
+    a = ev["summary"]["all"]
+    q = ev["summary"]["qc_accepted"]
+    au = ev["summary"]["qc_auroc_ef_err_gt"]["auroc"]
+    vs = a.get("view_share") or {}
+    return [label, str(ev["clips"]), num(a["mae"]), num(a.get("fac_err")), num(a.get("ed_area_ratio_median"), 2),
+            pct(a.get("ed_area_within_0.8_1.25")), f"{num(a['ed_err_frames'])} / {num(a['es_err_frames'])}",
+            pct(vs.get("A4C")), pct(a.get("lost_share")),
+            f"{pct(q['clips'] / max(a['clips'], 1))}; {num(q['mae'])}; {num(au, 2)}"]
+
+
+@from_record("real-dev")
+def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
+    """Real echo: the shipped (and adapted) model on the real development set's two parts."""
+    res = rec["result"]
+    names = {"shipped": "shipped model", "adapted": "after `edge-tan adapt` on the 73 development clips"}
+    rows = [_real_row(f"{names.get(k.split('/')[0], k)}, {k.split('/')[1]} part", ev) for k, ev in res["evals"].items()]
+    base = res["evals"].get("shipped/final") or next(iter(res["evals"].values()))
+    b = base["baselines"]
+    ad = res.get("adaptation")
+    lines = [f"{source_line(folder, rec)}. Real apical four-chamber clips (EchoNet-Dynamic, 112×112, expert EF and "
+             f"traced ED/ES areas; never committed), split once by name hash: {res['split']['final_n']} clips are the "
+             "final real test (never used to choose anything), the rest guided development. Backend "
+             f"{base['backend']}. A constant answer scores, on the final part: EF 60 % → {num(b['ef_constant_60_mae'])} "
+             f"points, the median FAC → {num(b['fac_constant_median_mae'])} points.", ""]
+    lines += md_table(["model, part", "clips", "EF abs err", "FAC err at expert frames", "ED area / expert (median)",
+                       "ED area within 0.8–1.25", "ED / ES frame err", "A4C frames", "lost or re-detect",
+                       "QC accepted; EF err there; AUROC"], rows)
+    if ad:
+        lines += ["", f"`adapt` used {ad['used_s'] / 60:.1f} min of its budget on {ad['clips_used']} clips "
+                      f"(phases {' → '.join(ad['plan'])})" + earlier_model_note(rec, results)]
+    return "\n".join(lines)
+
+
 RENDERERS = {"headline": r_headline, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
              "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
-             "adapt": r_adapt, "qc": r_qc, "batch": r_batch, "per_view": r_per_view, "profile": r_profile}
+             "adapt": r_adapt, "qc": r_qc, "batch": r_batch, "per_view": r_per_view, "profile": r_profile,
+             "real_dev": r_real_dev}
 
 
 # ---- documents ------------------------------------------------------------------------------
