@@ -17,8 +17,9 @@ from typing import Iterator
 from .errors import EdgeTanError
 
 
-class WriteFailed(EdgeTanError):
-    """Writing an output failed; nothing was left at the destination."""
+class WriteFailed(EdgeTanError, OSError):
+    """Writing an output failed; nothing was left at the destination (still an OSError to callers
+    that catch one)."""
 
 
 def ensure_dir(folder: str | os.PathLike, what: str = "output") -> Path:
