@@ -16,6 +16,7 @@ import numpy as np
 
 from ..clinical import ClinicalCurves
 from ..errors import EdgeTanError
+from ..io.shortfall import mark_shortfall
 from ..results import results_dict
 from ..tracker import FrameResult, Tracker
 from .sources import Clip
@@ -123,6 +124,7 @@ def clip_results(runner, stream, video: str, stop: Callable[[], bool] = lambda: 
     qc = None
     if qc_mod is not None:
         qc = qc_mod.assess(frames, SampledFrames(stream, len(frames), qc_samples(frames)), stream.fps, clinical)
+        mark_shortfall(qc, stream.n_frames_hint, len(frames))   # a cut file is never reliable
         qc_mod.mark_clinical(clinical, qc)
     data = results_dict(video, runner.backend, runner.metadata.to_dict(), frames, clinical)
     if qc is not None:
