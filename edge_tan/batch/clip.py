@@ -184,6 +184,11 @@ class ClipWorker:
             return dict(row_for(clip, "", self.model, None, f"cannot read: {e.strerror or e}"), skipped=False)
         done = self.store.done_row(clip.name, sha, self.model["model_key"])
         if done is not None and not (self.retry_errors and done.get("status") == "error"):
+            # the reference EF is the source list's, not the clip's: a corrected manifest counts on resume
+            ef_ref = None if math.isnan(clip.ef_ref) else clip.ef_ref
+            if done.get("ef_ref") != ef_ref:
+                done = dict(done, ef_ref=ef_ref)
+                self.store.write_result(clip.name, sha, None, done)
             return dict(done, clip=clip.name, path=clip.path, skipped=True)
         data, stream = None, None
         try:

@@ -90,7 +90,10 @@ class Store:
 
     # ---- per clip
     def stem(self, name: str, sha: str) -> str:
-        return f"{safe_name(name)}.{sha[:12]}"
+        safe = safe_name(name)
+        if safe != name:   # 'a b.avi' and 'a_b.avi' with the same bytes must not share one JSON
+            safe = f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        return f"{safe}.{sha[:12]}"
 
     def json_path(self, name: str, sha: str) -> Path:
         return self.clips / f"{self.stem(name, sha)}.json"
