@@ -35,6 +35,16 @@ def ensure_dir(folder: str | os.PathLike, what: str = "output") -> Path:
     return folder
 
 
+def check_can_create(folder: str | os.PathLike, what: str = "output") -> None:
+    """Refuse early, creating nothing, when `folder` could never be made because a part of its path is a
+    regular file (checked before hours of work, not after)."""
+    for p in [Path(folder), *Path(folder).parents]:
+        if p.exists():
+            if not p.is_dir():
+                raise WriteFailed(f"cannot create the {what} folder {folder}: {p} is a file, not a folder")
+            return
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -20,7 +20,7 @@ import json
 import re
 from pathlib import Path
 
-from ..atomic import write_text
+from ..atomic import ensure_dir, write_text
 from ..errors import UsageError
 from ..hashing import file_sha256
 
@@ -49,7 +49,7 @@ class Store:
     # ---- one run per folder
     @contextlib.contextmanager
     def locked(self):
-        self.root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.root, "batch output")
         f = open(self.root / ".lock", "w")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
