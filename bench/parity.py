@@ -213,6 +213,17 @@ def parse_requests(backends: str, precision: str) -> list[Request]:
     return out
 
 
+def wrong_model(md, ref_md) -> str:
+    """Why the artifact is not the reference's model ('' when it is): the source-weights hash every
+    artifact carries must equal the reference's (its seal, checked on open, vouches for the bytes)."""
+    a, r = md.weights_sha256 or "", ref_md.weights_sha256 or ""
+    if not r or a == r:
+        return ""
+    if not a:
+        return f"wrong model: the artifact names no source weights; the reference is {r[:12]}"
+    return f"wrong model: the artifact was made from weights {a[:12]}, the reference is {r[:12]}"
+
+
 def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str], Runner],
                reference: Runner, tolerances: dict[str, Tolerance],
                wrap: Callable[[str, str, Runner], Runner] | None = None, progress=None) -> dict:
@@ -263,6 +274,10 @@ def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str
                     not np.allclose(md.template_array, ref_md.template_array):
                 raise EdgeTanError(f"{rq.backend} artifact metadata (window/warp/template) differs from the reference")
             row["describe"] = _describe(runner)
+            wrong = wrong_model(md, ref_md)
+            if wrong:   # another model's artifact (in a cache slot, say): no tolerance makes that a pass
+                row.update(status="fail", reason=wrong, source_weights=md.weights_sha256 or None)
+                continue
             opens = [open_loop(runner, r) for r in refs]
             closeds = [closed_loop(runner, r) for r in refs]
             s = summarise(opens, closeds, refs)

@@ -27,7 +27,10 @@ class Tolerance:
 DEFAULT_TOLERANCES = {
     "fp32": Tolerance(0.999, 0.1, 1.0, 0.995, 0.5, 1, 1.0, None),
     "fp16": Tolerance(0.995, 0.5, 0.98, 0.98, 1.5, 1, 2.0, None),
-    "int8": Tolerance(None, None, None, 0.90, None, None, None, 0.5),
+    # INT8 shifts outputs by design, so its open-loop figures get loose bounds, not none: the shipped
+    # model's own INT8 IR gave view agreement 0.991 and worst landmark 0.62 px (parity record
+    # 2026-12-02); the previous model in the int8 slot gave 0.39 and 4.7 px and passed (issue 21)
+    "int8": Tolerance(None, 2.0, 0.90, 0.90, None, None, None, 0.5),
 }
 
 

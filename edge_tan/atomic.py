@@ -1,4 +1,9 @@
-"""Atomic writes: artifacts appear complete or not at all, never half-written."""
+"""Atomic writes: artifacts appear complete or not at all, never half-written.
+
+A failed write (disk full, quota, read-only or vanished folder) raises `WriteFailed`, an EdgeTanError:
+the CLI prints one line naming the file and exits non-zero, and the temp file is gone. The temp file
+is fsync'ed before the rename, so an error the kernel reports late still lands here.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,44 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import EdgeTanError
+
+
+class WriteFailed(EdgeTanError, OSError):
+    """Writing an output failed; nothing was left at the destination (still an OSError to callers
+    that catch one)."""
+
+
+def ensure_dir(folder: str | os.PathLike, what: str = "output") -> Path:
+    """mkdir -p with one clear line when it cannot be made (a path part is a regular file, no
+    permission, read-only file system) instead of a traceback."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker is not None else (e.strerror or str(e))
+        raise WriteFailed(f"cannot create the {what} folder {folder}: {why}") from None
+    return folder
+
+
+def check_can_create(folder: str | os.PathLike, what: str = "output") -> None:
+    """Refuse early, creating nothing, when `folder` could never be made because a part of its path is a
+    regular file (checked before hours of work, not after)."""
+    for p in [Path(folder), *Path(folder).parents]:
+        if p.exists():
+            if not p.is_dir():
+                raise WriteFailed(f"cannot create the {what} folder {folder}: {p} is a file, not a folder")
+            return
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -24,9 +67,12 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     (cv2.VideoWriter, np.savez) still work.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(dest.parent)
     sfx = suffix if suffix is not None else "".join(dest.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=sfx, dir=dest.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=sfx, dir=dest.parent)
+    except OSError as e:
+        raise WriteFailed(f"cannot write {dest}: {e.strerror or e}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts should read like normal files
@@ -34,10 +80,13 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
         yield tmp_path
         if tmp_path.is_file():
             os.chmod(tmp_path, 0o666 & ~_umask())  # some writers recreate the file with 0600
+            _fsync(tmp_path)
         os.replace(tmp_path, dest)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(e, OSError):   # ENOSPC, EDQUOT, EFBIG, EIO, EROFS ...: one line, nothing left behind
+            raise WriteFailed(f"cannot write {dest}: {e.strerror or e} (nothing was written)") from None
         raise
 
 
@@ -45,8 +94,11 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
 def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp directory beside `dest`; it replaces `dest` only if the block succeeds."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    ensure_dir(dest.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    except OSError as e:
+        raise WriteFailed(f"cannot write {dest}: {e.strerror or e}") from None
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
@@ -57,8 +109,10 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise WriteFailed(f"cannot write {dest}: {e.strerror or e} (nothing was written)") from None
         raise
 
 

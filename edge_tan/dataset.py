@@ -9,6 +9,8 @@ ed, es int arrays; ef float (NaN if unknown).
 
 from __future__ import annotations
 
+import math
+
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -45,6 +47,9 @@ class Sequence:
             self.labeled = np.zeros(T, bool) if self.masks is None else np.ones(T, bool)
         self.ed = np.asarray(self.ed, np.int64).reshape(-1)
         self.es = np.asarray(self.es, np.int64).reshape(-1)
+        sp = float(self.spacing_mm)
+        if not (math.isfinite(sp) and sp > 0):   # 0, negative or inf is no spacing: areas stay in px, never negative mm
+            self.spacing_mm = float("nan")
 
     @property
     def n_frames(self) -> int:

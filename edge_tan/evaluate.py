@@ -18,7 +18,7 @@ import numpy as np
 from . import metrics as mt
 from . import qc as qcm
 from .clinical import clip_clinical
-from .atomic import write_text
+from .atomic import check_can_create, write_text
 from .dataset import Sequence, list_split, load_sequence
 from .errors import EdgeTanError
 from .numfmt import fmt
@@ -84,13 +84,19 @@ def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=N
     modes = {"closed_loop": TrackerConfig()}
     if frame_by_frame:
         modes["frame_by_frame"] = replace(TrackerConfig(), frame_by_frame=True)
-    out = {}
+    out, skipped = {}, {}
     for mode, cfg in modes.items():
         tracker = Tracker(runner, cfg)
         frames_t, videos_t, per_video = mt.MetricTable(), mt.MetricTable(), []
         lat, states = [], []
         for p in paths:
-            seq = load_sequence(p)
+            if str(p) in skipped:
+                continue
+            try:
+                seq = load_sequence(p)
+            except EdgeTanError as e:   # one bad file is listed, not fatal (as `eval --reports` does)
+                skipped[str(p)] = str(e)
+                continue
             if not seq.labeled.any():
                 continue
             res = tracker.track(seq.frames)
@@ -107,6 +113,9 @@ def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=N
                      "states": state_summary(states), "latency_ms_median": float(np.median(lat)) if lat else None}
         if any("qc" in v for v in per_video):
             out[mode]["qc"] = qc_summary(per_video)
+        out[mode]["skipped"] = [{"file": Path(k).name, "reason": v} for k, v in skipped.items()]
+    if skipped and len(skipped) == len(paths):
+        raise EdgeTanError(f"no readable sequence: all {len(paths)} files failed to load (e.g. {next(iter(skipped.values()))})")
     return out
 
 
@@ -182,6 +191,8 @@ def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str
         raise EdgeTanError(f"{data_dir}: split {split!r} is empty")
     if limit:
         paths = paths[:limit]
+    if json_out is not None:
+        check_can_create(Path(json_out).parent)   # before the run, not after it
     from .targets.opener import open_model
     runner = open_model(model, backend, precision)
     try:
@@ -198,6 +209,8 @@ def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str
                                                                      "warp_mode", "precision")},
             "results": report}
     print_tables(report, f"{data_dir} · {split} ({len(paths)} sequences) · {backend} {precision}")
+    for sk in next(iter(report.values()), {}).get("skipped", []):
+        print(f"skipped {sk['file']}: {sk['reason']}")
     if json_out is not None:
         write_text(json_out, json.dumps(_json_safe(full), indent=1, allow_nan=False))
     return full

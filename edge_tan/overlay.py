@@ -8,7 +8,7 @@ from typing import Sequence as Seq
 import cv2
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import WriteFailed, atomic_path
 from .errors import EdgeTanError
 from .tracker import FrameResult
 
@@ -62,6 +62,18 @@ def draw_frame(gray: np.ndarray, r: FrameResult, areas: np.ndarray, ed: set, es:
     return np.vstack([img, strip])
 
 
+def check_video_written(tmp: Path, n: int, dest: Path) -> None:
+    """cv2.VideoWriter.write returns nothing and only logs when the disk fills: read the file back
+    (header and index only, no decode) and refuse it unless it holds every frame written."""
+    cap = cv2.VideoCapture(str(tmp))
+    try:
+        got = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    finally:
+        cap.release()
+    if got != n:
+        raise WriteFailed(f"cannot write {dest}: the video holds {got} of {n} frames (disk full?); nothing was written")
+
+
 def write_overlay(path, frames: Seq[np.ndarray], results: Seq[FrameResult], fps: float,
                   ed=(), es=(), banner: str = "", alarm: bool = False) -> None:
     """Write the overlay clip atomically (.mp4 with mp4v, .avi with MJPG).
@@ -87,12 +99,16 @@ def write_overlay(path, frames: Seq[np.ndarray], results: Seq[FrameResult], fps:
                              (first.shape[1], first.shape[0]))
         if not vw.isOpened():
             raise EdgeTanError(f"OpenCV cannot write {path.suffix} video here (codec {fourcc} unavailable)")
+        n = 0
         try:
             vw.write(first)
+            n += 1
             for f, r in zip(frames[1:], results[1:]):
                 vw.write(draw_frame(f, r, areas, ed, es, scale, **kw))
+                n += 1
         finally:
             vw.release()
+        check_video_written(tmp, n, path)
 
 
 def ed_es_figure(path, frames: Seq[np.ndarray], results: Seq[FrameResult], ed: int, es: int, banner: str = "") -> None:

@@ -40,6 +40,8 @@ class Runner(abc.ABC):
     backend: str = "?"
     #: set by `edge_tan.targets.opener.open_model`
     origin: Origin | None = None
+    #: the artifact's seal digest (edge_tan.seal), checked by open_model; None: not opened from an artifact
+    artifact_sha256: str | None = None
 
     def __init__(self, metadata: ModelMetadata):
         self.metadata = metadata

@@ -12,6 +12,7 @@ import numpy as np
 from .clinical import clip_clinical
 from .qc import assess, ef_text, mark_clinical
 from .errors import EdgeTanError, UsageError
+from .io.shortfall import mark_shortfall
 from .results import results_dict, stack_masks, write_csv, write_masks_npz, write_results_json
 from .tracker import FrameResult, Tracker
 
@@ -76,6 +77,7 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
         mask_stack = stack_masks(results)   # once: clinical measures and masks.npz share it
         clinical = clip_clinical(results, seq.spacing_mm, seq.fps, other_results, masks=mask_stack)
         qc = assess(results, list(seq.frames), seq.fps, clinical)   # model: $EDGE_TAN_QC_MODEL or shipped
+        mark_shortfall(qc, seq.extra.get("frames_promised", seq.n_frames), seq.n_frames)   # a cut file is never reliable
         mark_clinical(clinical, qc)
         data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical, qc)
         data["timing"]["wall_s"] = round(wall, 3)

@@ -80,6 +80,12 @@ def read_header(path: str | Path) -> dict[str, str]:
             head = json.loads(f.read(n))
     except (OSError, ValueError) as e:
         raise EdgeTanError(f"{p}: not a safetensors weights file ({e})") from None
+    ends = [v["data_offsets"][1] for k, v in head.items()
+            if k != "__metadata__" and isinstance(v, dict) and len(v.get("data_offsets") or ()) == 2]
+    need = 8 + n + max(ends, default=0)
+    size = p.stat().st_size
+    if size < need:   # the header survived, the tensors did not: say so instead of a loader traceback
+        raise EdgeTanError(f"{p}: truncated weights file ({size} of {need} bytes): copy or download it again")
     return head.get("__metadata__", {}) or {}
 
 
@@ -106,7 +112,10 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Mode
     md = ModelMetadata.from_props(header)
     arch = json.loads(header[ARCH_KEY])
     model = build_model(arch["name"], **legacy_arch_kwargs(arch))
-    tensors = load_file(str(p), device="cpu")
+    try:
+        tensors = load_file(str(p), device="cpu")
+    except Exception as e:   # safetensors' own error types: a corrupt body past a valid header
+        raise EdgeTanError(f"{p}: corrupt safetensors weights ({type(e).__name__}: {str(e)[:160]})") from None
     ref = model.state_dict()
     missing = set(ref) - set(tensors)
     extra = set(tensors) - set(ref)

@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge_tan.atomic import write_text  # noqa: E402
 from edge_tan.bench.machine import LoadMonitor, TreeCPU, machine_info  # noqa: E402
+from edge_tan.bench.provenance import provenance  # noqa: E402
 
 ET = [sys.executable, "-m", "edge_tan.cli"]
 VOLATILE = {"timing", "video", "batch"}
@@ -417,7 +418,7 @@ def main() -> None:
     argv = ["python", "scripts/bench_batch.py"] + sys.argv[1:]
     rec = {"what": "batch", "command": shlex.join(argv), "commands": [shlex.join(argv)], "machine": machine_info(),
            "date": date.isoformat(timespec="seconds"), "wall_s": round(time.perf_counter() - t0, 1), "exit_code": 0,
-           "result": res}
+           **provenance(), "result": res}
     write_text(folder / "record.json", json.dumps(rec, indent=1))
     print(json.dumps({k: res[k] for k in ("ratios", "per_core", "targets", "busy_note")}, indent=1))
     print(f"record: {folder / 'record.json'}")

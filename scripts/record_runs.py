@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from edge_tan.atomic import atomic_dir  # noqa: E402
 from edge_tan.bench.machine import machine_info  # noqa: E402
+from edge_tan.bench.provenance import provenance  # noqa: E402
 
 # The final test set. Phantom seed 1000 guided tracker development (it is a development set now);
 # final figures come from this seed only, which no training or tuning run has used.
@@ -93,7 +94,7 @@ def write_record(what: str, commands: list[str], result: dict, wall_s: float, ex
     rec = {"what": what, "command": " && ".join(commands), "commands": commands,
            "machine": machine if machine is not None else machine_info(),
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": round(wall_s, 1),
-           "exit_code": exit_code, "result": result}
+           "exit_code": exit_code, **provenance(), "result": result}   # + model_sha256, phantom_version
     RESULTS.mkdir(parents=True, exist_ok=True)
     with atomic_dir(dest) as tmp:
         (tmp / "record.json").write_text(json.dumps(rec, indent=1, allow_nan=False) + "\n")

@@ -26,6 +26,9 @@ from edge_tan.artifact import ModelMetadata
 from edge_tan.atomic import atomic_dir, write_text
 from edge_tan.errors import EdgeTanError, UsageError
 from edge_tan.hashing import file_sha256
+from edge_tan.seal import SEALED_SUFFIXES, SealError
+from edge_tan.seal import seal as seal_artifact
+from edge_tan.seal import verify as verify_seal
 
 from . import registry
 from edge_tan.model_ref import ModelRef
@@ -40,6 +43,7 @@ class Built:
     path: Path
     cached: bool
     seconds: float      # wall time of this call (a cache hit: the lookup only)
+    sha256: str | None = None   # the artifact's seal digest (edge_tan.seal), checked on a cache hit
 
 
 def _pkg_version(name: str) -> str | None:
@@ -102,6 +106,19 @@ def _export_onnx(ref: ModelRef, out_path: Path, window: int | None, opset: int, 
     return md
 
 
+def _cached_seal(dest: Path) -> str | None:
+    """The seal digest a cache entry's build.json recorded (None: an entry from before seals)."""
+    try:
+        return json.loads((dest / "build.json").read_text()).get("artifact_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _has_seal(path: Path) -> bool:
+    from edge_tan.seal import read_seal
+    return read_seal(path)[0] is not None
+
+
 # ---- main entry -----------------------------------------------------------------------------
 def _validate(b: Backend, precision: str, calib, accuracy_control: bool) -> None:
     if precision not in PRECISIONS:
@@ -159,7 +176,15 @@ def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "on
     dest = out_dir / f"{ref.name}-{b.target}-{precision}-{key[:12]}"
     artifact = dest / b.artifact_name
     if not force and artifact.is_file() and (dest / "build.json").is_file():
-        return Built(artifact, True, time.perf_counter() - t0)
+        sealed = _cached_seal(dest)
+        if sealed is not None:   # entries from before seals existed are rebuilt below
+            fix = f"delete the cache entry {dest} (the next run rebuilds it) or export with --force"
+            if artifact.suffix.lower() in SEALED_SUFFIXES:
+                verify_seal(artifact, expected=sealed, fix=fix)
+            elif file_sha256(artifact) != sealed:   # a plugin's own format: the whole file's hash
+                raise SealError(f"{artifact}: bytes differ from those the cache entry recorded (tampered, truncated "
+                                f"or corrupt): {fix}")
+            return Built(artifact, True, time.perf_counter() - t0, sealed)
 
     from .onnx_file import onnx_metadata, restamp_onnx
 
@@ -168,6 +193,8 @@ def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "on
     with atomic_dir(dest) as tmp:
         if b is onnx_b:   # 1) the fp32 ONNX itself
             if ref.kind == "onnx":
+                if _has_seal(ref.path):   # an edge-tan artifact as the source: its claims hold only if its bytes do
+                    verify_seal(ref.path, fix="re-export it from its weights with `edge-tan export`")
                 md = onnx_metadata(ref.path)
                 md.precision, md.producer = "fp32", {**md.producer, **producer_versions(onnx_b)}
                 restamp_onnx(ref.path, tmp / b.artifact_name, md)
@@ -189,9 +216,11 @@ def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "on
                         val_set = None
                 request = replace(request, calib_set=calib_set, val_set=val_set)
             report = b.build(onnx_path, tmp / b.artifact_name, md, request) or {}
+        digest = seal_artifact(tmp / b.artifact_name) or file_sha256(tmp / b.artifact_name)
         info = {"model": str(model.spec if isinstance(model, ModelRef) else model), "source": src,
                 "target": b.target, "precision": precision, "artifact": b.artifact_name, "key": key,
+                "artifact_sha256": digest,
                 "key_inputs": key_doc, "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "build_seconds": round(time.perf_counter() - t0, 2), **report}
         write_text(tmp / "build.json", json.dumps(info, indent=1, default=str))
-    return Built(artifact, False, time.perf_counter() - t0)
+    return Built(artifact, False, time.perf_counter() - t0, digest)

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
+from edge_tan.seal import SEALED_SUFFIXES, Unsealed
+from edge_tan.seal import verify as verify_seal
 from edge_tan.runner import Origin, Runner
 
 from . import registry
@@ -25,6 +27,17 @@ def cache_dir() -> Path:
     """Where exported artifacts are cached (EDGE_TAN_CACHE, else ~/.cache/edge-tan/artifacts)."""
     root = os.environ.get("EDGE_TAN_CACHE")
     return Path(root) if root else Path.home() / ".cache" / "edge-tan" / "artifacts"
+
+
+def seal_fix(path: Path) -> str:
+    """What to do about an artifact whose bytes fail their seal: a cache entry is deleted (the next
+    run rebuilds it), any other file re-exported."""
+    path = Path(path).resolve()
+    try:
+        path.relative_to(cache_dir().resolve())
+        return f"delete the cache entry {path.parent} (the next run rebuilds it)"
+    except ValueError:
+        return "re-export it with `edge-tan export` (or copy it again from where it was built)"
 
 
 def open_model(model: "str | Path | ModelRef | None", backend: str | None = None, precision: str = "fp32",
@@ -46,8 +59,18 @@ def open_model(model: "str | Path | ModelRef | None", backend: str | None = None
         raise BackendUnavailable(f"backend {b.name!r} unavailable: {why}")
     t0 = time.perf_counter()
     if ref.path is not None and ref.path.suffix.lower() == b.suffix:
+        unsealed = digest = None
+        if b.suffix in SEALED_SUFFIXES:
+            try:   # one read of the bytes before any runtime sees them
+                digest = verify_seal(ref.path, fix=seal_fix(ref.path))
+            except Unsealed as e:
+                unsealed = e   # the runtime's own error names junk better ("not an ONNX model"); else this one
         runner = b.runner(ref.path, **runner_opts)
+        if unsealed is not None:
+            runner.close()
+            raise unsealed
         runner.origin = Origin(ref.path, cached=True, build_s=None)
+        runner.artifact_sha256 = digest
         return runner
     if b.target is None:   # not built from ONNX (the torch reference): the backend opens the source itself
         if b.open_source is None:
@@ -64,4 +87,5 @@ def open_model(model: "str | Path | ModelRef | None", backend: str | None = None
     runner = b.runner(built.path, **runner_opts)
     runner.origin = Origin(built.path, cached=built.cached,
                            build_s=None if built.cached else time.perf_counter() - t0)
+    runner.artifact_sha256 = built.sha256
     return runner

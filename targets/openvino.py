@@ -20,6 +20,7 @@ import numpy as np
 from edge_tan.artifact import PREFIX, ModelMetadata
 from edge_tan.errors import EdgeTanError
 from edge_tan.runner import Runner
+from edge_tan.seal import seal_ir
 
 from .registry import Backend, BuildRequest, register_backend
 
@@ -83,6 +84,7 @@ def save_ir(model, xml_path: str | Path, metadata: ModelMetadata, compress_to_fp
     set_metadata(model, metadata)
     xml_path = Path(xml_path)
     ov.save_model(model, str(xml_path), compress_to_fp16=bool(compress_to_fp16))
+    seal_ir(xml_path)   # the IR carries a sha256 of its own .xml + .bin (edge_tan.seal)
     return xml_path
 
 

@@ -183,6 +183,8 @@ def export_onnx(model, metadata: ModelMetadata, path) -> Path:
     m = onnx.load(str(path))
     onnx.helper.set_model_props(m, metadata.to_props())
     onnx.save(m, str(path))
+    from edge_tan.seal import seal_onnx
+    seal_onnx(path)   # as build_artifact does: artifacts carry a seal of their own bytes
     return path
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..clinical import ClinicalCurves
 from ..errors import EdgeTanError
+from ..io.shortfall import mark_shortfall
 from ..results import results_dict
 from ..tracker import FrameResult, Tracker
 from .sources import Clip
@@ -123,6 +124,7 @@ def clip_results(runner, stream, video: str, stop: Callable[[], bool] = lambda: 
     qc = None
     if qc_mod is not None:
         qc = qc_mod.assess(frames, SampledFrames(stream, len(frames), qc_samples(frames)), stream.fps, clinical)
+        mark_shortfall(qc, stream.n_frames_hint, len(frames))   # a cut file is never reliable
         qc_mod.mark_clinical(clinical, qc)
     data = results_dict(video, runner.backend, runner.metadata.to_dict(), frames, clinical)
     if qc is not None:
@@ -182,6 +184,11 @@ class ClipWorker:
             return dict(row_for(clip, "", self.model, None, f"cannot read: {e.strerror or e}"), skipped=False)
         done = self.store.done_row(clip.name, sha, self.model["model_key"])
         if done is not None and not (self.retry_errors and done.get("status") == "error"):
+            # the reference EF is the source list's, not the clip's: a corrected manifest counts on resume
+            ef_ref = None if math.isnan(clip.ef_ref) else clip.ef_ref
+            if done.get("ef_ref") != ef_ref:
+                done = dict(done, ef_ref=ef_ref)
+                self.store.write_result(clip.name, sha, None, done)
             return dict(done, clip=clip.name, path=clip.path, skipped=True)
         data, stream = None, None
         try:

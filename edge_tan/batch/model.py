@@ -63,4 +63,6 @@ def model_info(runner, cfg: RunConfig) -> dict:
     prec = md.get("precision") or cfg.precision
     return {"model_key": model_key(md, runner.backend, prec), "model_hash": w[:12] or None,
             "model_name": md.get("model_name"), "backend": runner.backend, "precision": prec,
-            "model": cfg.model or "default"}
+            "model": cfg.model or "default",
+            # the bytes that ran (edge_tan.seal, verified on open): weights_sha256 is the source's claim
+            "artifact_sha256": getattr(runner, "artifact_sha256", None)}

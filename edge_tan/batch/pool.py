@@ -9,6 +9,7 @@ costs only its clip: the clip is recorded with that error and a fresh pool carri
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -16,14 +17,16 @@ from typing import Callable, Sequence
 
 from .clip import ClipWorker, row_for
 from .model import RunConfig, model_info, open_runner
+from .orphans import die_with_parent
 from .sources import Clip
 from .store import Store, content_sha256
 
 _WORKER: ClipWorker | None = None
 
 
-def _init(cfg: RunConfig, stop) -> None:
+def _init(cfg: RunConfig, stop, parent: int | None = None) -> None:
     global _WORKER
+    die_with_parent(parent)                           # a SIGKILLed parent leaves no workers behind
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # the parent decides; see module docstring
     runner = open_runner(cfg)
     _WORKER = ClipWorker(runner, model_info(runner, cfg), Store(cfg.out), stop.is_set, cfg.retry_errors)
@@ -68,7 +71,7 @@ def _drain(todo: list, ctx, stop, cfg: RunConfig, workers: int, on_row) -> list:
     """Run clips from `todo` (popped from the end) until it is empty or the pool breaks; returns the
     clips that were in flight when it broke."""
     inflight: dict = {}
-    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(cfg, stop))
+    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(cfg, stop, os.getpid()))
     try:
         while todo or inflight:
             while todo and len(inflight) < 2 * workers:

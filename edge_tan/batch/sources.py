@@ -64,7 +64,7 @@ def _float(v) -> float:
 def _scan(root: Path) -> list[Clip]:
     refs = _dataset_refs(root)
     clips = []
-    for p in sorted(root.rglob("*")):
+    for p in _unique_files(root.rglob("*")):
         rel = p.relative_to(root)
         if any(part.startswith(".") for part in rel.parts) or not p.is_file() or not is_clip_file(p):
             continue
@@ -88,14 +88,40 @@ def _echonet(root: Path) -> list[Clip]:
                  {"split": r.get("Split", "")}) for r in read_filelist(root)]
 
 
+def _delimiter(header: str) -> str:
+    """',' unless the header line names a path column split by ';' or a tab (European Excel writes ';')."""
+    for d in (",", ";", "\t"):
+        cols = [c.strip().lower() for c in header.split(d)]
+        if len(cols) > 1 and any(c in PATH_COLUMNS for c in cols):
+            return d
+    return ","
+
+
+def _unique_files(paths) -> list[Path]:
+    """Files once each, by their real path: a symlink loop under a `**` glob lists the same files over
+    and over (issue 21: 615 clips for 15 files). The first (shortest sorted) name of a file wins."""
+    seen, out = set(), []
+    for h in sorted(paths, key=lambda q: (len(Path(q).parts), str(q))):
+        h = Path(h)
+        try:
+            real = h.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if real in seen:
+            continue
+        seen.add(real)
+        out.append(h)
+    return sorted(out)
+
+
 def _manifest(path: Path) -> list[Clip]:
     """CSV/TSV with a path column (path, file, filename, video, clip) and optionally an EF column;
     or a plain list, one path per line. Relative paths are relative to the manifest's folder."""
-    text = path.read_text(errors="replace")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")   # a BOM (Excel's UTF-8 CSV) is not a column name
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise UsageError(f"{path}: manifest lists no clips")
-    delim = "\t" if path.suffix.lower() == ".tsv" else ","
+    delim = "\t" if path.suffix.lower() == ".tsv" else _delimiter(lines[0])
     header = [h.strip().lower() for h in next(csv.reader([lines[0]], delimiter=delim))]
     col = next((c for c in PATH_COLUMNS if c in header), None)
     out = []
@@ -115,7 +141,8 @@ def _manifest(path: Path) -> list[Clip]:
         p = Path(s).expanduser()
         if not p.is_absolute():
             p = path.parent / p
-        out.append(Clip(str(p), s, _float(r.get(efc)) if efc else math.nan))
+        ef = (r.get(efc) or "").replace(",", ".") if (efc and delim == ";") else r.get(efc)   # ';' goes with '55,5'
+        out.append(Clip(str(p), s, _float(ef) if efc else math.nan))
     return out
 
 
@@ -131,8 +158,8 @@ def find_clips(src: str | Path, limit: int = 0) -> list[Clip]:
     elif p.is_file():
         clips = _manifest(p) if p.name.lower().endswith(MANIFEST_SUFFIXES) else [Clip(str(p), p.name)]
     elif glob.has_magic(s):
-        hits = sorted(Path(h) for h in glob.glob(s, recursive=True))
-        clips = [Clip(str(h), str(h)) for h in hits if h.is_file() and is_clip_file(h)]
+        hits = _unique_files(h for h in glob.glob(s, recursive=True) if Path(h).is_file())
+        clips = [Clip(str(h), str(h)) for h in hits if is_clip_file(h)]
     else:
         raise UsageError(f"{s}: no such folder, file or glob")
     if limit and limit > 0:

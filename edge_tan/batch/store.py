@@ -20,7 +20,7 @@ import json
 import re
 from pathlib import Path
 
-from ..atomic import write_text
+from ..atomic import ensure_dir, write_text
 from ..errors import UsageError
 from ..hashing import file_sha256
 
@@ -49,7 +49,7 @@ class Store:
     # ---- one run per folder
     @contextlib.contextmanager
     def locked(self):
-        self.root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.root, "batch output")
         f = open(self.root / ".lock", "w")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -90,7 +90,10 @@ class Store:
 
     # ---- per clip
     def stem(self, name: str, sha: str) -> str:
-        return f"{safe_name(name)}.{sha[:12]}"
+        safe = safe_name(name)
+        if safe != name:   # 'a b.avi' and 'a_b.avi' with the same bytes must not share one JSON
+            safe = f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        return f"{safe}.{sha[:12]}"
 
     def json_path(self, name: str, sha: str) -> Path:
         return self.clips / f"{self.stem(name, sha)}.json"

@@ -25,12 +25,30 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 NAMES = tuple(n for n, _ in COLUMNS)
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(v) -> object:
+    """A value as table.csv stores it. Text a spreadsheet would run as a formula (a clip named
+    '=HYPERLINK(...)', an error message starting with '-') gets a leading apostrophe (OWASP CSV
+    injection); numbers stay numbers."""
+    if v is None:
+        return ""
+    if isinstance(v, str) and v.startswith(_FORMULA):
+        try:
+            float(v)
+            return v
+        except ValueError:
+            return "'" + v
+    return v
+
+
 def write_csv(path: str | Path, rows: list[dict]) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(NAMES)
     for r in rows:
-        w.writerow(["" if r.get(n) is None else r.get(n) for n in NAMES])
+        w.writerow([csv_cell(r.get(n)) for n in NAMES])
     write_text(path, buf.getvalue())
 
 

@@ -57,6 +57,7 @@ def read_video_file(path: str | Path) -> Sequence:
     p = Path(path)
     cap = open_capture(p)
     fps = capture_fps(cap)
+    promised = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)   # the header's count (0: unknown)
     cap.release()
     frames = list(iter_video_frames(p))
     if not frames:
@@ -64,4 +65,5 @@ def read_video_file(path: str | Path) -> Sequence:
     shapes = {f.shape for f in frames}
     if len(shapes) != 1:
         raise EdgeTanError(f"{p.name}: frames change size mid-clip {sorted(shapes)}")
-    return Sequence(name=p.stem, frames=np.stack(frames), fps=fps, extra={"source": str(p), "format": "video"})
+    return Sequence(name=p.stem, frames=np.stack(frames), fps=fps, extra={"source": str(p), "format": "video",
+                                                                         "frames_promised": max(promised, 0)})

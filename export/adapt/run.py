@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge_tan.atomic import write_text
+from edge_tan.atomic import check_can_create, ensure_dir, write_text
 from edge_tan.dataset import SPLITS, list_split, load_sequence, save_sequence
 from edge_tan.errors import EdgeTanError, UsageError
 
@@ -336,10 +336,11 @@ class Adapter:
         self.model, self.md = load_tan(cfg.weights)
         src_md = copy.deepcopy(self.md)
         self.work = Path(cfg.work) if cfg.work else Path(str(cfg.out) + ".work")
-        self.work.mkdir(parents=True, exist_ok=True)
+        check_can_create(Path(cfg.out).parent)   # one clear line when the path runs through a file
         from .clips import read_site_clips
         self.con.print(f"adapt: reading clips under {cfg.clips}")
         self.clips = read_site_clips(cfg.clips, cfg.max_frames, stride=cfg.frame_stride)
+        ensure_dir(self.work, "adapt work")   # only once there is something to adapt on: a refusal leaves no folder
         for s in self.clips.skipped:
             self.con.print(f"[yellow]skipped[/] {s['file']}: {s['reason']}")
         self.con.print(f"adapt: {len(self.clips.seqs)} clips ({sum(s.n_frames for s in self.clips.seqs)} frames), "
