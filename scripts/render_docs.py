@@ -73,7 +73,7 @@ def from_record(what: str, command: str | None = None):
 # ---- which model and phantom a record describes -----------------------------------------------
 # what a record's figures depend on: the model record describes weights only, the profile the
 # phantom only (against real echo statistics), every other one both
-DEPENDS = {"model": ("model",), "profile": ("phantom",)}
+DEPENDS = {"model": ("model",), "profile": ("phantom",), "real-dev": ("model",)}   # real clips: no phantom
 
 
 def shipped_phantom() -> str:
