@@ -17,4 +17,4 @@ format is (T, H, W) uint8): tinted scanner grey maps are modelled as the tinted 
 through the readers' BT.601 colour collapse.
 """
 
-GENERATOR_VERSION = "edge-tan-synth/3"
+GENERATOR_VERSION = "edge-tan-synth/2"

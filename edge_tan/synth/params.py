@@ -228,30 +228,6 @@ def _clinical_range(P: SeqParams, rng) -> None:
     if upright:
         P.tilt = float(np.deg2rad(tilt))
     P.imaging["leaflet"] = leaflet if faint else 1.0
-    _real_surroundings(P, rng)
-
-
-def _real_surroundings(P: SeqParams, rng) -> None:
-    """The heart in a grey field, as real apical views show it (generator 3; real dev overlays): the
-    tissue around the heart (mediastinum, liver, pericardial fat) echoes about as brightly as the
-    myocardium, the lung beside it darkens it less, and the myocardium is a speckled band rather than a
-    bright ring -- the endocardial border is where dark blood meets grey tissue. Without this the LV was
-    'a dark hole inside a bright ring inside darkness', and on real frames the contour followed the
-    outer edge of the wall or took in the atrium. Drawn after every earlier draw (stable streams)."""
-    ts = P.tissue
-    grey, k_bg, k_lung, k_tex, k_sep = rng.uniform() < 0.75, _u(rng, 0.25, 0.9), _u(rng, 0.15, 0.6), \
-        _u(rng, 1.0, 1.6), _u(rng, 0.6, 1.0)
-    deeper, k_depth = rng.uniform() < 0.7, _u(rng, 1.05, 1.3)
-    smooth, despeckle = rng.uniform() < 0.6, _u(rng, 0.6, 1.4)
-    if grey:
-        ts.bg = k_bg * ts.myo
-        ts.lung *= k_lung
-        ts.texture = min(ts.texture * k_tex, 0.9)
-        ts.septum = max(ts.septum * k_sep, 1.3)
-    if deeper:   # real A4C depth shows the atria whole with tissue below: the LV is ~18 % of the sector
-        P.artifacts["depth_k"] *= k_depth
-    # scanner speckle reduction / export from a finer scan: smoother, lower-contrast tissue texture
-    P.imaging["despeckle"] = despeckle if smooth else 0.0
 
 
 def _foreign(P: SeqParams, rng) -> None:

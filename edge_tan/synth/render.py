@@ -285,8 +285,6 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, fam
         inten = inten * gain_lin + noise_lvl * (nb[:, :, 0] ** 2 + nb[:, :, 1] ** 2)
         db = 10 * np.log10(inten + 1e-12)
         y = art.compress(db, low, im)
-        if im.get("despeckle", 0.0) > 0:   # log-domain smoothing in beam space (speckle reduction)
-            y = cv2.GaussianBlur(y, (0, 0), sigmaX=im["despeckle"] * lat_px, sigmaY=im["despeckle"] * ax_px)
         if a["persistence"] > 0 and prev is not None:
             y = (1 - a["persistence"]) * y + a["persistence"] * prev
         prev = y
