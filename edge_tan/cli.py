@@ -129,6 +129,21 @@ def refit_view(weights: Path = typer.Argument(..., help="trained TAN weights (.s
     typer.echo(f"view head re-fit: {rep}")
 
 
+@command(name="ood-fit")
+def ood_fit(weights: Path = typer.Argument(..., help="trained TAN weights (.safetensors), e.g. the shipped model"),
+            data_dir: Path = typer.Argument(..., help="in-domain dataset, e.g. `edge-tan synth DIR --n 24 --seed 3100`: "
+                                            "its train split gives the statistics, val+test the thresholds"),
+            out: Path = typer.Option(..., "--out", help="weights to write (.safetensors; may be WEIGHTS itself)"),
+            k: int = typer.Option(32, "--k", help="principal directions kept"),
+            max_frames: int = typer.Option(0, "--max-frames", help="frames tracked per clip (0: all)")):
+    """Fit the out-of-domain reference (pooled-feature statistics + thresholds) into a TAN weights file."""
+    from .export.ood_fit import ood_fit as fit
+    rep = fit(str(weights), str(data_dir), str(out), k=k, max_frames=max_frames)
+    typer.echo(f"{out}: out-of-domain reference of {rep['info']['windows']} windows (k={rep['k']}, C={rep['dim']}); "
+               f"frame threshold {rep['frame_threshold']:.2f}, clip threshold {rep['clip_threshold']:.2f} "
+               f"({rep['info']['threshold_rule']['clip']}); export it again to carry it")
+
+
 @command()
 def adapt(weights: Path = typer.Argument(..., help="trained TAN weights (.safetensors), e.g. the shipped model"),
           clips: Path = typer.Argument(..., help="folder (searched recursively) of the site's unlabelled clips: "

@@ -116,4 +116,7 @@ def _print_summary(video, data: dict) -> None:
     if q:
         c.print(f"QC score {q['score']:.2f} (threshold {q['threshold']:.2f})"
                 + (f": {', '.join(q['reasons'])}" if q["reasons"] else ""), markup=False)
+        o = q.get("ood") or {}
+        c.print(f"out-of-domain score {o['score']} (threshold {o['threshold']})" if o.get("threshold") is not None
+                else f"out-of-domain: {o.get('status', 'n/a')}", markup=False)
 
