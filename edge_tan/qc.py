@@ -371,6 +371,18 @@ def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical:
             "model": Path(model.path).name if model.path else None, "ood": odb}
 
 
+def gate_other_view(qc: dict, other_results: Seq, model: QCModel | None = None) -> dict:
+    """Biplane: the second view's out-of-domain block under qc["ood_biplane"]; out of domain -> UNRELIABLE."""
+    odb = ood_block(other_results, model)
+    qc["ood_biplane"] = odb
+    if odb["out_of_domain"]:
+        from .ood import reason as ood_reason
+        qc["reliable"] = False
+        qc["reasons"] = _dedupe(qc["reasons"] + [ood_reason(odb["score"] if odb["score"] is not None else math.nan,
+                                                            odb["threshold"], "second-view images")])
+    return qc
+
+
 def _dedupe(reasons: list[str]) -> list[str]:
     """One reason per kind ("shape implausible" and "shape implausible (94 % of frames)" are one), worst first."""
     kept: dict[str, str] = {}

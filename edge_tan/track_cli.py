@@ -76,6 +76,9 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
         mask_stack = stack_masks(results)   # once: clinical measures and masks.npz share it
         clinical = clip_clinical(results, seq.spacing_mm, seq.fps, other_results, masks=mask_stack)
         qc = assess(results, list(seq.frames), seq.fps, clinical)   # model: $EDGE_TAN_QC_MODEL or shipped
+        if other_results is not None:   # the second view passes the same out-of-domain gate (issue 25)
+            from .qc import gate_other_view
+            gate_other_view(qc, other_results)
         mark_clinical(clinical, qc)
         data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical, qc)
         data["timing"]["wall_s"] = round(wall, 3)

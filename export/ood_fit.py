@@ -1,11 +1,13 @@
 """`edge-tan ood-fit WEIGHTS DATA --out W2`: fit the out-of-domain reference of a TAN weights file.
 
-The reference (edge_tan.ood) is estimated on the windows the *tracker* feeds the network on in-domain
-clips -- detect, refine, widened and tracked passes in the proportions a device meets them -- not on
-training crops, so a score of ~1 means "like what the network sees when it works". DATA is an edge-tan
-dataset (e.g. `edge-tan synth DIR --n 24 --seed 3100`): its train split gives the statistics, its val
-and test splits are tracked with the fitted reference to set the thresholds (held out: the thresholds
-never see a window the statistics came from). The result is stored in the weights file's metadata
+On a labelled dataset (`ood_fit`, the CLI) the reference (edge_tan.ood) is estimated on windows cut
+the way training cuts them (export/train/samples.WarpedSamples without photometric augmentation or
+domain randomisation: the previous frame's landmarks warped onto the template with the paper's
+jitter, 20 % letterboxed whole frames), i.e. what the network sees when tracking works. Only the
+encoder runs, batched: the fit takes about a minute on a CPU. DATA is an edge-tan dataset (e.g.
+`edge-tan synth DIR --n 24 --seed 3100`): its train split gives the statistics, its val and test splits
+(held out: never a window the statistics came from) the thresholds. On unlabelled clips (`edge-tan
+adapt`) the windows are the ones the tracker itself feeds the network (`source="tracker"`). The result is stored in the weights file's metadata
 (`ModelMetadata.ood`), so every export of it (ONNX, OpenVINO, TensorRT) carries it.
 
 `edge-tan adapt` calls `refit_on_clips` (export/adapt/ood.py) to move the reference to a site.
@@ -82,13 +84,49 @@ def clip_frame_scores(model, md: ModelMetadata, ref: OODReference, seqs, max_fra
     return [np.array([f.ood_score for f in tk.track(_frames(s, max_frames))], np.float64) for s in seqs]
 
 
+def encoder_features(model, x_uint8: np.ndarray, md: ModelMetadata, batch: int = 32) -> np.ndarray:
+    """(N, C) `feat` of (N, 1, S, S) uint8 windows: the encoder alone, batched (what the graph's feat is)."""
+    import torch
+    alpha, beta = md.input_scale / md.input_std, -md.input_mean / md.input_std
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(x_uint8), batch):
+            x = torch.from_numpy(x_uint8[i:i + batch].astype(np.float32) * alpha + beta)
+            out.append(model.encoder(x)[4].mean((2, 3)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def warped_windows(md: ModelMetadata, seqs, n: int, seed: int) -> np.ndarray:
+    """n training-style windows (uint8 (n, 1, S, S)) of labelled `seqs`: no photometric augmentation."""
+    from .train.samples import WarpedSamples
+    ws = WarpedSamples(seqs, md.template_array, md.window, md.warp_mode, length=n, seed=seed, augment=False,
+                       input_norm=md.input_norm)
+    return np.stack([ws[i]["image"] for i in range(n)])
+
+
+def warped_clip_features(model, md: ModelMetadata, seqs, per_clip: int = 24, seed: int = 1) -> list[np.ndarray]:
+    """Per clip, the features of `per_clip` training-style windows of it."""
+    return [encoder_features(model, warped_windows(md, [s], per_clip, seed + i), md) for i, s in enumerate(seqs)]
+
+
 def fit_sequences(model, md: ModelMetadata, fit_seqs, held_seqs, k: int = DEFAULT_K, max_frames: int = 0,
-                  info: dict | None = None, **threshold_opts) -> OODReference:
-    """Statistics on `fit_seqs`' windows, thresholds from `held_seqs` tracked with them."""
+                  info: dict | None = None, source: str = "tracker", windows: int = 2000,
+                  **threshold_opts) -> OODReference:
+    """Statistics on `fit_seqs`' windows, thresholds from `held_seqs`' (see the module docstring).
+
+    source "tracker": the windows the tracker runs (any clips); "warped": training-style windows of
+    labelled clips (`windows` of them for the statistics), held-out clips scored on theirs too."""
     t0 = time.time()
-    feats = window_features(model, md, fit_seqs, max_frames)
-    ref = fit_reference(feats, k, dict(info or {}, fit_clips=len(fit_seqs)))
-    scores = clip_frame_scores(model, md, ref, held_seqs, max_frames)
+    model = model.eval()
+    if source == "warped":
+        feats = encoder_features(model, warped_windows(md, fit_seqs, windows, seed=0), md)
+    else:
+        feats = window_features(model, md, fit_seqs, max_frames)
+    ref = fit_reference(feats, k, dict(info or {}, fit_clips=len(fit_seqs), windows_from=source))
+    if source == "warped":
+        scores = [ref.scores(f) for f in warped_clip_features(model, md, held_seqs)]
+    else:
+        scores = clip_frame_scores(model, md, ref, held_seqs, max_frames)
     ref = set_thresholds(ref, scores, **threshold_opts)
     ref.info["seconds"] = round(time.time() - t0, 1)
     return ref
@@ -98,7 +136,7 @@ def _load_split(data: Path, splits) -> list:
     return [load_sequence(p) for s in splits for p in list_split(data, s)]
 
 
-def ood_fit(weights: str, data: str, out: str, k: int = DEFAULT_K, max_frames: int = 0) -> dict:
+def ood_fit(weights: str, data: str, out: str, k: int = DEFAULT_K, windows: int = 2000, **threshold_opts) -> dict:
     """Fit and store the reference; returns the stored `ood` dict (without its arrays)."""
     from .weights import load_weights, save_weights
     from .adapt.run import _stored_fp16
@@ -123,7 +161,7 @@ def ood_fit(weights: str, data: str, out: str, k: int = DEFAULT_K, max_frames: i
     info = {"fitted_on": f"train split of {dp.name}", "held_out": f"val+test splits of {dp.name}",
             "dataset": manifest, "weights_sha256": md.weights_sha256,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    ref = fit_sequences(model, md, fit, held, k, max_frames, info)
+    ref = fit_sequences(model, md, fit, held, k, 0, info, source="warped", windows=windows, **threshold_opts)
     md.ood = ref.to_dict()
     save_weights(model, md, out, half=_stored_fp16(str(wp)))
     return summary(md.ood)
