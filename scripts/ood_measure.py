@@ -44,7 +44,8 @@ def assess_clip(tk: Tracker, frames, fps: float, spacing: float) -> tuple[dict, 
 
 def run_set(tk: Tracker, path: Path, limit: int) -> dict:
     rows = []
-    for p in list_split(path, None)[: limit or None]:
+    paths = list_split(path, None) if (path / "manifest.json").is_file() else sorted(path.glob("*.npz"))
+    for p in paths[: limit or None]:
         s = load_sequence(p)
         q, clin, _ = assess_clip(tk, list(s.frames), s.fps, s.spacing_mm)
         ef, ref = clin.get("ef_percent"), (s.ef if np.isfinite(s.ef) else None)
@@ -62,6 +63,9 @@ def summarise(rows: list[dict]) -> dict:
            "ood_median": _med([r["ood"] for r in rows]),
            "by_variant": {k: {"clips": len(v), "flagged_share": _share(v, "flagged"), "ood_median": _med([r["ood"] for r in v])}
                           for k, v in sorted(by.items())}}
+    out["clip_scores"] = [r["ood"] for r in rows]
+    out["clip_ef_err"] = [None if r["ef_err"] is None else round(r["ef_err"], 2) for r in rows]
+    out["clip_variant"] = [r["variant"] for r in rows]
     errs = [r["ef_err"] for r in rows if r["ef_err"] is not None]
     acc = [r["ef_err"] for r in rows if r["ef_err"] is not None and r["reliable"]]
     out["ef_mae"] = round(float(np.mean(errs)), 2) if errs else None
@@ -78,7 +82,7 @@ def _med(v):
     return round(float(np.median(v)), 3) if v else None
 
 
-def run_real(tk: Tracker, dev: Path, every: int) -> dict:
+def run_real(tk: Tracker, dev: Path, every: int, scores_out: str = "") -> dict:
     from edge_tan.io.read import read_video
     fl = {r["FileName"]: r for r in csv.DictReader(open(dev / "FileList.csv"))}
     rows = []
@@ -88,7 +92,11 @@ def run_real(tk: Tracker, dev: Path, every: int) -> dict:
         ef = clin.get("ef_percent")
         rows.append({"name": "real", "variant": "clean", "ood": q["ood"]["score"], "flagged": q["ood"]["out_of_domain"],
                      "reliable": q["reliable"], "ef_err": None if ef is None else abs(ef - float(fl[n]["EF"]))})
-    return summarise(rows)   # aggregates only: no clip name of the real set is written
+    out = summarise(rows)   # aggregates only in the record: no clip name, no per-clip figure of the real set
+    per = {k: out.pop(k) for k in ("clip_scores", "clip_ef_err", "clip_variant")}
+    if scores_out:
+        Path(scores_out).write_text(json.dumps(per))
+    return out
 
 
 def noise_burst(tk: Tracker, path: Path, clips: int, burst: int = 5) -> dict:
@@ -155,42 +163,68 @@ def cost(model: str, path: Path, frames: int = 40) -> dict:
             "load_avg": [round(v, 2) for v in os.getloadavg()]}
 
 
+def _job(kind: str, arg: str, a) -> tuple[str, dict]:
+    """One part of the measurement in its own process with its own runner (parts run side by side)."""
+    from edge_tan.targets.opener import open_model
+    runner = open_model(a.model, a.backend, threads=1)
+    tk = Tracker(runner)
+    try:
+        if kind == "set":
+            name, d = arg.split("=", 1)
+            return name, run_set(tk, Path(d), a.limit)
+        if kind == "real":
+            r = run_real(tk, a.real, a.real_every, a.real_scores)
+            r["every"] = a.real_every
+            return "real", r
+        if kind == "burst":
+            return "noise_burst", noise_burst(tk, Path(arg), a.burst_clips)
+        return "cost", cost(a.model, Path(arg))
+    finally:
+        runner.close()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", action="append", default=[], metavar="NAME=DIR")
     ap.add_argument("--real", type=Path, default=Path.home() / ".cache/edge-tan-real-dev")
     ap.add_argument("--real-every", type=int, default=1, help="every k-th real clip (1: all 103)")
+    ap.add_argument("--real-scores", default="", help="per-clip real scores and EF errors to this file (never commit it)")
     ap.add_argument("--limit", type=int, default=0, help="clips per set (0: all)")
     ap.add_argument("--burst-clips", type=int, default=4)
     ap.add_argument("--model", default="default")
     ap.add_argument("--backend", default="openvino")
     ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--jobs", type=int, default=1, help="parts measured side by side (each its own process)")
     a = ap.parse_args(argv)
+    from concurrent.futures import ProcessPoolExecutor
+
     from edge_tan.ood import gate_status
     from edge_tan.targets.opener import open_model
     runner = open_model(a.model, a.backend)
-    tk = Tracker(runner)
     out = {"model": runner.metadata.weights_sha256[:12], "backend": a.backend, "gate": gate_status(runner.metadata),
            "reference": {k: v for k, v in runner.metadata.ood.items() if k not in ("mean", "basis", "var")}, "sets": {}}
-    sets = dict(s.split("=", 1) for s in a.set)
-    for name, d in sets.items():
-        t = time.time()
-        out["sets"][name] = run_set(tk, Path(d), a.limit)
-        print(f"{name}: {out['sets'][name]['flagged_share']} flagged ({time.time() - t:.0f} s)", flush=True)
+    runner.close()
+    sets = dict(s_.split("=", 1) for s_ in a.set)
+    jobs = [("set", s_) for s_ in a.set]
     if (a.real / "FileList.csv").is_file():
-        out["real"] = run_real(tk, a.real, a.real_every)
-        out["real"]["every"] = a.real_every
-        print(f"real: {out['real']['flagged_share']} flagged, accepted {out['real']['accepted']}", flush=True)
+        jobs.append(("real", ""))
     else:
         out["real"] = None
         out["real_absent"] = f"real development set not found at {a.real}: that row is skipped"
         print(out["real_absent"], flush=True)
     if "phantom" in sets:
-        out["noise_burst"] = noise_burst(tk, Path(sets["phantom"]), a.burst_clips)
-        print(f"noise burst: {out['noise_burst']}", flush=True)
-        out["cost"] = cost(a.model, Path(sets["phantom"]))
-        print(f"cost: {out['cost']}", flush=True)
-    runner.close()
+        jobs += [("burst", sets["phantom"]), ("cost", sets["phantom"])]
+    t0 = time.time()
+    with ProcessPoolExecutor(max_workers=max(1, a.jobs)) as ex:
+        futs = [ex.submit(_job, k, v, a) for k, v in jobs]
+        for f in futs:
+            name, res = f.result()
+            if name in ("real", "noise_burst", "cost"):
+                out[name] = res
+            else:
+                out["sets"][name] = res
+            brief = {k: v for k, v in res.items() if not k.startswith("clip_") and k not in ("per_clip", "by_variant")}
+            print(f"{name} ({time.time() - t0:.0f} s): {brief}", flush=True)
     a.json.write_text(json.dumps(out, indent=1))
     return 0
 

@@ -188,3 +188,24 @@ def test_artifact_without_feat_output_runs_without_gate(tmp_path):
     res = tk.track(list(seq.frames))
     assert all(np.isnan(x.ood_score) for x in res)
     assert "no gate" in qcm.assess(res, list(seq.frames), 25.0)["ood"]["status"]
+
+
+def test_biplane_second_view_and_calibrate_threshold(tmp_path):
+    """The second view of --biplane passes the same gate; qc-calibrate --ood-threshold stores a site threshold."""
+    import json
+    from edge_tan.qc_calibrate import calibrate
+    from edge_tan.tracker import FrameResult
+    far = [FrameResult(index=i, frame_hw=(8, 8), state="track", ood_score=9.0, ood_threshold=2.0) for i in range(4)]
+    qc = {"reliable": True, "reasons": []}
+    qcm.gate_other_view(qc, far)
+    assert not qc["reliable"] and qc["reasons"][0].startswith("second-view images unlike the model's training data")
+    near = [FrameResult(index=i, frame_hw=(8, 8), state="track", ood_score=1.0, ood_threshold=2.0) for i in range(4)]
+    qc = qcm.gate_other_view({"reliable": True, "reasons": []}, near)
+    assert qc["reliable"] and qc["ood_biplane"]["score"] == 1.0
+    comps = {k: 0.1 for k in qcm.FEATURES}
+    clips = [{"name": f"c{i}", "ef_err": 2.0 + 3 * i, "qc": {"components": comps, "ood": {"score": 1.0 + i}}}
+             for i in range(12)]
+    (tmp_path / "e.json").write_text(json.dumps({"clips": clips}))
+    d = calibrate([tmp_path / "e.json"], tmp_path / "site.json", refit=True, ood_threshold=4.5)
+    assert d["info"]["ood_clip_threshold"] == 4.5 and d["info"]["ood_flagged_here"] == round(8 / 12, 4)
+    assert qcm.load_model(tmp_path / "site.json").info["ood_clip_threshold"] == 4.5
