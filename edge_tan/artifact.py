@@ -31,11 +31,14 @@ OUTPUTS = {
     "seg": (("N", 2, "W", "W"), "N,2,H,W logits (background, lv)"),
     "landmarks": (("N", 6), "N,6 offsets from template in window px: apex xy, annulus_left xy, annulus_right xy"),
     "view": (("N", 2), "N,2 logits (A2C, A4C)"),
+    # C: the encoder's width (1280 at width 1); the out-of-domain score reads it (edge_tan.ood)
+    "feat": (("N", "C"), "N,C globally average-pooled deepest encoder features (out-of-domain score)"),
 }
 
 
-def output_docs(names=tuple(OUTPUTS)) -> dict:
-    """{name: meaning} for the given outputs (what ModelMetadata.outputs stores)."""
+def output_docs(names=("seg", "landmarks", "view")) -> dict:
+    """{name: meaning} for the given outputs (what ModelMetadata.outputs stores; default: the three
+    heads -- `feat` is declared only by artifacts whose graph has it)."""
     return {k: OUTPUTS[k][1] for k in names}
 
 
@@ -65,6 +68,9 @@ class ModelMetadata:
     training: dict = field(default_factory=dict)   # data recipe, command, figures
     precision: str = "fp32"
     producer: dict = field(default_factory=dict)   # tool + backend versions that built the artifact
+    # out-of-domain reference (edge_tan.ood.OODReference.to_dict): feature statistics of the training
+    # windows and the per-frame / per-clip thresholds. Empty: no gate (files from before issue 25).
+    ood: dict = field(default_factory=dict)
     schema: str = SCHEMA
 
     # ---- derived helpers -------------------------------------------------------------------
@@ -84,11 +90,19 @@ class ModelMetadata:
     def has_view(self) -> bool:
         return "view" in self.outputs
 
+    @property
+    def has_feat(self) -> bool:
+        return "feat" in self.outputs
+
     def output_shape(self, name: str, n: int) -> tuple | None:
-        """The shape the contract gives output `name` for a batch of n (None: not in the contract)."""
+        """The shape the contract gives output `name` for a batch of n (None: not in the contract).
+
+        A dimension the contract leaves to the model (feat's C) is None, unless the artifact's
+        out-of-domain reference fixes it."""
         if name not in OUTPUTS:
             return None
-        return tuple(n if d == "N" else self.window if d == "W" else d for d in OUTPUTS[name][0])
+        dims = {"N": n, "W": self.window, "C": (self.ood or {}).get("dim")}
+        return tuple(dims[d] if isinstance(d, str) else d for d in OUTPUTS[name][0])
 
     # ---- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

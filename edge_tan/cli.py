@@ -129,6 +129,23 @@ def refit_view(weights: Path = typer.Argument(..., help="trained TAN weights (.s
     typer.echo(f"view head re-fit: {rep}")
 
 
+@command(name="ood-fit")
+def ood_fit(weights: Path = typer.Argument(..., help="trained TAN weights (.safetensors), e.g. the shipped model"),
+            data_dir: Path = typer.Argument(..., help="in-domain dataset, e.g. `edge-tan synth DIR --n 24 --seed 3100`: "
+                                            "its train split gives the statistics, val+test the thresholds"),
+            out: Path = typer.Option(..., "--out", help="weights to write (.safetensors; may be WEIGHTS itself)"),
+            k: int = typer.Option(32, "--k", help="principal directions kept"),
+            windows: int = typer.Option(2000, "--windows", help="training-style windows for the statistics"),
+            clip_margin: float = typer.Option(1.5, "--clip-margin", help="clip threshold = this x the largest "
+                                              "held-out clip median")):
+    """Fit the out-of-domain reference (pooled-feature statistics + thresholds) into a TAN weights file."""
+    from .export.ood_fit import ood_fit as fit
+    rep = fit(str(weights), str(data_dir), str(out), k=k, windows=windows, clip_margin=clip_margin)
+    typer.echo(f"{out}: out-of-domain reference of {rep['info']['windows']} windows (k={rep['k']}, C={rep['dim']}); "
+               f"frame threshold {rep['frame_threshold']:.2f}, clip threshold {rep['clip_threshold']:.2f} "
+               f"({rep['info']['threshold_rule']['clip']}); export it again to carry it")
+
+
 @command()
 def adapt(weights: Path = typer.Argument(..., help="trained TAN weights (.safetensors), e.g. the shipped model"),
           clips: Path = typer.Argument(..., help="folder (searched recursively) of the site's unlabelled clips: "
@@ -262,10 +279,12 @@ def qc_calibrate(eval_json: list[Path] = typer.Argument(..., help="JSON from `ed
                  threshold: Optional[float] = typer.Option(None, "--threshold", help="fixed score threshold instead"),
                  refit: bool = typer.Option(False, "--refit", help="also re-fit the QC weights on these clips"),
                  error: float = typer.Option(10.0, "--error", help="EF error (points) that counts as wrong"),
-                 qc_model: Optional[Path] = typer.Option(None, "--qc-model", help="model whose weights are kept")):
+                 qc_model: Optional[Path] = typer.Option(None, "--qc-model", help="model whose weights are kept"),
+                 ood_threshold: Optional[float] = typer.Option(None, "--ood-threshold", help="the site's out-of-domain "
+                                                               "clip threshold (overrides the artifact's)")):
     """Re-calibrate the QC threshold (or weights) on a site's clips validated against reports."""
     from .qc_calibrate import calibrate, print_result
-    print_result(calibrate(eval_json, out, qc_model, refit, flag_share, threshold, error), out)
+    print_result(calibrate(eval_json, out, qc_model, refit, flag_share, threshold, error, ood_threshold), out)
 
 
 @command()

@@ -36,9 +36,14 @@ __all__ = ["LVTracker", "open_tracker", "FrameResult", "TrackerConfig"]
 class LVTracker:
     """One tracked stream: `push(frame)` per frame, `reset()` between clips, `close()` at the end."""
 
+    #: frames the running out-of-domain clip score looks back over (constant memory)
+    OOD_WINDOW = 64
+
     def __init__(self, runner: Runner, config: TrackerConfig | None = None):
+        from collections import deque
         self.runner = runner
         self._tracker = Tracker(runner, config)
+        self._ood = deque(maxlen=self.OOD_WINDOW)
 
     @property
     def metadata(self):
@@ -51,11 +56,29 @@ class LVTracker:
 
     def push(self, frame: np.ndarray) -> FrameResult:
         """Track one frame; the result's `index` counts frames since the last reset."""
-        return self._tracker.step(frame)
+        r = self._tracker.step(frame)
+        self._ood.append(r.ood_score)
+        return r
+
+    def domain(self) -> dict:
+        """Out-of-domain verdict of the stream so far (edge_tan.ood): the median score of the last
+        `OOD_WINDOW` frames against the artifact's clip threshold, the way `qc.assess` gates a clip.
+
+        {"score", "threshold", "out_of_domain", "reason"}; without a gate in the artifact,
+        threshold is None and reason says why."""
+        from . import ood
+        ref = self._tracker.ood
+        if ref is None:
+            return {"score": None, "threshold": None, "out_of_domain": False, "reason": ood.gate_status(self.metadata)}
+        s = ood.OODReference.clip_score(self._ood)
+        out = s == s and s > ref.clip_threshold
+        return {"score": s if s == s else None, "threshold": ref.clip_threshold, "out_of_domain": bool(out),
+                "reason": ood.reason(s, ref.clip_threshold) if out else ""}
 
     def reset(self) -> None:
         """Forget the stream (a new clip, a probe moved to another patient): the next frame is a detect."""
         self._tracker.reset()
+        self._ood.clear()
 
     def close(self) -> None:
         """Release the inference session; the tracker cannot be used afterwards."""

@@ -105,7 +105,7 @@ def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=N
             pv = score_sequence(seq, res, frames_t, videos_t)
             if qc_model is not None and not cfg.frame_by_frame:
                 q = qcm.assess(res, list(seq.frames), seq.fps, {"ef_percent": pv["ef_pred"]}, qc_model)
-                pv["qc"] = {k: q[k] for k in ("score", "reliable", "reasons")}
+                pv["qc"] = {k: q[k] for k in ("score", "reliable", "reasons", "ood")}
             per_video.append(pv)
             if progress:
                 progress()

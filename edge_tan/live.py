@@ -69,7 +69,7 @@ def run_live(device: int, model, backend: str, precision: str, max_frames: int =
     runner = open_model(model, backend, precision)
     tracker = Tracker(runner)
     box = LatestFrame(cap)
-    lat, age = [], []
+    lat, age, ood = [], [], []   # ood: per-frame out-of-domain scores (edge_tan.ood; NaN without a gate)
     n = 0
     try:
         with Live(refresh_per_second=4) as live:
@@ -82,8 +82,10 @@ def run_live(device: int, model, backend: str, precision: str, max_frames: int =
                 lat.append(r.latency_ms)
                 age.append((now - t_cap) * 1e3)
                 n += 1
+                ood.append(r.ood_score)
                 live.update(f"frame {n} · {r.state} {r.view} · step {np.median(lat[-50:]):.1f} ms · "
-                            f"capture-to-result {np.median(age[-50:]):.1f} ms · dropped {box.dropped}")
+                            f"capture-to-result {np.median(age[-50:]):.1f} ms · dropped {box.dropped}"
+                            + _ood_line(tracker, ood[-64:]))
     except KeyboardInterrupt:
         pass
     finally:
@@ -92,4 +94,14 @@ def run_live(device: int, model, backend: str, precision: str, max_frames: int =
         runner.close()
     return {"frames": n, "dropped": box.dropped,
             "median_step_ms": float(np.median(lat)) if lat else None,
-            "median_capture_to_result_ms": float(np.median(age)) if age else None}
+            "median_capture_to_result_ms": float(np.median(age)) if age else None,
+            "ood_last_64": _ood_line(tracker, ood[-64:]).strip(" ·") or None}
+
+
+def _ood_line(tracker, scores) -> str:
+    """The stream's out-of-domain verdict over its last frames (the clip gate of qc.assess, running)."""
+    from .ood import OODReference, reason
+    if tracker.ood is None:
+        return ""
+    s, t = OODReference.clip_score(scores), tracker.ood.clip_threshold
+    return f" · ood {s:.1f}" + (f" — {reason(s, t)}" if s == s and s > t else f" <= {t:.1f}")

@@ -30,6 +30,9 @@ def draw_frame(gray: np.ndarray, r: FrameResult, areas: np.ndarray, ed: set, es:
     h, w = img.shape[:2]
     txt = f"#{r.index} {r.state} {r.view or ''} {'' if r.view_prob != r.view_prob else f'{r.view_prob:.2f}'}" \
           f" conf {r.confidence:.2f} {r.latency_ms:.1f}ms"
+    ood, ood_t = getattr(r, "ood_score", float("nan")), getattr(r, "ood_threshold", float("nan"))
+    if ood == ood and ood_t == ood_t:   # out-of-domain score vs the clip threshold (edge_tan.ood)
+        txt += f" ood {ood:.1f}{'>' if ood > ood_t else '<='}{ood_t:.1f}"
     if r.index in ed:
         txt += " ED"
     if r.index in es:

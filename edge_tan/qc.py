@@ -22,6 +22,13 @@ weights, threshold and the data they came from live in `edge_tan/assets/qc_model
 re-calibrates with `edge-tan qc-calibrate` (see `calibrate_threshold`/`refit`) and points `track`
 and `eval` at the new file with `--qc-model FILE` or `EDGE_TAN_QC_MODEL=FILE`.
 
+On top of the score, an out-of-domain gate (issue 25, edge_tan.ood): the clip's median over its
+frames of the network's own feature distance to its training windows. Above the artifact's clip
+threshold (or a site's `ood_clip_threshold` in the QC model's info, set by `qc-calibrate
+--ood-threshold`) the clip is UNRELIABLE whatever the score, with the reason and the next step:
+the logistic score was fitted on phantom failures and cannot tell right from wrong on images unlike
+any the network was trained on. Artifacts without the gate say so in `qc["ood"]["status"]`.
+
 The per-frame confidence is the tracker's own (segmentation certainty x view probability) damped by
 fixed soft penalties for that frame's shape distance, mask/landmark disagreement and landmark jump;
 lost frames are 0. It is a display aid; only the clip score is calibrated.
@@ -312,6 +319,25 @@ def auroc(scores: Seq[float], positive: Seq[bool]) -> float | None:
 
 
 # ---------------------------------------------------------------- per clip
+def ood_block(results: Seq, model: "QCModel | None" = None) -> dict:
+    """The clip's out-of-domain score, threshold and verdict (see the module docstring)."""
+    from . import ood
+    thr = [r.ood_threshold for r in results if math.isfinite(getattr(r, "ood_threshold", math.nan))]
+    site = (model.info or {}).get("ood_clip_threshold") if model is not None else None
+    if not thr:
+        return {"status": "no gate: the model has no out-of-domain reference (export it again from weights fitted "
+                          "with `edge-tan ood-fit`)", "score": None, "threshold": None, "out_of_domain": False}
+    t = float(site) if site is not None else float(thr[0])
+    s = ood.OODReference.clip_score(getattr(r, "ood_score", math.nan) for r in results)
+    refused = sum(r.state == "lost" and "unlike the training data" in r.reason for r in results)
+    out = not math.isfinite(s) or s > t
+    if not math.isfinite(s):    # no frame reached the network (all blank): nothing says it is in domain
+        out = refused > 0
+    return {"status": "site threshold (qc-calibrate)" if site is not None else "gate on",
+            "score": round(s, 3) if math.isfinite(s) else None, "threshold": round(t, 3),
+            "frames_refused": int(refused), "out_of_domain": bool(out)}
+
+
 def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical: dict | None = None,
            model: QCModel | None = None) -> dict:
     """The `qc` block of a results dict; sets each FrameResult's `confidence` to the QC per-frame value.
@@ -331,13 +357,30 @@ def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical:
         reliable, reasons = False, ["QC not calibrated"]
     if clinical is not None and clinical.get("ef_percent") is None:
         reliable, reasons = False, ["no EF (LV not found on enough frames)"] + reasons
+    odb = ood_block(results, model)
+    if odb["out_of_domain"]:
+        from .ood import reason as ood_reason
+        reliable = False
+        reasons = [ood_reason(odb["score"] if odb["score"] is not None else math.nan, odb["threshold"])] + reasons
     if not reliable and not reasons:
         i = int(np.argmax(parts))
         reasons = [REASONS[model.features[i]](feats[model.features[i]])]
     return {"score": round(score, 4), "reliable": bool(reliable), "threshold": round(model.threshold, 4),
             "reasons": _dedupe(reasons),
             "components": {k: (round(float(v), 4) if math.isfinite(v) else None) for k, v in feats.items()},
-            "model": Path(model.path).name if model.path else None}
+            "model": Path(model.path).name if model.path else None, "ood": odb}
+
+
+def gate_other_view(qc: dict, other_results: Seq, model: QCModel | None = None) -> dict:
+    """Biplane: the second view's out-of-domain block under qc["ood_biplane"]; out of domain -> UNRELIABLE."""
+    odb = ood_block(other_results, model)
+    qc["ood_biplane"] = odb
+    if odb["out_of_domain"]:
+        from .ood import reason as ood_reason
+        qc["reliable"] = False
+        qc["reasons"] = _dedupe(qc["reasons"] + [ood_reason(odb["score"] if odb["score"] is not None else math.nan,
+                                                            odb["threshold"], "second-view images")])
+    return qc
 
 
 def _dedupe(reasons: list[str]) -> list[str]:

@@ -9,6 +9,9 @@ site's own clips (each clip carries its QC features and its EF error against the
   (needs >= 10 clips with both outcomes; more is better: 100+), threshold as above or
   `--threshold P` to keep a fixed score cut.
 
+`--ood-threshold T` also sets the site's out-of-domain clip threshold (edge_tan.ood), overriding the
+artifact's: a site that has looked at its own clips' `qc.ood.score` can move it.
+
 The output is a QC model JSON that records what it was fitted on; use it with
 `edge-tan track/eval --qc-model FILE` or `EDGE_TAN_QC_MODEL=FILE` (e.g. in a device's environment).
 """
@@ -45,7 +48,8 @@ def load_clips(paths: list[Path]) -> list[dict]:
 
 
 def calibrate(paths: list[Path], out: Path, base: Path | None = None, refit: bool = False,
-              flag_share: float = 0.2, threshold: float | None = None, error: float = 10.0) -> dict:
+              flag_share: float = 0.2, threshold: float | None = None, error: float = 10.0,
+              ood_threshold: float | None = None) -> dict:
     if not 0.0 < flag_share < 1.0:
         raise UsageError(f"--flag-share must be between 0 and 1, got {flag_share}")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -71,6 +75,13 @@ def calibrate(paths: list[Path], out: Path, base: Path | None = None, refit: boo
     acc = [r for r, s in zip(clips, scores) if s >= model.threshold]
     errs = [r["ef_err"] for r in acc if r.get("ef_err") is not None]
     model.info["accepted"] = {"clips": len(acc), "ef_mae": round(float(np.mean(errs)), 3) if errs else None}
+    if ood_threshold is not None:   # the site's out-of-domain clip threshold (edge_tan.qc.ood_block reads it)
+        if not ood_threshold > 0:
+            raise UsageError(f"--ood-threshold must be > 0, got {ood_threshold}")
+        model.info["ood_clip_threshold"] = float(ood_threshold)
+        sc = [((r.get("qc") or {}).get("ood") or {}).get("score") for r in clips]
+        sc = [v for v in sc if v is not None]
+        model.info["ood_flagged_here"] = round(float(np.mean(np.array(sc) > ood_threshold)), 4) if sc else None
     write_text(out, json.dumps(model.to_dict(), indent=1))
     return model.to_dict()
 

@@ -62,12 +62,15 @@ def state_summary(results: Seq[FrameResult], top: int = 5) -> dict:
 def per_frame_record(r: FrameResult) -> dict:
     return {"index": r.index, "view": r.view or None, "view_prob": _num(r.view_prob), "view_frame": r.view_frame or None,
             "landmarks": _pts(r.landmarks), "contour": _pts(r.contour) or [], "area_px": r.area_px,
-            "state": r.state, "reason": r.reason or None, "confidence": _num(r.confidence), "latency_ms": _num(r.latency_ms, 3)}
+            "state": r.state, "reason": r.reason or None, "confidence": _num(r.confidence), "latency_ms": _num(r.latency_ms, 3),
+            "ood_score": _num(getattr(r, "ood_score", float("nan")))}
 
 
 def results_dict(video: str, backend: str, metadata: dict, results: Seq[FrameResult], clinical: dict,
                  qc: dict | None = None) -> dict:
     """The results.json body; `qc` is edge_tan.qc.assess's block (clinical then carries `reliable`)."""
+    if metadata.get("ood"):   # the reference's arrays (~200 kB) stay in the artifact; its thresholds and origin here
+        metadata = {**metadata, "ood": {k: v for k, v in metadata["ood"].items() if k not in ("mean", "basis", "var")}}
     out = {"video": str(video), "frames": len(results), "backend": backend, "model": metadata,
            "per_frame": [per_frame_record(r) for r in results], "clinical": clinical,
            "states": state_summary(results), "timing": timing_summary(results)}

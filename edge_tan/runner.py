@@ -95,6 +95,7 @@ class Runner(abc.ABC):
                 raise EdgeTanError(f"{self.backend}: the model returned no {name!r} output (metadata declares "
                                    f"{', '.join(md.outputs)})")
             want = md.output_shape(name, n)
-            if v.dtype != np.float32 or (want is not None and v.shape != want):
+            if v.dtype != np.float32 or (want is not None and (len(v.shape) != len(want) or any(
+                    w is not None and g != w for g, w in zip(v.shape, want)))):
                 raise EdgeTanError(f"{self.backend}: output {name!r} is {v.dtype} {v.shape}, the model contract "
                                    f"says float32 {want}")

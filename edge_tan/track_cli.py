@@ -78,6 +78,9 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
         clinical = clip_clinical(results, seq.spacing_mm, seq.fps, other_results, masks=mask_stack)
         qc = assess(results, list(seq.frames), seq.fps, clinical)   # model: $EDGE_TAN_QC_MODEL or shipped
         mark_shortfall(qc, seq.extra.get("frames_promised", seq.n_frames), seq.n_frames)   # a cut file is never reliable
+        if other_results is not None:   # the second view passes the same out-of-domain gate (issue 25)
+            from .qc import gate_other_view
+            gate_other_view(qc, other_results)
         mark_clinical(clinical, qc)
         data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical, qc)
         data["timing"]["wall_s"] = round(wall, 3)
@@ -118,4 +121,7 @@ def _print_summary(video, data: dict) -> None:
     if q:
         c.print(f"QC score {q['score']:.2f} (threshold {q['threshold']:.2f})"
                 + (f": {', '.join(q['reasons'])}" if q["reasons"] else ""), markup=False)
+        o = q.get("ood") or {}
+        c.print(f"out-of-domain score {o['score']} (threshold {o['threshold']})" if o.get("threshold") is not None
+                else f"out-of-domain: {o.get('status', 'n/a')}", markup=False)
 

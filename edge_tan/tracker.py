@@ -7,8 +7,9 @@ refined once with the warp on the same frame so frame 0 is as good as the rest.
 
 Tracking loss is detected from what the network says about its own window (low view confidence,
 degenerate or flipped landmark triangle, a mask that vanishes, fills the window or jumps in area,
-landmarks leaving the frame); blank frames skip the network. A lost frame never overwrites the
-last good landmarks, so blank/frozen/garbage frames cannot poison the state.
+landmarks leaving the frame, and a window whose encoder features lie far from the training
+windows': edge_tan.ood); blank frames skip the network. A lost frame never overwrites the last good
+landmarks, so blank/frozen/garbage frames cannot poison the state.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from . import geometry as geo
+from . import ood as ood_mod
 from .artifact import ModelMetadata
 from .frames import GrayConverter
 from .intensity import input_normaliser
@@ -52,6 +54,8 @@ class TrackerConfig:
     view_memory: float = 0.99      # reported view = decayed sum of view log-probs since the last detect
                                    # (0: each frame's own window, the paper's per-frame call)
     detect_view_weight: float = 10.0  # weight of the whole-frame detect pass in that sum
+    ood_gate: bool = True          # score windows against the artifact's out-of-domain reference (if it has
+                                   # one); a window above its frame threshold is not an LV (lost)
 
 
 @dataclass
@@ -74,6 +78,10 @@ class FrameResult:
                                                  # or a widened window then succeeded), or why it was lost
     pass_shift: float = float("nan")             # landmark disagreement between this frame's two passes
                                                  # (detect vs refine, or first vs widened) / LV length; QC reads it
+    ood_score: float = float("nan")              # out-of-domain score of this frame's last window (edge_tan.ood;
+                                                 # NaN: blank frame, or the artifact has no gate)
+    ood_threshold: float = float("nan")          # the artifact's clip threshold for that score (NaN: no gate), so
+                                                 # qc.assess gates a clip from its results alone
 
     @property
     def area_px(self) -> int:
@@ -109,6 +117,7 @@ class _Pass:
     contact: float = 0.0         # share of the LV border lying on window edges that are inside the frame
     push: tuple = (0.0, 0.0)     # mean outward normal of those edge pixels (which side the LV runs out)
     zoom: float = 1.0            # scale of the widening applied to this pass's window (1: none)
+    ood: float = float("nan")    # out-of-domain score of the window (NaN: no gate)
 
     @property
     def area_frac(self) -> float:
@@ -183,6 +192,8 @@ class Tracker:
         self._input = np.zeros((1, 1, self.size, self.size), np.float32)   # reused every frame
         self._gray = GrayConverter()
         self._norm = input_normaliser(self.md.input_norm)   # e.g. rank normalisation, before the warp
+        # out-of-domain reference (None: the artifact has no 'feat' output or no statistics: no gate)
+        self.ood = ood_mod.reference_of(self.md) if self.cfg.ood_gate else None
         self.reset()
 
     def _view_gate(self) -> float:
@@ -299,8 +310,10 @@ class Tracker:
             certainty = 0.0
         Minv = geo.invert_affine(M)
         contact, push = edge_contact(win_mask, c, Minv, gray.shape[:2]) if c is not None else (0.0, (0.0, 0.0))
+        ood = self.ood.score(out["feat"][0]) if self.ood is not None and "feat" in out else float("nan")
         t3 = time.perf_counter()
-        return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, view_logp, certainty, bbox, Minv, contact, push),
+        return (_Pass(M, score, win_mask, lm_win, view_idx, view_prob, view_logp, certainty, bbox, Minv, contact, push,
+                      ood=ood),
                 {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3})
 
     def _check(self, p: _Pass, frame_hw: tuple, detect: bool, prev_area: float | None) -> str:
@@ -308,6 +321,8 @@ class Tracker:
 
         prev_area: the last accepted pass's window area (area_tpl), None where there is no reference."""
         c = self.cfg
+        if self.ood is not None and p.ood > self.ood.frame_threshold:   # noise, blank, another view, ...
+            return f"image unlike the training data (score {p.ood:.1f} > {self.ood.frame_threshold:.1f})"
         if self.md.has_view and p.view_prob < self.min_view_prob:
             return f"low view confidence {p.view_prob:.2f}"
         area = p.area_frac
@@ -421,7 +436,8 @@ class Tracker:
         t_start = time.perf_counter()
         gray = self.to_gray(frame)
         hw = gray.shape[:2]
-        res = FrameResult(index=self._index, frame_hw=hw, state="lost")
+        res = FrameResult(index=self._index, frame_hw=hw, state="lost",
+                          ood_threshold=self.ood.clip_threshold if self.ood is not None else float("nan"))
         self._index += 1
         timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
 
@@ -486,6 +502,7 @@ class Tracker:
                         res.pass_shift = pass_shift(seed, geo.transform_points(pr.lm_win, pr.Minv))
                     p, anchor = pr, None
             res.reason = "; ".join(notes)
+            res.ood_score = p.ood
             if why:
                 self._lose(res, res.reason)
             else:

@@ -3,7 +3,9 @@
 torch 2.13's exporter defaults to dynamo (torch.export + onnxscript). Opset 18 is chosen on purpose
 (the dynamo exporter's native opset; asking 17 can silently give 18) and the written opset is checked.
 If one exporter fails for a model the other is tried. ModelMetadata.to_props() goes into
-metadata_props, so the .onnx alone is enough for a runtime.
+metadata_props, so the .onnx alone is enough for a runtime. A TAN is exported with its fourth output
+`feat` (N, C) and the metadata declares it; the out-of-domain reference in the metadata (`ood`, from
+`edge-tan ood-fit`) travels with it (edge_tan.ood).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from edge_tan.artifact import ModelMetadata
 from edge_tan.atomic import atomic_path
 from edge_tan.errors import EdgeTanError
 from edge_tan.geometry import contour_to_mask
+from edge_tan.ood import with_feat_output
 
 from .weights import model_sha256
 
@@ -118,6 +121,8 @@ def export_onnx(model: nn.Module, metadata: ModelMetadata, out_path: str | Path,
 
     t0 = time.time()
     model = copy.deepcopy(model).float().to("cpu").eval()
+    if hasattr(model, "with_features"):   # TAN family: the pooled features for the out-of-domain score
+        model.with_features()
     names = _out_names(model)
     size = int(metadata.window)
     x = torch.from_numpy(realistic_input(size, 1))
@@ -144,6 +149,8 @@ def export_onnx(model: nn.Module, metadata: ModelMetadata, out_path: str | Path,
                            f"{[o.name for o in proto.graph.output]}, expected ['image'] / {names}")
 
     md = copy.deepcopy(metadata)
+    if "feat" in names and "feat" not in md.outputs:
+        md = with_feat_output(md)
     if not md.weights_sha256:
         md.weights_sha256 = model_sha256(model)
     md.producer = {**(md.producer or {}), "tool": "edge-tan", "torch": torch.__version__, "onnx": onnx.__version__,

@@ -1,6 +1,6 @@
 """Run every command whose figures README.md and the model card quote, and keep each result as a record.
 
-    python scripts/record_runs.py [--only bench,eval-phantom,eval-foreign,parity,model,gpu-check,qc,adapt,profile]
+    python scripts/record_runs.py [--only bench,eval-phantom,eval-foreign,parity,model,gpu-check,qc,adapt,profile,ood]
                                   [--eval-n 20] [--parity-clips 2] [--bench-args "--frames 200"]
                                   [--import WHAT=FILE --import-command "..."]
 
@@ -30,6 +30,9 @@ record of each kind, so no figure is typed by hand. Steps:
                 the expert's trace, ED/ES frames, A4C share, lost share, QC), then `adapt` on the development
                 clips (default budget) evaluated on both parts. Aggregate figures only; skipped with a message
                 where the set is absent (CI, other machines). The adapted weights stay in --work.
+- ood           out-of-domain gate (issue 25): flagged share on the final test and foreign phantom, on
+                degraded copies of phantom seed 2400 (scripts/qc_standin.py) and on the real development set
+                (~/.cache/edge-tan-real-dev; skipped with a message when absent), a noise burst, the cost
 - --import      a JSON made elsewhere (e.g. the GPU recipe's baseline evals as eval-unet and
                 eval-pspnet), with its exact command and the machine it ran on
 
@@ -61,7 +64,7 @@ from edge_tan.bench.provenance import provenance  # noqa: E402
 FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
 STEPS = ("bench", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile",
-         "real-dev")
+         "real-dev", "ood")
 SHARED = ROOT.parent / "shared"   # the workspace's shared tools and reference data, beside the checkout
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
@@ -198,6 +201,28 @@ def step_qc(a) -> None:
                                    "qc_score": round(r["qc"]["score"], 4), "reliable": r["qc"]["reliable"],
                                    "components": r["qc"]["components"]} for r in rows]}
     write_record("qc", cmds, result, wall, 0, files={"qc_model.json": w / "qc_model.json"})
+
+
+def step_ood(a) -> None:
+    """Out-of-domain gate (issue 25): final test + foreign phantom, degraded copies, the real dev set."""
+    ph, c1, w1 = synth_set(a.work, a.eval_n)
+    fo, c2, w2 = synth_set(a.work, a.eval_n, "foreign")
+    # degraded copies of another phantom seed: qc_standin refuses the final test seed (kept for figures)
+    src, c3, w3 = synth_set(a.work, 10, None, 2400, "ood-phantom-s2400-n10")
+    deg = a.work / "ood-degraded-s2400"
+    cmds, wall = c1 + c2 + c3, w1 + w2 + w3
+    argv = [sys.executable, "scripts/qc_standin.py", src, deg, "--seed", "2400"]
+    if not (deg / "manifest.json").is_file():
+        wall += run(argv)[1]
+    cmds.append(shown(argv))
+    real = Path.home() / ".cache" / "edge-tan-real-dev"
+    if not (real / "FileList.csv").is_file():
+        print(f"ood: the real development set is absent ({real}): its row is skipped", flush=True)
+    js = a.work / "ood.json"
+    argv = [sys.executable, "scripts/ood_measure.py", "--set", f"phantom={ph}", "--set", f"foreign={fo}",
+            "--set", f"degraded={deg}", "--real", real, "--backend", "openvino", "--json", js]
+    wall += run(argv)[1]
+    write_record("ood", cmds + [shown(argv)], json.loads(js.read_text()), wall, 0)
 
 
 def step_bench(a) -> None:
@@ -493,7 +518,7 @@ def main(argv=None) -> int:
     todo = {"bench": step_bench, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
             "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile,
-            "real-dev": step_real_dev}
+            "real-dev": step_real_dev, "ood": step_ood}
     for s in steps:
         todo[s](a)
     print("now: python scripts/render_docs.py   (README and model card tables from these records)")

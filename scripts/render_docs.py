@@ -372,6 +372,48 @@ def r_qc(folder: Path, rec: dict, results: Path) -> str:
          "EF abs err, lowest 20 % flagged"], rows))
 
 
+@from_record("ood")
+def r_ood(folder: Path, rec: dict, results: Path) -> str:
+    """Out-of-domain gate (issue 25; scripts/record_runs.py --only ood): flagged share per clip set."""
+    r = rec["result"]
+    ref = r.get("reference") or {}
+    names = {"phantom": "phantom final test (seed 4242), undegraded", "foreign": "foreign phantom (seed 4242), undegraded",
+             "degraded": "phantom seed 2400 + degraded copies (scripts/qc_standin.py)"}
+    rows = []
+    for k, v in r["sets"].items():
+        label = names.get(k, k)
+        rows.append([label, str(v["clips"]), pct(v["flagged_share"]), num(v["ood_median"]), pct(v["reliable_share"]),
+                     "—", "—"])
+        if k == "degraded":
+            for var, vv in v["by_variant"].items():
+                if var != "clean":
+                    rows.append([f"… {var}", str(vv["clips"]), pct(vv["flagged_share"]), num(vv["ood_median"]), "", "", ""])
+    real = r.get("real")
+    if real:
+        acc = real["accepted"]
+        rows.append([f"real development clips (EchoNet-Dynamic{'' if real.get('every', 1) == 1 else ', every ' + str(real['every']) + 'th'})",
+                     str(real["clips"]), pct(real["flagged_share"]), num(real["ood_median"]), pct(real["reliable_share"]),
+                     num(real["ef_mae"]), f"{num(acc['ef_mae'])} ({acc['clips']} clips)"])
+    out = [source_line(folder, rec) + f"; model `{r['model']}`, {r['backend']}. Gate: clip score > "
+           f"{num(ref.get('clip_threshold'))} (frame > {num(ref.get('frame_threshold'))}); "
+           f"{(ref.get('info') or {}).get('threshold_rule', {}).get('clip', '')}.", ""]
+    if not real:
+        out += [f"Real development set: {r.get('real_absent', 'absent')} (row skipped).", ""]
+    out += md_table(["clip set", "clips", "flagged out of domain", "median clip score", "QC reliable",
+                     "EF abs err, all", "EF abs err, QC accepted"], rows)
+    nb, c = r.get("noise_burst"), r.get("cost")
+    if nb:
+        out += ["", f"Noise burst ({nb['burst_frames']} noise frames mid-clip, {nb['clips']} phantom clips): noise frames "
+                f"all lost: {'yes' if nb['all_noise_frames_lost'] else 'no'}; EF change at most "
+                f"{num(nb['ef_change_max'])} points; back within 3 px of the undisturbed run after at most "
+                f"{nb['frames_to_within_3px_max']} frames."]
+    if c:
+        out += ["", f"Cost per frame ({c['backend']}, load average {c['load_avg'][0]} on a busy machine): score "
+                f"{num(c['score_ms'], 3)} ms + extra graph output {num(c['extra_output_ms'], 3)} ms of a "
+                f"{num(c['frame_ms_median'])} ms frame = {pct(c['share_of_frame'])}."]
+    return "\n".join(out)
+
+
 @from_record("batch", "python scripts/bench_batch.py")
 def r_batch(folder: Path, rec: dict, results: Path) -> str:
     """Archive throughput (scripts/bench_batch.py): pool and Ray vs a loop of track calls, start-up apart
@@ -543,8 +585,8 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
 
 RENDERERS = {"headline": r_headline, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
              "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
-             "adapt": r_adapt, "qc": r_qc, "batch": r_batch, "per_view": r_per_view, "profile": r_profile,
-             "real_dev": r_real_dev}
+             "adapt": r_adapt, "qc": r_qc, "ood": r_ood, "batch": r_batch, "per_view": r_per_view,
+             "profile": r_profile, "real_dev": r_real_dev}
 
 
 # ---- documents ------------------------------------------------------------------------------

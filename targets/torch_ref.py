@@ -37,6 +37,18 @@ def outputs_to_dict(out, names) -> dict:
     return dict(zip(names, out))
 
 
+def _with_feat(module, md: ModelMetadata):
+    """The module with its out-of-domain `feat` output where the architecture has one (as every export
+    of it has), and the metadata saying so; other modules and metadata unchanged."""
+    from edge_tan.export.models.tan import feature_model
+    from edge_tan.ood import with_feat_output
+
+    module = feature_model(module)
+    if "feat" in getattr(module, "outputs", ()) and "feat" not in md.outputs:
+        md = with_feat_output(md)
+    return module, md
+
+
 class TorchRunner(Runner):
     backend = "torch"
     device = "cpu"
@@ -51,7 +63,8 @@ class TorchRunner(Runner):
             if metadata is None:
                 raise EdgeTanError("TorchRunner(module) needs the model's ModelMetadata")
             module, md, self.path = source, metadata, None
-        super().__init__(metadata or md)
+        module, md = _with_feat(module, metadata or md)
+        super().__init__(md)
         if threads:
             torch.set_num_threads(int(threads))
         self.threads = torch.get_num_threads()

@@ -161,6 +161,7 @@ def row_for(clip: Clip, sha: str, model: dict, data: dict | None, error: str = "
                ef_percent=cl.get("ef_percent"), ef_area_length_percent=cl.get("ef_area_length_percent"),
                ef_method=cl.get("method"), qc_score=qc.get("score"), qc_reliable=qc.get("reliable"),
                qc_reason=reasons[0] if reasons else None,
+               ood_score=(qc.get("ood") or {}).get("score"), ood_threshold=(qc.get("ood") or {}).get("threshold"),
                **{f"share_{k}": v for k, v in st["state_share"].items()},
                median_ms=tm.get("median_ms"), p95_ms=tm.get("p95_ms"), tracker_fps=tm.get("fps"),
                wall_s=tm.get("wall_s"))

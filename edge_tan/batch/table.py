@@ -17,7 +17,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("spacing_mm", "float64"), ("view", "string"), ("view_share", "float64"), ("ed_frames", "string"),
     ("es_frames", "string"), ("ef_percent", "float64"), ("ef_area_length_percent", "float64"),
     ("ef_method", "string"), ("ef_ref", "float64"), ("qc_score", "float64"), ("qc_reliable", "bool_"),
-    ("qc_reason", "string"), ("share_detect", "float64"), ("share_track", "float64"),
+    ("qc_reason", "string"), ("ood_score", "float64"), ("ood_threshold", "float64"), ("share_detect", "float64"), ("share_track", "float64"),
     ("share_redetect", "float64"), ("share_lost", "float64"), ("median_ms", "float64"), ("p95_ms", "float64"),
     ("tracker_fps", "float64"), ("wall_s", "float64"), ("backend", "string"), ("precision", "string"),
     ("model_hash", "string"), ("model_key", "string"), ("content_sha256", "string"), ("path", "string"),

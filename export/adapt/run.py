@@ -335,6 +335,7 @@ class Adapter:
         self.sel = [s.strip() for s in cfg.phases.split(",") if s.strip()]
         self.model, self.md = load_tan(cfg.weights)
         src_md = copy.deepcopy(self.md)
+        self.md.ood = {}   # the input's out-of-domain gate would refuse the site's frames while adapting to them
         self.work = Path(cfg.work) if cfg.work else Path(str(cfg.out) + ".work")
         check_can_create(Path(cfg.out).parent)   # one clear line when the path runs through a file
         from .clips import read_site_clips
@@ -364,6 +365,8 @@ class Adapter:
             self.con.print(f"[green]{ph}[/] done in {info['wall_s']:.0f} s (budget used {self.clock.used() / 60:.1f} "
                            f"of {cfg.minutes:g} min): {_brief(ph, info)}")
         self._load_model(last)
+        from .ood import site_reference   # issue 25: the out-of-domain reference moves to the site
+        src_md.ood = site_reference(self.model, self.md, self.clips.seqs, cfg.seed, cfg.max_frames, self.con.print)
         return self._write(src_md, t_wall)
 
     def _write(self, src_md, t_wall: float) -> dict:

@@ -19,6 +19,11 @@ Design choices beyond the paper's table (recorded in the model metadata):
   encoder; the plain head's hidden ReLUs were all seen to die in the first epoch (view loss stuck at
   ln 2, accuracy at chance). The BN folds into a scale and shift at export. `"plain"` is the literal
   head, kept so weights written before this option load unchanged.
+- Optional fourth output `feat` (issue 25): the globally average-pooled encoder features the view head
+  already computes (stride 32, `last_channels` wide; (N, 1280) at width 1), returned once
+  `with_features()` is called. The runtime measures how far a window's features lie from those of the
+  training windows (edge_tan.ood): an out-of-domain score that costs one extra graph output and no
+  extra layer. Off by default, so training code sees the three outputs it always did.
 """
 
 from __future__ import annotations
@@ -93,8 +98,16 @@ class TAN(EdgeTanModel):
         nn.init.zeros_(self.landmark_head[-1].weight)   # start at the template: offsets 0
         nn.init.zeros_(self.landmark_head[-1].bias)
         self.landmark_scale = LANDMARK_SCALE
+        self.emit_feat = False
 
-    def forward(self, x: torch.Tensor):
+    def with_features(self, on: bool = True) -> "TAN":
+        """Make forward() also return `feat` (N, C): the pooled deepest encoder map (see module doc)."""
+        self.emit_feat = bool(on)
+        self.outputs = type(self).outputs + (("feat",) if on else ())
+        return self
+
+    def forward(self, x: torch.Tensor, features: bool | None = None):
+        """(seg, landmarks, view), plus feat when `with_features()` was called or features=True."""
         f = self.encoder(x)
         y = f[4]
         for i, blk in enumerate(self.decoder):
@@ -111,4 +124,27 @@ class TAN(EdgeTanModel):
             lm = self.landmark_head(g)
         lm = lm * self.landmark_scale
         view = self.view_head(g)
+        if self.emit_feat if features is None else features:
+            return seg, lm, view, g
         return seg, lm, view
+
+
+class WithFeatures(nn.Module):
+    """A TAN seen with its `feat` output, without changing the wrapped module (which a caller may go
+    on training with its three outputs): what the torch runners run, so they match the export."""
+
+    def __init__(self, inner: TAN):
+        super().__init__()
+        self.inner = inner
+        self.outputs = type(inner).outputs + ("feat",)
+        self.warp_mode = inner.warp_mode
+
+    def forward(self, x: torch.Tensor):
+        return self.inner(x, features=True)
+
+
+def feature_model(module: nn.Module) -> nn.Module:
+    """`module` returning feat as well, where it can (TAN family); anything else unchanged."""
+    if isinstance(module, TAN) and not module.emit_feat:
+        return WithFeatures(module)
+    return module

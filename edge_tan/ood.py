@@ -1,0 +1,189 @@
+"""Out-of-domain score from the network itself (issue 25): how unlike its training windows a window is.
+
+The exported TAN graph has a small extra output, `feat`: the globally average-pooled deepest encoder
+map (N, C). The artifact's metadata (`ModelMetadata.ood`) carries a low-rank Gaussian model of that
+feature over the windows the tracker fed the network on the data the model was fitted and validated on
+(the mean, the top-k principal directions with their variances, and one variance for everything
+else) plus two thresholds. Per window:
+
+    score = sqrt( (sum_i (u_i . (f - mean))^2 / var_i  +  |residual|^2 / resid_var) / C )
+
+a Mahalanobis distance per feature dimension: about 1 for windows like the training ones, far above
+for images the network has never seen (noise, a blank or foreign view, another scanner's speckle).
+Per frame: a window scoring above `frame_threshold` is not accepted as an LV (the tracker's state
+is `lost`). Per clip: the median over the frames the network saw; above `clip_threshold` the QC
+verdict is UNRELIABLE with the next step (adapt the model to the scanner).
+
+Numpy only: every runner, the embedding API and the batch path score the same way. An artifact
+without the `feat` output or without a reference has no gate, and reports say so.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import EdgeTanError
+
+FORMAT = "edge-tan-ood/1"
+NEXT_STEP = "adapt the model to this scanner with `edge-tan adapt`"
+
+
+def _enc(a: np.ndarray) -> dict:
+    a = np.ascontiguousarray(a, np.float32)
+    return {"shape": list(a.shape), "f32_b64": base64.b64encode(a.astype("<f4").tobytes()).decode("ascii")}
+
+
+def _dec(d) -> np.ndarray:
+    if isinstance(d, list):
+        return np.asarray(d, np.float64)
+    a = np.frombuffer(base64.b64decode(d["f32_b64"]), "<f4").astype(np.float64)
+    return a.reshape(d["shape"])
+
+
+@dataclass
+class OODReference:
+    mean: np.ndarray           # (C,)
+    basis: np.ndarray          # (k, C) orthonormal principal directions
+    var: np.ndarray            # (k,) variance along each
+    resid_var: float           # variance per dimension of what the k directions leave
+    frame_threshold: float     # a window above: not an LV (tracker: lost)
+    clip_threshold: float      # a clip's median above: UNRELIABLE
+    info: dict = field(default_factory=dict)   # what it was fitted on, how the thresholds were set
+
+    def __post_init__(self):
+        self.mean = np.asarray(self.mean, np.float64)
+        self.basis = np.asarray(self.basis, np.float64)
+        self.var = np.asarray(self.var, np.float64)
+        c = self.mean.shape[0] if self.mean.ndim == 1 else -1
+        if c <= 0 or self.basis.ndim != 2 or self.basis.shape[1] != c or self.var.shape != (self.basis.shape[0],):
+            raise EdgeTanError(f"out-of-domain reference: mean {self.mean.shape}, basis {self.basis.shape} and "
+                               f"variances {self.var.shape} do not fit together")
+        if not (np.all(self.var > 0) and self.resid_var > 0 and self.frame_threshold > 0 and self.clip_threshold > 0):
+            raise EdgeTanError("out-of-domain reference: variances and thresholds must be > 0")
+        self._w = (self.basis / np.sqrt(self.var)[:, None]).astype(np.float32)   # whitening rows
+        self._b32 = self.basis.astype(np.float32)
+        self._m32 = self.mean.astype(np.float32)
+
+    @property
+    def dim(self) -> int:
+        return int(self.mean.shape[0])
+
+    def scores(self, feats: np.ndarray) -> np.ndarray:
+        """(N,) scores of (N, C) features (see the module docstring)."""
+        f = np.asarray(feats, np.float32).reshape(-1, self.dim)
+        d = f - self._m32
+        w = d @ self._w.T                      # whitened principal coordinates
+        p = d @ self._b32.T                    # unwhitened, to take out of the residual
+        resid = np.maximum((d * d).sum(1) - (p * p).sum(1), 0.0)
+        return np.sqrt(((w * w).sum(1) + resid / self.resid_var) / self.dim).astype(np.float64)
+
+    def score(self, feat: np.ndarray) -> float:
+        """One window's score (feat: (C,) or (1, C))."""
+        return float(self.scores(feat)[0])
+
+    @staticmethod
+    def clip_score(frame_scores) -> float:
+        """The clip's score: median over the frames the network saw (NaN: none)."""
+        s = np.asarray([v for v in frame_scores if v is not None], np.float64)
+        s = s[np.isfinite(s)]
+        return float(np.median(s)) if s.size else float("nan")
+
+    # ---- serialisation (ModelMetadata.ood) -------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "dim": self.dim, "k": int(self.basis.shape[0]),
+                "mean": _enc(self.mean), "basis": _enc(self.basis), "var": _enc(self.var),
+                "resid_var": float(self.resid_var), "frame_threshold": round(float(self.frame_threshold), 4),
+                "clip_threshold": round(float(self.clip_threshold), 4), "info": self.info}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "OODReference":
+        if d.get("format") != FORMAT:
+            raise EdgeTanError(f"out-of-domain reference has format {d.get('format')!r}, this edge-tan reads {FORMAT}")
+        try:
+            return cls(_dec(d["mean"]), _dec(d["basis"]), _dec(d["var"]), float(d["resid_var"]),
+                       float(d["frame_threshold"]), float(d["clip_threshold"]), dict(d.get("info", {})))
+        except (KeyError, TypeError, ValueError) as e:
+            raise EdgeTanError(f"out-of-domain reference malformed ({type(e).__name__}: {e})") from None
+
+    def with_thresholds(self, frame: float | None = None, clip: float | None = None, **info) -> "OODReference":
+        return OODReference(self.mean, self.basis, self.var, self.resid_var,
+                            self.frame_threshold if frame is None else float(frame),
+                            self.clip_threshold if clip is None else float(clip), {**self.info, **info})
+
+
+def with_feat_output(md):
+    """A copy of `md` that also declares the `feat` output (what an export of a TAN carries)."""
+    import copy
+
+    from .artifact import output_docs
+    out = copy.deepcopy(md)
+    out.outputs = {**out.outputs, **output_docs(("feat",))}
+    return out
+
+
+def reference_of(md) -> OODReference | None:
+    """The artifact's reference, or None where it has no `feat` output or no statistics (no gate)."""
+    if not getattr(md, "ood", None) or not md.has_feat:
+        return None
+    return OODReference.from_dict(md.ood)
+
+
+def gate_status(md) -> str:
+    """One line for reports: whether this artifact has the gate and why not."""
+    if not md.has_feat:
+        return "no out-of-domain gate: the artifact has no 'feat' output (exported before issue 25; re-export it)"
+    if not getattr(md, "ood", None):
+        return "no out-of-domain gate: the artifact carries no reference statistics (run `edge-tan ood-fit`)"
+    r = OODReference.from_dict(md.ood)
+    return f"out-of-domain gate on: frame > {r.frame_threshold:.2f} lost, clip > {r.clip_threshold:.2f} unreliable"
+
+
+def fit_reference(feats: np.ndarray, k: int = 32, info: dict | None = None) -> OODReference:
+    """Low-rank Gaussian over (N, C) features; thresholds are set afterwards (`set_thresholds`)."""
+    X = np.asarray(feats, np.float64)
+    if X.ndim != 2 or len(X) < 8:
+        raise EdgeTanError(f"out-of-domain fit needs at least 8 feature vectors, got {X.shape}")
+    mean = X.mean(0)
+    D = X - mean
+    k = int(min(k, len(X) - 1, X.shape[1] - 1))
+    _, s, vt = np.linalg.svd(D, full_matrices=False)
+    ev = s * s / max(len(X) - 1, 1)
+    total = float(ev.sum())
+    floor = max(1e-6 * total / X.shape[1], 1e-12)
+    var = np.maximum(ev[:k], floor)
+    resid = max(float(ev[k:].sum()) / max(X.shape[1] - k, 1), floor)
+    return OODReference(mean, vt[:k], var, resid, 1.0, 1.0, dict(info or {}, windows=int(len(X)), k=k))
+
+
+def set_thresholds(ref: OODReference, clip_frame_scores: list, frame_q: float = 99.9, frame_margin: float = 2.0,
+                   clip_q: float = 100.0, clip_margin: float = 1.5, **info) -> OODReference:
+    """Thresholds from held-out in-domain clips (a list of per-frame score arrays, one per clip).
+
+    frame: `frame_margin` x the `frame_q` percentile of held-out window scores (only a window far
+    beyond anything in-domain is refused as an LV); clip: `clip_margin` x the `clip_q` percentile of
+    held-out clip medians (by default the largest: no held-out in-domain clip is flagged)."""
+    per = [np.asarray(c, np.float64) for c in clip_frame_scores if len(c)]
+    if len(per) < 2:
+        raise EdgeTanError("out-of-domain thresholds need at least 2 held-out clips")
+    allf = np.concatenate(per)
+    allf = allf[np.isfinite(allf)]
+    meds = np.array([OODReference.clip_score(c) for c in per])
+    meds = meds[np.isfinite(meds)]
+    ft = frame_margin * float(np.percentile(allf, frame_q))
+    ct = clip_margin * float(np.percentile(meds, clip_q))
+    return ref.with_thresholds(ft, ct, threshold_rule={
+        "frame": f"{frame_margin} x p{frame_q:g} of {allf.size} held-out windows",
+        "clip": f"{clip_margin} x p{clip_q:g} of {meds.size} held-out clip medians"},
+        held_out={"clips": int(meds.size), "windows": int(allf.size),
+                  "window_p50": round(float(np.median(allf)), 4), "window_p99": round(float(np.percentile(allf, 99)), 4),
+                  "clip_median_max": round(float(meds.max()), 4)}, **info)
+
+
+def reason(score: float, threshold: float, what: str = "images") -> str:
+    """The words every report uses for an out-of-domain clip, with the next step."""
+    s = "n/a" if not math.isfinite(score) else f"{score:.1f}"
+    return f"{what} unlike the model's training data (score {s} > {threshold:.1f}): {NEXT_STEP}"

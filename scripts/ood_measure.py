@@ -1,0 +1,233 @@
+"""Measure the out-of-domain gate (issue 25): flagged share per clip set, a noise burst, the score's cost.
+
+    python scripts/ood_measure.py --set phantom=DIR --set foreign=DIR --set degraded=DIR \
+        [--real ~/.cache/edge-tan-real-dev] [--model default] [--backend openvino] --json out.json
+
+Each set is an edge-tan dataset folder (npz clips; a degraded set from scripts/qc_standin.py names its
+copies `<clip>__<variant>`). Every clip is tracked with the shipped tracker and scored by `qc.assess`:
+"flagged" = the gate marks it out of domain (clip score above the artifact's threshold). The real
+development set (EchoNet-Dynamic clips with expert EF; never committed, only aggregates are written)
+also gets EF error overall and on the clips QC accepts. The noise burst puts 5 frames of uniform noise
+in the middle of phantom clips and compares with the undisturbed run. The cost compares, per frame,
+the score's numpy work and the graph's extra output (ONNX Runtime asked for all outputs vs without
+`feat`) with the tracker's frame time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edge_tan import qc as qcm  # noqa: E402
+from edge_tan.clinical import clip_clinical  # noqa: E402
+from edge_tan.dataset import list_split, load_sequence  # noqa: E402
+from edge_tan.results import stack_masks  # noqa: E402
+from edge_tan.tracker import Tracker  # noqa: E402
+
+
+def assess_clip(tk: Tracker, frames, fps: float, spacing: float) -> tuple[dict, dict, list]:
+    res = tk.track(frames)
+    clin = clip_clinical(res, spacing, fps, masks=stack_masks(res))
+    q = qcm.assess(res, frames, fps, clin)
+    return q, clin, res
+
+
+def run_set(tk: Tracker, path: Path, limit: int) -> dict:
+    rows = []
+    paths = list_split(path, None) if (path / "manifest.json").is_file() else sorted(path.glob("*.npz"))
+    for p in paths[: limit or None]:
+        s = load_sequence(p)
+        q, clin, _ = assess_clip(tk, list(s.frames), s.fps, s.spacing_mm)
+        ef, ref = clin.get("ef_percent"), (s.ef if np.isfinite(s.ef) else None)
+        rows.append({"name": s.name, "variant": s.name.partition("__")[2] or "clean", "ood": q["ood"]["score"],
+                     "flagged": q["ood"]["out_of_domain"], "reliable": q["reliable"],
+                     "ef_err": None if ef is None or ref is None else abs(ef - ref)})
+    return summarise(rows)
+
+
+def summarise(rows: list[dict]) -> dict:
+    by = {}
+    for r in rows:
+        by.setdefault(r["variant"], []).append(r)
+    out = {"clips": len(rows), "flagged_share": _share(rows, "flagged"), "reliable_share": _share(rows, "reliable"),
+           "ood_median": _med([r["ood"] for r in rows]),
+           "by_variant": {k: {"clips": len(v), "flagged_share": _share(v, "flagged"), "ood_median": _med([r["ood"] for r in v])}
+                          for k, v in sorted(by.items())}}
+    out["clip_scores"] = [r["ood"] for r in rows]
+    out["clip_ef_err"] = [None if r["ef_err"] is None else round(r["ef_err"], 2) for r in rows]
+    out["clip_variant"] = [r["variant"] for r in rows]
+    errs = [r["ef_err"] for r in rows if r["ef_err"] is not None]
+    acc = [r["ef_err"] for r in rows if r["ef_err"] is not None and r["reliable"]]
+    out["ef_mae"] = round(float(np.mean(errs)), 2) if errs else None
+    out["accepted"] = {"clips": len(acc), "ef_mae": round(float(np.mean(acc)), 2) if acc else None}
+    return out
+
+
+def _share(rows, k):
+    return round(sum(bool(r[k]) for r in rows) / len(rows), 4) if rows else None
+
+
+def _med(v):
+    v = [x for x in v if x is not None]
+    return round(float(np.median(v)), 3) if v else None
+
+
+def run_real(tk: Tracker, dev: Path, every: int, scores_out: str = "") -> dict:
+    from edge_tan.io.read import read_video
+    fl = {r["FileName"]: r for r in csv.DictReader(open(dev / "FileList.csv"))}
+    rows = []
+    for n in sorted(fl)[::every]:
+        seq = read_video(dev / "videos" / f"{n}.avi")
+        q, clin, _ = assess_clip(tk, list(seq.frames), seq.fps, seq.spacing_mm)
+        ef = clin.get("ef_percent")
+        rows.append({"name": "real", "variant": "clean", "ood": q["ood"]["score"], "flagged": q["ood"]["out_of_domain"],
+                     "reliable": q["reliable"], "ef_err": None if ef is None else abs(ef - float(fl[n]["EF"]))})
+    out = summarise(rows)   # aggregates only in the record: no clip name, no per-clip figure of the real set
+    per = {k: out.pop(k) for k in ("clip_scores", "clip_ef_err", "clip_variant")}
+    if scores_out:
+        Path(scores_out).write_text(json.dumps(per))
+    return out
+
+
+def noise_burst(tk: Tracker, path: Path, clips: int, burst: int = 5) -> dict:
+    """5 noise frames in the middle of each clip vs the undisturbed run."""
+    out = []
+    for p in list_split(path, None)[:clips]:
+        s = load_sequence(p)
+        frames = list(s.frames)
+        T = len(frames)
+        a = T // 2 - burst // 2
+        rng = np.random.default_rng(0)
+        noisy = frames[:a] + [rng.integers(0, 256, frames[0].shape, dtype=np.uint8) for _ in range(burst)] + frames[a + burst:]
+        _, c0, r0 = assess_clip(tk, frames, s.fps, s.spacing_mm)
+        _, c1, r1 = assess_clip(tk, noisy, s.fps, s.spacing_mm)
+        lost = all(r.state == "lost" for r in r1[a:a + burst])
+        back = None
+        for j in range(a + burst, T):
+            if r0[j].landmarks is not None and r1[j].landmarks is not None and \
+                    float(np.max(np.hypot(*(r0[j].landmarks - r1[j].landmarks).T))) <= 3.0:
+                back = j - (a + burst)
+                break
+        e0, e1 = c0.get("ef_percent"), c1.get("ef_percent")
+        out.append({"noise_frames_lost": lost, "ef_change": None if e0 is None or e1 is None else round(abs(e1 - e0), 2),
+                    "frames_to_within_3px": back})
+    ch = [o["ef_change"] for o in out if o["ef_change"] is not None]
+    bk = [o["frames_to_within_3px"] for o in out]
+    return {"clips": len(out), "burst_frames": burst, "all_noise_frames_lost": all(o["noise_frames_lost"] for o in out),
+            "ef_change_max": max(ch) if ch else None, "frames_to_within_3px_max": None if None in bk else max(bk),
+            "per_clip": out}
+
+
+def cost(model: str, path: Path, frames: int = 40) -> dict:
+    """Per frame: the score's numpy work and the extra graph output vs the tracker's frame time (ORT)."""
+    import onnxruntime as ort
+    from edge_tan.targets.opener import open_model
+    r = open_model(model, "onnxruntime", threads=1)
+    tk = Tracker(r)
+    s = load_sequence(list_split(path, None)[0])
+    res = tk.track(list(s.frames[:frames]))
+    frame_ms = float(np.median([x.latency_ms for x in res]))
+    feat = r.infer(tk._input)["feat"]
+    n = 2000
+    t = time.perf_counter()
+    for _ in range(n):
+        tk.ood.score(feat[0])
+    score_ms = (time.perf_counter() - t) / n * 1e3
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(r.path), so, providers=["CPUExecutionProvider"])
+    x = tk._input.copy()
+    names_all = [o.name for o in sess.get_outputs()]
+    names_less = [n_ for n_ in names_all if n_ != "feat"]
+    t_all, t_less = [], []
+    for _ in range(30):   # interleaved so load changes hit both alike
+        t = time.perf_counter(); sess.run(names_all, {"image": x}); t_all.append(time.perf_counter() - t)
+        t = time.perf_counter(); sess.run(names_less, {"image": x}); t_less.append(time.perf_counter() - t)
+    extra_ms = max(0.0, (float(np.median(t_all)) - float(np.median(t_less))) * 1e3)
+    r.close()
+    return {"frame_ms_median": round(frame_ms, 3), "score_ms": round(score_ms, 4),
+            "graph_all_outputs_ms": round(float(np.median(t_all)) * 1e3, 3),
+            "graph_without_feat_ms": round(float(np.median(t_less)) * 1e3, 3),
+            "extra_output_ms": round(extra_ms, 4),
+            "share_of_frame": round((score_ms + extra_ms) / frame_ms, 5), "backend": "onnxruntime, 1 thread",
+            "load_avg": [round(v, 2) for v in os.getloadavg()]}
+
+
+def _job(kind: str, arg: str, a) -> tuple[str, dict]:
+    """One part of the measurement in its own process with its own runner (parts run side by side)."""
+    from edge_tan.targets.opener import open_model
+    runner = open_model(a.model, a.backend, threads=1)
+    tk = Tracker(runner)
+    try:
+        if kind == "set":
+            name, d = arg.split("=", 1)
+            return name, run_set(tk, Path(d), a.limit)
+        if kind == "real":
+            r = run_real(tk, a.real, a.real_every, a.real_scores)
+            r["every"] = a.real_every
+            return "real", r
+        if kind == "burst":
+            return "noise_burst", noise_burst(tk, Path(arg), a.burst_clips)
+        return "cost", cost(a.model, Path(arg))
+    finally:
+        runner.close()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=DIR")
+    ap.add_argument("--real", type=Path, default=Path.home() / ".cache/edge-tan-real-dev")
+    ap.add_argument("--real-every", type=int, default=1, help="every k-th real clip (1: all 103)")
+    ap.add_argument("--real-scores", default="", help="per-clip real scores and EF errors to this file (never commit it)")
+    ap.add_argument("--limit", type=int, default=0, help="clips per set (0: all)")
+    ap.add_argument("--burst-clips", type=int, default=4)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--backend", default="openvino")
+    ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--jobs", type=int, default=1, help="parts measured side by side (each its own process)")
+    a = ap.parse_args(argv)
+    from concurrent.futures import ProcessPoolExecutor
+
+    from edge_tan.ood import gate_status
+    from edge_tan.targets.opener import open_model
+    runner = open_model(a.model, a.backend)
+    out = {"model": runner.metadata.weights_sha256[:12], "backend": a.backend, "gate": gate_status(runner.metadata),
+           "reference": {k: v for k, v in runner.metadata.ood.items() if k not in ("mean", "basis", "var")}, "sets": {}}
+    runner.close()
+    sets = dict(s_.split("=", 1) for s_ in a.set)
+    jobs = [("set", s_) for s_ in a.set]
+    if (a.real / "FileList.csv").is_file():
+        jobs.append(("real", ""))
+    else:
+        out["real"] = None
+        out["real_absent"] = f"real development set not found at {a.real}: that row is skipped"
+        print(out["real_absent"], flush=True)
+    if "phantom" in sets:
+        jobs += [("burst", sets["phantom"]), ("cost", sets["phantom"])]
+    t0 = time.time()
+    with ProcessPoolExecutor(max_workers=max(1, a.jobs)) as ex:
+        futs = [ex.submit(_job, k, v, a) for k, v in jobs]
+        for f in futs:
+            name, res = f.result()
+            if name in ("real", "noise_burst", "cost"):
+                out[name] = res
+            else:
+                out["sets"][name] = res
+            brief = {k: v for k, v in res.items() if not k.startswith("clip_") and k not in ("per_clip", "by_variant")}
+            print(f"{name} ({time.time() - t0:.0f} s): {brief}", flush=True)
+    a.json.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
