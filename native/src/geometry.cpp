@@ -92,6 +92,35 @@ void transform_tri(const float in[3][2], const Affine &M, float out[3][2]) {
     for (int i = 0; i < 3; ++i) { out[i][0] = tmp[i][0]; out[i][1] = tmp[i][1]; }
 }
 
+template <class T, class Round>
+static void warp_bilinear(const cv::Mat &src, cv::Mat &dst, const Affine &A, T border, Round round) {
+    const int h = src.rows, w = src.cols;
+    for (int y = 0; y < dst.rows; ++y) {
+        T *o = dst.ptr<T>(y);
+        for (int x = 0; x < dst.cols; ++x) {
+            const float X = float(A(0, 0) * x + A(0, 1) * y + A(0, 2)), Y = float(A(1, 0) * x + A(1, 1) * y + A(1, 2));
+            const float fx0 = std::floor(X), fy0 = std::floor(Y);
+            if (!(fx0 >= -1.0f && fx0 < float(w) && fy0 >= -1.0f && fy0 < float(h))) { o[x] = border; continue; }
+            const int x0 = int(fx0), y0 = int(fy0);
+            const float fx = X - fx0, fy = Y - fy0;
+            auto px = [&](int yy, int xx) -> float {
+                return (unsigned(yy) < unsigned(h) && unsigned(xx) < unsigned(w)) ? float(src.ptr<T>(yy)[xx]) : float(border);
+            };
+            const float v = (px(y0, x0) * (1.0f - fx) + px(y0, x0 + 1) * fx) * (1.0f - fy) +
+                            (px(y0 + 1, x0) * (1.0f - fx) + px(y0 + 1, x0 + 1) * fx) * fy;
+            o[x] = round(v);
+        }
+    }
+}
+
+void warp_bilinear_u8(const cv::Mat &src, cv::Mat &dst, const Affine &A, uchar border) {
+    warp_bilinear<uchar>(src, dst, A, border, [](float v) { return cv::saturate_cast<uchar>(std::nearbyint(v)); });
+}
+
+void warp_bilinear_f32(const cv::Mat &src, cv::Mat &dst, const Affine &A, float border) {
+    warp_bilinear<float>(src, dst, A, border, [](float v) { return v; });
+}
+
 static int largest_index(const std::vector<std::vector<cv::Point>> &cs) {
     int best = 0;
     double area = -1;

@@ -25,6 +25,14 @@ Affine similarity_about(double cx, double cy, double scale, double dx, double dy
 void transform_point(float x, float y, const Affine &M, float &ox, float &oy);
 void transform_tri(const float in[3][2], const Affine &M, float out[3][2]);
 
+// Bilinear warps computed the way the Python side's OpenCV (cv2 >= 4.11 / 5.x) computes them: source
+// coordinates in float32, float32 bilinear weights, uint8 rounded to nearest. The OS OpenCV this
+// library links (Debian: 4.6) uses 5-bit fixed-point weights instead, which moves window grey levels
+// by 1-2 and breaks bit-level parity with the Python tracker; these keep it.
+// dst(x, y) = src(A . (x, y, 1)), A = dst -> src; outside the source: `border`.
+void warp_bilinear_u8(const cv::Mat &src, cv::Mat &dst, const Affine &A, uchar border);
+void warp_bilinear_f32(const cv::Mat &src, cv::Mat &dst, const Affine &A, float border);
+
 // Outer contour of the largest region (CHAIN_APPROX_NONE), as float points.
 void extract_contour(const cv::Mat &mask, std::vector<std::vector<cv::Point>> &scratch, std::vector<cv::Point2f> &out);
 // n points evenly spaced by arc length along a closed contour

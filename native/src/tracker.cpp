@@ -195,7 +195,7 @@ Pass &Tracker::analyse(const Affine &M) {
     Pass &p = passes_[next_pass_++ % 6];
     const double t0 = now_ms();
     const int S = size_;
-    cv::warpAffine(gray_, win_, M, cv::Size(S, S), cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(0));
+    warp_bilinear_u8(gray_, win_, invert_affine(M), 0);   // cv2.warpAffine(gray, M, (S, S)), see geometry.hpp
     float *in = engine_->input();
     const float beta = float(beta_);
     for (int y = 0; y < S; ++y) {
@@ -346,8 +346,7 @@ void Tracker::accept(const Pass &p, et_result &res, const float (*lm_win)[2], co
             for (int r = 0; r < 2; ++r) Ms(r, 2) += Ms(r, 0) * x0 + Ms(r, 1) * y0;
             // headers over frame-sized buffers allocated once per frame size: no per-frame allocation
             cv::Mat cs(y1 - y0, x1 - x0, CV_32F, crop_score_.ptr<float>());
-            cv::warpAffine(p.score, cs, Ms, cs.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_CONSTANT,
-                           cv::Scalar(-1.0));
+            warp_bilinear_f32(p.score, cs, Ms, -1.0f);   // cv2.warpAffine(..., WARP_INVERSE_MAP, border -1)
             mask_crop_ = cv::Mat(y1 - y0, x1 - x0, CV_8U, mask_buf_.ptr<uchar>());
             for (int y = 0; y < cs.rows; ++y) {
                 const float *s = cs.ptr<float>(y);
