@@ -72,13 +72,15 @@ et_status et_push(et_tracker *t, const et_frame *f, et_result *out) {
     if (f->width < 2 || f->height < 2 || f->width > MAX_SIDE || f->height > MAX_SIDE)
         return fail(t, ET_ERR_FRAME, "et_push: frame " + std::to_string(f->width) + "x" + std::to_string(f->height) +
                                          " outside 2x2 .. 16384x16384");
-    int type, bpp;
-    switch (f->format) {
+    int type, bpp, format;
+    static_assert(sizeof(et_pixel_format) == sizeof(int), "et_pixel_format is an int-sized enum");
+    std::memcpy(&format, &f->format, sizeof format);   // a garbage value must not be loaded as the enum (UB)
+    switch (format) {
         case ET_GRAY8: type = CV_8UC1; bpp = 1; break;
         case ET_BGR8: type = CV_8UC3; bpp = 3; break;
         case ET_BGRA8: type = CV_8UC4; bpp = 4; break;
         case ET_GRAY16: type = CV_16UC1; bpp = 2; break;
-        default: return fail(t, ET_ERR_FRAME, "et_push: unknown pixel format " + std::to_string(int(f->format)));
+        default: return fail(t, ET_ERR_FRAME, "et_push: unknown pixel format " + std::to_string(format));
     }
     const size_t row = size_t(f->width) * bpp;
     const size_t stride = f->stride_bytes ? size_t(f->stride_bytes) : row;

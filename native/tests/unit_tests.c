@@ -33,6 +33,8 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/garbage.xml", argv[2]);
     write_file(path, "this is not an IR");
     EXPECT(et_open(path, NULL, &t) == ET_ERR_MODEL && strstr(et_last_error(NULL), "not an OpenVINO IR"), "open non-XML .xml");
+    snprintf(path, sizeof path, "%s/nobin.bin", argv[2]);
+    remove(path);
     snprintf(path, sizeof path, "%s/nobin.xml", argv[2]);
     write_file(path, "<?xml version=\"1.0\"?><net name=\"x\" version=\"11\"></net>");
     EXPECT(et_open(path, NULL, &t) == ET_ERR_MODEL && strstr(et_last_error(NULL), ".bin missing"), "open IR without .bin");
