@@ -1,5 +1,5 @@
-"""libedgetan / edge-tan-native (issue 22): per-frame parity with the Python tracker, bad inputs, the
-README's C example.
+"""libedgetan / edge-tan-native (issue 22): per-frame parity with the Python tracker (states, landmarks,
+masks, ED/ES and EF), bad inputs, the README's C example, the sanitizer build.
 
 The native build is what scripts/setup.sh makes (native/build.sh); a checkout without it is built
 here, and a build that fails fails these tests (it is never skipped: CI installs the toolchain).
@@ -25,6 +25,7 @@ DICOM = next((p for p in (ROOT.parent / "shared" / _DCM, Path("/work/shared") / 
 SAME_STATE = 0.99     # share of frames with the same state
 MAX_LM_PX = 0.5       # landmark distance, frame px
 MIN_DICE = 0.995      # per frame, where either mask is non-empty
+MAX_EF_POINTS = 0.5   # EF, percentage points
 
 
 def _build(path: Path, *cmake_args: str) -> Path:
@@ -104,6 +105,14 @@ def test_native_matches_python_tracker(native, ir_fp32, clip, tmp_path):
     assert c["same"] >= SAME_STATE, f"{clip}: states differ on {c['mismatch']}"
     assert c["lm"] <= MAX_LM_PX, f"{clip}: landmarks differ by {c['lm']:.3f} px"
     assert c["dice"] >= MIN_DICE, f"{clip}: mask Dice {c['dice']:.4f}"
+    # ED/ES and EF (Simpson single plane) from the native curves, as clip_clinical computes them
+    import math
+    from edge_tan.clinical import clip_clinical
+    ref = clip_clinical(py, math.nan, 30.0)
+    nat = data["clinical"]
+    assert (nat["ed_frames"], nat["es_frames"]) == (ref["ed_frames"], ref["es_frames"]), (nat, ref)
+    if ref["ef_percent"] is not None:
+        assert abs(nat["ef_percent"] - ref["ef_percent"]) <= MAX_EF_POINTS, (nat, ref)
     # the same results.json schema as `edge-tan track --json`
     from edge_tan.results import per_frame_record
     assert list(data["per_frame"][0]) == list(per_frame_record(py[0]))
@@ -163,13 +172,14 @@ def test_readme_c_example_compiles_and_runs(native, ir_fp32, tmp_path):
     exe = tmp_path / "example"
     subprocess.run([cc, "-std=c99", "-Wall", "-Werror", str(tmp_path / "example.c"), f"-I{ROOT / 'native' / 'include'}",
                     f"-L{native}", "-ledgetan", f"-Wl,-rpath,{native}", "-lm", "-o", str(exe)], check=True, timeout=120)
-    frames = _phantom((112, 112), 10)
+    frames = _phantom((112, 112), 30)
     (tmp_path / "frames.raw").write_bytes(frames.tobytes())
     proc = subprocess.run([str(exe), str(ir_fp32.origin.path), str(tmp_path / "frames.raw"), "112", "112"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("frame")]
-    assert len(rows) == 10 and "track" in proc.stdout
+    assert len(rows) == 30 and "track" in proc.stdout
+    assert re.search(r"^EF \d+\.\d %", proc.stdout, re.M), proc.stdout
 
 
 def test_unit_tests_clean_under_asan_ubsan(native, ir_fp32, tmp_path, monkeypatch):

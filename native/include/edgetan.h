@@ -81,6 +81,24 @@ typedef struct {
     int n_views;
 } et_model_info;
 
+/* Clinical measures (edge_tan/clinical.py, single plane): per frame the LV area and the Simpson
+ * (20 disks) and area-length volumes in px^3, from a result's mask and landmarks; per clip ED/ES from
+ * the area curve and EF. The caller keeps the per-frame curve (e.g. a ring buffer over the last beats):
+ * the tracker itself keeps no history. */
+#define ET_MAX_EVENTS 256
+
+typedef struct {
+    double area_px, simpson_px3, area_length_px3;   /* volumes NaN when the frame has no LV */
+} et_volumes;
+
+typedef struct {
+    int found;                        /* 0: the LV was never found (no EF) */
+    double ef_percent;                /* Simpson single plane, mean over beats; NaN without an ED/ES pair */
+    double ef_area_length_percent;    /* area-length on the same beats */
+    int n_ed, n_es;                   /* counts (arrays hold the first ET_MAX_EVENTS) */
+    int ed_frames[ET_MAX_EVENTS], es_frames[ET_MAX_EVENTS];
+} et_clinical;
+
 typedef struct et_tracker et_tracker;
 
 /* model_path: OpenVINO IR (.xml beside its .bin), ONNX (.onnx), or a TensorRT .engine (only when
@@ -93,6 +111,10 @@ et_status et_info(const et_tracker *tracker, et_model_info *out);
  * valid until et_close. */
 const char *et_metadata_json(const et_tracker *tracker);
 void et_close(et_tracker *tracker);
+/* volumes of the frame `result` describes; call before the next et_push (it reads result->mask) */
+et_status et_frame_volumes(const et_result *result, et_volumes *out);
+/* ED/ES and EF of n consecutive frames' volumes (frame rate fps, 0 = 30) */
+et_status et_clinical_summary(const et_volumes *curve, int n, double fps, et_clinical *out);
 const char *et_last_error(const et_tracker *tracker);
 const char *et_state_name(et_state state);
 const char *et_version(void);

@@ -2,10 +2,12 @@
 // et_last_error. Nothing throws or aborts across it.
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <opencv2/core.hpp>
 
 #include "edgetan.h"
+#include "clinical.hpp"
 #include "tracker.hpp"
 
 struct et_tracker {
@@ -120,6 +122,37 @@ void et_close(et_tracker *t) {
         delete t;
     } catch (...) {
     }
+}
+
+et_status et_frame_volumes(const et_result *r, et_volumes *out) {
+    if (!r || !out) return fail(nullptr, ET_ERR_ARGUMENT, "et_frame_volumes: result or out is NULL");
+    return guarded(nullptr, [&] {
+        cv::Mat mask;
+        if (r->mask && r->mask_w > 0 && r->mask_h > 0)
+            mask = cv::Mat(r->mask_h, r->mask_w, CV_8U, const_cast<uint8_t *>(r->mask));
+        float lm[3][2];
+        const bool use = r->has_landmarks && r->state != ET_STATE_LOST;
+        if (use) std::memcpy(lm, r->landmarks, sizeof lm);
+        edgetan::FrameVolumes v = edgetan::frame_volumes(mask, r->mask_x, r->mask_y, use ? lm : nullptr);
+        *out = {v.area_px, v.simpson_px3, v.area_length_px3};
+    });
+}
+
+et_status et_clinical_summary(const et_volumes *curve, int n, double fps, et_clinical *out) {
+    if (!out || (!curve && n > 0) || n < 0) return fail(nullptr, ET_ERR_ARGUMENT, "et_clinical_summary: bad curve, n or out");
+    std::memset(out, 0, sizeof *out);
+    return guarded(nullptr, [&] {
+        std::vector<edgetan::FrameVolumes> c(static_cast<size_t>(n));
+        for (int i = 0; i < n; ++i) c[size_t(i)] = {curve[i].area_px, curve[i].simpson_px3, curve[i].area_length_px3};
+        edgetan::ClinicalSummary s = edgetan::clinical_summary(c, fps);
+        out->found = s.found;
+        out->ef_percent = s.ef;
+        out->ef_area_length_percent = s.ef_area_length;
+        out->n_ed = int(s.ed.size());
+        out->n_es = int(s.es.size());
+        for (size_t i = 0; i < s.ed.size() && i < ET_MAX_EVENTS; ++i) out->ed_frames[i] = s.ed[i];
+        for (size_t i = 0; i < s.es.size() && i < ET_MAX_EVENTS; ++i) out->es_frames[i] = s.es[i];
+    });
 }
 
 const char *et_last_error(const et_tracker *t) { return t ? t->error.c_str() : g_error.c_str(); }

@@ -1,8 +1,9 @@
 // edge-tan-native: `edge-tan track --json` without Python.
 //   edge-tan-native track CLIP --model M [--json R.json] [--masks M.npy] [--device CPU] [--threads N]
+//                   [--fps F (default: the video's, else 30)] [--spacing-mm S (only the volume unit)]
 // CLIP: any file OpenCV's VideoCapture reads (AVI/MP4...), or a .npy of uint8/uint16 frames
 // (T, H, W[, C]) -- the parity tests feed decoded frames that way so decoding differences do not count.
-// R.json has the per-frame schema of edge_tan/results.py (per_frame, states, timing, model).
+// R.json has the schema of edge_tan/results.py (per_frame, states, timing, model, clinical; no qc block).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -123,13 +124,14 @@ void write_atomic(const std::string &path, const std::string &data) {
 
 int usage() {
     std::fprintf(stderr, "usage: edge-tan-native track CLIP --model MODEL [--json R.json] [--masks M.npy] "
-                         "[--device CPU] [--threads N]\n");
+                         "[--device CPU] [--threads N] [--fps F] [--spacing-mm S]\n");
     return 2;
 }
 
 int track(int argc, char **argv) {
     std::string clip_path, model, json_out, masks_out, device;
     int threads = 0;
+    double fps = 0, spacing = 0;
     for (int i = 2; i < argc; ++i) {
         std::string a = argv[i];
         auto val = [&](const char *flag) {
@@ -141,6 +143,8 @@ int track(int argc, char **argv) {
         else if (a == "--masks") masks_out = val("--masks");
         else if (a == "--device") device = val("--device");
         else if (a == "--threads") threads = std::atoi(val("--threads").c_str());
+        else if (a == "--fps") fps = std::atof(val("--fps").c_str());
+        else if (a == "--spacing-mm") spacing = std::atof(val("--spacing-mm").c_str());
         else if (!a.empty() && a[0] == '-') throw Fail{"unknown option " + a};
         else if (clip_path.empty()) clip_path = a;
         else throw Fail{"unexpected argument " + a};
@@ -157,6 +161,7 @@ int track(int argc, char **argv) {
     et_info(tr, &info);
     const int H = clip.frames[0].rows, W = clip.frames[0].cols;
     std::vector<uint8_t> masks;
+    std::vector<et_volumes> curve;
     if (!masks_out.empty()) masks.assign(clip.frames.size() * size_t(H) * W, 0);
 
     json per_frame = json::array();
@@ -177,6 +182,9 @@ int track(int argc, char **argv) {
         if (!masks.empty() && r.mask && m.rows == H && m.cols == W)
             for (int y = 0; y < r.mask_h; ++y)
                 std::memcpy(&masks[(t * H + r.mask_y + y) * W + r.mask_x], r.mask + size_t(y) * r.mask_w, size_t(r.mask_w));
+        et_volumes vol;
+        et_frame_volumes(&r, &vol);
+        curve.push_back(vol);
         const std::string state = et_state_name(r.state);
         json rec;
         rec["index"] = r.index;
@@ -229,9 +237,22 @@ int track(int argc, char **argv) {
     out["backend"] = info.backend;
     out["model"] = json::parse(md_json);
     out["per_frame"] = per_frame;
-    // ED/ES and EF (edge_tan/clinical.py) are not ported yet: say so instead of inventing numbers
-    out["clinical"] = {{"ed_frames", json::array()}, {"es_frames", json::array()}, {"ef_percent", nullptr},
-                       {"method", "none (not computed by edge-tan-native)"}};
+    et_clinical cl;
+    if (et_clinical_summary(curve.data(), int(curve.size()), fps > 0 ? fps : clip.fps, &cl) != ET_OK)
+        throw Fail{et_last_error(nullptr)};
+    json clinical;
+    if (!cl.found) {
+        clinical = {{"ed_frames", json::array()}, {"es_frames", json::array()}, {"ef_percent", nullptr},
+                    {"method", "none (LV never found)"}};
+    } else {
+        json ed = json::array(), es = json::array();
+        for (int i = 0; i < cl.n_ed && i < ET_MAX_EVENTS; ++i) ed.push_back(cl.ed_frames[i]);
+        for (int i = 0; i < cl.n_es && i < ET_MAX_EVENTS; ++i) es.push_back(cl.es_frames[i]);
+        clinical = {{"ed_frames", ed}, {"es_frames", es}, {"ef_percent", num(cl.ef_percent, 2)},
+                    {"method", "simpson-single-plane"}, {"volume_units", spacing > 0 ? "ml" : "px^3"},
+                    {"ef_area_length_percent", num(cl.ef_area_length_percent, 2)}};
+    }
+    out["clinical"] = clinical;
     out["states"] = states;
     out["timing"] = timing;
     if (!json_out.empty()) write_atomic(json_out, out.dump(1));
