@@ -203,3 +203,14 @@ def test_unit_tests_clean_under_asan_ubsan(native, ir_fp32, tmp_path, monkeypatc
                          capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0 and "all passed" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
     assert "runtime error" not in run.stderr and "AddressSanitizer" not in run.stderr, run.stderr[-3000:]
+
+
+def test_cpp_wrapper(native, ir_fp32, tmp_path):
+    """include/edgetan.hpp: RAII tracker, EF of the pushed frames, failures as edgetan::Failure."""
+    frames = _phantom((112, 112), 30)
+    (tmp_path / "frames.raw").write_bytes(frames.tobytes())
+    proc = subprocess.run([str(native / "edgetan-cpp-wrapper"), str(ir_fp32.origin.path), str(tmp_path / "frames.raw"),
+                           "112", "112"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "missing model -> status 3" in proc.stdout and "null frame -> status 2" in proc.stdout
+    assert re.search(r"tracked 30 frames, .*EF \d+\.\d %", proc.stdout), proc.stdout
