@@ -214,3 +214,18 @@ def test_cpp_wrapper(native, ir_fp32, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert "missing model -> status 3" in proc.stdout and "null frame -> status 2" in proc.stdout
     assert re.search(r"tracked 30 frames, .*EF \d+\.\d %", proc.stdout), proc.stdout
+
+
+def test_unported_output_is_refused_not_skipped(native, ir_fp32, tmp_path):
+    """An artifact declaring an output this port does not implement (e.g. the out-of-domain 'feat')
+    is refused with one line, so a safety gate is never silently skipped."""
+    import openvino as ov
+    model = ov.Core().read_model(str(ir_fp32.origin.path))
+    outs = json.loads(model.get_rt_info(["edge_tan", "outputs"]).astype(str))
+    outs["feat"] = "N,C pooled encoder features"
+    model.set_rt_info(json.dumps(outs), ["edge_tan", "outputs"])
+    ov.save_model(model, str(tmp_path / "feat.xml"))
+    np.save(tmp_path / "clip.npy", _phantom((112, 112), 2))
+    proc = subprocess.run([str(CLI), "track", str(tmp_path / "clip.npy"), "--model", str(tmp_path / "feat.xml")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "declares output 'feat'" in proc.stderr, proc.stderr

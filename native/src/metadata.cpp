@@ -76,6 +76,15 @@ Metadata Metadata::from_props(const std::map<std::string, std::string> &props, c
     md.has_landmarks = outs.contains("landmarks");
     md.has_view = outs.contains("view");
     if (!md.has_seg) throw Error(ET_ERR_MODEL, name + ": artifact declares no 'seg' output");
+    // An output (or gate) this port does not implement must not be skipped silently: a newer
+    // artifact's out-of-domain gate ('feat' + metadata 'ood') would otherwise just not run.
+    for (auto it = outs.begin(); it != outs.end(); ++it)
+        if (it.key() != "seg" && it.key() != "landmarks" && it.key() != "view")
+            throw Error(ET_ERR_MODEL, name + ": artifact declares output '" + it.key() +
+                                          "' that this libedgetan does not implement (update native/ to the Python tracker)");
+    if (d.contains("ood") && !(d["ood"].is_null() || d["ood"].empty()))
+        throw Error(ET_ERR_MODEL, name + ": artifact carries an out-of-domain gate ('ood') that this libedgetan does not "
+                                         "implement (update native/ to the Python tracker)");
     if (md.has_view) {
         const json &v = need(d, "view_names", name);
         if (!v.is_array() || v.empty()) throw Error(ET_ERR_MODEL, name + ": artifact view_names must be a list");
