@@ -1,0 +1,66 @@
+// Thin header-only C++ wrapper over the C API (edgetan.h): RAII, and failures as edgetan::Failure
+// exceptions on the caller's side of the boundary (the library itself never throws across it).
+//
+//   edgetan::Tracker tracker("model.xml");
+//   const et_result &r = tracker.push({pixels, w, h, 0, ET_GRAY8});
+//   if (r.has_landmarks) use(r.landmarks);
+//
+// One Tracker per stream and per thread, as for et_tracker.
+#pragma once
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "edgetan.h"
+
+namespace edgetan {
+
+struct Failure : std::runtime_error {
+    et_status status;
+    Failure(et_status s, const std::string &m) : std::runtime_error(m), status(s) {}
+};
+
+class Tracker {
+public:
+    explicit Tracker(const std::string &model, const char *device = nullptr, int threads = 0) {
+        et_options opt{device, threads};
+        et_status s = et_open(model.c_str(), &opt, &t_);
+        if (s != ET_OK) throw Failure(s, et_last_error(nullptr));
+    }
+    ~Tracker() { et_close(t_); }
+    Tracker(const Tracker &) = delete;
+    Tracker &operator=(const Tracker &) = delete;
+    Tracker(Tracker &&o) noexcept : t_(o.t_), r_(o.r_), curve_(std::move(o.curve_)) { o.t_ = nullptr; }
+
+    // The result stays valid (mask included) until the next push/reset; its volumes are kept for ef().
+    const et_result &push(const et_frame &frame) {
+        check(et_push(t_, &frame, &r_));
+        et_volumes v;
+        check(et_frame_volumes(&r_, &v));
+        curve_.push_back(v);
+        return r_;
+    }
+    void reset() { check(et_reset(t_)); curve_.clear(); }
+    // ED/ES and EF of the frames pushed since the last reset
+    et_clinical clinical(double fps = 30.0) const {
+        et_clinical c;
+        et_status s = et_clinical_summary(curve_.data(), int(curve_.size()), fps, &c);
+        if (s != ET_OK) throw Failure(s, et_last_error(nullptr));
+        return c;
+    }
+    et_model_info info() const {
+        et_model_info i;
+        et_info(t_, &i);
+        return i;
+    }
+
+private:
+    void check(et_status s) const {
+        if (s != ET_OK) throw Failure(s, et_last_error(t_));
+    }
+    et_tracker *t_ = nullptr;
+    et_result r_{};
+    std::vector<et_volumes> curve_;
+};
+
+}  // namespace edgetan

@@ -1,0 +1,246 @@
+#include "geometry.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include <opencv2/imgproc.hpp>
+
+namespace edgetan {
+
+double triangle_area(const float p[3][2]) {
+    double ax = p[0][0], ay = p[0][1], bx = p[1][0], by = p[1][1], cx = p[2][0], cy = p[2][1];
+    return 0.5 * ((bx - ax) * (cy - ay) - (cx - ax) * (by - ay));
+}
+
+bool affine_to_template(const float lm[3][2], const float tpl[3][2], Affine &out) {
+    if (!(std::fabs(triangle_area(lm)) >= 1.0)) return false;   // NaN counts as degenerate too
+    // solve [x y 1] . sol = tpl by LU with partial pivoting (numpy.linalg.solve = LAPACK gesv)
+    double A[3][3], B[3][2];
+    for (int i = 0; i < 3; ++i) {
+        A[i][0] = lm[i][0]; A[i][1] = lm[i][1]; A[i][2] = 1.0;
+        B[i][0] = tpl[i][0]; B[i][1] = tpl[i][1];
+    }
+    for (int k = 0; k < 3; ++k) {
+        int piv = k;
+        for (int i = k + 1; i < 3; ++i) if (std::fabs(A[i][k]) > std::fabs(A[piv][k])) piv = i;
+        if (A[piv][k] == 0.0) return false;
+        if (piv != k) { std::swap(A[piv], A[k]); std::swap(B[piv], B[k]); }
+        for (int i = k + 1; i < 3; ++i) {
+            double f = A[i][k] / A[k][k];
+            for (int j = k; j < 3; ++j) A[i][j] -= f * A[k][j];
+            for (int j = 0; j < 2; ++j) B[i][j] -= f * B[k][j];
+        }
+    }
+    double X[3][2];
+    for (int j = 0; j < 2; ++j)
+        for (int i = 2; i >= 0; --i) {
+            double s = B[i][j];
+            for (int m = i + 1; m < 3; ++m) s -= A[i][m] * X[m][j];
+            X[i][j] = s / A[i][i];
+        }
+    out = Affine(X[0][0], X[1][0], X[2][0], X[0][1], X[1][1], X[2][1]);
+    return true;
+}
+
+Affine letterbox_affine(int h, int w, int size) {
+    double s = double(size - 1) / double(std::max(std::max(h - 1, w - 1), 1));
+    double tx = ((size - 1) - s * (w - 1)) / 2.0, ty = ((size - 1) - s * (h - 1)) / 2.0;
+    return Affine(s, 0.0, tx, 0.0, s, ty);
+}
+
+Affine crop_affine(const float lm[3][2], int size, const RoiExpand &e) {
+    double x0 = lm[0][0], y0 = lm[0][1], x1 = x0, y1 = y0;
+    for (int i = 1; i < 3; ++i) {
+        x0 = std::min(x0, double(lm[i][0])); x1 = std::max(x1, double(lm[i][0]));
+        y0 = std::min(y0, double(lm[i][1])); y1 = std::max(y1, double(lm[i][1]));
+    }
+    double w = std::max(x1 - x0, 1.0), h = std::max(y1 - y0, 1.0);
+    double bx0 = x0 - e.left * w, by0 = y0 - e.top * h, bx1 = x1 + e.right * w, by1 = y1 + e.bottom * h;
+    double sx = (size - 1) / std::max(bx1 - bx0, 1e-6), sy = (size - 1) / std::max(by1 - by0, 1e-6);
+    return Affine(sx, 0.0, -sx * bx0, 0.0, sy, -sy * by0);
+}
+
+Affine invert_affine(const Affine &M) {
+    Affine out;
+    cv::invertAffineTransform(M, out);
+    return out;
+}
+
+Affine compose(const Affine &A, const Affine &B) {
+    double a[3][3] = {{A(0, 0), A(0, 1), A(0, 2)}, {A(1, 0), A(1, 1), A(1, 2)}, {0, 0, 1}};
+    double b[3][3] = {{B(0, 0), B(0, 1), B(0, 2)}, {B(1, 0), B(1, 1), B(1, 2)}, {0, 0, 1}};
+    Affine r;
+    for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 3; ++j) r(i, j) = a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j];
+    return r;
+}
+
+Affine similarity_about(double cx, double cy, double scale, double dx, double dy) {
+    double c = std::cos(0.0) * scale, s = std::sin(0.0) * scale;
+    return Affine(c, -s, cx - c * cx + s * cy + dx, s, c, cy - s * cx - c * cy + dy);
+}
+
+void transform_point(float x, float y, const Affine &M, float &ox, float &oy) {
+    double px = x, py = y;
+    ox = float(px * M(0, 0) + py * M(0, 1) + M(0, 2));
+    oy = float(px * M(1, 0) + py * M(1, 1) + M(1, 2));
+}
+
+void transform_tri(const float in[3][2], const Affine &M, float out[3][2]) {
+    float tmp[3][2];
+    for (int i = 0; i < 3; ++i) transform_point(in[i][0], in[i][1], M, tmp[i][0], tmp[i][1]);
+    for (int i = 0; i < 3; ++i) { out[i][0] = tmp[i][0]; out[i][1] = tmp[i][1]; }
+}
+
+template <class T, class Round>
+static void warp_bilinear(const cv::Mat &src, cv::Mat &dst, const Affine &A, T border, Round round) {
+    const int h = src.rows, w = src.cols;
+    for (int y = 0; y < dst.rows; ++y) {
+        T *o = dst.ptr<T>(y);
+        for (int x = 0; x < dst.cols; ++x) {
+            const float X = float(A(0, 0) * x + A(0, 1) * y + A(0, 2)), Y = float(A(1, 0) * x + A(1, 1) * y + A(1, 2));
+            const float fx0 = std::floor(X), fy0 = std::floor(Y);
+            if (!(fx0 >= -1.0f && fx0 < float(w) && fy0 >= -1.0f && fy0 < float(h))) { o[x] = border; continue; }
+            const int x0 = int(fx0), y0 = int(fy0);
+            const float fx = X - fx0, fy = Y - fy0;
+            auto px = [&](int yy, int xx) -> float {
+                return (unsigned(yy) < unsigned(h) && unsigned(xx) < unsigned(w)) ? float(src.ptr<T>(yy)[xx]) : float(border);
+            };
+            const float v = (px(y0, x0) * (1.0f - fx) + px(y0, x0 + 1) * fx) * (1.0f - fy) +
+                            (px(y0 + 1, x0) * (1.0f - fx) + px(y0 + 1, x0 + 1) * fx) * fy;
+            o[x] = round(v);
+        }
+    }
+}
+
+void warp_bilinear_u8(const cv::Mat &src, cv::Mat &dst, const Affine &A, uchar border) {
+    warp_bilinear<uchar>(src, dst, A, border, [](float v) { return cv::saturate_cast<uchar>(std::nearbyint(v)); });
+}
+
+void warp_bilinear_f32(const cv::Mat &src, cv::Mat &dst, const Affine &A, float border) {
+    warp_bilinear<float>(src, dst, A, border, [](float v) { return v; });
+}
+
+static int largest_index(const std::vector<std::vector<cv::Point>> &cs) {
+    int best = 0;
+    double area = -1;
+    for (size_t i = 0; i < cs.size(); ++i) {
+        double a = cv::contourArea(cs[i]);
+        if (a > area) { area = a; best = int(i); }   // first of equal maxima, like Python's max()
+    }
+    return best;
+}
+
+void extract_contour(const cv::Mat &mask, std::vector<std::vector<cv::Point>> &scratch, std::vector<cv::Point2f> &out) {
+    out.clear();
+    cv::findContours(mask, scratch, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
+    if (scratch.empty()) return;
+    for (const auto &p : scratch[largest_index(scratch)]) out.emplace_back(float(p.x), float(p.y));
+}
+
+void resample_contour(const std::vector<cv::Point2f> &c, int n, float *out) {
+    size_t m = c.size();
+    if (m == 0) return;
+    if (m == 1) {
+        for (int i = 0; i < n; ++i) { out[2 * i] = c[0].x; out[2 * i + 1] = c[0].y; }
+        return;
+    }
+    std::vector<double> s(m + 1, 0.0);
+    for (size_t i = 0; i < m; ++i) {
+        const cv::Point2f &a = c[i], &b = c[(i + 1) % m];
+        double dx = double(b.x) - a.x, dy = double(b.y) - a.y;
+        s[i + 1] = s[i] + std::sqrt(dx * dx + dy * dy);
+    }
+    double step = s[m] / n;
+    size_t j = 0;
+    for (int k = 0; k < n; ++k) {
+        double t = k * step;
+        while (j + 1 < m + 1 && s[j + 1] <= t) ++j;   // s[j] <= t < s[j+1] (np.interp)
+        const cv::Point2f &a = c[j % m], &b = c[(j + 1) % m];
+        double x, y;
+        if (j >= m) { x = c[0].x; y = c[0].y; }
+        else {
+            double d = s[j + 1] - s[j];
+            double sx = (double(b.x) - a.x) / d, sy = (double(b.y) - a.y) / d;
+            x = sx * (t - s[j]) + a.x;
+            y = sy * (t - s[j]) + a.y;
+        }
+        out[2 * k] = float(x);
+        out[2 * k + 1] = float(y);
+    }
+}
+
+bool landmarks_from_mask(const cv::Mat &mask, float out[3][2]) {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (int i = 0; i < 3; ++i) out[i][0] = out[i][1] = nan;
+    cv::Mat m = mask > 0;   // 0/255
+    m &= 1;
+    if (cv::countNonZero(m) == 0) return false;
+    // largest 8-connected component
+    cv::Mat labels, stats, cent;
+    int n = cv::connectedComponentsWithStats(m, labels, stats, cent, 8);
+    cv::Mat lc = m;
+    if (n > 2) {
+        int keep = 1;
+        for (int i = 2; i < n; ++i)
+            if (stats.at<int>(i, cv::CC_STAT_AREA) > stats.at<int>(keep, cv::CC_STAT_AREA)) keep = i;
+        lc = (labels == keep);
+        lc &= 1;
+    }
+    std::vector<std::vector<cv::Point>> cs;
+    cv::findContours(lc, cs, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
+    if (cs.empty()) return false;
+    const std::vector<cv::Point> &border = cs[largest_index(cs)];
+    // annulus from the shape: principal axis of the component's pixels
+    double sx = 0, sy = 0;
+    size_t np = 0;
+    for (int y = 0; y < lc.rows; ++y) {
+        const uchar *r = lc.ptr<uchar>(y);
+        for (int x = 0; x < lc.cols; ++x) if (r[x]) { sx += x; sy += y; ++np; }
+    }
+    double ann[2][2];
+    if (np < 3) {
+        ann[0][0] = border.front().x; ann[0][1] = border.front().y;
+        ann[1][0] = border.back().x; ann[1][1] = border.back().y;
+    } else {
+        double cx = sx / np, cy = sy / np, a = 0, b = 0, d = 0;
+        for (int y = 0; y < lc.rows; ++y) {
+            const uchar *r = lc.ptr<uchar>(y);
+            for (int x = 0; x < lc.cols; ++x) if (r[x]) {
+                double u = x - cx, v = y - cy;
+                a += u * u; b += u * v; d += v * v;
+            }
+        }
+        double lam = 0.5 * (a + d) + std::sqrt(0.25 * (a - d) * (a - d) + b * b);
+        double vx, vy;
+        if (a >= d) { vx = lam - d; vy = b; } else { vx = b; vy = lam - a; }
+        double nn = std::hypot(vx, vy);
+        if (nn > 0) { vx /= nn; vy /= nn; } else { vx = 1; vy = 0; }
+        if (vy < 0) { vx = -vx; vy = -vy; }     // long axis pointing down (towards the base)
+        double px = -vy, py = vx;
+        int ia = 0, ib = 0;
+        double ba = -std::numeric_limits<double>::infinity(), bb = ba;
+        for (size_t i = 0; i < border.size(); ++i) {
+            double rx = border[i].x - cx, ry = border[i].y - cy;
+            double pa = rx * (vx + px) + ry * (vy + py), pb = rx * (vx - px) + ry * (vy - py);
+            if (pa > ba) { ba = pa; ia = int(i); }
+            if (pb > bb) { bb = pb; ib = int(i); }
+        }
+        ann[0][0] = border[ia].x; ann[0][1] = border[ia].y;
+        ann[1][0] = border[ib].x; ann[1][1] = border[ib].y;
+    }
+    double mx = 0.5 * (ann[0][0] + ann[1][0]), my = 0.5 * (ann[0][1] + ann[1][1]);
+    int iapex = 0;
+    double far = -1;
+    for (size_t i = 0; i < border.size(); ++i) {
+        double dd = std::hypot(border[i].x - mx, border[i].y - my);
+        if (dd > far) { far = dd; iapex = int(i); }
+    }
+    out[0][0] = float(border[iapex].x); out[0][1] = float(border[iapex].y);
+    int l = ann[0][0] <= ann[1][0] ? 0 : 1;
+    out[1][0] = float(ann[l][0]); out[1][1] = float(ann[l][1]);
+    out[2][0] = float(ann[1 - l][0]); out[2][1] = float(ann[1 - l][1]);
+    return true;
+}
+
+}  // namespace edgetan
