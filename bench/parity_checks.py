@@ -29,6 +29,7 @@ DEFAULT_TOLERANCES = {
     "fp16": Tolerance(0.995, 0.5, 0.98, 0.98, 1.5, 1, 2.0, None),
     "int8": Tolerance(None, None, None, 0.90, None, None, None, 0.5),
 }
+DEFAULT_TOLERANCES["bf16"] = DEFAULT_TOLERANCES["fp32"]   # bf16 is offered as fp32 accuracy, judged so
 
 
 def tolerances_for(precision: str, dice_tol: float | None = None, lm_tol: float | None = None,
