@@ -135,6 +135,34 @@ def r_bench(folder: Path, rec: dict, results: Path) -> str:
     return "\n".join(out)
 
 
+@from_record("speed")
+def r_speed(folder: Path, rec: dict, results: Path) -> str:
+    """TAN on OpenVINO FP32 / BF16 / INT8 in one run: network alone vs end to end, issue 23's ratios."""
+    res = rec["result"]
+    sp = res.get("speed") or {}
+    par = {(r["backend"], r["precision"]): r for r in (res.get("parity") or {}).get("rows", [])}
+    rows = []
+    for x in sp.get("rows", []):
+        p = par.get((x["backend"], x["precision"]))
+        rows.append([f"{x['backend']} {x['precision']}", x.get("inference_precision") or "—",
+                     f"{num(x.get('model_ms'))} / {num(x.get('model_p95_ms'))}", num(x.get("network_fps"), 0),
+                     num(x.get("e2e_fps"), 1), "×" + num(x.get("e2e_vs_network")), pct(x.get("non_network_share"), 0),
+                     "×" + num(x.get("e2e_vs_fp32")), pct(x.get("dice")),
+                     (p["status"] + (f" ({p['reason']})" if p.get("reason") else "")) if p else "—"])
+    out = [source_line(folder, rec) + f"; {res.get('source', '')}.", ""] + busy_warning(res)
+    out += md_table(["TAN on", "runs in (read back)", "model-only ms (median / p95)", "network alone fps",
+                     "end-to-end fps", "e2e ÷ network", "time outside the network", "e2e vs fp32",
+                     "Dice on the clip", "parity vs torch fp32 (fp32 tolerances for bf16)"], rows)
+    for t in sp.get("targets", []):
+        val = "not measured" if t.get("value") is None else \
+            f"×{num(t['value'])}: {'met' if t['met'] else '**not met**'}"
+        out.append(f"- target: {t['what']} ≥ ×{num(t['min'])}: {val}")
+    for r in (res.get("parity") or {}).get("rows", []):
+        if r["status"] in ("unavailable", "unsupported") and r["precision"] == "bf16":
+            out.append(f"- {r['backend']} bf16: {r['reason']}")
+    return "\n".join(out)
+
+
 def _eval_columns(results: Path):
     cols = []
     for what, label in (("eval-phantom", "TAN, phantom"), ("eval-foreign", "TAN, foreign phantom"),
@@ -452,7 +480,7 @@ def r_profile(folder: Path, rec: dict, results: Path) -> str:
     return "\n".join(out)
 
 
-RENDERERS = {"headline": r_headline, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
+RENDERERS = {"headline": r_headline, "bench": r_bench, "speed": r_speed, "eval": r_eval, "parity": r_parity, "model": r_model,
              "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
              "adapt": r_adapt, "qc": r_qc, "batch": r_batch, "per_view": r_per_view, "profile": r_profile}
 

@@ -167,3 +167,62 @@ def test_bf16_where_supported_runs_bf16_and_says_so(tiny, tmp_path):
         out = r.infer(x)
         for k in ref:   # bf16 rounding, not fp32's 1e-4, and not garbage
             assert np.abs(out[k] - ref[k]).max() < 0.1, k
+
+
+# ---- the speed summary and its README section -------------------------------------------------
+def _bench_row(precision, model_ms, e2e_fps, busy=False, ip="f32"):
+    return {"model": "tan", "backend": "openvino", "precision": precision, "status": "ok", "fps": 1000.0 / model_ms,
+            "latency_ms": {"median": model_ms, "p95": model_ms * 1.1}, "describe": {"inference_precision": ip},
+            "e2e": {"fps": e2e_fps, "non_network_share": 0.1}, "accuracy": {"dice": 0.97},
+            "load": [{"busy": busy}]}
+
+
+def test_speed_summary_ratios_and_targets():
+    from edge_tan.bench.speed import speed_summary
+
+    rows = [_bench_row("fp32", 10.0, 80.0), _bench_row("bf16", 6.0, 120.0, ip="bf16"), _bench_row("int8", 4.0, 200.0),
+            {"model": "unet", "backend": "openvino", "precision": "fp32", "status": "ok"},
+            {"model": "tan", "backend": "onnxruntime", "precision": "bf16", "status": "unavailable"}]
+    s = speed_summary(rows)
+    by = {r["precision"]: r for r in s["rows"]}
+    assert set(by) == {"fp32", "bf16", "int8"}          # TAN rows that ran only
+    assert by["bf16"]["e2e_vs_fp32"] == pytest.approx(1.5) and by["fp32"]["e2e_vs_fp32"] == 1.0
+    assert by["int8"]["e2e_vs_network"] == pytest.approx(200.0 / 250.0)
+    t = {x["name"]: x for x in s["targets"]}
+    assert t["bf16_vs_fp32_e2e"]["met"] is True and t["int8_e2e_vs_network"]["met"] is False
+    # a run without a bf16 row does not claim the target either way
+    t = {x["name"]: x for x in speed_summary(rows[:1] + rows[2:3])["targets"]}
+    assert t["bf16_vs_fp32_e2e"]["value"] is None and t["bf16_vs_fp32_e2e"]["met"] is None
+
+
+def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from edge_tan.bench.speed import speed_summary
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("render_docs", root / "scripts" / "render_docs.py")
+    rd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rd)
+    monkeypatch.setattr(rd, "ROOT", tmp_path)
+    results = tmp_path / "results"
+    section = lambda: rd.render_text("<!-- table:speed -->\n<!-- /table -->\n", results)  # noqa: E731
+    assert "No `speed` record yet" in section() and "--only speed" in section()
+    rows = [_bench_row("fp32", 10.0, 80.0, busy=True), _bench_row("bf16", 6.0, 120.0, ip="bf16"),
+            _bench_row("int8", 4.0, 200.0)]
+    parity = {"rows": [{"backend": "openvino", "precision": "bf16", "status": "fail",
+                        "reason": "out of tolerance: open-loop landmarks px (max)"}]}
+    d = results / "2026-01-01-speed"
+    d.mkdir(parents=True)
+    (d / "record.json").write_text(json.dumps({
+        "what": "speed", "command": "edge-tan bench --made-up", "date": "2026-01-01T00:00:00+00:00",
+        "machine": {"cpu": "Test CPU", "physical_cores": 2, "memory_gib": 8.0, "gpus": []}, "wall_s": 1.0,
+        "exit_code": 1, "result": {"rows": rows, "notes": ["tan openvino fp32: machine busy while timing: x"],
+                                   "speed": speed_summary(rows), "parity": parity, "source": "phantom"}}))
+    out = section()
+    assert "**Timed on a busy machine**" in out
+    assert "| openvino bf16 | bf16 | 6.00 / 6.60 | 167 | 120.0 | ×0.72 | 10 % | ×1.50 | 97.00 % | fail (out of" in out
+    assert "BF16 end-to-end fps ÷ FP32's ≥ ×1.40: ×1.50: met" in out
+    assert "≥ ×0.92: ×0.80: **not met**" in out
