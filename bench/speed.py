@@ -38,15 +38,16 @@ def speed_summary(rows: list[dict], model: str = "tan") -> dict:
     by = {(x["backend"], x["precision"]): x for x in out}
     targets = []
     for name, what, need in TARGETS:
-        got = None
+        got, busy = None, False
         for (b, p), x in by.items():
             if name == "bf16_vs_fp32_e2e" and p == "bf16":
-                got = (b, x["e2e_vs_fp32"])
+                got, busy = (b, x["e2e_vs_fp32"]), x["busy"] or (by.get((b, "fp32")) or {}).get("busy", False)
             elif name == "int8_e2e_vs_network" and p == "int8" and b == "openvino":
-                got = (b, x["e2e_vs_network"])
+                got, busy = (b, x["e2e_vs_network"]), x["busy"]
+        # a ratio timed while other processes took the CPU is reported, never judged
         targets.append({"name": name, "what": what, "min": need, "backend": got[0] if got else None,
-                        "value": got[1] if got else None,
-                        "met": (got[1] >= need) if got and got[1] is not None else None})
+                        "value": got[1] if got else None, "busy": busy,
+                        "met": (got[1] >= need) if got and got[1] is not None and not busy else None})
     return {"rows": out, "targets": targets}
 
 
@@ -56,6 +57,9 @@ def speed_lines(summary: dict) -> list[str]:
     for t in summary.get("targets", []):
         if t["value"] is None:
             lines.append(f"target: {t['what']} >= {t['min']}: not measured in this run")
+        elif t.get("busy"):
+            lines.append(f"target: {t['what']} >= {t['min']}: {t['value']:.2f} ({t['backend']}), timed on a busy "
+                         "machine: not judged")
         else:
             lines.append(f"target: {t['what']} >= {t['min']}: {t['value']:.2f} ({t['backend']}) — "
                          f"{'met' if t['met'] else 'NOT met'}")
