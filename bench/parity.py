@@ -35,7 +35,7 @@ from .accuracy import clinical, compare_clinical, compare_closed, gt_accuracy
 from .parity_checks import Tolerance, judge, tolerances_for
 from .source import has_labels, load_clips
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 REFERENCE = "torch"
 
 

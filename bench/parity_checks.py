@@ -32,6 +32,7 @@ DEFAULT_TOLERANCES = {
     # 2026-12-02); the previous model in the int8 slot gave 0.39 and 4.7 px and passed (issue 21)
     "int8": Tolerance(None, 2.0, 0.90, 0.90, None, None, None, 0.5),
 }
+DEFAULT_TOLERANCES["bf16"] = DEFAULT_TOLERANCES["fp32"]   # bf16 is offered as fp32 accuracy, judged so
 
 
 def tolerances_for(precision: str, dice_tol: float | None = None, lm_tol: float | None = None,

@@ -19,7 +19,7 @@ PALETTE = ("tab:orange", "tab:blue", "tab:purple", "tab:green", "tab:red", "tab:
 def backend_colors() -> dict:
     from edge_tan.targets.registry import names
     return {b: PALETTE[i % len(PALETTE)] for i, b in enumerate(names())}
-MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
+MARKERS = {"fp32": "o", "fp16": "s", "int8": "^", "bf16": "D"}
 
 
 def _speed(r: dict) -> float | None:

@@ -21,7 +21,8 @@ e2e {fps median_ms p95_ms mean_ms frames non_network_share non_network_ms passes
 state_share {detect track redetect lost} top_reasons [[reason, frames]]},
 throughput {fps windows streams requests} + throughput_fps (backends with a throughput mode: OpenVINO),
 peak_rss_mb, load[] (other processes' cores while timing), accuracy {dice landmark_px source | parity_dice parity_ref,
-drop_points drop_vs} or null (untrained), speedup {baseline: {e2e, model}} (TAN rows), describe.
+drop_points drop_vs} or null (untrained), speedup {baseline: {e2e, model}} (TAN rows), describe;
+speed {rows[] (TAN: network alone vs end to end, vs fp32), targets[] (issue 23's ratios)}: bench/speed.py.
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ from .accuracy import compare_closed, gt_accuracy
 from .latency import stats_ms, time_callable
 from .machine import LoadMonitor, machine_info, machine_line, peak_rss_mb, reset_peak_rss
 from .source import calibration_dir, has_labels, load_clips
+from .speed import speed_lines, speed_summary
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 BASELINE_RUNS = 10          # timed model-only runs and e2e frames for full-frame baselines
 WARMUP = 5
-DROP_TOL_POINTS = {"fp32": 0.1, "fp16": 0.5, "int8": 0.5}   # Dice drop vs the model's fp32 row
+DROP_TOL_POINTS = {"fp32": 0.1, "fp16": 0.5, "int8": 0.5, "bf16": 0.1}   # Dice drop vs the model's fp32 row
 PAPER_FIG6 = {"TAN": {"params_mb": 2.8, "gpu_ms": 19, "cpu_ms": 328},
               "U-Net": {"params_mb": 31.0, "gpu_ms": 42, "cpu_ms": 7844},
               "PSPNet": {"params_mb": 56.3, "gpu_ms": 138, "cpu_ms": 10039}}
@@ -375,7 +377,7 @@ def run_bench(clips: list, models: list[ModelEntry], backends: list[str], precis
     info["threads"] = threads
     return {"machine": info, "machine_line": machine_line(info), "source": source_desc, "frames": frames,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows,
-            "notes": list(dict.fromkeys(notes)), "paper_fig6": PAPER_FIG6}
+            "notes": list(dict.fromkeys(notes)), "paper_fig6": PAPER_FIG6, "speed": speed_summary(rows)}
 
 
 def run_bench_cli(source, models, backends, precisions, frames, out, json_out, md, plot,
@@ -420,5 +422,7 @@ def run_bench_cli(source, models, backends, precisions, frames, out, json_out, m
             console.print(line, markup=False, highlight=False)
         for n in report["notes"]:
             console.print(f"note: {n}", markup=False, highlight=False)
+        for line in speed_lines(report["speed"]):
+            console.print(line, markup=False, highlight=False)
         console.print(f"wrote {', '.join(str(v) for v in paths.values() if v)}", markup=False, highlight=False)
     return report

@@ -179,7 +179,7 @@ def models():
 
 @command()
 def export(target: str = typer.Option("onnx", "--target", help="onnx|openvino|tensorrt"),
-           precision: str = typer.Option("fp32", "--precision", help="fp32|fp16|int8"),
+           precision: str = typer.Option("fp32", "--precision", help="fp32|fp16|int8|bf16 (bf16: OpenVINO on a CPU with native BF16)"),
            model: str = typer.Option("default", "--model", help="'default', a registered name, or a weights file"),
            calib: Optional[Path] = typer.Option(None, "--calib", help="dataset for INT8 calibration"),
            accuracy_control: bool = typer.Option(False, "--accuracy-control", help="INT8 with max Dice drop"),
@@ -290,7 +290,7 @@ def qc_calibrate(eval_json: list[Path] = typer.Argument(..., help="JSON from `ed
 @command()
 def parity(source: Optional[Path] = typer.Argument(None, help="clip or dataset (default: a phantom clip)"),
            backends: str = typer.Option("torch,onnxruntime,openvino", "--backends"),
-           precision: str = typer.Option("fp32", "--precision", help="comma list: fp32,fp16,int8"),
+           precision: str = typer.Option("fp32", "--precision", help="comma list: fp32,fp16,int8,bf16"),
            model: str = typer.Option("default", "--model"),
            json_out: Optional[Path] = typer.Option(None, "--json"),
            dice_tol: Optional[float] = typer.Option(None, "--dice-tol"),

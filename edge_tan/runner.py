@@ -63,6 +63,28 @@ class Runner(abc.ABC):
     def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The backend's forward pass on a checked batch."""
 
+    def infer_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
+        """The tracker's per-pass call: one (W, W) uint8 window (as cv2.warpAffine cuts it) in;
+        "score" (W, W) float32 = lv minus background logit, "landmarks_win" (3, 2) window px
+        (template added, when the model has landmarks) and every other output of `infer` (batch of 1,
+        e.g. "view") out.
+
+        This default normalises in numpy, calls `infer` and derives score and landmarks here, exactly
+        as the tracker always did. A backend that computes those steps inside its compiled graph
+        overrides it (OpenVINO: uint8 input normalised in-graph, a one-channel score output, the
+        template offset added in-graph), so the tracker moves less data and does less around the network.
+        """
+        md = self.metadata
+        w = md.window
+        if not isinstance(window, np.ndarray) or window.shape != (w, w):
+            raise EdgeTanError(f"window must be ({w}, {w}), got shape {getattr(window, 'shape', None)}")
+        buf = getattr(self, "_window_buf", None)
+        if buf is None:
+            buf = self._window_buf = np.zeros((1, 1, w, w), np.float32)
+        np.multiply(window, md.input_scale / md.input_std, out=buf[0, 0], casting="unsafe")
+        buf += -md.input_mean / md.input_std
+        return window_outputs(self.infer(buf), md)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release backend resources (sessions, engines, CUDA buffers)."""
 
@@ -99,3 +121,13 @@ class Runner(abc.ABC):
                     w is not None and g != w for g, w in zip(v.shape, want)))):
                 raise EdgeTanError(f"{self.backend}: output {name!r} is {v.dtype} {v.shape}, the model contract "
                                    f"says float32 {want}")
+
+
+def window_outputs(out: dict, md: ModelMetadata) -> dict[str, np.ndarray]:
+    """Raw `infer` outputs for one window -> what `infer_window` returns (score, landmarks_win, the rest)."""
+    res = {k: v for k, v in out.items() if k not in ("seg", "landmarks")}
+    seg = out["seg"][0]
+    res["score"] = np.subtract(seg[1], seg[0], dtype=np.float32)
+    if "landmarks" in out:
+        res["landmarks_win"] = out["landmarks"][0].reshape(3, 2).astype(np.float32) + md.template_array
+    return res

@@ -279,12 +279,12 @@ class Tracker:
     def analyse(self, gray: np.ndarray, M: np.ndarray) -> tuple[_Pass, dict]:
         """One network pass on the window defined by M (also the open-loop parity entry point)."""
         t0 = time.perf_counter()
-        batch = self.window_input(gray, M)
+        win = cv2.warpAffine(gray, M, (self.size, self.size), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         t1 = time.perf_counter()
-        out = self.runner.infer(batch)
+        out = self.runner.infer_window(win)   # normalise, network, score and landmarks (in-graph where it can)
         t2 = time.perf_counter()
-        seg = out["seg"][0]
-        score = np.subtract(seg[1], seg[0], dtype=np.float32)
+        score = out["score"]
         win_mask = (score > 0).view(np.uint8)
         contours, _ = cv2.findContours(win_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         bbox, c = (0, 0, 0, 0), None
@@ -295,9 +295,7 @@ class Tracker:
                 win_mask = np.zeros_like(win_mask)
                 cv2.drawContours(win_mask, [c], -1, 1, -1)
                 score = np.where(win_mask > 0, score, np.minimum(score, -1e-3))
-        lm_win = None
-        if "landmarks" in out:
-            lm_win = out["landmarks"][0].reshape(3, 2).astype(np.float32) + self.template
+        lm_win = out.get("landmarks_win")
         view_idx, view_prob, view_logp = -1, float("nan"), None
         if "view" in out:
             p = _softmax(out["view"][0].astype(np.float64))

@@ -1,6 +1,6 @@
 """Run every command whose figures README.md and the model card quote, and keep each result as a record.
 
-    python scripts/record_runs.py [--only bench,eval-phantom,eval-foreign,parity,model,gpu-check,qc,adapt,profile,ood]
+    python scripts/record_runs.py [--only bench,speed,eval-phantom,eval-foreign,parity,model,gpu-check,qc,adapt,profile,real-dev,ood]
                                   [--eval-n 20] [--parity-clips 2] [--bench-args "--frames 200"]
                                   [--import WHAT=FILE --import-command "..."]
 
@@ -9,6 +9,9 @@ exit_code, result}; `scripts/render_docs.py` fills the README and model-card tab
 record of each kind, so no figure is typed by hand. Steps:
 
 - bench         `edge-tan bench` (default models/backends/precisions), bench.json as the result
+- speed         one `edge-tan bench` of TAN on OpenVINO FP32, BF16 and INT8 (network alone vs end to end,
+                issue 23's ratios in bench.json's "speed"), then `edge-tan parity` of the same three
+                against the torch reference; --speed-args adds bench options (e.g. "--frames 300")
 - eval-phantom  the final test set (phantom seed FINAL_TEST_SEED, never used while developing),
                 closed loop and frame by frame
 - eval-foreign  the same seed drawn from the foreign phantom family (`synth --family foreign`);
@@ -63,7 +66,7 @@ from edge_tan.bench.provenance import provenance  # noqa: E402
 # final figures come from this seed only, which no training or tuning run has used.
 FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
-STEPS = ("bench", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile",
+STEPS = ("bench", "speed", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile",
          "real-dev", "ood")
 SHARED = ROOT.parent / "shared"   # the workspace's shared tools and reference data, beside the checkout
 ET = [sys.executable, "-m", "edge_tan.cli"]
@@ -232,6 +235,20 @@ def step_bench(a) -> None:
     result = json.loads((out / "bench.json").read_text())
     files = {"bench.png": out / "bench.png"} if (out / "bench.png").is_file() else {}
     write_record("bench", [shown(argv)], result, wall, code, machine=result.get("machine"), files=files)
+
+
+def step_speed(a) -> None:
+    out = a.work / "speed"
+    argv = ET + ["bench", "--models", "tan", "--backends", "openvino", "--precisions", "fp32,bf16,int8",
+                 "--out", out] + shlex.split(a.speed_args)
+    code, wall = run(argv, ok_codes=(0, 1))
+    result = json.loads((out / "bench.json").read_text())
+    js = a.work / "speed-parity.json"
+    argv2 = ET + ["parity", "--backends", "torch,openvino", "--precision", "fp32,bf16,int8", "--json", js]
+    code2, wall2 = run(argv2, ok_codes=(0, 1))     # a failing precision is a result to record
+    result["parity"] = json.loads(js.read_text())
+    write_record("speed", [shown(argv), shown(argv2)], result, wall + wall2, code or code2,
+                 machine=result.get("machine"))
 
 
 def step_parity(a) -> None:
@@ -494,6 +511,7 @@ def main(argv=None) -> int:
     ap.add_argument("--parity-precisions", default="fp32,fp16,int8")
     ap.add_argument("--qc-clips", type=int, default=80, help="clips per QC set (clean + degraded pairs)")
     ap.add_argument("--bench-args", default="", help="extra `edge-tan bench` options, recorded with the command")
+    ap.add_argument("--speed-args", default="", help="extra `edge-tan bench` options of the speed step")
     ap.add_argument("--adapt-minutes", type=float, default=22.0, help="budget of the full `adapt` run")
     ap.add_argument("--adapt-bn-minutes", type=float, default=5.0, help="budget of the BatchNorm-only run")
     ap.add_argument("--weights", default=None, help="weights for the model and real-dev records (default: the "
@@ -515,7 +533,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"record_runs: unknown step(s) {bad} (choose from {', '.join(STEPS)}) or a count < 1")
     a.work = a.work.resolve()
     a.work.mkdir(parents=True, exist_ok=True)
-    todo = {"bench": step_bench, "eval-phantom": lambda x: step_eval(x, None),
+    todo = {"bench": step_bench, "speed": step_speed, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
             "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile,
             "real-dev": step_real_dev, "ood": step_ood}

@@ -183,6 +183,37 @@ def _stale_evals(results: Path) -> list[str]:
     return out
 
 
+@from_record("speed")
+def r_speed(folder: Path, rec: dict, results: Path) -> str:
+    """TAN on OpenVINO FP32 / BF16 / INT8 in one run: network alone vs end to end, issue 23's ratios."""
+    from edge_tan.bench.speed import speed_summary
+
+    res = rec["result"]
+    sp = speed_summary(res.get("rows") or [])   # from the raw rows: the current rules judge every record
+    par = {(r["backend"], r["precision"]): r for r in (res.get("parity") or {}).get("rows", [])}
+    rows = []
+    for x in sp.get("rows", []):
+        p = par.get((x["backend"], x["precision"]))
+        rows.append([f"{x['backend']} {x['precision']}", x.get("inference_precision") or "—",
+                     f"{num(x.get('model_ms'))} / {num(x.get('model_p95_ms'))}", num(x.get("network_fps"), 0),
+                     num(x.get("e2e_fps"), 1), "×" + num(x.get("e2e_vs_network")), pct(x.get("non_network_share"), 0),
+                     "×" + num(x.get("e2e_vs_fp32")), pct(x.get("dice")),
+                     (p["status"] + (f" ({p['reason']})" if p.get("reason") else "")) if p else "—"])
+    out = [source_line(folder, rec) + f"; {res.get('source', '')}.", ""] + busy_warning(res)
+    out += md_table(["TAN on", "runs in (read back)", "model-only ms (median / p95)", "network alone fps",
+                     "end-to-end fps", "e2e ÷ network", "time outside the network", "e2e vs fp32",
+                     "Dice on the clip", "parity vs torch fp32 (fp32 tolerances for bf16)"], rows)
+    out.append("")
+    for t in sp.get("targets", []):
+        val = "not measured" if t.get("value") is None else f"×{num(t['value'])}: " + (
+            "timed on a busy machine, not judged" if t.get("busy") else "met" if t["met"] else "**not met**")
+        out.append(f"- target: {t['what']} ≥ ×{num(t['min'])}: {val}")
+    for r in (res.get("parity") or {}).get("rows", []):
+        if r["status"] in ("unavailable", "unsupported") and r["precision"] == "bf16":
+            out.append(f"- {r['backend']} bf16: {r['reason']}")
+    return "\n".join(out)
+
+
 def _eval_columns(results: Path):
     cols = []
     for what, label in (("eval-phantom", "TAN, phantom"), ("eval-foreign", "TAN, foreign phantom"),
@@ -583,7 +614,7 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"headline": r_headline, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
+RENDERERS = {"headline": r_headline, "speed": r_speed, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
              "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
              "adapt": r_adapt, "qc": r_qc, "ood": r_ood, "batch": r_batch, "per_view": r_per_view,
              "profile": r_profile, "real_dev": r_real_dev}

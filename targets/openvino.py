@@ -6,6 +6,11 @@ shared-memory tensor, outputs copied out by name. THROUGHPUT mode (batch process
 N streams driven by an AsyncInferQueue. The CPU plugin here defaults to bf16 inference on
 AVX512-BF16 CPUs, so fp32 artifacts pin INFERENCE_PRECISION_HINT=f32 (parity with torch) unless the
 caller asks otherwise; `describe()` reports what the compiled model actually runs in.
+
+bf16 artifacts are the fp32 IR marked "bf16": the CPU plugin computes the float graph in bfloat16
+where the CPU has native BF16 (OPTIMIZATION_CAPABILITIES lists BF16: AVX512-BF16, AMX). Where it does
+not, export and open refuse with "unsupported" (UsageError) instead of running fp32 under a bf16
+label, and the precision the compiled model reads back is checked after every compile.
 """
 
 from __future__ import annotations
@@ -18,16 +23,17 @@ from typing import Iterable
 import numpy as np
 
 from edge_tan.artifact import PREFIX, ModelMetadata
-from edge_tan.errors import EdgeTanError
+from edge_tan.errors import EdgeTanError, UsageError
 from edge_tan.runner import Runner
 from edge_tan.seal import seal_ir
 
+from .openvino_window import WINDOW_GRAPH
 from .registry import Backend, BuildRequest, register_backend
 
 RT_SECTION = "edge_tan"
-HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT", "NONE")   # NONE: no PERFORMANCE_HINT set
 # artifact precision -> default INFERENCE_PRECISION_HINT for float parts of the graph
-DEFAULT_INFER_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
+DEFAULT_INFER_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32", "bf16": "bf16"}
 
 _CORE = None
 _LIVE: "weakref.WeakSet[OpenVinoRunner]" = weakref.WeakSet()
@@ -109,17 +115,40 @@ def ir_metadata(xml_path: str | Path) -> ModelMetadata:
     return get_metadata(read_ir(xml_path), Path(xml_path).name)
 
 
+def bf16_support(device: str = "CPU") -> tuple[bool, str]:
+    """(native BF16 here, why not): the device's OPTIMIZATION_CAPABILITIES must list BF16."""
+    try:
+        caps = [str(c).upper() for c in core().get_property(device, "OPTIMIZATION_CAPABILITIES")]
+    except Exception as e:
+        return False, f"OpenVINO {device} reports no optimisation capabilities ({str(e).splitlines()[0][:120]})"
+    if "BF16" in caps:
+        return True, "ok"
+    return False, f"unsupported: OpenVINO's {device} plugin lists no native BF16 here (capabilities: {', '.join(caps)})"
+
+
+def _norm_precision(v) -> str:
+    """'bf16' / 'f32' / ... from an ov.Type or a string such as '<Type: 'bfloat16'>'."""
+    t = str(getattr(v, "get_type_name", lambda: v)()).lower()
+    return {"bfloat16": "bf16", "float32": "f32", "float16": "f16"}.get(t, t)
+
+
 # ---- runner ---------------------------------------------------------------------------------
 class OpenVinoRunner(Runner):
     """Options: device (CPU/GPU/NPU/AUTO...), hint (LATENCY|THROUGHPUT), threads, streams,
     cache_dir (compiled-model cache), inference_precision ('f32'|'bf16'|'f16'; default per artifact
-    precision), static_batch (compile for a fixed batch, e.g. 1 for the tracker; None = as exported)."""
+    precision; bf16 is refused where the CPU lacks it), static_batch (compile for a fixed batch, e.g. 1;
+    None = the dynamic batch as exported), pinning (ENABLE_CPU_PINNING; None = OpenVINO's default, or off
+    when threads are capped), hint NONE (no PERFORMANCE_HINT: the plugin's own defaults), fuse_window
+    (opt-in: the tracker's `infer_window` runs the window graph of openvino_window, normalisation,
+    score and landmark template in-graph; off by default because it did not pay on the CPU measured,
+    see that module)."""
 
     backend = "openvino"
 
     def __init__(self, path: str | Path, device: str = "CPU", hint: str = "LATENCY", threads: int | None = None,
                  streams: int | str | None = None, cache_dir: str | Path | None = None,
-                 inference_precision: str | None = None, static_batch: int | None = 1):
+                 inference_precision: str | None = None, static_batch: int | None = 1,
+                 pinning: bool | None = None, fuse_window: bool = False):
         import openvino as ov
 
         path = Path(path)
@@ -141,20 +170,27 @@ class OpenVinoRunner(Runner):
             raise EdgeTanError(f"{path.name}: input must be rank-4 NCHW, IR has {pshape}")
         self._model = model
         self.static_batch = static_batch
-        self.config: dict = {"PERFORMANCE_HINT": self.hint}
+        self.config: dict = {} if self.hint == "NONE" else {"PERFORMANCE_HINT": self.hint}
         if threads and self.device.startswith("CPU"):   # a CPU-plugin property; other devices reject it
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
             # a thread cap means the cores are shared (batch workers): OpenVINO pins each process's
             # threads from core 0 up, so two 1-thread workers would share one core (measured here:
             # 32 ms vs 16 ms per inference for each of two concurrent processes)
             self.config["ENABLE_CPU_PINNING"] = False
+        if pinning is not None and self.device.startswith("CPU"):
+            self.config["ENABLE_CPU_PINNING"] = bool(pinning)
         if streams is not None:
             self.config["NUM_STREAMS"] = str(streams)
-        elif self.hint == "LATENCY":
+        elif self.hint in ("LATENCY", "NONE"):
             self.config["NUM_STREAMS"] = "1"
         prec = inference_precision or DEFAULT_INFER_PRECISION.get(md.precision, "f32")
         if inference_precision or self.device.split(".")[0] in ("CPU", "GPU"):
             self.config["INFERENCE_PRECISION_HINT"] = prec  # NPU/AUTO pick their own
+        self._want_bf16 = prec == "bf16"
+        if self._want_bf16 and self.device.split(".")[0] == "CPU":
+            ok, why = bf16_support(self.device)
+            if not ok:
+                raise UsageError(f"{path.name}: bf16 {why}")
         if cache_dir:
             Path(cache_dir).mkdir(parents=True, exist_ok=True)
             self.config["CACHE_DIR"] = str(cache_dir)
@@ -163,6 +199,8 @@ class OpenVinoRunner(Runner):
         self._requests: dict[int | None, object] = {}
         self._out_names = [n for n in md.outputs]
         self._ov = ov
+        self.fuse_window = bool(fuse_window)
+        self._window = None
         self._compile(static_batch)
         _LIVE.add(self)
 
@@ -174,11 +212,7 @@ class OpenVinoRunner(Runner):
         if batch is not None:
             model = model.clone()
             model.reshape({model.inputs[0].get_any_name(): [batch, 1, self.metadata.window, self.metadata.window]})
-        try:
-            cm = core().compile_model(model, self.device, self.config)
-        except Exception as e:
-            raise EdgeTanError(f"OpenVINO cannot compile {self.path.name} for {self.device}: "
-                               f"{str(e).splitlines()[0][:200]}") from None
+        cm = self._compile_model(model)
         names = {n for o in cm.outputs for n in o.get_names()}
         missing = [n for n in self._out_names if n not in names]
         if missing:
@@ -186,6 +220,48 @@ class OpenVinoRunner(Runner):
         self._compiled[batch] = cm
         self._requests[batch] = cm.create_infer_request()
         return cm
+
+    def _compile_model(self, model):
+        try:
+            cm = core().compile_model(model, self.device, self.config)
+        except Exception as e:
+            raise EdgeTanError(f"OpenVINO cannot compile {self.path.name} for {self.device}: "
+                               f"{str(e).splitlines()[0][:200]}") from None
+        if self._want_bf16:   # never run fp32 under a bf16 label: check what the plugin actually chose
+            got = _norm_precision(cm.get_property("INFERENCE_PRECISION_HINT"))
+            if got != "bf16":
+                raise UsageError(f"{self.path.name}: bf16 unsupported on {self.device}: the compiled model "
+                                 f"runs {got}")
+        return cm
+
+    def _window_request(self):
+        """The window graph (openvino_window), compiled on first use; None where it cannot be built."""
+        if self._window is None:
+            from .openvino_window import window_model
+            try:
+                cm = self._compile_model(window_model(self._model, self.metadata))
+                names = [o.get_any_name() for o in cm.outputs]
+                self._window = (cm, cm.create_infer_request(), names)
+            except UsageError:
+                raise
+            except Exception:   # a graph it cannot rewrite (e.g. no 2-channel seg): the generic path
+                self._window = False
+        return self._window or None
+
+    def infer_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
+        """Runner.infer_window on the window graph: uint8 in, score and landmarks_win out (in-graph)."""
+        w = self.metadata.window
+        fused = self._window_request() if self.fuse_window else None
+        if fused is None or not isinstance(window, np.ndarray) or window.dtype != np.uint8 or window.shape != (w, w):
+            return super().infer_window(window)
+        _, req, names = fused
+        req.set_input_tensor(self._ov.Tensor(np.ascontiguousarray(window).reshape(1, 1, w, w), shared_memory=True))
+        req.infer()
+        out = {n: np.array(req.get_tensor(n).data, dtype=np.float32, copy=True) for n in names}
+        out["score"] = out["score"][0, 0]
+        if "landmarks_win" in out:
+            out["landmarks_win"] = out["landmarks_win"].reshape(3, 2)
+        return out
 
     MAX_STATIC_SHAPES = 4
 
@@ -250,9 +326,11 @@ class OpenVinoRunner(Runner):
                 "streams": self.compiled_property("NUM_STREAMS"),
                 "threads": self.compiled_property("INFERENCE_NUM_THREADS"),
                 "optimal_requests": self.compiled_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"),
-                "openvino": ov.get_version(), "artifact": str(self.path)}
+                "openvino": ov.get_version(), "artifact": str(self.path),
+                "window_graph": ", ".join(WINDOW_GRAPH) if self._window else "numpy around the network"}
 
     def close(self) -> None:
+        self._window = None
         self._requests.clear()
         self._compiled.clear()
 
@@ -261,9 +339,16 @@ class OpenVinoRunner(Runner):
 def build_ir(onnx_path: Path, xml: Path, md: ModelMetadata, req: BuildRequest) -> dict:
     """IR in the requested precision; int8 is NNCF post-training quantisation on the calibration
     windows, checked against the fp32 IR on up to 64 windows (reported in the metadata)."""
+    if req.precision == "bf16":
+        ok, why = bf16_support("CPU")
+        if not ok:
+            raise UsageError(f"--precision bf16 {why}")
     ov_model = onnx_to_ov(onnx_path)
     if req.precision != "int8":
         # The CPU plugin here computes in f32/bf16 either way; fp16 halves the .bin, speed unchanged.
+        # bf16: fp32 weights, the plugin converts them at compile time (INFERENCE_PRECISION_HINT=bf16).
+        if req.precision == "bf16":
+            md.producer = {**md.producer, "inference_precision": "bf16"}
         save_ir(ov_model, xml, md, compress_to_fp16=(req.precision == "fp16"))
         return {}
     from .calibration import compare_outputs, quantize_ov
@@ -310,6 +395,6 @@ def _env_info() -> dict:
 
 register_backend(Backend(
     name="openvino", runner=OpenVinoRunner, suffix=".xml", requires=("openvino",), aliases=("ov",),
-    target="openvino", precisions=("fp32", "fp16", "int8"), build_requires=("torch", "onnx", "openvino", "nncf"),
+    target="openvino", precisions=("fp32", "fp16", "int8", "bf16"), build_requires=("torch", "onnx", "openvino", "nncf"),
     build=build_ir, accuracy_control=True, env_info=_env_info, throughput=throughput,
 ))

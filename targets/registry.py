@@ -37,7 +37,7 @@ BUILTIN_MODULES = (
     "edge_tan.targets.torch_cuda",
 )
 ENTRY_POINT_GROUP = "edge_tan.backends"
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")   # bf16: where the CPU has native BF16 (OpenVINO)
 
 
 @dataclass(frozen=True)

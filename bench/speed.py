@@ -1,0 +1,66 @@
+"""The speed summary of one bench run: per TAN row, the network alone vs the whole tracker, and the
+ratios issue 23 set as targets (ratios within one run hold across machines; absolute figures do not).
+
+- network alone fps = 1000 / model-only median ms (batch 1, one window, the bench's own timer);
+- end-to-end fps = tracker frames per second (warp, network, unwarp, contour, gates);
+- e2e ÷ network = how much of the network's own speed the tracker keeps;
+- vs fp32 = end-to-end fps over the same backend's fp32 row.
+"""
+
+from __future__ import annotations
+
+# issue 23's targets: (name, what is compared, the minimum ratio)
+TARGETS = (("bf16_vs_fp32_e2e", "BF16 end-to-end fps ÷ FP32's", 1.4),
+           ("int8_e2e_vs_network", "INT8 end-to-end fps ÷ the INT8 network's own fps", 0.92))
+
+
+def _ratio(a, b):
+    return a / b if a and b else None
+
+
+def speed_summary(rows: list[dict], model: str = "tan") -> dict:
+    """{"rows": [...], "targets": [...]} for `model`'s rows that ran (ok or inaccurate)."""
+    ran = [r for r in rows if r.get("model") == model and r.get("status") in ("ok", "inaccurate")]
+    out = []
+    for r in ran:
+        e2e = (r.get("e2e") or {}).get("fps")
+        fp32 = next((x for x in ran if x["backend"] == r["backend"] and x["precision"] == "fp32"), None)
+        out.append({"backend": r["backend"], "precision": r["precision"], "status": r["status"],
+                    "inference_precision": (r.get("describe") or {}).get("inference_precision"),
+                    "model_ms": (r.get("latency_ms") or {}).get("median"),
+                    "model_p95_ms": (r.get("latency_ms") or {}).get("p95"),
+                    "network_fps": r.get("fps"), "e2e_fps": e2e,
+                    "e2e_vs_network": _ratio(e2e, r.get("fps")),
+                    "non_network_share": (r.get("e2e") or {}).get("non_network_share"),
+                    "e2e_vs_fp32": _ratio(e2e, ((fp32 or {}).get("e2e") or {}).get("fps")) if fp32 is not r else 1.0,
+                    "dice": (r.get("accuracy") or {}).get("dice"),
+                    "busy": any(l.get("busy") for l in r.get("load") or [])})
+    by = {(x["backend"], x["precision"]): x for x in out}
+    targets = []
+    for name, what, need in TARGETS:
+        got, busy = None, False
+        for (b, p), x in by.items():
+            if name == "bf16_vs_fp32_e2e" and p == "bf16":
+                got, busy = (b, x["e2e_vs_fp32"]), x["busy"] or (by.get((b, "fp32")) or {}).get("busy", False)
+            elif name == "int8_e2e_vs_network" and p == "int8" and b == "openvino":
+                got, busy = (b, x["e2e_vs_network"]), x["busy"]
+        # a ratio timed while other processes took the CPU is reported, never judged
+        targets.append({"name": name, "what": what, "min": need, "backend": got[0] if got else None,
+                        "value": got[1] if got else None, "busy": busy,
+                        "met": (got[1] >= need) if got and got[1] is not None and not busy else None})
+    return {"rows": out, "targets": targets}
+
+
+def speed_lines(summary: dict) -> list[str]:
+    """Plain lines for the terminal: one per target."""
+    lines = []
+    for t in summary.get("targets", []):
+        if t["value"] is None:
+            lines.append(f"target: {t['what']} >= {t['min']}: not measured in this run")
+        elif t.get("busy"):
+            lines.append(f"target: {t['what']} >= {t['min']}: {t['value']:.2f} ({t['backend']}), timed on a busy "
+                         "machine: not judged")
+        else:
+            lines.append(f"target: {t['what']} >= {t['min']}: {t['value']:.2f} ({t['backend']}) — "
+                         f"{'met' if t['met'] else 'NOT met'}")
+    return lines

@@ -1,0 +1,234 @@
+"""The speed work of issue 23: the bf16 precision (only where the CPU has it, never fp32 under its
+label) and the tracker's window graph (normalisation, score and landmark template in-graph) giving
+the same answer as the numpy path around the plain network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_tan.errors import UsageError
+from edge_tan.runner import Runner, window_outputs
+from tests.conftest import W, export_onnx, rand_batch, tiny_metadata, tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    pytest.importorskip("torch")
+    model, md = tiny_model()
+    return model, md, export_onnx(model, md, tmp_path_factory.mktemp("tiny") / "tiny.onnx")
+
+
+@pytest.fixture(scope="module")
+def tiny_ir(tiny, tmp_path_factory):
+    pytest.importorskip("openvino")
+    from edge_tan.targets import openvino as tov
+
+    return tov.save_ir(tov.onnx_to_ov(tiny[2]), tmp_path_factory.mktemp("ir") / "model.xml", tiny[1])
+
+
+def _windows(n=6, seed=3):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (W, W), dtype=np.uint8) for _ in range(n)]
+
+
+# ---- Runner.infer_window: the generic path ----------------------------------------------------
+class _Echo(Runner):
+    """Returns the normalised input as both seg channels (bg = 0): the score is the input itself."""
+    backend = "echo"
+
+    def _infer(self, x):
+        n = x.shape[0]
+        seg = np.concatenate([np.zeros_like(x), x], 1)
+        return {"seg": seg, "landmarks": np.arange(6, dtype=np.float32)[None].repeat(n, 0),
+                "view": np.zeros((n, 2), np.float32)}
+
+
+def test_generic_infer_window_normalises_and_derives_score_and_landmarks():
+    md = tiny_metadata()
+    r = _Echo(md)
+    win = _windows(1)[0]
+    out = r.infer_window(win)
+    want = (win.astype(np.float32) * md.input_scale - md.input_mean) / md.input_std
+    assert out["score"].shape == (W, W) and np.abs(out["score"] - want).max() < 1e-5
+    assert np.allclose(out["landmarks_win"], np.arange(6).reshape(3, 2) + md.template_array)
+    assert out["view"].shape == (1, 2) and "seg" not in out and "landmarks" not in out
+    with pytest.raises(Exception, match=r"window must be \(64, 64\)"):
+        r.infer_window(np.zeros((32, 32), np.uint8))
+
+
+# ---- OpenVINO window graph -------------------------------------------------------------------
+def test_openvino_window_graph_matches_the_numpy_path(tiny_ir):
+    from edge_tan.targets.openvino import OpenVinoRunner
+
+    with OpenVinoRunner(tiny_ir, threads=1, fuse_window=True) as r:
+        for win in _windows():
+            fused = r.infer_window(win)
+            generic = Runner.infer_window(r, win)
+            assert set(fused) == set(generic) == {"score", "landmarks_win", "view"}
+            for k in fused:
+                assert fused[k].shape == generic[k].shape and fused[k].dtype == np.float32, k
+                assert np.abs(fused[k] - generic[k]).max() < 1e-4, k
+        assert "in-graph" in r.describe()["window_graph"]   # the report says what ran
+        # the artifact's own graph is untouched: infer still gives the exported outputs
+        assert set(r.infer(rand_batch(1))) == {"seg", "landmarks", "view"}
+    with OpenVinoRunner(tiny_ir, threads=1, fuse_window=False) as r:
+        r.infer_window(_windows(1)[0])
+        assert r.describe()["window_graph"] == "numpy around the network"
+
+
+def test_tracker_gives_the_same_track_with_and_without_the_window_graph(tiny_ir):
+    from edge_tan.targets.openvino import OpenVinoRunner
+    from edge_tan.tracker import Tracker
+    from tests.conftest import toy_sequence
+
+    frames = list(toy_sequence(T=6).frames)
+    with OpenVinoRunner(tiny_ir, threads=1, fuse_window=True) as a, OpenVinoRunner(tiny_ir, threads=1) as b:
+        ra, rb = Tracker(a).track(frames), Tracker(b).track(frames)
+    for x, y in zip(ra, rb):
+        assert x.state == y.state
+        assert np.array_equal(x.mask_crop, y.mask_crop)
+        assert (x.landmarks is None) == (y.landmarks is None)
+        if x.landmarks is not None:
+            assert np.abs(x.landmarks - y.landmarks).max() < 1e-2
+
+
+def test_window_outputs_keeps_extra_outputs():
+    md = tiny_metadata()
+    out = {"seg": np.zeros((1, 2, W, W), np.float32), "landmarks": np.zeros((1, 6), np.float32),
+           "view": np.zeros((1, 2), np.float32), "features": np.ones((1, 8), np.float32)}
+    res = window_outputs(out, md)
+    assert res["features"].shape == (1, 8) and res["score"].shape == (W, W)
+
+
+# ---- bf16 -----------------------------------------------------------------------------------
+def _fake_caps(monkeypatch, caps):
+    from edge_tan.targets import openvino as tov
+
+    real = tov.core()
+
+    class Core:
+        def __getattr__(self, k):
+            return getattr(real, k)
+
+        def get_property(self, dev, name):
+            if name == "OPTIMIZATION_CAPABILITIES":
+                return list(caps)
+            return real.get_property(dev, name)
+
+    monkeypatch.setattr(tov, "_CORE", Core())
+
+
+def test_bf16_is_unsupported_where_the_cpu_lacks_it(tiny, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    from edge_tan.targets.build import build_artifact
+
+    _fake_caps(monkeypatch, ["FP32", "INT8"])
+    with pytest.raises(UsageError, match="unsupported: .*no native BF16"):
+        build_artifact(model=str(tiny[2]), target="openvino", precision="bf16", out_dir=tmp_path)
+    assert not list(tmp_path.glob("*openvino-bf16*"))   # nothing half-written
+
+
+def test_bf16_artifact_refuses_to_run_as_fp32(tiny, tmp_path, monkeypatch):
+    """A bf16 IR opened where BF16 is absent (copied to another machine) says so, never runs f32."""
+    pytest.importorskip("openvino")
+    from edge_tan.targets import openvino as tov
+
+    md = tiny[1].__class__.from_dict({**tiny[1].to_dict(), "precision": "bf16"})
+    xml = tov.save_ir(tov.onnx_to_ov(tiny[2]), tmp_path / "model.xml", md)
+    _fake_caps(monkeypatch, ["FP32"])
+    with pytest.raises(UsageError, match="bf16 unsupported"):
+        tov.OpenVinoRunner(xml, threads=1)
+
+
+def test_other_backends_report_bf16_unsupported(tiny, tmp_path):
+    from edge_tan.targets.build import build_artifact
+
+    with pytest.raises(UsageError, match="fp32 only"):
+        build_artifact(model=str(tiny[2]), target="onnx", precision="bf16", out_dir=tmp_path)
+
+
+def test_bf16_where_supported_runs_bf16_and_says_so(tiny, tmp_path):
+    pytest.importorskip("openvino")
+    from edge_tan.targets.build import build_artifact
+    from edge_tan.targets.opener import open_model
+    from edge_tan.targets.openvino import bf16_support
+    from tests.conftest import torch_outputs
+
+    ok, why = bf16_support()
+    if not ok:
+        pytest.skip(f"this CPU: {why}")
+    xml = build_artifact(model=str(tiny[2]), target="openvino", precision="bf16", out_dir=tmp_path).path
+    x = rand_batch(1)
+    ref = torch_outputs(tiny[0], x)
+    with open_model(xml, threads=1) as r:
+        assert r.metadata.precision == "bf16" and r.metadata.producer["inference_precision"] == "bf16"
+        assert r.describe()["inference_precision"] == "bf16"
+        out = r.infer(x)
+        for k in ref:   # bf16 rounding, not fp32's 1e-4, and not garbage
+            assert np.abs(out[k] - ref[k]).max() < 0.1, k
+
+
+# ---- the speed summary and its README section -------------------------------------------------
+def _bench_row(precision, model_ms, e2e_fps, busy=False, ip="f32"):
+    return {"model": "tan", "backend": "openvino", "precision": precision, "status": "ok", "fps": 1000.0 / model_ms,
+            "latency_ms": {"median": model_ms, "p95": model_ms * 1.1}, "describe": {"inference_precision": ip},
+            "e2e": {"fps": e2e_fps, "non_network_share": 0.1}, "accuracy": {"dice": 0.97},
+            "load": [{"busy": busy}]}
+
+
+def test_speed_summary_ratios_and_targets():
+    from edge_tan.bench.speed import speed_summary
+
+    rows = [_bench_row("fp32", 10.0, 80.0), _bench_row("bf16", 6.0, 120.0, ip="bf16"), _bench_row("int8", 4.0, 200.0),
+            {"model": "unet", "backend": "openvino", "precision": "fp32", "status": "ok"},
+            {"model": "tan", "backend": "onnxruntime", "precision": "bf16", "status": "unavailable"}]
+    s = speed_summary(rows)
+    by = {r["precision"]: r for r in s["rows"]}
+    assert set(by) == {"fp32", "bf16", "int8"}          # TAN rows that ran only
+    assert by["bf16"]["e2e_vs_fp32"] == pytest.approx(1.5) and by["fp32"]["e2e_vs_fp32"] == 1.0
+    assert by["int8"]["e2e_vs_network"] == pytest.approx(200.0 / 250.0)
+    t = {x["name"]: x for x in s["targets"]}
+    assert t["bf16_vs_fp32_e2e"]["met"] is True and t["int8_e2e_vs_network"]["met"] is False
+    # timed while other processes took the CPU: the ratio is reported, never judged
+    rows[0]["load"] = [{"busy": True}]
+    t = {x["name"]: x for x in speed_summary(rows)["targets"]}
+    assert t["bf16_vs_fp32_e2e"]["busy"] and t["bf16_vs_fp32_e2e"]["met"] is None
+    assert t["int8_e2e_vs_network"]["met"] is False
+    # a run without a bf16 row does not claim the target either way
+    t = {x["name"]: x for x in speed_summary(rows[:1] + rows[2:3])["targets"]}
+    assert t["bf16_vs_fp32_e2e"]["value"] is None and t["bf16_vs_fp32_e2e"]["met"] is None
+
+
+def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from edge_tan.bench.speed import speed_summary
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("render_docs", root / "scripts" / "render_docs.py")
+    rd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rd)
+    monkeypatch.setattr(rd, "ROOT", tmp_path)
+    results = tmp_path / "results"
+    section = lambda: rd.render_text("<!-- table:speed -->\n<!-- /table -->\n", results)  # noqa: E731
+    assert "No `speed` record yet" in section() and "--only speed" in section()
+    rows = [_bench_row("fp32", 10.0, 80.0, busy=True), _bench_row("bf16", 6.0, 120.0, ip="bf16"),
+            _bench_row("int8", 4.0, 200.0)]
+    parity = {"rows": [{"backend": "openvino", "precision": "bf16", "status": "fail",
+                        "reason": "out of tolerance: open-loop landmarks px (max)"}]}
+    from edge_tan.bench.provenance import provenance   # a record of the shipped model and phantom
+    d = results / "2026-01-01-speed"
+    d.mkdir(parents=True)
+    (d / "record.json").write_text(json.dumps({
+        "what": "speed", "command": "edge-tan bench --made-up", "date": "2026-01-01T00:00:00+00:00",
+        "machine": {"cpu": "Test CPU", "physical_cores": 2, "memory_gib": 8.0, "gpus": []}, "wall_s": 1.0,
+        "exit_code": 1, **provenance(), "result": {"rows": rows, "notes": ["tan openvino fp32: machine busy while timing: x"],
+                                   "speed": speed_summary(rows), "parity": parity, "source": "phantom"}}))
+    out = section()
+    assert "**Timed on a busy machine**" in out
+    assert "| openvino bf16 | bf16 | 6.00 / 6.60 | 167 | 120.0 | ×0.72 | 10 % | ×1.50 | 97.00 % | fail (out of" in out
+    assert "BF16 end-to-end fps ÷ FP32's ≥ ×1.40: ×1.50: timed on a busy machine, not judged" in out
+    assert "≥ ×0.92: ×0.80: **not met**" in out
