@@ -136,7 +136,7 @@ def ood_fit(weights: Path = typer.Argument(..., help="trained TAN weights (.safe
             out: Path = typer.Option(..., "--out", help="weights to write (.safetensors; may be WEIGHTS itself)"),
             k: int = typer.Option(32, "--k", help="principal directions kept"),
             windows: int = typer.Option(2000, "--windows", help="training-style windows for the statistics"),
-            clip_margin: float = typer.Option(1.5, "--clip-margin", help="clip threshold = this x the largest "
+            clip_margin: float = typer.Option(1.0, "--clip-margin", help="clip threshold = this x the largest "
                                               "held-out clip median")):
     """Fit the out-of-domain reference (pooled-feature statistics + thresholds) into a TAN weights file."""
     from .export.ood_fit import ood_fit as fit

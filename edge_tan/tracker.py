@@ -29,6 +29,7 @@ from .runner import Runner
 
 STATES = ("detect", "track", "redetect", "lost")
 LEAVES = "LV leaves the window"
+OOD_REASON = "image unlike the training data"
 
 
 @dataclass
@@ -320,7 +321,7 @@ class Tracker:
         prev_area: the last accepted pass's window area (area_tpl), None where there is no reference."""
         c = self.cfg
         if self.ood is not None and p.ood > self.ood.frame_threshold:   # noise, blank, another view, ...
-            return f"image unlike the training data (score {p.ood:.1f} > {self.ood.frame_threshold:.1f})"
+            return f"{OOD_REASON} (score {p.ood:.1f} > {self.ood.frame_threshold:.1f})"
         if self.md.has_view and p.view_prob < self.min_view_prob:
             return f"low view confidence {p.view_prob:.2f}"
         area = p.area_frac
@@ -424,6 +425,9 @@ class Tracker:
 
     def _lose(self, res: FrameResult, reason: str) -> None:
         res.state, res.reason = "lost", reason
+        if reason.startswith(OOD_REASON):
+            return   # an image unlike any LV (noise, blank, a burst of artefact) says nothing about where the
+                     # LV went: keep the lock, so tracking resumes from it when the images come back
         self._lost_run += 1
         if self._lost_run >= self.cfg.forget_after:
             self._prev_lm, self._prev_area_win, self._view_ev = None, None, None

@@ -139,7 +139,6 @@ def _load_split(data: Path, splits) -> list:
 def ood_fit(weights: str, data: str, out: str, k: int = DEFAULT_K, windows: int = 2000, **threshold_opts) -> dict:
     """Fit and store the reference; returns the stored `ood` dict (without its arrays)."""
     from .weights import load_weights, save_weights
-    from .adapt.run import _stored_fp16
 
     wp, dp = Path(weights), Path(data)
     if not str(out).endswith(".safetensors"):
@@ -165,6 +164,14 @@ def ood_fit(weights: str, data: str, out: str, k: int = DEFAULT_K, windows: int 
     md.ood = ref.to_dict()
     save_weights(model, md, out, half=_stored_fp16(str(wp)))
     return summary(md.ood)
+
+
+def _stored_fp16(path: str) -> bool:
+    """Whether a safetensors file stores its floating tensors as fp16 (kept so on rewrite)."""
+    with open(path, "rb") as f:
+        head = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    dtypes = {v.get("dtype") for k, v in head.items() if k != "__metadata__" and isinstance(v, dict)}
+    return "F16" in dtypes and "F32" not in dtypes
 
 
 def summary(ood: dict) -> dict:

@@ -413,12 +413,12 @@ def r_ood(folder: Path, rec: dict, results: Path) -> str:
     rows = []
     for k, v in r["sets"].items():
         label = names.get(k, k)
+        acc = v["accepted"]
         rows.append([label, str(v["clips"]), pct(v["flagged_share"]), num(v["ood_median"]), pct(v["reliable_share"]),
-                     "—", "—"])
+                     num(v["ef_mae"]), f"{num(acc['ef_mae'])} ({acc['clips']} clips)"])
         if k == "degraded":
             for var, vv in v["by_variant"].items():
-                if var != "clean":
-                    rows.append([f"… {var}", str(vv["clips"]), pct(vv["flagged_share"]), num(vv["ood_median"]), "", "", ""])
+                rows.append([f"… {var}", str(vv["clips"]), pct(vv["flagged_share"]), num(vv["ood_median"]), "", "", ""])
     real = r.get("real")
     if real:
         acc = real["accepted"]

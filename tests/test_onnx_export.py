@@ -31,7 +31,8 @@ def test_export_parity_and_metadata(tmp_path, name, kw, exporter):
             torch.nn.init.normal_(m.landmark_head[-1].weight, std=0.05)
     p = tmp_path / f"{name}.onnx"
     r = export_onnx(m, md, p, exporter=exporter)
-    assert r["outputs"] == list(m.outputs) and max(r["parity"].values()) <= 1e-3
+    outs = list(m.outputs) + (["feat"] if hasattr(m, "with_features") else [])   # TAN: + pooled features (issue 25)
+    assert r["outputs"] == outs and max(r["parity"].values()) <= 1e-3
     assert sorted(x.name for x in tmp_path.iterdir()) == [p.name]   # single file, no external data
     proto = onnx.load(str(p))
     assert {o.domain or "ai.onnx": o.version for o in proto.opset_import}["ai.onnx"] == 18
@@ -39,7 +40,7 @@ def test_export_parity_and_metadata(tmp_path, name, kw, exporter):
     md2 = ModelMetadata.from_props(props)
     assert md2.model_name == name and md2.warp_mode == m.warp_mode and md2.window == 64
     assert md2.weights_sha256 == model_sha256(m) and md2.producer["torch"] == torch.__version__
-    assert list(md2.outputs) == list(m.outputs)
+    assert list(md2.outputs) == outs
     sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["image"]
     x = np.random.default_rng(0).standard_normal((3, 1, 64, 64)).astype(np.float32)   # dynamic batch
