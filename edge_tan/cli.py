@@ -69,7 +69,7 @@ def synth(out_dir: Path = typer.Argument(..., help="dataset folder to create"),
           avi: bool = typer.Option(False, "--avi", help="also write each clip as an .avi next to its .npz"),
           workers: int = typer.Option(0, "--workers", help="processes (0 = all cores)"),
           family: str = typer.Option("default", "--family",
-                                     help="default (training phantom) or foreign (held-out test style: never train on it)")):
+                                     help="default (training phantom), foreign or holdout (held-out test families: never train on them)")):
     """Make a realistic apical-echo phantom dataset with exact ground truth (+ montage.png)."""
     from .synth.generate import generate_dataset
     generate_dataset(out_dir, n=n, seed=seed, views=[v.strip() for v in views.split(",") if v.strip()],

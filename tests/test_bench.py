@@ -77,9 +77,24 @@ def test_bench_outputs_and_statuses(tiny, tmp_path, monkeypatch):
         for b in ("onnxruntime", "openvino"):
             row = r[(m, b, "fp32")]
             assert row["status"] == "ok", row["reason"]
-            assert row["params"] > 0 and row["artifact_mb"] > 0 and row["peak_rss_mb"] > 0
-            assert set(STAT_KEYS) <= set(row["latency_ms"]) and row["latency_ms"]["n"] >= (12 if m == "tan" else 10)
-            assert row["e2e"]["fps"] > 0 and 0 <= row["e2e"]["non_network_share"] <= 1
+            # counted and measured figures checked against what they are computed from, not only > 0
+            assert row["params"] == sum(p.numel() for p in darknet(0).parameters())
+            art = tiny[m if m == "tan" else "base"] if b == "onnxruntime" else tiny["irs"][tiny[m if m == "tan" else "base"]]
+            size = art.stat().st_size + (art.with_suffix(".bin").stat().st_size if b == "openvino" else 0)
+            assert row["artifact_mb"] == pytest.approx(size / 2 ** 20, rel=1e-3)
+            assert 50 < row["peak_rss_mb"] < 16_000      # a Python process with a runtime loaded: MB, not bytes or GB
+            lat = row["latency_ms"]
+            assert set(STAT_KEYS) <= set(lat) and lat["n"] >= (12 if m == "tan" else 10)
+            assert 0 < lat["min"] <= lat["median"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+            assert lat["fps"] == pytest.approx(1000.0 / lat["median"], rel=1e-6)
+            e2e = row["e2e"]
+            assert e2e["frames"] == (12 if m == "tan" else 10)
+            assert e2e["fps"] == pytest.approx(1000.0 / e2e["mean_ms"], rel=1e-3)
+            assert 0 < e2e["non_network_share"] < 1
+            # the tracker's own clock vs the bench's: the same frames, so the same time within call overhead
+            assert 0 < e2e["non_network_ms"] <= e2e["mean_ms"]
+            assert e2e["non_network_ms"] == pytest.approx(e2e["non_network_share"] * e2e["mean_ms"], rel=0.1)
+            assert e2e["passes_per_frame"] >= 1.0 and sum(e2e["states"].values()) == e2e["frames"]
             if m == "tan":
                 assert row["accuracy"]["dice"] > 0.5   # the darkness net segments the toy LV
             else:
@@ -88,9 +103,12 @@ def test_bench_outputs_and_statuses(tiny, tmp_path, monkeypatch):
         assert trt["status"] == "unavailable" and "not installed" in trt["reason"]
     assert r[("tan", "openvino", "fp32")]["throughput_fps"] > 0
     assert r[("tan", "onnxruntime", "fp32")]["build"] == "cached"
-    # TAN vs the full-frame "baseline" on the same backend/precision
-    sp = r[("tan", "onnxruntime", "fp32")]["speedup"]["unet"]
-    assert sp["e2e"] > 0 and sp["model"] > 0
+    # TAN vs the full-frame "baseline" on the same backend/precision: the ratios of the rows' own figures
+    for b in ("onnxruntime", "openvino"):
+        t, u = r[("tan", b, "fp32")], r[("unet", b, "fp32")]
+        sp = t["speedup"]["unet"]
+        assert sp["e2e"] == pytest.approx(t["e2e"]["fps"] / u["e2e"]["fps"], rel=1e-6)
+        assert sp["model"] == pytest.approx(u["latency_ms"]["median"] / t["latency_ms"]["median"], rel=1e-6)
     assert r[("unet", "onnxruntime", "fp32")]["bounded"] is True
     assert any("bounded" in n or "baselines are slow" in n for n in data["notes"])
     assert "— unavailable" in md and "✅ ok" in md
@@ -226,8 +244,10 @@ def test_gpu_check_cpu_path(tmp_path):
     data = json.loads((tmp_path / "g" / "gpu_check.json").read_text())
     assert data["device"]["type"] == "cpu"
     lat = {(x["model"], x["precision"]): x for x in data["latency"]}
-    assert lat[("tan", "fp32")]["median_ms"] > 0 and lat[("tan", "fp32")]["n"] == 3
-    assert lat[("unet", "fp32")]["trained"] is False and lat[("tan", "fp32")]["throughput_ips"] > 0
-    assert data["runner"][0]["e2e_fps"] > 0
+    t = lat[("tan", "fp32")]
+    assert t["n"] == 3 and 0 < t["median_ms"] <= t["p95_ms"]
+    assert lat[("unet", "fp32")]["trained"] is False
+    assert t["throughput_ips"] > 0
+    assert 0 < data["runner"][0]["e2e_fps"] <= 1000.0 / t["median_ms"] * 1.5   # end to end can't beat the network
     assert data["parity"]["fp32"]["open_dice_mean"] >= 0.999
     assert (tmp_path / "g" / "gpu_check.md").is_file()

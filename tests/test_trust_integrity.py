@@ -149,3 +149,18 @@ def test_seal_costs_one_read(cached):
     claimed, actual = seal.read_seal(art)
     assert claimed == actual and time.perf_counter() - t0 < 1.0
     assert np.isfinite(art.stat().st_size)
+
+
+def test_batch_refuses_a_tampered_model_before_any_clip(tmp_path):
+    """`batch` resume compared only the weights hash the metadata claims: a tampered model now never
+    opens, so no result of it can count as "done before"."""
+    from edge_tan.dataset import save_sequence
+    from tests.conftest import darknet, darknet_metadata, toy_sequence
+    from tests.test_cli_errors import cli
+    model = export_onnx(darknet(), darknet_metadata(), tmp_path / "m.onnx")
+    save_sequence(toy_sequence("c", T=4), tmp_path / "src" / "c.npz")
+    code, _, err = cli("batch", tmp_path / "src", "--out", tmp_path / "out", "--model", model, "--backend", "onnxruntime")
+    assert code == 0, err
+    _flip_weight_signs(model)
+    code, _, err = cli("batch", tmp_path / "src", "--out", tmp_path / "out", "--model", model, "--backend", "onnxruntime")
+    assert code == 1 and "integrity seal" in err and str(model) in err

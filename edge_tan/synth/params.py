@@ -19,7 +19,7 @@ from .anatomy import Anatomy, Tissue
 OUT_SIZES = ((112, 112), (128, 128), (160, 160), (224, 224), (256, 256), (240, 320), (300, 400),
              (384, 512), (480, 640), (600, 800))
 OUT_WEIGHTS = (0.50, 0.07, 0.05, 0.10, 0.05, 0.05, 0.05, 0.04, 0.05, 0.04)
-FAMILIES = ("default", "foreign")
+FAMILIES = ("default", "foreign", "holdout")   # holdout: edge_tan/synth/holdout.py (frozen)
 
 OVERRIDES = ("n_frames", "out_size", "fps", "heart_rate", "ef", "quality", "depth", "sector_deg", "tilt_deg")
 
@@ -196,6 +196,9 @@ def sample_params(rng: np.random.Generator, view: str, overrides: dict, family: 
                   drift=drift, imaging=imaging, artifacts=artifacts)
     if family == "foreign":
         _foreign(P, r_fam)
+    elif family == "holdout":
+        from .holdout import apply_holdout
+        apply_holdout(P, r_fam)
     else:
         _clinical_range(P, r_clin)
     return P

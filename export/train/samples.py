@@ -51,6 +51,8 @@ def load_split_sequences(data_dir, split: str) -> list[Sequence]:
     import os
     from concurrent.futures import ThreadPoolExecutor
 
+    from edge_tan.synth.holdout import refuse_held_out
+    refuse_held_out(data_dir)   # held-out phantom families are for testing only
     paths = list_split(data_dir, split)
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as ex:
         return list(ex.map(load_sequence, paths))
