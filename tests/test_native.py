@@ -26,8 +26,9 @@ SAME_STATE = 0.99     # share of frames with the same state
 MAX_LM_PX = 0.5       # landmark distance, frame px
 MIN_DICE = 0.995      # per frame, where either mask is non-empty
 MAX_EF_POINTS = 0.5   # EF, percentage points
-MAX_OOD = 1e-3        # out-of-domain score (edge_tan.ood): the first frame and the median frame (same state)
-MAX_OOD_DRIFT = 0.05  # any frame: a tracked window follows the landmarks (within MAX_LM_PX), its score moves with them
+MAX_OOD = 1e-3        # out-of-domain score (edge_tan.ood) per frame in the same state (measured <= 6e-4 on CLIPS)
+MAX_OOD_DRIFT = 0.05  # the same, on frames tracked after noise frames: the windows there differ more (still within
+                      # MAX_LM_PX), and the score moves with them (median still <= MAX_OOD)
 OOD_REASON = "image unlike the training data"
 
 
@@ -96,7 +97,6 @@ def _compare(py, data, masks) -> dict:
            for a, b, s in zip(py, nat, same) if s]
     return {"same": float(np.mean(same)), "lm": max(lm, default=0.0), "dice": min(dice, default=1.0),
             "ood": max(ood, default=0.0), "ood_med": float(np.median(ood)) if ood else 0.0,
-            "ood_first": ood[0] if ood and same[0] else np.inf,
             "mismatch": [(a.index, a.state, b["state"]) for a, b, s in zip(py, nat, same) if not s][:5]}
 
 
@@ -116,9 +116,7 @@ def test_native_matches_python_tracker(native, ir_fp32, clip, tmp_path):
     assert c["dice"] >= MIN_DICE, f"{clip}: mask Dice {c['dice']:.4f}"
     # the shipped model carries the out-of-domain gate: every frame the network saw has a score, the same
     assert all(np.isfinite(r.ood_threshold) for r in py), "the shipped model has no out-of-domain gate"
-    assert c["ood_first"] <= MAX_OOD and c["ood_med"] <= MAX_OOD and c["ood"] <= MAX_OOD_DRIFT, \
-        f"{clip}: out-of-domain score differs by {c['ood_first']:.2e} (frame 0), {c['ood_med']:.2e} (median), " \
-        f"{c['ood']:.2e} (max)"
+    assert c["ood"] <= MAX_OOD, f"{clip}: out-of-domain score differs by {c['ood']:.2e} on some frame"
     # ED/ES and EF (Simpson single plane) from the native curves, as clip_clinical computes them
     import math
     from edge_tan.clinical import clip_clinical
