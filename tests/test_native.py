@@ -26,6 +26,10 @@ SAME_STATE = 0.99     # share of frames with the same state
 MAX_LM_PX = 0.5       # landmark distance, frame px
 MIN_DICE = 0.995      # per frame, where either mask is non-empty
 MAX_EF_POINTS = 0.5   # EF, percentage points
+MAX_OOD = 1e-3        # out-of-domain score (edge_tan.ood) per frame in the same state (measured <= 6e-4 on CLIPS)
+MAX_OOD_DRIFT = 0.05  # the same, on frames tracked after noise frames: the windows there differ more (still within
+                      # MAX_LM_PX), and the score moves with them (median still <= MAX_OOD)
+OOD_REASON = "image unlike the training data"
 
 
 def _build(path: Path, *cmake_args: str) -> Path:
@@ -87,7 +91,12 @@ def _compare(py, data, masks) -> dict:
         pa, pb = a.mask > 0, m > 0
         if pa.any() or pb.any():
             dice.append(2.0 * (pa & pb).sum() / (pa.sum() + pb.sum()))
+    # out-of-domain score: NaN (JSON null) on the same frames, within MAX_OOD elsewhere
+    ood = [abs(a.ood_score - b["ood_score"]) if np.isfinite(a.ood_score) and b["ood_score"] is not None
+           else (0.0 if not np.isfinite(a.ood_score) and b["ood_score"] is None else np.inf)
+           for a, b, s in zip(py, nat, same) if s]
     return {"same": float(np.mean(same)), "lm": max(lm, default=0.0), "dice": min(dice, default=1.0),
+            "ood": max(ood, default=0.0), "ood_med": float(np.median(ood)) if ood else 0.0,
             "mismatch": [(a.index, a.state, b["state"]) for a, b, s in zip(py, nat, same) if not s][:5]}
 
 
@@ -105,6 +114,9 @@ def test_native_matches_python_tracker(native, ir_fp32, clip, tmp_path):
     assert c["same"] >= SAME_STATE, f"{clip}: states differ on {c['mismatch']}"
     assert c["lm"] <= MAX_LM_PX, f"{clip}: landmarks differ by {c['lm']:.3f} px"
     assert c["dice"] >= MIN_DICE, f"{clip}: mask Dice {c['dice']:.4f}"
+    # the shipped model carries the out-of-domain gate: every frame the network saw has a score, the same
+    assert all(np.isfinite(r.ood_threshold) for r in py), "the shipped model has no out-of-domain gate"
+    assert c["ood"] <= MAX_OOD, f"{clip}: out-of-domain score differs by {c['ood']:.2e} on some frame"
     # ED/ES and EF (Simpson single plane) from the native curves, as clip_clinical computes them
     import math
     from edge_tan.clinical import clip_clinical
@@ -132,6 +144,72 @@ def test_native_reads_onnx_metadata_props(native, ir_fp32, tmp_path):
     frames = _phantom((112, 112), 12)
     py = Tracker(ir_fp32).track(list(frames))
     data, masks = _run_native(frames, onnx_path, tmp_path)
+    c = _compare(py, data, masks)
+    assert c["same"] >= SAME_STATE and c["lm"] <= MAX_LM_PX and c["dice"] >= MIN_DICE and c["ood_med"] <= MAX_OOD, c
+
+
+NOISE_FRAMES = (8, 9, 10, 17, 24)
+
+
+def _noisy_clip():
+    """A phantom clip with some frames replaced by uniform noise (never an LV, far from the training windows)."""
+    frames = _phantom((112, 112), 30)
+    rng = np.random.default_rng(25)
+    for i in NOISE_FRAMES:
+        frames[i] = rng.integers(0, 256, frames[i].shape, dtype=np.uint8)
+    return frames
+
+
+NOISE_THRESHOLD = 2.0   # uniform noise scores ~2.7-3.2 through the shipped model, phantom windows ~1.0-1.4
+
+
+def test_native_ood_gate_refuses_the_frames_python_refuses(native, ir_fp32, tmp_path):
+    """Noise frames: both trackers refuse the same frames as out-of-domain, with the same reason and scores.
+
+    The shipped frame threshold (~3.2) is set for real foreign images; uniform noise lands just under it,
+    so the artifact's threshold is lowered (in the artifact, for both trackers) to put the noise frames over."""
+    import copy
+
+    from edge_tan.tracker import Tracker
+    path = _edit_ir(ir_fp32, tmp_path, "gate.xml", lambda m: _set_ood(m, frame_threshold=NOISE_THRESHOLD))
+    md = copy.deepcopy(ir_fp32.metadata)
+    md.ood = {**md.ood, "frame_threshold": NOISE_THRESHOLD}
+    frames = _noisy_clip()
+    py = Tracker(ir_fp32, metadata=md).track(list(frames))
+    data, masks = _run_native(frames, path, tmp_path)
+    nat = data["per_frame"]
+    refused_py = [r.index for r in py if OOD_REASON in r.reason]
+    refused_nat = [r["index"] for r in nat if r["reason"] and OOD_REASON in r["reason"]]
+    assert set(NOISE_FRAMES) <= set(refused_py), f"python gate missed noise frames: {refused_py}"
+    assert refused_nat == refused_py
+    assert [r.state for r in py] == [r["state"] for r in nat]
+    assert [r.reason or None for r in py] == [r["reason"] for r in nat]
+    for i in NOISE_FRAMES:
+        assert nat[i]["state"] == "lost" and nat[i]["ood_score"] > NOISE_THRESHOLD
+    c = _compare(py, data, masks)
+    assert c["ood_med"] <= MAX_OOD and c["ood"] <= MAX_OOD_DRIFT and c["lm"] <= MAX_LM_PX and c["dice"] >= MIN_DICE, c
+    # results.json "model": the thresholds and origin, not the reference's arrays (as results_dict)
+    assert data["model"]["ood"]["frame_threshold"] == NOISE_THRESHOLD
+    assert not {"mean", "basis", "var"} & set(data["model"]["ood"])
+
+
+def _edit_ir(ir_fp32, tmp_path, name, edit) -> Path:
+    import openvino as ov
+    model = ov.Core().read_model(str(ir_fp32.origin.path))
+    edit(model)
+    ov.save_model(model, str(tmp_path / name))
+    return tmp_path / name
+
+
+def test_native_without_ood_reference_runs_ungated(native, ir_fp32, tmp_path):
+    """An artifact with no reference (older export, no `edge-tan ood-fit`) tracks with no gate, as in Python."""
+    from edge_tan.tracker import Tracker, TrackerConfig
+    path = _edit_ir(ir_fp32, tmp_path, "noood.xml", lambda m: m.set_rt_info("null", ["edge_tan", "ood"]))
+    frames = _phantom((112, 112), 12)   # (noise frames tracked ungated give garbage masks: no parity to hold)
+    py = Tracker(ir_fp32, TrackerConfig(ood_gate=False)).track(list(frames))
+    data, masks = _run_native(frames, path, tmp_path)
+    assert all(r["ood_score"] is None for r in data["per_frame"])
+    assert not any(r["reason"] and OOD_REASON in r["reason"] for r in data["per_frame"])
     c = _compare(py, data, masks)
     assert c["same"] >= SAME_STATE and c["lm"] <= MAX_LM_PX and c["dice"] >= MIN_DICE, c
 
@@ -216,16 +294,29 @@ def test_cpp_wrapper(native, ir_fp32, tmp_path):
     assert re.search(r"tracked 30 frames, .*EF \d+\.\d %", proc.stdout), proc.stdout
 
 
-def test_unported_output_is_refused_not_skipped(native, ir_fp32, tmp_path):
-    """An artifact declaring an output this port does not implement (e.g. the out-of-domain 'feat')
-    is refused with one line, so a safety gate is never silently skipped."""
-    import openvino as ov
-    model = ov.Core().read_model(str(ir_fp32.origin.path))
+def _set_outputs(model, key, value):
     outs = json.loads(model.get_rt_info(["edge_tan", "outputs"]).astype(str))
-    outs["feat"] = "N,C pooled encoder features"
+    outs[key] = value
     model.set_rt_info(json.dumps(outs), ["edge_tan", "outputs"])
-    ov.save_model(model, str(tmp_path / "feat.xml"))
+
+
+def _set_ood(model, **kv):
+    ood = json.loads(model.get_rt_info(["edge_tan", "ood"]).astype(str))
+    model.set_rt_info(json.dumps({**ood, **kv}), ["edge_tan", "ood"])
+
+
+@pytest.mark.parametrize("edit, message", [
+    # an output this port does not implement: refused, so a future safety gate is never silently skipped
+    (lambda m: _set_outputs(m, "uncertainty", "N,1 a head from the future"), "declares output 'uncertainty'"),
+    # a reference this port cannot read: refused, never run ungated
+    (lambda m: _set_ood(m, format="edge-tan-ood/9"), "out-of-domain reference has format"),
+    (lambda m: _set_ood(m, mean={"shape": [3], "f32_b64": "AAAA"}), "out-of-domain reference malformed"),
+    (lambda m: _set_ood(m, frame_threshold=0), "thresholds must be > 0"),
+], ids=["unknown-output", "ood-format", "ood-mean", "ood-threshold"])
+def test_unported_or_bad_metadata_is_refused_not_skipped(native, ir_fp32, tmp_path, edit, message):
+    path = _edit_ir(ir_fp32, tmp_path, "edited.xml", edit)
     np.save(tmp_path / "clip.npy", _phantom((112, 112), 2))
-    proc = subprocess.run([str(CLI), "track", str(tmp_path / "clip.npy"), "--model", str(tmp_path / "feat.xml")],
+    proc = subprocess.run([str(CLI), "track", str(tmp_path / "clip.npy"), "--model", str(path)],
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "declares output 'feat'" in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("edge-tan-native")]
+    assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr

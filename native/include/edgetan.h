@@ -70,6 +70,10 @@ typedef struct {
     const uint8_t *mask;              /* mask_w*mask_h bytes, row-major; NULL when empty */
     float latency_ms, pre_ms, infer_ms, post_ms;
     char reason[ET_REASON_LEN];       /* why the first pass was rejected or the frame lost ("" if none) */
+    float ood_score;                  /* out-of-domain score of this frame's last window (edge_tan/ood.py):
+                                         ~1 like the training windows; NaN on a blank frame or without a gate */
+    float ood_threshold;              /* the artifact's clip threshold for the median of ood_score over a
+                                         clip (above: unreliable, adapt the model); NaN without a gate */
 } et_result;
 
 typedef struct {

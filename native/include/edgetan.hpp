@@ -7,6 +7,8 @@
 //
 // One Tracker per stream and per thread, as for et_tracker.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -30,7 +32,7 @@ public:
     ~Tracker() { et_close(t_); }
     Tracker(const Tracker &) = delete;
     Tracker &operator=(const Tracker &) = delete;
-    Tracker(Tracker &&o) noexcept : t_(o.t_), r_(o.r_), curve_(std::move(o.curve_)) { o.t_ = nullptr; }
+    Tracker(Tracker &&o) noexcept : t_(o.t_), r_(o.r_), curve_(std::move(o.curve_)), ood_(std::move(o.ood_)) { o.t_ = nullptr; }
 
     // The result stays valid (mask included) until the next push/reset; its volumes are kept for ef().
     const et_result &push(const et_frame &frame) {
@@ -38,9 +40,20 @@ public:
         et_volumes v;
         check(et_frame_volumes(&r_, &v));
         curve_.push_back(v);
+        ood_.push_back(r_.ood_score);
         return r_;
     }
-    void reset() { check(et_reset(t_)); curve_.clear(); }
+    void reset() { check(et_reset(t_)); curve_.clear(); ood_.clear(); }
+    // The clip's out-of-domain score (edge_tan.ood.OODReference.clip_score): the median of the finite
+    // per-frame scores since the last reset, NaN if none. Above r.ood_threshold: the clip is unreliable.
+    double ood_clip_score() const {
+        std::vector<double> s;
+        for (float v : ood_) if (std::isfinite(v)) s.push_back(v);
+        if (s.empty()) return std::nan("");
+        std::sort(s.begin(), s.end());
+        const size_t n = s.size();
+        return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    }
     // ED/ES and EF of the frames pushed since the last reset
     et_clinical clinical(double fps = 30.0) const {
         et_clinical c;
@@ -61,6 +74,7 @@ private:
     et_tracker *t_ = nullptr;
     et_result r_{};
     std::vector<et_volumes> curve_;
+    std::vector<float> ood_;
 };
 
 }  // namespace edgetan

@@ -22,6 +22,7 @@ public:
     virtual const float *seg() const = 0;        // (2, W, W)
     virtual const float *landmarks() const = 0;  // (6,) or nullptr
     virtual const float *view() const = 0;       // (n_views,) or nullptr
+    virtual const float *feat() const = 0;       // (ood.dim,) pooled encoder features, or nullptr (no gate)
     virtual std::string backend() const = 0;
 
 protected:

@@ -104,6 +104,8 @@ public:
         bind("seg", ov::Shape{1, 2, size_t(W), size_t(W)}, seg_, true, name);
         if (md_.has_landmarks) bind("landmarks", ov::Shape{1, 6}, lm_, true, name);
         if (md_.has_view) bind("view", ov::Shape{1, md_.view_names.size()}, view_, true, name);
+        // the out-of-domain features only where the artifact carries a reference to score them against
+        if (md_.has_ood) bind("feat", ov::Shape{1, size_t(md_.ood.dim)}, feat_, true, name);
     }
 
     float *input() override { return in_.data(); }
@@ -117,6 +119,7 @@ public:
     const float *seg() const override { return seg_.data(); }
     const float *landmarks() const override { return md_.has_landmarks ? lm_.data() : nullptr; }
     const float *view() const override { return md_.has_view ? view_.data() : nullptr; }
+    const float *feat() const override { return md_.has_ood ? feat_.data() : nullptr; }
     std::string backend() const override { return "native-openvino"; }
 
 private:
@@ -137,7 +140,7 @@ private:
     ov::Core core_;
     ov::CompiledModel compiled_;
     ov::InferRequest req_;
-    std::vector<float> in_, seg_, lm_, view_;
+    std::vector<float> in_, seg_, lm_, view_, feat_;
 };
 
 }  // namespace

@@ -77,6 +77,14 @@ public:
         bind("seg", host_seg_);
         if (md_.has_landmarks) { host_lm_.assign(6, 0.f); bind("landmarks", host_lm_); }
         if (md_.has_view) { host_view_.assign(md_.view_names.size(), 0.f); bind("view", host_view_); }
+        if (md_.has_feat) {   // every I/O tensor needs an address, scored or not
+            const nvinfer1::Dims fd = ctx_->getTensorShape("feat");
+            int64_t c = fd.nbDims == 2 ? fd.d[1] : -1;
+            if (c <= 0 || (md_.has_ood && c != md_.ood.dim))
+                throw Error(ET_ERR_MODEL, path + ": output 'feat' does not have the (1, C) shape the out-of-domain reference needs");
+            host_feat_.assign(size_t(c), 0.f);
+            bind("feat", host_feat_);
+        }
         cuda_check(cudaStreamCreate(&stream_), "cudaStreamCreate");
     }
     ~TensorRtEngine() override {
@@ -95,6 +103,7 @@ public:
     const float *seg() const override { return host_seg_.data(); }
     const float *landmarks() const override { return md_.has_landmarks ? host_lm_.data() : nullptr; }
     const float *view() const override { return md_.has_view ? host_view_.data() : nullptr; }
+    const float *feat() const override { return md_.has_ood ? host_feat_.data() : nullptr; }
     std::string backend() const override { return "native-tensorrt"; }
 
 private:
@@ -109,7 +118,7 @@ private:
     std::unique_ptr<nvinfer1::ICudaEngine> engine_;
     std::unique_ptr<nvinfer1::IExecutionContext> ctx_;
     std::vector<std::pair<std::vector<float> *, void *>> dev_;
-    std::vector<float> host_in_, host_seg_, host_lm_, host_view_;
+    std::vector<float> host_in_, host_seg_, host_lm_, host_view_, host_feat_;
     cudaStream_t stream_ = nullptr;
 };
 }  // namespace

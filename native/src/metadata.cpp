@@ -1,6 +1,9 @@
 #include "metadata.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "edgetan.h"
@@ -23,7 +26,123 @@ std::string str(const json &v, const char *key, const std::string &name) {
     if (!v.is_string()) throw Error(ET_ERR_MODEL, name + ": artifact metadata '" + key + "' is not a string");
     return v.get<std::string>();
 }
+
+// edge_tan.ood._dec: a list of numbers, or {"shape": [...], "f32_b64": little-endian float32 in base64}
+std::vector<double> ood_array(const json &d, const char *key, const std::string &name, std::vector<size_t> &shape) {
+    auto bad = [&](const std::string &why) {
+        return Error(ET_ERR_MODEL, name + ": out-of-domain reference malformed ('" + key + "' " + why + ")");
+    };
+    auto it = d.find(key);
+    if (it == d.end()) throw bad("missing");
+    std::vector<double> out;
+    shape.clear();
+    if (it->is_array()) {
+        for (const auto &v : *it) {
+            if (!v.is_number()) throw bad("is not a list of numbers");
+            out.push_back(v.get<double>());
+        }
+        shape.push_back(out.size());
+        return out;
+    }
+    if (!it->is_object() || !it->contains("shape") || !it->contains("f32_b64") || !(*it)["f32_b64"].is_string() ||
+        !(*it)["shape"].is_array())
+        throw bad("is neither a list nor {shape, f32_b64}");
+    size_t n = 1;
+    for (const auto &v : (*it)["shape"]) {
+        if (!v.is_number_integer() || v.get<long long>() < 0) throw bad("has a bad shape");
+        shape.push_back(size_t(v.get<long long>()));
+        n *= shape.back();
+    }
+    const std::string b64 = (*it)["f32_b64"].get<std::string>();
+    std::vector<unsigned char> bytes;
+    bytes.reserve(b64.size() / 4 * 3);
+    unsigned acc = 0;
+    int bits = 0;
+    for (char ch : b64) {
+        int v;
+        if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
+        else if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
+        else if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
+        else if (ch == '+') v = 62;
+        else if (ch == '/') v = 63;
+        else if (ch == '=') break;
+        else throw bad("is not base64");
+        acc = (acc << 6) | unsigned(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            bytes.push_back((unsigned char)((acc >> bits) & 0xFF));
+        }
+    }
+    if (bytes.size() != 4 * n) throw bad("holds " + std::to_string(bytes.size() / 4) + " floats, its shape says " +
+                                         std::to_string(n));
+    out.resize(n);
+    for (size_t i = 0; i < n; ++i) {   // little-endian float32, whatever the host
+        uint32_t u = uint32_t(bytes[4 * i]) | uint32_t(bytes[4 * i + 1]) << 8 | uint32_t(bytes[4 * i + 2]) << 16 |
+                     uint32_t(bytes[4 * i + 3]) << 24;
+        float f;
+        std::memcpy(&f, &u, 4);
+        out[i] = f;
+    }
+    return out;
+}
+
+// edge_tan.ood.OODReference.from_dict + __post_init__: the same checks, the same float32 arrays.
+OodRef parse_ood(const json &d, const std::string &name) {
+    const char *fmt = "edge-tan-ood/1";
+    if (!d.is_object() || !d.contains("format") || d["format"] != fmt)
+        throw Error(ET_ERR_MODEL, name + ": out-of-domain reference has format " +
+                                      (d.is_object() && d.contains("format") ? d["format"].dump() : std::string("None")) +
+                                      ", this libedgetan reads " + fmt);
+    std::vector<size_t> sm, sb, sv;
+    std::vector<double> mean = ood_array(d, "mean", name, sm), basis = ood_array(d, "basis", name, sb),
+                        var = ood_array(d, "var", name, sv);
+    if (sm.size() != 1 || sm[0] == 0 || sb.size() != 2 || sb[1] != sm[0] || sv.size() != 1 || sv[0] != sb[0])
+        throw Error(ET_ERR_MODEL, name + ": out-of-domain reference: mean, basis and variances do not fit together");
+    OodRef r;
+    r.dim = int(sm[0]);
+    r.k = int(sb[0]);
+    r.resid_var = num(need(d, "resid_var", name), "ood.resid_var", name);
+    r.frame_threshold = num(need(d, "frame_threshold", name), "ood.frame_threshold", name);
+    r.clip_threshold = num(need(d, "clip_threshold", name), "ood.clip_threshold", name);
+    bool pos = r.resid_var > 0 && r.frame_threshold > 0 && r.clip_threshold > 0;
+    for (double v : var) pos = pos && v > 0;
+    if (!pos) throw Error(ET_ERR_MODEL, name + ": out-of-domain reference: variances and thresholds must be > 0");
+    r.mean.assign(mean.begin(), mean.end());
+    r.basis.assign(basis.begin(), basis.end());
+    r.whiten.resize(basis.size());
+    for (int i = 0; i < r.k; ++i) {
+        const double s = std::sqrt(var[size_t(i)]);
+        for (int j = 0; j < r.dim; ++j) r.whiten[size_t(i) * r.dim + j] = float(basis[size_t(i) * r.dim + j] / s);
+    }
+    return r;
+}
 }  // namespace
+
+// score = sqrt((sum_i (w_i . d)^2 + max(|d|^2 - sum_i (u_i . d)^2, 0) / resid_var) / C), d = f - mean:
+// d in float32 as numpy forms it, the dot products and sums in double (numpy sums float32 in its own
+// order; double is at least as close to the exact value), the result rounded to float32 as numpy's is.
+double OodRef::score(const float *feat) const {
+    double dd = 0, ww = 0, pp = 0;
+    thread_local std::vector<float> d;
+    d.resize(size_t(dim));
+    for (int j = 0; j < dim; ++j) {
+        d[size_t(j)] = feat[j] - mean[size_t(j)];
+        dd += double(d[size_t(j)]) * d[size_t(j)];
+    }
+    for (int i = 0; i < k; ++i) {
+        const float *w = &whiten[size_t(i) * dim], *u = &basis[size_t(i) * dim];
+        double a = 0, b = 0;
+        for (int j = 0; j < dim; ++j) {
+            a += double(d[size_t(j)]) * w[j];
+            b += double(d[size_t(j)]) * u[j];
+        }
+        ww += a * a;
+        pp += b * b;
+    }
+    const double resid = std::max(dd - pp, 0.0);
+    return double(float(std::sqrt((ww + resid / resid_var) / dim)));
+}
 
 Metadata Metadata::from_props(const std::map<std::string, std::string> &props, const std::string &name) {
     if (props.empty())
@@ -75,16 +194,19 @@ Metadata Metadata::from_props(const std::map<std::string, std::string> &props, c
     md.has_seg = outs.contains("seg");
     md.has_landmarks = outs.contains("landmarks");
     md.has_view = outs.contains("view");
+    md.has_feat = outs.contains("feat");
     if (!md.has_seg) throw Error(ET_ERR_MODEL, name + ": artifact declares no 'seg' output");
-    // An output (or gate) this port does not implement must not be skipped silently: a newer
-    // artifact's out-of-domain gate ('feat' + metadata 'ood') would otherwise just not run.
+    // An output this port does not implement must not be skipped silently (a newer artifact's gate
+    // would otherwise just not run).
     for (auto it = outs.begin(); it != outs.end(); ++it)
-        if (it.key() != "seg" && it.key() != "landmarks" && it.key() != "view")
+        if (it.key() != "seg" && it.key() != "landmarks" && it.key() != "view" && it.key() != "feat")
             throw Error(ET_ERR_MODEL, name + ": artifact declares output '" + it.key() +
                                           "' that this libedgetan does not implement (update native/ to the Python tracker)");
-    if (d.contains("ood") && !(d["ood"].is_null() || d["ood"].empty()))
-        throw Error(ET_ERR_MODEL, name + ": artifact carries an out-of-domain gate ('ood') that this libedgetan does not "
-                                         "implement (update native/ to the Python tracker)");
+    // out-of-domain gate (edge_tan.ood.reference_of): only with the 'feat' output and a non-empty reference
+    if (md.has_feat && d.contains("ood") && !d["ood"].is_null() && !d["ood"].empty()) {
+        md.ood = parse_ood(d["ood"], name);
+        md.has_ood = true;
+    }
     if (md.has_view) {
         const json &v = need(d, "view_names", name);
         if (!v.is_array() || v.empty()) throw Error(ET_ERR_MODEL, name + ": artifact view_names must be a list");
@@ -111,6 +233,9 @@ Metadata Metadata::from_props(const std::map<std::string, std::string> &props, c
 std::string Metadata::to_json() const {
     json d = json::object();
     for (const auto &kv : props) d[kv.first] = json::parse(kv.second, nullptr, false);
+    // as edge_tan.results.results_dict: the reference's arrays stay in the artifact, its thresholds and origin here
+    if (d.contains("ood") && d["ood"].is_object() && !d["ood"].empty())
+        for (const char *k : {"mean", "basis", "var"}) d["ood"].erase(k);
     return d.dump();
 }
 

@@ -16,6 +16,17 @@ struct Error : std::runtime_error {
 
 struct RoiExpand { double left = 0, bottom = 0, top = 0, right = 0; };
 
+// The out-of-domain reference (edge_tan.ood.OODReference, metadata 'ood', format edge-tan-ood/1),
+// held as the float32 arrays OODReference.scores() uses: mean, whitening rows basis/sqrt(var)
+// (divided in float64, then rounded) and the basis itself, k x dim row-major.
+struct OodRef {
+    int dim = 0, k = 0;
+    std::vector<float> mean, whiten, basis;
+    double resid_var = 0, frame_threshold = 0, clip_threshold = 0;
+    // score of one window's (dim,) features, as OODReference.score (float32 arithmetic, value as float64)
+    double score(const float *feat) const;
+};
+
 struct Metadata {
     std::map<std::string, std::string> props;   // field -> JSON text, exactly as stored
     std::string model_name, warp_mode, input_norm, precision, schema;
@@ -24,13 +35,15 @@ struct Metadata {
     RoiExpand expand;
     double input_scale = 0, input_mean = 0, input_std = 0;
     std::vector<std::string> view_names;
-    bool has_seg = false, has_landmarks = false, has_view = false;
+    bool has_seg = false, has_landmarks = false, has_view = false, has_feat = false;
+    bool has_ood = false;                        // 'feat' output and an 'ood' reference: the gate is on
+    OodRef ood;
     bool has_val_view_acc = false;
     double val_view_acc = 0;
 
     // props: keys without the "edge_tan." prefix; `name` labels error messages.
     static Metadata from_props(const std::map<std::string, std::string> &props, const std::string &name);
-    std::string to_json() const;   // {"field": value, ...} (the results.json "model" block)
+    std::string to_json() const;   // {"field": value, ...} (the results.json "model" block; ood without its arrays)
 };
 
 }  // namespace edgetan

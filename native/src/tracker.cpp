@@ -96,6 +96,7 @@ Tracker::Tracker(std::unique_ptr<Engine> engine, const TrackerConfig &cfg) : eng
     alpha_ = md.input_scale / md.input_std;
     beta_ = -md.input_mean / md.input_std;
     equalize_ = md.input_norm == "equalize";
+    ood_ = cfg_.ood_gate && md.has_ood ? &md.ood : nullptr;
     lut_.create(1, 256, CV_8U);
     const size_t nv = md.view_names.size();
     view_ev_.assign(nv, 0.0);
@@ -262,6 +263,8 @@ Pass &Tracker::analyse(const Affine &M) {
     p.contact = p.push_x = p.push_y = 0.0;
     if (ci >= 0) edge_contact(p.win_mask, contours_[ci], p.Minv, gray_.rows, gray_.cols, p.contact, p.push_x, p.push_y);
     p.zoom = 1.0;
+    const float *feat = engine_->feat();
+    p.ood = ood_ && feat ? ood_->score(feat) : NaN;
     const double t3 = now_ms();
     t_pre_ += t1 - t0; t_infer_ += t2 - t1; t_post_ += t3 - t2;
     return p;
@@ -270,6 +273,11 @@ Pass &Tracker::analyse(const Affine &M) {
 std::string Tracker::check(const Pass &p, bool detect, bool has_prev, double prev_area) const {
     const TrackerConfig &c = cfg_;
     const Metadata &md = engine_->metadata();
+    if (ood_ && p.ood > ood_->frame_threshold) {   // noise, blank, another view, ...
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "image unlike the training data (score %.1f > %.1f)", p.ood, ood_->frame_threshold);
+        return buf;
+    }
     if (md.has_view && p.view_prob < min_view_prob_) {
         char buf[64];
         std::snprintf(buf, sizeof buf, "low view confidence %.2f", p.view_prob);
@@ -418,7 +426,8 @@ bool Tracker::anchor(const Pass &p, float out[3][2]) {
 void Tracker::step(const cv::Mat &frame, et_result &res) {
     const double t_start = now_ms();
     std::memset(&res, 0, sizeof res);
-    res.view_prob = res.pass_shift = std::numeric_limits<float>::quiet_NaN();
+    res.view_prob = res.pass_shift = res.ood_score = std::numeric_limits<float>::quiet_NaN();
+    res.ood_threshold = ood_ ? float(ood_->clip_threshold) : std::numeric_limits<float>::quiet_NaN();
     to_gray(frame);
     const int fh = gray_.rows, fw = gray_.cols;
     if (crop_score_.rows != fh || crop_score_.cols != fw) {
@@ -518,6 +527,7 @@ void Tracker::step(const cv::Mat &frame, et_result &res) {
             }
         }
         copy_str(res.reason, ET_REASON_LEN, notes);
+        res.ood_score = float(p->ood);
         if (!why.empty()) {
             lose(res, notes);
         } else {

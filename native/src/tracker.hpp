@@ -26,6 +26,7 @@ struct TrackerConfig {
     double widen_at = 0.01, max_edge_frac = 0.12, widen_scale = 0.85, widen_shift = 10.0, widen_step = 0.05;
     bool detect_anchor_mask = true;
     double view_memory = 0.99, detect_view_weight = 10.0;
+    bool ood_gate = true;   // score windows against the artifact's out-of-domain reference (if it has one)
 };
 
 struct Pass {
@@ -41,6 +42,7 @@ struct Pass {
     double certainty = 0;
     cv::Rect bbox;
     double contact = 0, push_x = 0, push_y = 0, zoom = 1.0;
+    double ood;         // out-of-domain score of the window (NaN: no gate)
     double area_frac() const { return cv::countNonZero(win_mask) / double(win_mask.total()); }
     double area_tpl() const { return area_frac() / (zoom * zoom); }
 };
@@ -54,6 +56,7 @@ public:
     const Metadata &metadata() const { return engine_->metadata(); }
     const Engine &engine() const { return *engine_; }
     const cv::Mat &mask_crop() const { return mask_crop_; }
+    bool ood_gate() const { return ood_ != nullptr; }
 
 private:
     void to_gray(const cv::Mat &frame);
@@ -74,6 +77,7 @@ private:
     int size_;
     double tpl_area_, tpl_sign_, alpha_, beta_;
     bool equalize_;
+    const OodRef *ood_ = nullptr;   // the artifact's out-of-domain reference (null: no gate)
     // state
     bool has_prev_lm_ = false;
     float prev_lm_[3][2];

@@ -198,6 +198,7 @@ int track(int argc, char **argv) {
         rec["reason"] = r.reason[0] ? json(r.reason) : json(nullptr);
         rec["confidence"] = num(r.confidence);
         rec["latency_ms"] = num(r.latency_ms, 3);
+        rec["ood_score"] = num(r.ood_score);
         per_frame.push_back(rec);
         lat.push_back(r.latency_ms); pre.push_back(r.pre_ms); inf.push_back(r.infer_ms); post.push_back(r.post_ms);
         state_n[state]++;
