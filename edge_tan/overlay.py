@@ -77,6 +77,11 @@ def check_video_written(tmp: Path, n: int, dest: Path) -> None:
         raise WriteFailed(f"cannot write {dest}: the video holds {got} of {n} frames (disk full?); nothing was written")
 
 
+def _scale(frame: np.ndarray) -> float:
+    """Small clips (112x112) are drawn upscaled so the text stays legible."""
+    return max(1.0, 320.0 / min(frame.shape[:2]))
+
+
 def write_overlay(path, frames: Seq[np.ndarray], results: Seq[FrameResult], fps: float,
                   ed=(), es=(), banner: str = "", alarm: bool = False) -> None:
     """Write the overlay clip atomically (.mp4 with mp4v, .avi with MJPG).
@@ -89,8 +94,7 @@ def write_overlay(path, frames: Seq[np.ndarray], results: Seq[FrameResult], fps:
     fourcc = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}.get(path.suffix.lower())
     if fourcc is None:
         raise EdgeTanError(f"overlay must be .mp4, .avi or .mkv, got {path.name}")
-    h, w = frames[0].shape[:2]
-    scale = max(1.0, 320.0 / min(h, w))   # small clips (112x112) are upscaled so text stays legible
+    scale = _scale(frames[0])
     areas = np.array([r.area_px for r in results], np.float64)
     ed, es = set(int(i) for i in ed), set(int(i) for i in es)
     conf = np.array([r.confidence for r in results], np.float64)
@@ -118,8 +122,7 @@ def ed_es_figure(path, frames: Seq[np.ndarray], results: Seq[FrameResult], ed: i
     """ED and ES frames side by side with contour and landmarks (PNG, written atomically): how a
     clinician reads a trace -- does it sit on the endocardium at ED and follow it in at ES?"""
     areas = np.array([r.area_px for r in results], np.float64)
-    h, w = frames[0].shape[:2]
-    scale = max(1.0, 320.0 / min(h, w))
+    scale = _scale(frames[0])
     tiles = [draw_frame(frames[i], results[i], areas, {ed}, {es}, scale, banner=banner) for i in (ed, es)]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

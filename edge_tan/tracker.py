@@ -269,10 +269,14 @@ class Tracker:
             return geo.crop_affine(landmarks, self.size, self.expand)
         return geo.affine_to_template(landmarks, self.template)
 
+    def window(self, gray: np.ndarray, M: np.ndarray) -> np.ndarray:
+        """The uint8 (S, S) window M cuts from the grey frame (zero outside the frame)."""
+        return cv2.warpAffine(gray, M, (self.size, self.size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
     def window_input(self, gray: np.ndarray, M: np.ndarray) -> np.ndarray:
         """Warp + normalise into the reused input buffer (1, 1, S, S) float32."""
-        win = cv2.warpAffine(gray, M, (self.size, self.size), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        win = self.window(gray, M)
         np.multiply(win, self._alpha, out=self._input[0, 0], casting="unsafe")
         self._input += self._beta
         return self._input
@@ -280,8 +284,7 @@ class Tracker:
     def analyse(self, gray: np.ndarray, M: np.ndarray) -> tuple[_Pass, dict]:
         """One network pass on the window defined by M (also the open-loop parity entry point)."""
         t0 = time.perf_counter()
-        win = cv2.warpAffine(gray, M, (self.size, self.size), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        win = self.window(gray, M)
         t1 = time.perf_counter()
         out = self.runner.infer_window(win)   # normalise, network, score and landmarks (in-graph where it can)
         t2 = time.perf_counter()
