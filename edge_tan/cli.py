@@ -162,12 +162,15 @@ def adapt(weights: Path = typer.Argument(..., help="trained TAN weights (.safete
                                            "at 50 fps)"),
           phantom: Optional[Path] = typer.Option(None, "--phantom", help="labelled phantom dataset to fine-tune on "
                                                  "(default: generate one in the work folder)"),
-          threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)")):
+          threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)"),
+          view: str = typer.Option("", "--view", help="the view every clip shows, when the site knows it (e.g. "
+                                   "A4C): pseudo-labels take it instead of the model's own call")):
     """Adapt a trained TAN to a site's unlabelled clips (BatchNorm, styled phantom, self-training)."""
     from .export.adapt.run import AdaptConfig, adapt as run_adapt
     run_adapt(AdaptConfig(weights=str(weights), clips=str(clips), out=str(out), minutes=minutes,
                           work=str(work) if work else "", seed=seed, phases=phases, max_frames=max_frames,
-                          frame_stride=frame_stride, phantom=str(phantom) if phantom else "", threads=threads))
+                          frame_stride=frame_stride, phantom=str(phantom) if phantom else "", threads=threads,
+                          view=view))
 
 
 @command()

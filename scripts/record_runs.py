@@ -395,8 +395,10 @@ def step_real_dev(a) -> None:
     if a.real_dev_adapt_minutes > 0:
         out = w / "adapted.safetensors"
         shutil.rmtree(w / "adapted.work", ignore_errors=True)
+        # every clip of the real set is an apical four-chamber view (how it was built), as a site
+        # adapting on its own A4C archive knows: --view says so to the pseudo-labels
         argv = ET + ["adapt", weights, parts["dev"] / "videos", "--out", out, "--work", w / "adapted.work",
-                     "--minutes", str(a.real_dev_adapt_minutes)]
+                     "--minutes", str(a.real_dev_adapt_minutes), "--view", "A4C"]
         t = run(argv)[1]
         wall += t
         cmds.append(shown(argv))

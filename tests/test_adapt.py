@@ -157,6 +157,15 @@ def test_pseudo_filter_rejects_inconsistent_frames():
     assert not {3, 4, 7} & set(kept) and len(kept) >= 5
     assert why["forward/backward masks disagree"] + why["forward/backward landmarks disagree"] == 2
     assert out.masks.shape == (len(kept), 96, 112) and out.labeled.all() and out.view == "A4C"
+    # a site that says its clips are A2C overrides the model's (A4C) call; no say: the model's call stays
+    assert filter_clip(seq, fwd, list(reversed(bwd)), sign, site_view="A2C")[0].view == "A2C"
+
+
+def test_adapt_refuses_an_unknown_view(tmp_path):
+    from edge_tan.errors import UsageError
+    from edge_tan.export.adapt.run import AdaptConfig, _check
+    with pytest.raises(UsageError, match="--view must be one of"):
+        _check(AdaptConfig(weights="w.safetensors", clips=str(tmp_path), out=str(tmp_path / "o.safetensors"), view="PLAX"))
 
 
 def test_style_moves_phantom_windows_towards_the_site():

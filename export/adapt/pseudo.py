@@ -117,10 +117,12 @@ def plausible(mask: np.ndarray, lm: np.ndarray, tpl_sign: float, cfg: "PseudoCon
 
 
 def filter_clip(seq: Sequence, fwd: list[FrameResult], bwd_reversed: list[FrameResult], tpl_sign: float,
-                cfg: PseudoConfig = PseudoConfig()) -> tuple[Sequence | None, Counter]:
+                cfg: PseudoConfig = PseudoConfig(), site_view: str = "") -> tuple[Sequence | None, Counter]:
     """Pseudo-labelled copy of `seq` (kept frames only) and why the others were rejected.
 
     `bwd_reversed` is the backward pass's output in its own (reversed) order, as track_all returns it.
+    `site_view`: the view the site says its clips show (adapt --view); it replaces the model's own call,
+    which on an unfamiliar scanner is the thing being corrected (self-training on it entrenches it).
     """
     T = seq.n_frames
     bwd = list(reversed(bwd_reversed))
@@ -161,8 +163,8 @@ def filter_clip(seq: Sequence, fwd: list[FrameResult], bwd_reversed: list[FrameR
     if len(kept) > cfg.max_per_clip:
         kept = [kept[int(i)] for i in np.linspace(0, len(kept) - 1, cfg.max_per_clip).round()]
     views = [fwd[t].view for t in kept if fwd[t].view] + [bwd[t].view for t in kept if bwd[t].view]
-    view = ""
-    if views:
+    view = site_view
+    if views and not site_view:
         v, n = Counter(views).most_common(1)[0]
         view = v if n >= 0.9 * len(views) else ""   # both passes, nearly every frame: else unknown (-1)
     out = Sequence(name=seq.name, frames=seq.frames[kept], masks=np.stack([masks[t] for t in kept]),

@@ -36,6 +36,7 @@ import torch
 
 from edge_tan.atomic import check_can_create, ensure_dir, write_text
 from edge_tan.dataset import SPLITS, list_split, load_sequence, save_sequence
+from edge_tan import VIEW_NAMES
 from edge_tan.errors import EdgeTanError, UsageError
 
 from ..weights import load_weights, save_weights
@@ -67,6 +68,7 @@ class AdaptConfig:
     lr: float = 1e-4
     site_share: float = 0.5     # share of a self-training batch taken from the pseudo-labels
     threads: int = 0
+    view: str = ""              # the view every site clip shows, when the site knows it (pseudo-labels take it)
 
 
 def _fail_weights(path: str, why: str) -> EdgeTanError:
@@ -101,6 +103,8 @@ def _check(cfg: AdaptConfig) -> list[str]:
         raise UsageError(f"--out must name a .safetensors file, got {cfg.out}")
     if Path(cfg.out).resolve() == Path(cfg.weights).resolve():
         raise UsageError("--out must differ from WEIGHTS (the input weights are never overwritten)")
+    if cfg.view and cfg.view not in VIEW_NAMES:
+        raise UsageError(f"--view must be one of {', '.join(VIEW_NAMES)}, got {cfg.view!r}")
     if cfg.max_frames < 4 or cfg.batch_size < 2 or cfg.bn_windows < 2 or cfg.frame_stride < 1:
         raise UsageError("--max-frames must be >= 4, frame stride >= 1, batch size >= 2, BN windows >= 2")
     plan = ["look"]
@@ -301,7 +305,7 @@ class Adapter:
                 f = track_all(runner, [s])[0]
                 b = track_all(runner, [s], reverse=True)[0]
                 fwd.append(f)
-                ps, w = filter_clip(s, f, b, sign, cfg)
+                ps, w = filter_clip(s, f, b, sign, cfg, self.cfg.view)
                 why.update(w)
                 if ps is not None:
                     save_sequence(ps, pdir / f"{i:05d}.npz")
