@@ -5,7 +5,7 @@ Made for a borrowed CUDA machine with minutes of time (PyTorch with CUDA, no Ten
   fp32 (TF32 off), fp32+TF32 (TAN), fp16, each also replayed as a CUDA graph; batch 1 at the model
   window, median/p95/p99 over >= --runs runs after warm-up, timed with CUDA events; batch-N throughput;
 - the runner as the tracker uses it (host array in, host arrays out: pinned copies + sync) and
-  END-TO-END tracker fps on a phantom clip with the torch-cuda runner (targets/torch_cuda.py);
+  END-TO-END tracker fps on a phantom clip with the torch-cuda runner (export/torch_cuda.py);
 - parity of torch-cuda fp32/fp16 against the CPU torch fp32 reference: open loop (same windows:
   Dice, landmark px, logit max |Δ|) and closed loop (Dice, landmarks) with the parity tolerances.
 Writes DIR/gpu_check.json and DIR/gpu_check.md and prints a short table last. `--device cpu` runs the
@@ -146,10 +146,10 @@ def make_runner(module, md, device, precision: str, cuda_graph: bool):
     """The runner the tracker would use: torch-cuda on GPU, the CPU torch reference on CPU."""
     import torch
     if torch.device(device).type == "cuda":
-        from edge_tan.targets.torch_cuda import TorchCudaRunner
+        from edge_tan.export.torch_cuda import TorchCudaRunner
         return TorchCudaRunner(copy.deepcopy(module), metadata=md, precision=precision, cuda_graph=cuda_graph,
                                device=str(device))
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     return TorchRunner(copy.deepcopy(module), metadata=md)
 
 
@@ -157,7 +157,7 @@ def make_runner(module, md, device, precision: str, cuda_graph: bool):
 def run_check(args) -> dict:
     import torch
 
-    from edge_tan.tracker import Tracker
+    from edge_tan.runtime.tracker import Tracker
 
     from . import parity as P
     from .machine import machine_info
@@ -246,7 +246,7 @@ def run_check(args) -> dict:
         rep["runner"].append(entry)
 
     # 3) parity vs the CPU torch reference (open + closed loop)
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     ref_runner = TorchRunner(copy.deepcopy(tan).cpu(), metadata=md)
     refs = [P.run_reference(ref_runner, seq)]
     rep["reference_gt"] = refs[0].gt
@@ -346,7 +346,7 @@ def main(argv=None) -> int:
         ap.error("--runs and --frames must be >= 1")
     rep = run_check(args)
     out = Path(args.out)
-    from edge_tan.atomic import write_text
+    from edge_tan.runtime.atomic import write_text
 
     from .report import to_json
     write_text(out / "gpu_check.json", to_json(rep) + "\n")

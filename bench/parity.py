@@ -26,10 +26,10 @@ from typing import Callable
 
 import numpy as np
 
-from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
+from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError
 from edge_tan.metrics import dice
-from edge_tan.runner import Runner
-from edge_tan.tracker import Tracker
+from edge_tan.runtime.runner import Runner
+from edge_tan.runtime.tracker import Tracker
 
 from .accuracy import clinical, compare_clinical, compare_closed, gt_accuracy
 from .parity_checks import Tolerance, judge, tolerances_for
@@ -191,7 +191,7 @@ class Request:
 
 
 def parse_requests(backends: str, precision: str) -> list[Request]:
-    from edge_tan.targets.registry import canonical
+    from edge_tan.runtime.registry import canonical
     precs = [p.strip().lower() for p in str(precision).split(",") if p.strip()]
     bad = [p for p in precs if p not in PRECISIONS]
     if bad or not precs:
@@ -229,7 +229,7 @@ def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str
                wrap: Callable[[str, str, Runner], Runner] | None = None, progress=None) -> dict:
     """The parity report as a dict. `open_fn(backend, precision)` opens a runner (EdgeTanError when it
     cannot); `wrap` may replace each opened runner (tests inject a perturbation there)."""
-    from edge_tan.targets.registry import available
+    from edge_tan.runtime.registry import available
 
     refs = [run_reference(reference, s) for s in clips]
     ref_md = reference.metadata
@@ -332,7 +332,7 @@ def perturbation_from_env() -> Callable[[str, str, Runner], Runner] | None:
         sigma_f = float(sigma)
     except ValueError:
         raise UsageError(f"{PERTURB_ENV} must look like 'openvino=0.5', got {spec!r}") from None
-    from edge_tan.targets.registry import canonical
+    from edge_tan.runtime.registry import canonical
     key = canonical(target)
     return lambda b, p, r: PerturbedRunner(r, sigma_f) if b == key else r
 
@@ -358,7 +358,7 @@ def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_to
             wrap = perturbation_from_env()
         tols = {p: tolerances_for(p, dice_tol, lm_tol, max_drop) for p in {r.precision for r in requests}}
         spec = str(model or "default")
-        from edge_tan.targets import registry
+        from edge_tan.runtime import registry
         if any(b.target and b.suffix == Path(spec).suffix.lower() for b in registry.backends().values()):
             raise UsageError(f"parity needs the torch reference: give weights (.safetensors) or a registered "
                              f"model name, not a {Path(spec).suffix} artifact")

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from .errors import EdgeTanError
+from .runtime.errors import EdgeTanError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Temporal Affine Network (TAN) LV tracking for 2D echo: phantom, training, export, "
@@ -206,7 +206,7 @@ def track(video: Optional[Path] = typer.Argument(None, help="AVI/MP4, DICOM cine
           live: Optional[int] = typer.Option(None, "--live", help="read capture device N instead of VIDEO"),
           quiet: bool = typer.Option(False, "--quiet")):
     """Track the LV in a clip: contour, landmarks, view, ED/ES and EF; overlay/JSON/masks/CSV."""
-    from .errors import UsageError
+    from .runtime.errors import UsageError
     from .track_cli import run_track
     if video is None and live is None:
         raise UsageError("give a VIDEO to track, or --live N for capture device N")
@@ -264,7 +264,7 @@ def evaluate(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder,
         run_reports_eval(data_dir, reports, tracings, model, backend, precision, json_out, plots, qc_model, limit,
                          overlays=overlays)
         return
-    from .errors import UsageError
+    from .runtime.errors import UsageError
     if tracings is not None or plots is not None or overlays is not None:
         raise UsageError("--tracings, --plots and --overlays go with --reports")
     from .evaluate import run_eval_cli

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import qc as qcm
-from .atomic import write_text
-from .clinical import clip_clinical
+from .runtime import qc as qcm
+from .runtime.atomic import write_text
+from .runtime.clinical import clip_clinical
 from .numfmt import fmt
-from .errors import EdgeTanError
+from .runtime.errors import EdgeTanError
 from .reports import Report, clip_key, find_clips, match, read_reports, read_tracings
-from .results import stack_masks
+from .runtime.results import stack_masks
 
 cell = partial(fmt, missing="-")   # a table cell: "-" for a missing value
 
@@ -215,7 +215,7 @@ def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, 
         matched = matched[:limit]
     qmodel = qcm.load_model(qc_model)
     from .targets.opener import open_model
-    from .tracker import Tracker
+    from .runtime.tracker import Tracker
     runner = open_model(model, backend, precision)
     rows, unreadable = [], []
     try:

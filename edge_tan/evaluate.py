@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as mt
-from . import qc as qcm
-from .clinical import clip_clinical
-from .atomic import check_can_create, write_text
+from .runtime import qc as qcm
+from .runtime.clinical import clip_clinical
+from .runtime.atomic import check_can_create, write_text
 from .dataset import Sequence, list_split, load_sequence
-from .errors import EdgeTanError
+from .runtime.errors import EdgeTanError
 from .numfmt import fmt
-from .results import stack_masks, state_summary
-from .tracker import FrameResult, Tracker, TrackerConfig
+from .runtime.results import stack_masks, state_summary
+from .runtime.tracker import FrameResult, Tracker, TrackerConfig
 
 cell = partial(fmt, missing="-")   # a table cell: "-" for a missing value
 
@@ -79,7 +79,7 @@ def _finite_mean(values: list[float]) -> float | None:
 def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=None, qc_model=None) -> dict:
     """Closed-loop (and optionally frame-by-frame) evaluation of one runner over sequence files.
 
-    With a QC model (edge_tan.qc), closed-loop clips also get their QC score and the mode its AUROC
+    With a QC model (edge_tan.runtime.qc), closed-loop clips also get their QC score and the mode its AUROC
     for EF error > 10 points (frame by frame has no tracking state for QC to judge)."""
     modes = {"closed_loop": TrackerConfig()}
     if frame_by_frame:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .clinical import clip_clinical
-from .qc import assess, ef_text, mark_clinical
-from .errors import EdgeTanError, UsageError
+from .runtime.clinical import clip_clinical
+from .runtime.qc import assess, ef_text, mark_clinical
+from .runtime.errors import EdgeTanError, UsageError
 from .io.shortfall import mark_shortfall
-from .results import results_dict, stack_masks, write_csv, write_masks_npz, write_results_json
-from .tracker import FrameResult, Tracker
+from .runtime.results import results_dict, stack_masks, write_csv, write_masks_npz, write_results_json
+from .runtime.tracker import FrameResult, Tracker
 
 
 def check_writable(path: Path, flag: str) -> None:
@@ -79,7 +79,7 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
         qc = assess(results, list(seq.frames), seq.fps, clinical)   # model: $EDGE_TAN_QC_MODEL or shipped
         mark_shortfall(qc, seq.extra.get("frames_promised", seq.n_frames), seq.n_frames)   # a cut file is never reliable
         if other_results is not None:   # the second view passes the same out-of-domain gate (issue 25)
-            from .qc import gate_other_view
+            from .runtime.qc import gate_other_view
             gate_other_view(qc, other_results)
         mark_clinical(clinical, qc)
         data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical, qc)

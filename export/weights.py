@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.atomic import atomic_path
-from edge_tan.errors import EdgeTanError
-from edge_tan.geometry import WINDOW
-from edge_tan.model_ref import ModelRef
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.atomic import atomic_path
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.geometry import WINDOW
+from edge_tan.runtime.model_ref import ModelRef
 
 from .models.registry import REGISTRY, build_model, make_metadata, model_kwargs
 from .models.tan import TAN

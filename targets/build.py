@@ -22,17 +22,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_tan import __version__ as EDGE_TAN_VERSION
-from edge_tan.artifact import ModelMetadata
-from edge_tan.atomic import atomic_dir, write_text
-from edge_tan.errors import EdgeTanError, UsageError
-from edge_tan.hashing import file_sha256
-from edge_tan.seal import SEALED_SUFFIXES, SealError
-from edge_tan.seal import seal as seal_artifact
-from edge_tan.seal import verify as verify_seal
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.atomic import atomic_dir, write_text
+from edge_tan.runtime.errors import EdgeTanError, UsageError
+from edge_tan.runtime.hashing import file_sha256
+from edge_tan.runtime.seal import SEALED_SUFFIXES, SealError
+from edge_tan.runtime.seal import seal as seal_artifact
+from edge_tan.runtime.seal import verify as verify_seal
 
-from . import registry
-from edge_tan.model_ref import ModelRef
-from .registry import PRECISIONS, Backend, BuildRequest
+from edge_tan.runtime import registry
+from edge_tan.runtime.model_ref import ModelRef
+from edge_tan.runtime.registry import PRECISIONS, Backend, BuildRequest
 
 ONNX_SOURCE_TARGET = "onnx"   # the target whose artifact (the fp32 ONNX) every other build starts from
 
@@ -43,7 +43,7 @@ class Built:
     path: Path
     cached: bool
     seconds: float      # wall time of this call (a cache hit: the lookup only)
-    sha256: str | None = None   # the artifact's seal digest (edge_tan.seal), checked on a cache hit
+    sha256: str | None = None   # the artifact's seal digest (edge_tan.runtime.seal), checked on a cache hit
 
 
 def _pkg_version(name: str) -> str | None:
@@ -91,19 +91,9 @@ def _source_doc(ref: ModelRef) -> dict:
 
 # ---- ONNX ---------------------------------------------------------------------------------
 def _export_onnx(ref: ModelRef, out_path: Path, window: int | None, opset: int, onnx_backend: Backend) -> ModelMetadata:
-    try:
-        from edge_tan.export.onnx_export import export_onnx
-        from edge_tan.export.weights import load_model, model_sha256
-    except ImportError as e:
-        raise EdgeTanError(f"exporting needs the torch side (pip install 'edge-tan[train]'): {e}") from None
-    spec = ref.spec if ref.kind == "registered" else str(ref.path)
-    module, md = load_model(spec, size=window) if (window and ref.kind == "registered") else load_model(spec)
-    if not md.weights_sha256:
-        md.weights_sha256 = model_sha256(module)
-    md.precision = "fp32"
-    md.producer = {**producer_versions(onnx_backend), "opset": opset}
-    export_onnx(module, md, out_path, opset=opset, dynamic_batch=True, check=True)
-    return md
+    """Weights or a registered name -> the fp32 ONNX, by the backend that declares `to_onnx` (the torch side)."""
+    producer = {**producer_versions(onnx_backend), "opset": opset}
+    return registry.onnx_exporter().to_onnx(ref, out_path, window, opset, producer)
 
 
 def _cached_seal(dest: Path) -> str | None:
@@ -115,7 +105,7 @@ def _cached_seal(dest: Path) -> str | None:
 
 
 def _has_seal(path: Path) -> bool:
-    from edge_tan.seal import read_seal
+    from edge_tan.runtime.seal import read_seal
     return read_seal(path)[0] is not None
 
 

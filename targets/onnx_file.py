@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.errors import EdgeTanError
 
 
 def onnx_metadata(path: str | Path) -> ModelMetadata:

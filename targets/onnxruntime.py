@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.errors import BackendUnavailable, EdgeTanError
-from edge_tan.info import physical_cores
-from edge_tan.runner import Runner
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError
+from edge_tan.runtime.cores import physical_cores
+from edge_tan.runtime.runner import Runner
 
-from .registry import Backend, register_backend
+from edge_tan.runtime.registry import Backend, register_backend
 
 EP_ALIASES = {
     "cpu": "CPUExecutionProvider",

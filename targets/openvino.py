@@ -22,13 +22,13 @@ from typing import Iterable
 
 import numpy as np
 
-from edge_tan.artifact import PREFIX, ModelMetadata
-from edge_tan.errors import EdgeTanError, UsageError
-from edge_tan.runner import Runner
-from edge_tan.seal import seal_ir
+from edge_tan.runtime.artifact import PREFIX, ModelMetadata
+from edge_tan.runtime.errors import EdgeTanError, UsageError
+from edge_tan.runtime.runner import Runner
+from edge_tan.runtime.seal import seal_ir
 
 from .openvino_window import WINDOW_GRAPH
-from .registry import Backend, BuildRequest, register_backend
+from edge_tan.runtime.registry import Backend, BuildRequest, register_backend
 
 RT_SECTION = "edge_tan"
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT", "NONE")   # NONE: no PERFORMANCE_HINT set
@@ -90,7 +90,7 @@ def save_ir(model, xml_path: str | Path, metadata: ModelMetadata, compress_to_fp
     set_metadata(model, metadata)
     xml_path = Path(xml_path)
     ov.save_model(model, str(xml_path), compress_to_fp16=bool(compress_to_fp16))
-    seal_ir(xml_path)   # the IR carries a sha256 of its own .xml + .bin (edge_tan.seal)
+    seal_ir(xml_path)   # the IR carries a sha256 of its own .xml + .bin (edge_tan.runtime.seal)
     return xml_path
 
 

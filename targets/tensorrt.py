@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.atomic import write_bytes, write_text
-from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
-from edge_tan.runner import Runner
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.atomic import write_bytes, write_text
+from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError
+from edge_tan.runtime.runner import Runner
 
-from .registry import Backend, BuildRequest, register_backend
+from edge_tan.runtime.registry import Backend, BuildRequest, register_backend
 
 SIDECAR_FORMAT = "edge-tan-trt/1"
 NOT_INSTALLED = "TensorRT is not installed (pip install tensorrt cuda-python; needs an NVIDIA GPU with a driver)"

@@ -59,7 +59,7 @@ def rows_by(report):
 
 
 def test_bench_outputs_and_statuses(tiny, tmp_path, monkeypatch):
-    from edge_tan.targets import registry
+    from edge_tan.runtime import registry
     real = registry.available
     monkeypatch.setattr(registry, "available",
                         lambda n: (False, "tensorrt is not installed") if registry.canonical(n) == "tensorrt" else real(n))
@@ -164,7 +164,7 @@ def test_inaccurate_row_and_untrained_label(tiny):
 
 
 def test_usage_errors(tiny, tmp_path):
-    from edge_tan.errors import UsageError
+    from edge_tan.runtime.errors import UsageError
     with pytest.raises(UsageError):
         B.run_bench_cli(tiny["clip"], "tan", "onnxruntime", "fp64", 5, tmp_path, None, None, None, quiet=True)
     with pytest.raises(UsageError):

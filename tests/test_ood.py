@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from edge_tan import geometry as geo
-from edge_tan import qc as qcm
-from edge_tan.artifact import ModelMetadata
-from edge_tan.ood import OODReference, fit_reference, gate_status, reference_of, set_thresholds
-from edge_tan.tracker import Tracker
+from edge_tan.runtime import geometry as geo
+from edge_tan.runtime import qc as qcm
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.ood import OODReference, fit_reference, gate_status, reference_of, set_thresholds
+from edge_tan.runtime.tracker import Tracker
 from tests.conftest import export_onnx as export_plain, tiny_model, toy_sequence
 
 W = 64
@@ -82,13 +82,13 @@ def test_every_backend_and_embed_give_the_same_score(tan, tmp_path, monkeypatch)
     from edge_tan.targets import tensorrt as ttrt
     from edge_tan.targets.onnxruntime import OrtRunner
     from edge_tan.targets.openvino import OpenVinoRunner, onnx_to_ov, save_ir
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     from tests import fake_tensorrt as fake
 
     m, md, ref = tan
     rep = export_onnx(m, md, tmp_path / "tan.onnx", exporter="legacy")
     assert rep["outputs"] == ["seg", "landmarks", "view", "feat"] and rep["parity"]["feat"] < 1e-3
-    from edge_tan.seal import seal_onnx
+    from edge_tan.runtime.seal import seal_onnx
     seal_onnx(tmp_path / "tan.onnx")   # as build_artifact does (issue 21): opened artifacts carry a seal
     ort = OrtRunner(tmp_path / "tan.onnx", threads=1)
     assert ort.metadata.ood == md.ood and "feat" in ort.metadata.outputs
@@ -196,7 +196,7 @@ def test_biplane_second_view_and_calibrate_threshold(tmp_path):
     """The second view of --biplane passes the same gate; qc-calibrate --ood-threshold stores a site threshold."""
     import json
     from edge_tan.qc_calibrate import calibrate
-    from edge_tan.tracker import FrameResult
+    from edge_tan.runtime.tracker import FrameResult
     far = [FrameResult(index=i, frame_hw=(8, 8), state="track", ood_score=9.0, ood_threshold=2.0) for i in range(4)]
     qc = {"reliable": True, "reasons": []}
     qcm.gate_other_view(qc, far)

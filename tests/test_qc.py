@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import edge_tan.track_cli as tc
-from edge_tan import qc
-from edge_tan import shape_model as sm
+from edge_tan.runtime import qc
+from edge_tan.runtime import shape_model as sm
 from edge_tan.dataset import save_sequence
-from edge_tan.errors import EdgeTanError
-from edge_tan.tracker import Tracker
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.tracker import Tracker
 from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence
 
 

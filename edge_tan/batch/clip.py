@@ -14,11 +14,11 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..clinical import ClinicalCurves
-from ..errors import EdgeTanError
+from ..runtime.clinical import ClinicalCurves
+from ..runtime.errors import EdgeTanError
 from ..io.shortfall import mark_shortfall
-from ..results import results_dict
-from ..tracker import FrameResult, Tracker
+from ..runtime.results import results_dict
+from ..runtime.tracker import FrameResult, Tracker
 from .sources import Clip
 from .store import Store, content_sha256
 
@@ -85,7 +85,7 @@ class SampledFrames:
 
 
 def qc_samples(frames: list) -> list[int]:
-    """The frames QC reads image contrast on (edge_tan.qc.clip_features: 8 spread over non-lost frames)."""
+    """The frames QC reads image contrast on (edge_tan.runtime.qc.clip_features: 8 spread over non-lost frames)."""
     ok = [i for i, r in enumerate(frames) if r.state != "lost"]
     if not ok:
         return []
@@ -93,9 +93,9 @@ def qc_samples(frames: list) -> list[int]:
 
 
 def _qc():
-    """edge_tan.qc when this checkout has it (assess, mark_clinical), else None."""
+    """edge_tan.runtime.qc when this checkout has it (assess, mark_clinical), else None."""
     try:
-        from .. import qc
+        from ..runtime import qc
     except ImportError:
         return None
     return qc

@@ -25,13 +25,13 @@ def usable_cores() -> int:
 
 
 def canonical_backend(name: str) -> str:
-    from edge_tan.targets.registry import canonical
+    from edge_tan.runtime.registry import canonical
     return canonical(name)
 
 
 def is_gpu_backend(name: str) -> bool:
     """GPU backends get one engine per GPU; CPU backends take a `threads` option (the registry says which)."""
-    from edge_tan.targets.registry import get
+    from edge_tan.runtime.registry import get
     return get(name).gpu
 
 
@@ -64,5 +64,5 @@ def model_info(runner, cfg: RunConfig) -> dict:
     return {"model_key": model_key(md, runner.backend, prec), "model_hash": w[:12] or None,
             "model_name": md.get("model_name"), "backend": runner.backend, "precision": prec,
             "model": cfg.model or "default",
-            # the bytes that ran (edge_tan.seal, verified on open): weights_sha256 is the source's claim
+            # the bytes that ran (edge_tan.runtime.seal, verified on open): weights_sha256 is the source's claim
             "artifact_sha256": getattr(runner, "artifact_sha256", None)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..errors import UsageError
+from ..runtime.errors import UsageError
 from .model import RunConfig, is_gpu_backend, model_info, open_runner, split_cores, usable_cores
 from .sources import find_clips
 from .store import Store

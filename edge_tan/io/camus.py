@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset import Sequence
-from ..errors import EdgeTanError
-from ..frames import to_uint8
-from ..geometry import landmarks_from_masks
+from ..runtime.errors import EdgeTanError
+from ..runtime.frames import to_uint8
+from ..runtime.geometry import landmarks_from_masks
 
 VIEWS = {"2CH": "A2C", "4CH": "A4C"}
 LV_LABEL, MYO_LABEL, LA_LABEL = 1, 2, 3

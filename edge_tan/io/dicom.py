@@ -14,8 +14,8 @@ from typing import Iterator
 import numpy as np
 
 from ..dataset import Sequence
-from ..errors import EdgeTanError
-from ..frames import to_uint8
+from ..runtime.errors import EdgeTanError
+from ..runtime.frames import to_uint8
 from .video import DEFAULT_FPS
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)

@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from ..dataset import Sequence, load_sequence
-from ..errors import EdgeTanError
+from ..runtime.errors import EdgeTanError
 from . import camus, dicom, video
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")

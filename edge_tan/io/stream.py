@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from ..errors import EdgeTanError
+from ..runtime.errors import EdgeTanError
 from . import dicom, video
 from .read import _check_path, _kind, read_video
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import EdgeTanError
+from ..runtime.errors import EdgeTanError
 from .anatomy import Anatomy, Tissue
 
 OUT_SIZES = ((112, 112), (128, 128), (160, 160), (224, 224), (256, 256), (240, 320), (300, 400),

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import VIEW_NAMES
 from ..dataset import Sequence
-from ..errors import EdgeTanError
+from ..runtime.errors import EdgeTanError
 from . import artifacts as art
 from .anatomy import echogenicity_map
 from .motion import Cycle, Deformation, calibrate_eps_r

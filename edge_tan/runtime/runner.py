@@ -4,7 +4,7 @@ The tracker drives a `Runner` and nothing else: load an artifact, read its metad
 `close`. `infer` is a template method: it checks the batch against the metadata, calls the backend's
 `_infer`, and checks what came back against the outputs the metadata declares, so no backend can
 forget a check and every one fails with the same clear line. Backends live in
-`edge_tan.targets.<name>`, declare themselves in `edge_tan.targets.registry` and are imported only
+`edge_tan.targets.<name>`, declare themselves in `edge_tan.runtime.registry` and are imported only
 when asked for, so the core never imports torch or a backend at import time.
 """
 
@@ -40,7 +40,7 @@ class Runner(abc.ABC):
     backend: str = "?"
     #: set by `edge_tan.targets.opener.open_model`
     origin: Origin | None = None
-    #: the artifact's seal digest (edge_tan.seal), checked by open_model; None: not opened from an artifact
+    #: the artifact's seal digest (edge_tan.runtime.seal), checked by open_model; None: not opened from an artifact
     artifact_sha256: str | None = None
 
     def __init__(self, metadata: ModelMetadata):

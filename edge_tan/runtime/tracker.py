@@ -8,7 +8,7 @@ refined once with the warp on the same frame so frame 0 is as good as the rest.
 Tracking loss is detected from what the network says about its own window (low view confidence,
 degenerate or flipped landmark triangle, a mask that vanishes, fills the window or jumps in area,
 landmarks leaving the frame, and a window whose encoder features lie far from the training
-windows': edge_tan.ood); blank frames skip the network. A lost frame never overwrites the last good
+windows': edge_tan.runtime.ood); blank frames skip the network. A lost frame never overwrites the last good
 landmarks, so blank/frozen/garbage frames cannot poison the state.
 """
 
@@ -79,7 +79,7 @@ class FrameResult:
                                                  # or a widened window then succeeded), or why it was lost
     pass_shift: float = float("nan")             # landmark disagreement between this frame's two passes
                                                  # (detect vs refine, or first vs widened) / LV length; QC reads it
-    ood_score: float = float("nan")              # out-of-domain score of this frame's last window (edge_tan.ood;
+    ood_score: float = float("nan")              # out-of-domain score of this frame's last window (edge_tan.runtime.ood;
                                                  # NaN: blank frame, or the artifact has no gate)
     ood_threshold: float = float("nan")          # the artifact's clip threshold for that score (NaN: no gate), so
                                                  # qc.assess gates a clip from its results alone

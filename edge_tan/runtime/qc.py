@@ -6,7 +6,7 @@ and, when given, the grey frames. Per clip, each feature is oriented "higher = w
 
 - redetect_share / lost_share: frames the tracker re-detected (or detected after frame 0) / lost;
 - shape_distance / shape_outliers: median distance of the landmark-aligned contour from the learned
-  phantom shape model (edge_tan.shape_model), and the share of frames beyond 3 (RMS z-scores);
+  phantom shape model (edge_tan.runtime.shape_model), and the share of frames beyond 3 (RMS z-scores);
 - mask_landmark: predicted landmarks vs landmarks read off the predicted mask, relative to LV length;
 - landmark_jump: 90th percentile of frame-to-frame landmark motion / LV length (scaled to 30 fps):
   cardiac motion is smooth, a lock that slides to another structure is not;
@@ -22,7 +22,7 @@ weights, threshold and the data they came from live in `edge_tan/assets/qc_model
 re-calibrates with `edge-tan qc-calibrate` (see `calibrate_threshold`/`refit`) and points `track`
 and `eval` at the new file with `--qc-model FILE` or `EDGE_TAN_QC_MODEL=FILE`.
 
-On top of the score, an out-of-domain gate (issue 25, edge_tan.ood): the clip's median over its
+On top of the score, an out-of-domain gate (issue 25, edge_tan.runtime.ood): the clip's median over its
 frames of the network's own feature distance to its training windows. Above the artifact's clip
 threshold (or a site's `ood_clip_threshold` in the QC model's info, set by `qc-calibrate
 --ood-threshold`) the clip is UNRELIABLE whatever the score, with the reason and the next step:
@@ -46,9 +46,10 @@ from typing import Sequence as Seq
 import cv2
 import numpy as np
 
+from .defaults import assets_dir
 from .errors import EdgeTanError
 
-ASSET = Path(__file__).with_name("assets") / "qc_model.json"
+ASSET = assets_dir() / "qc_model.json"
 ENV = "EDGE_TAN_QC_MODEL"
 FEATURES = ("redetect_share", "lost_share", "shape_distance", "shape_outliers", "mask_landmark",
             "landmark_jump", "area_roughness", "net_doubt", "view_doubt", "poor_contrast", "pass_shift")

@@ -68,7 +68,7 @@ def per_frame_record(r: FrameResult) -> dict:
 
 def results_dict(video: str, backend: str, metadata: dict, results: Seq[FrameResult], clinical: dict,
                  qc: dict | None = None) -> dict:
-    """The results.json body; `qc` is edge_tan.qc.assess's block (clinical then carries `reliable`)."""
+    """The results.json body; `qc` is edge_tan.runtime.qc.assess's block (clinical then carries `reliable`)."""
     if metadata.get("ood"):   # the reference's arrays (~200 kB) stay in the artifact; its thresholds and origin here
         metadata = {**metadata, "ood": {k: v for k, v in metadata["ood"].items() if k not in ("mean", "basis", "var")}}
     out = {"video": str(video), "frames": len(results), "backend": backend, "model": metadata,
