@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from edge_tan.runtime.registry import DEFAULT_BACKEND
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a worker (a pool process or a Ray actor) needs; plain values, so it pickles."""
     out: str
     model: str | None = None
-    backend: str = "openvino"
+    backend: str = DEFAULT_BACKEND
     precision: str = "fp32"
     threads: int = 1              # backend threads per worker (0: the backend's own default)
     retry_errors: bool = False

@@ -39,7 +39,10 @@ BUILTIN_MODULES = (
     "edge_tan.export.torch_cuda",
 )
 ENTRY_POINT_GROUP = "edge_tan.backends"
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")   # bf16: where the CPU has native BF16 (OpenVINO)
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+# The one default of track, eval and batch: the backend that opens the shipped model's ONNX
+# (edge_tan/assets/tan_default.onnx) as it is, without torch or a build step.
+DEFAULT_BACKEND = "onnxruntime"   # bf16: where the CPU has native BF16 (OpenVINO)
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,11 @@ def get(name: str) -> Backend:
     if key not in _REGISTRY:
         raise EdgeTanError(f"unknown backend {name!r}; choose one of {', '.join(_REGISTRY)}")
     return _REGISTRY[key]
+
+
+def targets() -> list[str]:
+    """The `edge-tan export --target` names, in registration order."""
+    return [b.target for b in backends().values() if b.target]
 
 
 def canonical(name: str) -> str:
