@@ -82,8 +82,8 @@ def track_clip(tracker, path: Path, rep: Report, model, traced=None, overlays: P
     res = tracker.track(frames)
     masks = stack_masks(res)
     clin = clip_clinical(res, seq.spacing_mm, seq.fps, masks=masks)
-    q = qcm.assess(res, frames, seq.fps, clin, model)
-    qcm.mark_clinical(clin, q)
+    q, res = qcm.assess(res, frames, seq.fps, clin, model)
+    clin = qcm.mark_clinical(clin, q)
     ef = clin.get("ef_percent")
     views = [r.view for r in res if r.view]
     if overlays is not None:

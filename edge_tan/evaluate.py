@@ -104,7 +104,7 @@ def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=N
             states.extend(FrameResult(r.index, r.frame_hw, r.state, reason=r.reason) for r in res)  # no masks kept
             pv = score_sequence(seq, res, frames_t, videos_t)
             if qc_model is not None and not cfg.frame_by_frame:
-                q = qcm.assess(res, list(seq.frames), seq.fps, {"ef_percent": pv["ef_pred"]}, qc_model)
+                q, _ = qcm.assess(res, list(seq.frames), seq.fps, {"ef_percent": pv["ef_pred"]}, qc_model)
                 pv["qc"] = {k: q[k] for k in ("score", "reliable", "reasons", "ood")}
             per_video.append(pv)
             if progress:

@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_tan.runtime.artifact import ModelMetadata
 from edge_tan.runtime.errors import EdgeTanError
-from edge_tan.runtime.runner import Runner
+from edge_tan.runtime.runner import Origin, Runner
 
 from edge_tan.runtime.registry import Backend, register_backend
 
@@ -65,6 +65,7 @@ class TorchRunner(Runner):
             module, md, self.path = source, metadata, None
         module, md = _with_feat(module, metadata or md)
         super().__init__(md)
+        self.origin = Origin(self.path, cached=None, build_s=None)
         if threads:
             torch.set_num_threads(int(threads))
         self.threads = torch.get_num_threads()

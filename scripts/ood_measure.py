@@ -38,7 +38,7 @@ from edge_tan.runtime.tracker import Tracker  # noqa: E402
 def assess_clip(tk: Tracker, frames, fps: float, spacing: float) -> tuple[dict, dict, list]:
     res = tk.track(frames)
     clin = clip_clinical(res, spacing, fps, masks=stack_masks(res))
-    q = qcm.assess(res, frames, fps, clin)
+    q, res = qcm.assess(res, frames, fps, clin)
     return q, clin, res
 
 

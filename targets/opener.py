@@ -67,17 +67,12 @@ def open_model(model: "str | Path | ModelRef | None", backend: str | None = None
     if b.target is None:   # not built from ONNX (the torch reference): the backend opens the source itself
         if b.open_source is None:
             raise EdgeTanError(f"backend {b.name!r} loads {b.suffix} files only")
-        runner = b.open_source(ref, **runner_opts)
-        runner.origin = Origin(getattr(runner, "path", None), cached=None, build_s=None)
-        return runner
+        return b.open_source(ref, **runner_opts)   # its origin: set by the runner (a model built in memory)
     if not ref.is_source:
         raise EdgeTanError(f"{ref.path.name} is a {ref.backend} artifact; backend {b.name!r} needs {b.suffix} "
                            f"(export one with `edge-tan export --target {b.target}`)")
     from .build import build_artifact
 
     built = build_artifact(ref, b.target, precision, cache_dir(), calib=calib, options=build_options)
-    runner = b.runner(built.path, **runner_opts)   # build_artifact has checked the seal already
-    runner.origin = Origin(built.path, cached=built.cached,
-                           build_s=None if built.cached else time.perf_counter() - t0)
-    runner.artifact_sha256 = built.sha256
-    return runner
+    origin = Origin(built.path, cached=built.cached, build_s=None if built.cached else time.perf_counter() - t0)
+    return b.runner.opened(built.path, origin, built.sha256, **runner_opts)   # build_artifact checked the seal

@@ -125,12 +125,12 @@ def test_gate_phantom_vs_restyled_phantom(tan):
     tk = Tracker(r)
     seq = toy_sequence("in", T=8, seed=200)
     res = tk.track(list(seq.frames))
-    q = qcm.assess(res, list(seq.frames), 25.0)
+    q, _ = qcm.assess(res, list(seq.frames), 25.0)
     assert q["ood"]["score"] <= q["ood"]["threshold"] and not q["ood"]["out_of_domain"]
     assert not any("unlike the training data" in x.reason for x in res)
     odd = list(_restyle(seq.frames))
     res2 = tk.track(odd)
-    q2 = qcm.assess(res2, odd, 25.0, {"ef_percent": 55.0})
+    q2, _ = qcm.assess(res2, odd, 25.0, {"ef_percent": 55.0})
     assert q2["ood"]["out_of_domain"] and not q2["reliable"]
     assert q2["reasons"][0].startswith("images unlike the model's training data (score ")
     assert "`edge-tan adapt`" in q2["reasons"][0]
@@ -150,12 +150,12 @@ def test_qc_without_gate_says_so_and_site_threshold_overrides(tan):
     plain = copy.deepcopy(md)
     plain.ood = {}
     res = Tracker(feature_runner(m, plain)).track(list(seq.frames))
-    q = qcm.assess(res, list(seq.frames), 25.0)
+    q, _ = qcm.assess(res, list(seq.frames), 25.0)
     assert q["ood"]["threshold"] is None and "no gate" in q["ood"]["status"]
     res = Tracker(feature_runner(m, md, ref)).track(list(seq.frames))
     site = qcm.load_model()
     site.info = {**site.info, "ood_clip_threshold": 1e-3}
-    q = qcm.assess(res, list(seq.frames), 25.0, model=site)
+    q, _ = qcm.assess(res, list(seq.frames), 25.0, model=site)
     assert q["ood"]["out_of_domain"] and q["ood"]["threshold"] == 0.001 and "site threshold" in q["ood"]["status"]
 
 
@@ -189,7 +189,7 @@ def test_artifact_without_feat_output_runs_without_gate(tmp_path):
     seq = toy_sequence("o", T=4)
     res = tk.track(list(seq.frames))
     assert all(np.isnan(x.ood_score) for x in res)
-    assert "no gate" in qcm.assess(res, list(seq.frames), 25.0)["ood"]["status"]
+    assert "no gate" in qcm.assess(res, list(seq.frames), 25.0)[0]["ood"]["status"]
 
 
 def test_biplane_second_view_and_calibrate_threshold(tmp_path):
@@ -198,8 +198,9 @@ def test_biplane_second_view_and_calibrate_threshold(tmp_path):
     from edge_tan.qc_calibrate import calibrate
     from edge_tan.runtime.tracker import FrameResult
     far = [FrameResult(index=i, frame_hw=(8, 8), state="track", ood_score=9.0, ood_threshold=2.0) for i in range(4)]
-    qc = {"reliable": True, "reasons": []}
-    qcm.gate_other_view(qc, far)
+    before = {"reliable": True, "reasons": []}
+    qc = qcm.gate_other_view(before, far)
+    assert before == {"reliable": True, "reasons": []}   # a new block; the one passed in is left as it was
     assert not qc["reliable"] and qc["reasons"][0].startswith("second-view images unlike the model's training data")
     near = [FrameResult(index=i, frame_hw=(8, 8), state="track", ood_score=1.0, ood_threshold=2.0) for i in range(4)]
     qc = qcm.gate_other_view({"reliable": True, "reasons": []}, near)

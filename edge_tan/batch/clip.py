@@ -123,14 +123,10 @@ def clip_results(runner, stream, video: str, stop: Callable[[], bool] = lambda: 
     qc_mod = _qc()
     qc = None
     if qc_mod is not None:
-        qc = qc_mod.assess(frames, SampledFrames(stream, len(frames), qc_samples(frames)), stream.fps, clinical)
-        mark_shortfall(qc, stream.n_frames_hint, len(frames))   # a cut file is never reliable
-        qc_mod.mark_clinical(clinical, qc)
-    data = results_dict(video, runner.backend, runner.metadata.to_dict(), frames, clinical)
-    if qc is not None:
-        data["qc"] = qc
-    data["timing"]["wall_s"] = round(wall, 3)
-    return data
+        qc, frames = qc_mod.assess(frames, SampledFrames(stream, len(frames), qc_samples(frames)), stream.fps, clinical)
+        qc = mark_shortfall(qc, stream.n_frames_hint, len(frames))   # a cut file is never reliable
+        clinical = qc_mod.mark_clinical(clinical, qc)
+    return results_dict(video, runner.backend, runner.metadata.to_dict(), frames, clinical, qc, wall_s=wall)
 
 
 def _mode(values) -> tuple[str, float]:

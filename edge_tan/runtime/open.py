@@ -57,10 +57,8 @@ def open_artifact(model: "str | Path | ModelRef" = "default", backend: str | Non
             digest = verify_seal(ref.path, fix=seal_fix)
         except Unsealed as e:
             unsealed = e   # the runtime's own error names junk better ("not an ONNX model"); else this one
-    runner = b.runner(ref.path, **runner_opts)
+    runner = b.runner.opened(ref.path, Origin(ref.path, cached=cached, build_s=build_s), digest, **runner_opts)
     if unsealed is not None:
         runner.close()
         raise unsealed
-    runner.origin = Origin(ref.path, cached=cached, build_s=build_s)
-    runner.artifact_sha256 = digest
     return runner

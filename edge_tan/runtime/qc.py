@@ -36,6 +36,7 @@ lost frames are 0. It is a display aid; only the clip score is calibrated.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -339,16 +340,22 @@ def ood_block(results: Seq, model: "QCModel | None" = None) -> dict:
             "frames_refused": int(refused), "out_of_domain": bool(out)}
 
 
-def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical: dict | None = None,
-           model: QCModel | None = None) -> dict:
-    """The `qc` block of a results dict; sets each FrameResult's `confidence` to the QC per-frame value.
+def _with_confidence(r, c: float):
+    """A copy of a frame result carrying the QC per-frame confidence (arrays shared, not copied)."""
+    out = copy.copy(r)
+    out.confidence = float(c)
+    return out
 
-    Call once per tracked clip (it reads the tracker's own confidence before replacing it)."""
+
+def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical: dict | None = None,
+           model: QCModel | None = None) -> tuple[dict, list]:
+    """(the `qc` block of a results dict, the frame results again with each `confidence` set to the QC
+    per-frame value). The results passed in are left as they are (they keep the tracker's own
+    confidence), so calling it twice gives the same answer."""
     model = model or load_model()
     fq = frame_measures(results, fps)
     feats = clip_features(results, frames, fps, fq)
-    for r, c in zip(results, frame_confidence(results, fq)):
-        r.confidence = float(c)
+    rescored = [_with_confidence(r, c) for r, c in zip(results, frame_confidence(results, fq))]
     score = model.score(feats)
     parts = model.logit_parts(feats)
     order = [i for i in np.argsort(-parts) if parts[i] > 0.5]
@@ -369,13 +376,14 @@ def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical:
     return {"score": round(score, 4), "reliable": bool(reliable), "threshold": round(model.threshold, 4),
             "reasons": _dedupe(reasons),
             "components": {k: (round(float(v), 4) if math.isfinite(v) else None) for k, v in feats.items()},
-            "model": Path(model.path).name if model.path else None, "ood": odb}
+            "model": Path(model.path).name if model.path else None, "ood": odb}, rescored
 
 
 def gate_other_view(qc: dict, other_results: Seq, model: QCModel | None = None) -> dict:
-    """Biplane: the second view's out-of-domain block under qc["ood_biplane"]; out of domain -> UNRELIABLE."""
+    """A new qc block: `qc` with the second view's out-of-domain block under "ood_biplane";
+    out of domain -> UNRELIABLE."""
     odb = ood_block(other_results, model)
-    qc["ood_biplane"] = odb
+    qc = {**qc, "ood_biplane": odb}
     if odb["out_of_domain"]:
         from .ood import reason as ood_reason
         qc["reliable"] = False
@@ -393,13 +401,12 @@ def _dedupe(reasons: list[str]) -> list[str]:
 
 
 def mark_clinical(clinical: dict, qc: dict) -> dict:
-    """Add reliable / unreliable_reason to the clinical block (EF, ED, ES are never a bare number)."""
-    clinical["reliable"] = bool(qc["reliable"])
+    """A new clinical block with reliable / unreliable_reason (EF, ED, ES are never a bare number)."""
+    out = {k: v for k, v in clinical.items() if k != "unreliable_reason"}
+    out["reliable"] = bool(qc["reliable"])
     if not qc["reliable"]:
-        clinical["unreliable_reason"] = ", ".join(qc["reasons"]) or f"QC score {qc['score']:.2f} below {qc['threshold']:.2f}"
-    else:
-        clinical.pop("unreliable_reason", None)
-    return clinical
+        out["unreliable_reason"] = ", ".join(qc["reasons"]) or f"QC score {qc['score']:.2f} below {qc['threshold']:.2f}"
+    return out
 
 
 def ef_text(clinical: dict) -> str:

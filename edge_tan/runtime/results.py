@@ -67,13 +67,16 @@ def per_frame_record(r: FrameResult) -> dict:
 
 
 def results_dict(video: str, backend: str, metadata: dict, results: Seq[FrameResult], clinical: dict,
-                 qc: dict | None = None) -> dict:
-    """The results.json body; `qc` is edge_tan.runtime.qc.assess's block (clinical then carries `reliable`)."""
+                 qc: dict | None = None, wall_s: float | None = None) -> dict:
+    """The results.json body; `qc` is edge_tan.runtime.qc.assess's block (clinical then carries `reliable`);
+    `wall_s`, the tracking wall time, goes into "timing" when given."""
     if metadata.get("ood"):   # the reference's arrays (~200 kB) stay in the artifact; its thresholds and origin here
         metadata = {**metadata, "ood": {k: v for k, v in metadata["ood"].items() if k not in ("mean", "basis", "var")}}
     out = {"video": str(video), "frames": len(results), "backend": backend, "model": metadata,
            "per_frame": [per_frame_record(r) for r in results], "clinical": clinical,
            "states": state_summary(results), "timing": timing_summary(results)}
+    if wall_s is not None:
+        out["timing"]["wall_s"] = round(wall_s, 3)
     if qc is not None:
         out["qc"] = qc
     return out

@@ -38,13 +38,21 @@ class Runner(abc.ABC):
 
     #: registry name, e.g. "onnxruntime"
     backend: str = "?"
-    #: set by `edge_tan.targets.opener.open_model`
+    #: which file it loaded (None: a model built in memory); given at construction by `opened`
     origin: Origin | None = None
-    #: the artifact's seal digest (edge_tan.runtime.seal), checked by open_model; None: not opened from an artifact
+    #: the artifact's seal digest (edge_tan.runtime.seal), checked by the opener; None: not opened from an artifact
     artifact_sha256: str | None = None
 
     def __init__(self, metadata: ModelMetadata):
         self.metadata = metadata
+
+    @classmethod
+    def opened(cls, path: Path, origin: Origin, artifact_sha256: str | None = None, **opts) -> "Runner":
+        """Construct the runner for `path` with its origin and seal digest in place, so no caller ever
+        holds a runner that does not yet say where it came from (what every opener calls)."""
+        runner = cls(path, **opts)
+        runner.origin, runner.artifact_sha256 = origin, artifact_sha256
+        return runner
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
