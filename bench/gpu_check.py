@@ -24,6 +24,7 @@ from pathlib import Path
 
 
 from edge_tan.numfmt import fmt
+from edge_tan.runtime.errors import one_line
 
 from .latency import stats_ms
 
@@ -215,7 +216,7 @@ def run_check(args) -> dict:
                     tb = time_forward(m, device, prec, args.batch, size, max(10, args.runs // 10), max(2, warm // 4))
                     entry.update(batch=args.batch, batch_median_ms=tb["median"], throughput_ips=tb["images_per_s"])
             except Exception as e:   # e.g. a graph capture that an op refuses: note it, keep going
-                entry["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                entry["error"] = one_line(e)
             rep["latency"].append(entry)
             del m
             if cuda:
@@ -242,7 +243,7 @@ def run_check(args) -> dict:
                          states=e2e["states"], e2e_frames=e2e["frames"])
             r.close()
         except Exception as e:
-            entry["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+            entry["error"] = one_line(e)
         rep["runner"].append(entry)
 
     # 3) parity vs the CPU torch reference (open + closed loop)
@@ -262,7 +263,7 @@ def run_check(args) -> dict:
                                    "status": "fail" if fails else "pass", "failed": fails}
             r.close()
         except Exception as e:
-            rep["parity"][prec] = {"status": "error", "error": f"{type(e).__name__}: {str(e)[:160]}"}
+            rep["parity"][prec] = {"status": "error", "error": one_line(e)}
     rep["wall_s"] = time.perf_counter() - t_start
     return rep
 

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError
+from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError, one_line
 from edge_tan.metrics import dice
 from edge_tan.runtime.runner import Runner
 from edge_tan.runtime.tracker import Tracker
@@ -264,7 +264,7 @@ def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str
             row.update(status="error", reason=str(e))
             continue
         except Exception as e:  # a backend crash must not take the whole report with it
-            row.update(status="error", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            row.update(status="error", reason=one_line(e))
             continue
         try:
             if wrap is not None:
@@ -289,7 +289,7 @@ def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str
         except EdgeTanError as e:
             row.update(status="error", reason=str(e))
         except Exception as e:
-            row.update(status="error", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            row.update(status="error", reason=one_line(e))
         finally:
             try:
                 runner.close()

@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from edge_tan.runtime import geometry as geo
-from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError
+from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError, first_line, one_line
 from edge_tan.runtime.results import state_summary
 from edge_tan.runtime.tracker import FrameResult, Tracker
 
@@ -197,8 +197,8 @@ def end_to_end(runner, frames: list, n: int) -> dict:
 
 
 def _one_line(e: BaseException) -> str:
-    msg = str(e).splitlines()[0][:200] if str(e) else ""
-    return msg if isinstance(e, EdgeTanError) else f"{type(e).__name__}: {msg}"
+    """A row's reason: an EdgeTanError is already written for people; anything else says its type."""
+    return first_line(e) if isinstance(e, EdgeTanError) else one_line(e)
 
 
 def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, frames: int, opener, ref_results: dict,

@@ -25,6 +25,7 @@ from .runtime.atomic import write_text
 from .runtime.clinical import clip_clinical
 from .numfmt import fmt
 from .runtime.errors import EdgeTanError
+from .runtime.jsonsafe import json_safe
 from .reports import Report, clip_key, find_clips, match, read_reports, read_tracings
 from .runtime.results import stack_masks
 
@@ -246,8 +247,7 @@ def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, 
         full["plots"] = ef_plots([r["ef_report"] for r in s], [r["ef_pred"] for r in s],
                                  [r["qc"]["reliable"] for r in s], plots_dir, title=Path(clips_dir).name)
     if json_out is not None:
-        from .evaluate import _json_safe
-        write_text(json_out, json.dumps(_json_safe(full), indent=1, allow_nan=False))
+        write_text(json_out, json.dumps(json_safe(full), indent=1, allow_nan=False))
     if not quiet:
         print_report(full)
     return full

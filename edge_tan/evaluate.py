@@ -21,6 +21,7 @@ from .runtime.clinical import clip_clinical
 from .runtime.atomic import check_can_create, write_text
 from .dataset import Sequence, list_split, load_sequence
 from .runtime.errors import EdgeTanError
+from .runtime.jsonsafe import json_number, json_safe
 from .numfmt import fmt
 from .runtime.results import stack_masks, state_summary
 from .runtime.tracker import FrameResult, Tracker, TrackerConfig
@@ -65,8 +66,8 @@ def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTa
     return {"name": seq.name, "view": seq.view or None, "frames": seq.n_frames, "labeled": int(seq.labeled.sum()),
             "mean_dice": float(np.mean(dices)) if dices else None,
             "mean_lm_mm": _finite_mean(lm_mm), "view_acc": _finite_mean(view_ok), "si_px": si,
-            "si_gt_px": si_gt if math.isfinite(si_gt) else None,
-            "ef_true": seq.ef if np.isfinite(seq.ef) else None, "ef_pred": clin["ef_percent"],
+            "si_gt_px": json_number(si_gt),
+            "ef_true": json_number(seq.ef), "ef_pred": clin["ef_percent"],
             "states": {s: sum(r.state == s for r in results) for s in ("detect", "track", "redetect", "lost")}}
 
 
@@ -171,19 +172,6 @@ def print_tables(report: dict, title: str) -> None:
             c.print(f"{mode.replace('_', ' ')}: first pass not used: " + ", ".join(f"{k} ({n})" for k, n in top))
 
 
-def _json_safe(o):
-    """NaN/inf -> null and numpy scalars -> Python, so the JSON is valid for any reader."""
-    if isinstance(o, dict):
-        return {k: _json_safe(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_json_safe(v) for v in o]
-    if isinstance(o, (np.floating, float)):
-        return float(o) if math.isfinite(o) else None
-    if isinstance(o, np.integer):
-        return int(o)
-    return o
-
-
 def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str, frame_by_frame: bool,
                  limit: int, json_out: Path | None, qc_model: Path | None = None) -> dict:
     paths = list_split(data_dir, None if split == "all" else split)
@@ -212,5 +200,5 @@ def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str
     for sk in next(iter(report.values()), {}).get("skipped", []):
         print(f"skipped {sk['file']}: {sk['reason']}")
     if json_out is not None:
-        write_text(json_out, json.dumps(_json_safe(full), indent=1, allow_nan=False))
+        write_text(json_out, json.dumps(json_safe(full), indent=1, allow_nan=False))
     return full

@@ -12,6 +12,7 @@ import subprocess
 
 from . import __version__
 from .runtime.cores import physical_cores  # noqa: F401  (re-exported: bench.machine reads it here)
+from .runtime.errors import one_line
 
 EXTRA_MODULES = ["numpy", "cv2", "onnx", "onnxscript", "nncf", "pydicom", "nibabel", "safetensors", "matplotlib"]
 
@@ -49,7 +50,7 @@ def module_version(name: str) -> tuple[bool, str]:
     try:
         mod = importlib.import_module(name)
     except Exception as e:  # installed but broken (e.g. a stub wheel)
-        return False, f"import failed: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        return False, f"import failed: {one_line(e)}"
     v = getattr(mod, "__version__", None) or getattr(mod, "get_version", lambda: None)() or "?"
     return True, str(v)
 
@@ -78,7 +79,7 @@ def collect_info() -> dict:
             try:
                 entry.update(b.env_info())
             except Exception as e:  # a broken backend must not hide the rest
-                entry["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+                entry["error"] = one_line(e)
         backends[name] = entry
     return {
         "edge_tan": __version__,

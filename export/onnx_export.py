@@ -23,7 +23,7 @@ from torch import nn
 
 from edge_tan.runtime.artifact import ModelMetadata
 from edge_tan.runtime.atomic import atomic_path
-from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError, one_line
 from edge_tan.runtime.geometry import contour_to_mask
 from edge_tan.runtime.ood import with_feat_output
 
@@ -137,7 +137,7 @@ def export_onnx(model: nn.Module, metadata: ModelMetadata, out_path: str | Path,
             used = kind
             break
         except Exception as e:  # noqa: BLE001 - any exporter failure means: try the other one
-            errors[kind] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            errors[kind] = one_line(e)
     if proto is None:
         raise EdgeTanError(f"ONNX export failed for {metadata.model_name}: {errors}")
 

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 from ..runtime.clinical import ClinicalCurves
-from ..runtime.errors import EdgeTanError
+from ..runtime.errors import EdgeTanError, one_line
+from ..runtime.jsonsafe import json_number
 from ..io.shortfall import mark_shortfall
 from ..runtime.results import results_dict
 from ..runtime.tracker import FrameResult, Tracker
@@ -151,8 +152,8 @@ def row_for(clip: Clip, sha: str, model: dict, data: dict | None, error: str = "
     qc = data.get("qc") or {}
     reasons = qc.get("reasons") or []
     row.update(frames=data["frames"], fps=round(float(stream.fps), 3) if stream else None,
-               spacing_mm=None if stream is None or not math.isfinite(stream.spacing_mm) else round(stream.spacing_mm, 5),
-               view=view or None, view_share=None if math.isnan(share) else round(share, 4),
+               spacing_mm=None if stream is None else json_number(stream.spacing_mm, 5),
+               view=view or None, view_share=json_number(share, 4),
                ed_frames=" ".join(map(str, cl.get("ed_frames", []))), es_frames=" ".join(map(str, cl.get("es_frames", []))),
                ef_percent=cl.get("ef_percent"), ef_area_length_percent=cl.get("ef_area_length_percent"),
                ef_method=cl.get("method"), qc_score=qc.get("score"), qc_reliable=qc.get("reliable"),
@@ -193,14 +194,14 @@ class ClipWorker:
             stream = open_clip(clip.path)
             data = clip_results(self.runner, stream, clip.path, self.stop)
             data["batch"] = {"content_sha256": sha, "model_key": self.model["model_key"], "fps": stream.fps,
-                             "spacing_mm": stream.spacing_mm if math.isfinite(stream.spacing_mm) else None}
+                             "spacing_mm": json_number(stream.spacing_mm)}
             error = ""
         except Interrupted:
             raise
         except EdgeTanError as e:
             error, data = str(e), None
         except Exception as e:                  # one clip's surprise must not end an archive run
-            error, data = f"{type(e).__name__}: {e}", None
+            error, data = one_line(e), None
         row = row_for(clip, sha, self.model, data, error, stream)
         self.store.write_result(clip.name, sha, data, row)
         return dict(row, skipped=False)

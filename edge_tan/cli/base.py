@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from ..runtime.errors import EdgeTanError
+from ..runtime.errors import EdgeTanError, one_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Temporal Affine Network (TAN) LV tracking for 2D echo: phantom, training, export, "
@@ -32,7 +32,7 @@ def _one_line_errors(fn):
         except Exception as e:  # pragma: no cover - last resort, keeps tracebacks out of users' logs
             if os.environ.get("EDGE_TAN_DEBUG"):
                 raise
-            typer.echo(f"edge-tan: internal error: {type(e).__name__}: {e} (set EDGE_TAN_DEBUG=1 for a traceback)",
+            typer.echo(f"edge-tan: internal error: {one_line(e)} (set EDGE_TAN_DEBUG=1 for a traceback)",
                        err=True)
             raise typer.Exit(3) from None
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset import Sequence
-from ..runtime.errors import EdgeTanError
+from ..runtime.errors import EdgeTanError, one_line
 from ..runtime.frames import to_uint8
 from ..runtime.geometry import landmarks_from_masks
 
@@ -101,7 +101,7 @@ def read_nifti(path: str | Path) -> tuple[np.ndarray, tuple[float, ...]]:
         data = np.asanyarray(img.dataobj)
         zooms = tuple(float(z) for z in img.header.get_zooms())
     except Exception as e:
-        raise EdgeTanError(f"{p.name}: unreadable NIfTI ({type(e).__name__}: {e})") from None
+        raise EdgeTanError(f"{p.name}: unreadable NIfTI ({one_line(e)})") from None
     if data.ndim == 2:
         data = data[:, :, None]
     if data.ndim != 3:

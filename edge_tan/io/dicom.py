@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from ..dataset import Sequence
-from ..runtime.errors import EdgeTanError
+from ..runtime.errors import EdgeTanError, one_line
 from ..runtime.frames import to_uint8
 from .video import DEFAULT_FPS
 
@@ -52,7 +52,7 @@ def open_dicom(path: str | Path, defer_size: str | int | None = None):
     try:
         ds = pydicom.dcmread(str(p), defer_size=defer_size)
     except Exception as e:  # pydicom raises InvalidDicomError, EOFError, ValueError...
-        raise EdgeTanError(f"{p.name}: unreadable DICOM ({type(e).__name__}: {e})") from None
+        raise EdgeTanError(f"{p.name}: unreadable DICOM ({one_line(e)})") from None
     if "PixelData" not in ds:
         raise EdgeTanError(f"{p.name}: DICOM has no pixel data (not an image/cine object)")
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -160,7 +160,7 @@ def iter_dicom_frames(path: str | Path, grey: bool = True) -> Iterator[np.ndarra
     except EdgeTanError:
         raise
     except Exception as e:
-        raise EdgeTanError(f"{Path(path).name}: cannot decode DICOM pixel data ({type(e).__name__}: {e})") from None
+        raise EdgeTanError(f"{Path(path).name}: cannot decode DICOM pixel data ({one_line(e)})") from None
 
 
 def read_dicom(path: str | Path) -> Sequence:

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from ..runtime.errors import EdgeTanError
+from ..runtime.errors import EdgeTanError, one_line
 from . import dicom, video
 from .read import _check_path, _kind, read_video
 
@@ -72,7 +72,7 @@ def _dicom_frames(p: Path, ds, n: int) -> Iterator[np.ndarray]:
     except EdgeTanError:
         raise
     except Exception as e:
-        raise EdgeTanError(f"{p.name}: cannot decode DICOM pixel data ({type(e).__name__}: {e})") from None
+        raise EdgeTanError(f"{p.name}: cannot decode DICOM pixel data ({one_line(e)})") from None
 
 
 def _dicom_stream(p: Path) -> ClipStream:

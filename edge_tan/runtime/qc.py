@@ -49,6 +49,7 @@ import numpy as np
 
 from .defaults import assets_dir
 from .errors import EdgeTanError
+from .jsonsafe import json_number
 
 ASSET = assets_dir() / "qc_model.json"
 ENV = "EDGE_TAN_QC_MODEL"
@@ -336,7 +337,7 @@ def ood_block(results: Seq, model: "QCModel | None" = None) -> dict:
     if not math.isfinite(s):    # no frame reached the network (all blank): nothing says it is in domain
         out = refused > 0
     return {"status": "site threshold (qc-calibrate)" if site is not None else "gate on",
-            "score": round(s, 3) if math.isfinite(s) else None, "threshold": round(t, 3),
+            "score": json_number(s, 3), "threshold": round(t, 3),
             "frames_refused": int(refused), "out_of_domain": bool(out)}
 
 
@@ -375,7 +376,7 @@ def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical:
         reasons = [REASONS[model.features[i]](feats[model.features[i]])]
     return {"score": round(score, 4), "reliable": bool(reliable), "threshold": round(model.threshold, 4),
             "reasons": _dedupe(reasons),
-            "components": {k: (round(float(v), 4) if math.isfinite(v) else None) for k, v in feats.items()},
+            "components": {k: json_number(v, 4) for k, v in feats.items()},
             "model": Path(model.path).name if model.path else None, "ood": odb}, rescored
 
 

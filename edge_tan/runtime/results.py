@@ -13,15 +13,13 @@ from typing import Sequence as Seq
 import numpy as np
 
 from .atomic import atomic_path, write_text
+from .jsonsafe import json_number
 from .tracker import STATES, FrameResult
 
 
 def _num(x: float | None, nd: int = 4):
-    """JSON-safe float (NaN/inf -> null)."""
-    if x is None:
-        return None
-    x = float(x)
-    return round(x, nd) if math.isfinite(x) else None
+    """JSON-safe float (NaN/inf -> null), rounded to `nd` places."""
+    return json_number(x, nd)
 
 
 def _pts(a: np.ndarray | None, nd: int = 2):
