@@ -276,3 +276,16 @@ def official_splits(root: str | Path) -> dict[str, str]:
         if out:
             break
     return out
+
+
+def read_mhd_sequence(p: Path) -> Sequence:
+    """One CAMUS .mhd/.raw sequence file (with its _gt.mhd labels beside it, when there) -> a Sequence."""
+    arr, sp = read_mhd(p)
+    frames = _to_frames(arr)
+    gt = p.with_name(p.name[:-4] + "_gt.mhd")
+    labels = _labels(read_mhd(gt)[0], gt.name, frames.shape) if gt.is_file() else None
+    try:
+        _, view = _split_name(p)
+    except EdgeTanError:
+        view = ""
+    return _finish(p.name[:-4], frames, labels, None, VIEWS.get(view, ""), sp[0], {}, [], [], str(p))

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..runtime.errors import EdgeTanError, one_line
 from . import dicom, video
-from .read import _check_path, _kind, read_video
+from .read import check_path, file_kind, read_video
 
 
 @dataclass
@@ -83,8 +83,8 @@ def _dicom_stream(p: Path) -> ClipStream:
 
 def open_clip(path: str | Path) -> ClipStream:
     """Any file `read_video` reads -> ClipStream with the same frames, fps and spacing as `read_video`."""
-    p = _check_path(path)
-    kind = _kind(p)
+    p = check_path(path)
+    kind = file_kind(p)
     if kind == "video":
         return _video_stream(p)
     if kind == "dicom":

@@ -49,6 +49,7 @@ import numpy as np
 
 from .defaults import assets_dir
 from .errors import EdgeTanError
+from .frames import collapse_channels
 from .jsonsafe import json_number
 
 ASSET = assets_dir() / "qc_model.json"
@@ -76,16 +77,9 @@ def _lv_length(lm: np.ndarray) -> float:
     return float(np.hypot(*(lm[0] - 0.5 * (lm[1] + lm[2]))))
 
 
-def _gray(frame: np.ndarray) -> np.ndarray:
-    f = np.asarray(frame)
-    if f.ndim == 3:
-        f = cv2.cvtColor(f, cv2.COLOR_BGR2GRAY if f.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
-    return f
-
-
 def _cnr(frame: np.ndarray, r) -> float:
     """Contrast-to-noise of the blood pool against a band around it (width ~ 15 % of the LV size)."""
-    g = _gray(frame).astype(np.float32)
+    g = collapse_channels(np.asarray(frame)).astype(np.float32)
     m = np.zeros(g.shape[:2], np.uint8)
     r.paste_mask(m)
     n = int(m.sum())
