@@ -18,7 +18,7 @@ record of each kind, so no figure is typed by hand. Steps:
                 skipped with a message while this edge-tan's synth has no --family option
 - parity        `edge-tan parity` on the first clips of the final test set, every backend/precision
 - model         the shipped weights' training record (header metadata), file size and sha256
-- gpu-check     `python -m edge_tan.bench.gpu_check` (only where nvidia-smi sees a GPU)
+- gpu-check     `python scripts/gpu_check.py` (only where nvidia-smi sees a GPU)
 - qc            QC calibration: foreign-family clips + degraded copies (scripts/qc_standin.py), seed 2200
                 to fit the QC weights, seed 2300 to report AUROC and EF error of accepted clips
 - adapt         site adaptation stand-in: foreign phantom as "the site", `adapt` on unlabelled clips
@@ -294,7 +294,7 @@ def step_gpu_check(a) -> None:
         print("skip gpu-check: nvidia-smi sees no GPU on this machine", flush=True)
         return
     out = a.work / "gpu"
-    argv = [sys.executable, "-m", "edge_tan.bench.gpu_check", "--weights", "default", "--out", out]
+    argv = [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--weights", "default", "--out", out]
     code, wall = run(argv)
     result = json.loads((out / "gpu_check.json").read_text())
     write_record("gpu-check", [shown(argv)], result, wall, code, machine=result.get("machine"))

@@ -1,4 +1,6 @@
-"""One prepared GPU check: `python -m edge_tan.bench.gpu_check --weights W --out DIR`.
+"""One prepared GPU check: `python scripts/gpu_check.py --weights W --out DIR`.
+
+A one-off script for a borrowed machine, not part of the package (it is not in the wheel).
 
 Made for a borrowed CUDA machine with minutes of time (PyTorch with CUDA, no TensorRT, no internet):
 - network latency of TAN (given weights) and U-Net / PSPNet (random init: speed only) on torch CUDA
@@ -26,7 +28,7 @@ from pathlib import Path
 from edge_tan.numfmt import fmt
 from edge_tan.runtime.errors import one_line
 
-from .latency import stats_ms
+from edge_tan.bench.latency import stats_ms
 
 
 # ---- environment ----------------------------------------------------------------------------
@@ -80,7 +82,7 @@ def load_clip(path: str | None, frames: int):
         from edge_tan.io.read import read_video
         seq = read_video(path)
         return seq, f"{Path(path).name} ({seq.n_frames} frames)"
-    from .source import phantom_clip
+    from edge_tan.bench.source import phantom_clip
     seq = phantom_clip(frames=frames)
     assert isinstance(seq, Sequence)
     return seq, f"phantom ({seq.n_frames} frames)"
@@ -160,9 +162,9 @@ def run_check(args) -> dict:
 
     from edge_tan.runtime.tracker import Tracker
 
-    from . import parity as P
-    from .machine import machine_info
-    from .run import end_to_end, sample_window
+    from edge_tan.bench import parity as P
+    from edge_tan.bench.machine import machine_info
+    from edge_tan.bench.run import end_to_end, sample_window
 
     st = _ensure_safetensors()
     t_start = time.perf_counter()
@@ -234,7 +236,7 @@ def run_check(args) -> dict:
         try:
             r = make_runner(tan, md, device, prec, graph)
             x = sample_window(Tracker(r), frames[0])
-            from .latency import time_callable
+            from edge_tan.bench.latency import time_callable
             s = time_callable(lambda: r.infer(x), warmup=warm, runs=args.runs)
             entry.update(runner_median_ms=s["median"], runner_p95_ms=s["p95"], runner_fps=s["fps"])
             e2e = end_to_end(r, frames, args.frames)
@@ -332,7 +334,7 @@ def print_summary(rep: dict) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edge_tan.bench.gpu_check", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python scripts/gpu_check.py", description=__doc__.splitlines()[0])
     ap.add_argument("--weights", required=True, help="TAN .safetensors (or 'default' / a registered name)")
     ap.add_argument("--out", required=True, help="folder for gpu_check.json and gpu_check.md")
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
@@ -349,7 +351,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     from edge_tan.runtime.atomic import write_text
 
-    from .report import to_json
+    from edge_tan.bench.report import to_json
     write_text(out / "gpu_check.json", to_json(rep) + "\n")
     write_text(out / "gpu_check.md", markdown(rep))
     print_summary(rep)
