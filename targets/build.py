@@ -129,6 +129,58 @@ def _validate(b: Backend, precision: str, calib, accuracy_control: bool) -> None
         b.check_build()
 
 
+def _cache_hit(dest: Path, artifact: Path) -> str | None:
+    """The seal digest of a complete, intact cache entry; None when there is none (or one from before
+    seals, rebuilt then); SealError when its bytes differ from those it recorded."""
+    if not (artifact.is_file() and (dest / "build.json").is_file()):
+        return None
+    sealed = _cached_seal(dest)
+    if sealed is None:   # entries from before seals existed are rebuilt
+        return None
+    fix = f"delete the cache entry {dest} (the next run rebuilds it) or export with --force"
+    if artifact.suffix.lower() in SEALED_SUFFIXES:
+        verify_seal(artifact, expected=sealed, fix=fix)
+    elif file_sha256(artifact) != sealed:   # a plugin's own format: the whole file's hash
+        raise SealError(f"{artifact}: bytes differ from those the cache entry recorded (tampered, truncated "
+                        f"or corrupt): {fix}")
+    return sealed
+
+
+def _source_onnx(ref: ModelRef, dest: Path, window: int | None, opset: int, onnx_b: Backend) -> None:
+    """The fp32 ONNX every other artifact starts from: an .onnx source restamped, else exported."""
+    from .onnx_file import onnx_metadata, restamp_onnx
+
+    if ref.kind != "onnx":
+        _export_onnx(ref, dest, window, opset, onnx_b)
+        return
+    if _has_seal(ref.path):   # an edge-tan artifact as the source: its claims hold only if its bytes do
+        verify_seal(ref.path, fix="re-export it from its weights with `edge-tan export`")
+    md = onnx_metadata(ref.path)
+    md.precision, md.producer = "fp32", {**md.producer, **producer_versions(onnx_b)}
+    restamp_onnx(ref.path, dest, md)
+
+
+def _from_onnx(b: Backend, onnx_path: Path, dest: Path, precision: str, opset: int, request: BuildRequest, calib,
+               calib_limit: int, accuracy_control: bool) -> dict:
+    """The backend's own build from the fp32 ONNX (with INT8 calibration windows when asked); its report."""
+    from .onnx_file import onnx_metadata
+
+    md = onnx_metadata(onnx_path)
+    md.precision = precision
+    md.producer = {**producer_versions(b), "opset": opset}
+    if precision == "int8":
+        from .calibration import dataset_windows
+        calib_set = dataset_windows(calib, md, "train", limit=calib_limit)
+        val_set = None
+        if accuracy_control:
+            try:
+                val_set = dataset_windows(calib, md, "val", limit=min(calib_limit, 100), seed=1)
+            except EdgeTanError:
+                val_set = None
+        request = replace(request, calib_set=calib_set, val_set=val_set)
+    return b.build(onnx_path, dest, md, request) or {}
+
+
 def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "onnx", precision: str = "fp32",
                    out_dir: str | Path = "artifacts", calib: str | Path | None = None,
                    accuracy_control: bool = False, max_drop: float = 0.005, force: bool = False, *,
@@ -165,47 +217,19 @@ def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "on
     key = hashlib.sha256(json.dumps(key_doc, sort_keys=True, default=str).encode()).hexdigest()
     dest = out_dir / f"{ref.name}-{b.target}-{precision}-{key[:12]}"
     artifact = dest / b.artifact_name
-    if not force and artifact.is_file() and (dest / "build.json").is_file():
-        sealed = _cached_seal(dest)
-        if sealed is not None:   # entries from before seals existed are rebuilt below
-            fix = f"delete the cache entry {dest} (the next run rebuilds it) or export with --force"
-            if artifact.suffix.lower() in SEALED_SUFFIXES:
-                verify_seal(artifact, expected=sealed, fix=fix)
-            elif file_sha256(artifact) != sealed:   # a plugin's own format: the whole file's hash
-                raise SealError(f"{artifact}: bytes differ from those the cache entry recorded (tampered, truncated "
-                                f"or corrupt): {fix}")
+    if not force:
+        sealed = _cache_hit(dest, artifact)
+        if sealed is not None:
             return Built(artifact, True, time.perf_counter() - t0, sealed)
 
-    from .onnx_file import onnx_metadata, restamp_onnx
-
-    onnx_b = registry.for_target(ONNX_SOURCE_TARGET)
     report: dict = {}
     with atomic_dir(dest) as tmp:
-        if b is onnx_b:   # 1) the fp32 ONNX itself
-            if ref.kind == "onnx":
-                if _has_seal(ref.path):   # an edge-tan artifact as the source: its claims hold only if its bytes do
-                    verify_seal(ref.path, fix="re-export it from its weights with `edge-tan export`")
-                md = onnx_metadata(ref.path)
-                md.precision, md.producer = "fp32", {**md.producer, **producer_versions(onnx_b)}
-                restamp_onnx(ref.path, tmp / b.artifact_name, md)
-            else:
-                md = _export_onnx(ref, tmp / b.artifact_name, window, opset, onnx_b)
+        if b is registry.for_target(ONNX_SOURCE_TARGET):   # 1) the fp32 ONNX itself
+            _source_onnx(ref, tmp / b.artifact_name, window, opset, b)
         else:             # 2) from the cached fp32 ONNX, by the backend's own builder
             onnx_path = build_artifact(ref, ONNX_SOURCE_TARGET, "fp32", out_dir, window=window, opset=opset).path
-            md = onnx_metadata(onnx_path)
-            md.precision = precision
-            md.producer = {**producer_versions(b), "opset": opset}
-            if precision == "int8":
-                from .calibration import dataset_windows
-                calib_set = dataset_windows(calib, md, "train", limit=calib_limit)
-                val_set = None
-                if accuracy_control:
-                    try:
-                        val_set = dataset_windows(calib, md, "val", limit=min(calib_limit, 100), seed=1)
-                    except EdgeTanError:
-                        val_set = None
-                request = replace(request, calib_set=calib_set, val_set=val_set)
-            report = b.build(onnx_path, tmp / b.artifact_name, md, request) or {}
+            report = _from_onnx(b, onnx_path, tmp / b.artifact_name, precision, opset, request, calib, calib_limit,
+                                accuracy_control)
         digest = seal_artifact(tmp / b.artifact_name) or file_sha256(tmp / b.artifact_name)
         info = {"model": str(model.spec if isinstance(model, ModelRef) else model), "source": src,
                 "target": b.target, "precision": precision, "artifact": b.artifact_name, "key": key,

@@ -203,3 +203,11 @@ def test_the_layer_check_sees_a_function_level_import(tmp_path):
         "edge_tan.dataset (core) imports edge_tan.cli (app)",
         "edge_tan.export.x (export) imports edge_tan.targets.y (targets)",
         "edge_tan.targets.y (targets) imports edge_tan.export.x (export)"]
+
+
+def test_every_package_folder_is_in_the_wheel():
+    """A subpackage missing from pyproject's package list works in a checkout and is absent from the wheel."""
+    listed = {d.resolve() for d in package_dirs().values()}
+    roots = {d for pkg, d in package_dirs().items() if "." not in pkg or pkg.count(".") == 1}
+    found = {init.parent.resolve() for r in roots for init in r.rglob("__init__.py") if "__pycache__" not in init.parts}
+    assert found <= listed, sorted(str(p) for p in found - listed)

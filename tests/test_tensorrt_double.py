@@ -33,7 +33,8 @@ def calls(obj, method=None):
 
 
 def test_absent_tensorrt_reads_not_installed(monkeypatch, tmp_path):
-    from edge_tan.runtime import registry, tensorrt as ttrt
+    from edge_tan.runtime import registry
+    from edge_tan.targets import tensorrt as ttrt
     from edge_tan.targets.opener import open_model
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)   # import tensorrt -> ImportError
