@@ -28,7 +28,7 @@ import numpy as np
 
 from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError, one_line
 from edge_tan.metrics import dice
-from edge_tan.runtime.runner import Runner
+from edge_tan.runtime.runner import Runner, close_quietly
 from edge_tan.runtime.tracker import Tracker
 
 from .accuracy import clinical, compare_clinical, compare_closed, gt_accuracy
@@ -290,10 +290,7 @@ def _request_row(rq: Request, refs: list, reference: Runner, open_fn, tolerances
     except Exception as e:
         row.update(status="error", reason=one_line(e))
     finally:
-        try:
-            runner.close()
-        except Exception:
-            pass
+        close_quietly(runner)
     return row
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from edge_tan.runtime import geometry as geo
 from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError, first_line, one_line
 from edge_tan.runtime.results import state_summary
+from edge_tan.runtime.runner import close_quietly
 from edge_tan.runtime.tracker import FrameResult, Tracker
 
 from .accuracy import compare_closed, gt_accuracy
@@ -266,10 +267,7 @@ def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, fram
     except Exception as e:
         row.update(status="failed", reason=_one_line(e))
     finally:
-        try:
-            runner.close()
-        except Exception:
-            pass
+        close_quietly(runner)
     return row
 
 

@@ -8,6 +8,7 @@ pydicom is imported lazily so the core package does not need it.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Iterator
 
@@ -150,17 +151,24 @@ def iter_dicom_frames(path: str | Path, grey: bool = True) -> Iterator[np.ndarra
     from pydicom.pixels import pixel_array
 
     ds = open_dicom(path)
-    try:
+    with pixel_errors(Path(path).name):
         # One index at a time (pydicom 3.0's iter_pixels miscounts native YBR_FULL_422 frames).
         # raw=False: pydicom converts YBR_FULL/_422 to RGB itself, knowing whether the JPEG decoder
         # already did; palette indices and MONOCHROME1 are left for frame_to_grey.
         for i in range(n_frames(ds)):
             arr = pixel_array(ds, index=i, raw=False)
             yield frame_to_grey(arr, ds) if grey else arr
+
+
+@contextlib.contextmanager
+def pixel_errors(name: str) -> Iterator[None]:
+    """Any failure of pydicom's pixel decoders as one EdgeTanError line naming the file."""
+    try:
+        yield
     except EdgeTanError:
         raise
     except Exception as e:
-        raise EdgeTanError(f"{Path(path).name}: cannot decode DICOM pixel data ({one_line(e)})") from None
+        raise EdgeTanError(f"{name}: cannot decode DICOM pixel data ({one_line(e)})") from None
 
 
 def read_dicom(path: str | Path) -> Sequence:

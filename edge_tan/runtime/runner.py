@@ -20,6 +20,14 @@ from .artifact import ModelMetadata
 from .errors import EdgeTanError
 
 
+def close_quietly(runner: "Runner") -> None:
+    """Close a runner whose results are already recorded: a failing close must not replace them."""
+    try:
+        runner.close()
+    except Exception:
+        pass
+
+
 @dataclass(frozen=True)
 class Origin:
     """Which file an opened runner loaded (None: a model built in memory) and whether it already
