@@ -160,6 +160,16 @@ def _source_onnx(ref: ModelRef, dest: Path, window: int | None, opset: int, onnx
     restamp_onnx(ref.path, dest, md)
 
 
+def _fp32_onnx(ref: ModelRef, out_dir: Path, window: int | None, opset: int) -> Path:
+    """The fp32 ONNX a backend builds from: the cached (re-stamped) copy; or, where the `onnx` package
+    is absent (a device install of edge-tan[openvino]) and the source is already a sealed edge-tan ONNX
+    (the shipped default model's), that file itself, checked (the same graph and metadata)."""
+    if ref.kind == "onnx" and importlib.util.find_spec("onnx") is None and _has_seal(ref.path):
+        verify_seal(ref.path, fix="re-export it from its weights with `edge-tan export`")
+        return ref.path
+    return build_artifact(ref, ONNX_SOURCE_TARGET, "fp32", out_dir, window=window, opset=opset).path
+
+
 def _from_onnx(b: Backend, onnx_path: Path, dest: Path, precision: str, opset: int, request: BuildRequest, calib,
                calib_limit: int, accuracy_control: bool) -> dict:
     """The backend's own build from the fp32 ONNX (with INT8 calibration windows when asked); its report."""
@@ -227,7 +237,7 @@ def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "on
         if b is registry.for_target(ONNX_SOURCE_TARGET):   # 1) the fp32 ONNX itself
             _source_onnx(ref, tmp / b.artifact_name, window, opset, b)
         else:             # 2) from the cached fp32 ONNX, by the backend's own builder
-            onnx_path = build_artifact(ref, ONNX_SOURCE_TARGET, "fp32", out_dir, window=window, opset=opset).path
+            onnx_path = _fp32_onnx(ref, out_dir, window, opset)
             report = _from_onnx(b, onnx_path, tmp / b.artifact_name, precision, opset, request, calib, calib_limit,
                                 accuracy_control)
         digest = seal_artifact(tmp / b.artifact_name) or file_sha256(tmp / b.artifact_name)

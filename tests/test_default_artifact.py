@@ -93,3 +93,29 @@ def test_default_track_and_embed_run_without_torch(tmp_path):
         _safetensors_metadata(defaults.default_weights_path())["edge_tan.weights_sha256"])
     assert "embed states ['detect'" in r.stdout
     assert not (tmp_path / "cache").exists()   # nothing was built: the shipped ONNX was opened as it is
+
+
+def test_default_track_on_an_openvino_only_install(tmp_path):
+    """edge-tan[openvino] without torch, onnx or onnxruntime: the IR is built from the shipped ONNX."""
+    pytest.importorskip("openvino")
+    from edge_tan.synth.render import generate_sequence
+    clip = tmp_path / "clip.npz"
+    save_sequence(generate_sequence(2024, n_frames=6), clip)
+    code = NO_TORCH + textwrap.dedent(f"""
+        for name in ("onnx", "onnxruntime"):
+            sys.modules[name] = None
+        from edge_tan.cli import main
+        sys.argv = ["edge-tan", "track", {str(clip)!r}, "--backend", "openvino", "--json", {str(tmp_path / 'r.json')!r},
+                    "--quiet"]
+        try:
+            main()
+        except SystemExit as e:
+            assert not e.code, e.code
+    """)
+    env = {**os.environ, "EDGE_TAN_CACHE": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads((tmp_path / "r.json").read_text())
+    assert out["frames"] == 6 and out["backend"] == "openvino"
+    assert out["model"]["weights_sha256"] == json.loads(
+        _safetensors_metadata(defaults.default_weights_path())["edge_tan.weights_sha256"])
