@@ -152,10 +152,7 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
     The painted endocardium is deliberately not the label: a smooth random displacement (ragged
     border), trabeculae and papillary muscles inside the traced cavity, blur, dropouts.
 
-    Long on purpose (~110 lines): the random draws run in one fixed order that defines every phantom clip of a seed (training data,
-    held-out families, committed records and tests are keyed by seed), so it stays one top-to-bottom
-    recipe in phases marked `# ----`; a split would pass dozens of intermediate values around or
-    risk reordering draws. Checked by edge-tan parity's phantom clip staying identical."""
+    Long on purpose (~110 lines): one fixed-order random recipe (why: `edge_tan.synth`)."""
     tex = lambda s_mm: smooth_noise(rng, U.shape, max(s_mm / res, 0.5))  # noqa: E731
     a4c = an.view == "A4C"
     bgf = np.exp(1.0 * tex(9.0) + 0.5 * tex(2.5))

@@ -66,10 +66,7 @@ def draw_ef(rng) -> float:
 def sample_params(rng: np.random.Generator, view: str, overrides: dict, family: str = "default") -> SeqParams:
     """Every random choice of one phantom clip (anatomy, motion, probe, imaging, artifacts), overrides applied.
 
-    Long on purpose (~140 lines): the random draws run in one fixed order that defines every phantom clip of a seed (training data,
-    held-out families, committed records and tests are keyed by seed), so it stays one top-to-bottom
-    recipe in phases marked `# ----`; a split would pass dozens of intermediate values around or
-    risk reordering draws. Checked by edge-tan parity's phantom clip staying identical."""
+    Long on purpose (~140 lines): one fixed-order random recipe (why: `edge_tan.synth`)."""
     bad = set(overrides) - set(OVERRIDES)
     if bad:
         raise EdgeTanError(f"unknown phantom override(s) {sorted(bad)}; known: {', '.join(OVERRIDES)}")

@@ -111,10 +111,7 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, fam
     quality (0 = worst artifacts .. 1 = clean), depth (mm), sector_deg, tilt_deg. `family`:
     "default" (the training phantom) or "foreign" (a held-out style, for testing only).
 
-    Long on purpose (~210 lines): the random draws run in one fixed order that defines every phantom clip of a seed (training data,
-    held-out families, committed records and tests are keyed by seed), so it stays one top-to-bottom
-    recipe in phases marked `# ----`; a split would pass dozens of intermediate values around or
-    risk reordering draws. Checked by edge-tan parity's phantom clip staying identical."""
+    Long on purpose (~210 lines): one fixed-order random recipe (why: `edge_tan.synth`)."""
     if view not in VIEW_NAMES:
         raise EdgeTanError(f"unknown view {view!r}: choose from {', '.join(VIEW_NAMES)}")
     rng = np.random.default_rng(int(seed))
