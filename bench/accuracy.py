@@ -11,10 +11,11 @@ import math
 
 import numpy as np
 
-from edge_tan.clinical import clip_clinical
+from edge_tan.runtime.clinical import clip_clinical
+from edge_tan.runtime.errors import one_line
 from edge_tan.dataset import Sequence
 from edge_tan.metrics import dice, landmark_errors
-from edge_tan.tracker import FrameResult
+from edge_tan.runtime.tracker import FrameResult
 
 
 def _nanmean(v) -> float | None:
@@ -84,11 +85,11 @@ def compare_closed(ref: list[FrameResult], test: list[FrameResult]) -> dict:
 
 # ---- clinical outputs -----------------------------------------------------------------------
 def clinical(results: list[FrameResult], spacing_mm: float = math.nan, fps: float = 30.0) -> dict:
-    """{'ed': [..], 'es': [..], 'ef': float|None, 'method'} from edge_tan.clinical.clip_clinical."""
+    """{'ed': [..], 'es': [..], 'ef': float|None, 'method'} from edge_tan.runtime.clinical.clip_clinical."""
     try:
         c = clip_clinical(results, spacing_mm=spacing_mm, fps=fps)
     except Exception as e:  # a clinical failure must not hide the parity numbers
-        return {"ed": None, "es": None, "ef": None, "method": f"failed: {type(e).__name__}: {e}"}
+        return {"ed": None, "es": None, "ef": None, "method": f"failed: {one_line(e)}"}
     return {"ed": c["ed_frames"], "es": c["es_frames"], "ef": c["ef_percent"], "method": c["method"]}
 
 

@@ -26,10 +26,10 @@ from typing import Callable
 
 import numpy as np
 
-from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
+from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError, one_line
 from edge_tan.metrics import dice
-from edge_tan.runner import Runner
-from edge_tan.tracker import Tracker
+from edge_tan.runtime.runner import Runner, close_quietly
+from edge_tan.runtime.tracker import Tracker
 
 from .accuracy import clinical, compare_clinical, compare_closed, gt_accuracy
 from .parity_checks import Tolerance, judge, tolerances_for
@@ -191,7 +191,7 @@ class Request:
 
 
 def parse_requests(backends: str, precision: str) -> list[Request]:
-    from edge_tan.targets.registry import canonical
+    from edge_tan.runtime.registry import canonical
     precs = [p.strip().lower() for p in str(precision).split(",") if p.strip()]
     bad = [p for p in precs if p not in PRECISIONS]
     if bad or not precs:
@@ -224,77 +224,87 @@ def wrong_model(md, ref_md) -> str:
     return f"wrong model: the artifact was made from weights {a[:12]}, the reference is {r[:12]}"
 
 
+def _open_for(rq: Request, open_fn: Callable[[str, str], Runner], row: dict) -> Runner | None:
+    """The runner for one request, or None with the row's status and reason saying why there is none
+    (unavailable and unsupported are never failures; an error is)."""
+    from edge_tan.runtime.registry import available
+
+    ok, why = available(rq.backend)
+    if not ok:
+        row.update(status="unavailable", reason=why)
+        return None
+    try:
+        return open_fn(rq.backend, rq.precision)
+    except UsageError as e:   # e.g. the onnx target is fp32-only: not a failure of the backend
+        row.update(status="unsupported", reason=str(e))
+    except BackendUnavailable as e:   # package, device or driver absent here: never a failure
+        row.update(status="unavailable", reason=str(e))
+    except EdgeTanError as e:
+        row.update(status="error", reason=str(e))
+    except Exception as e:  # a backend crash must not take the whole report with it
+        row.update(status="error", reason=one_line(e))
+    return None
+
+
+def _compare(runner: Runner, refs: list, ref_md, tolerance: Tolerance, row: dict) -> None:
+    """Open- and closed-loop comparison of one opened runner with the reference, judged into `row`."""
+    md = runner.metadata
+    if md.window != ref_md.window or md.warp_mode != ref_md.warp_mode or \
+            not np.allclose(md.template_array, ref_md.template_array):
+        raise EdgeTanError(f"{row['backend']} artifact metadata (window/warp/template) differs from the reference")
+    row["describe"] = _describe(runner)
+    wrong = wrong_model(md, ref_md)
+    if wrong:   # another model's artifact (in a cache slot, say): no tolerance makes that a pass
+        row.update(status="fail", reason=wrong, source_weights=md.weights_sha256 or None)
+        return
+    opens = [open_loop(runner, r) for r in refs]
+    closeds = [closed_loop(runner, r) for r in refs]
+    s = summarise(opens, closeds, refs)
+    row["summary"] = s
+    row["checks"] = judge(s, tolerance)
+    fails = [c["label"] for c in row["checks"].values() if c["pass"] is False]
+    row["status"] = "fail" if fails else "pass"
+    row["reason"] = ("out of tolerance: " + ", ".join(fails)) if fails else ""
+
+
+def _request_row(rq: Request, refs: list, reference: Runner, open_fn, tolerances: dict, wrap) -> dict:
+    """One backend x precision row of the report."""
+    row = {"backend": rq.backend, "precision": rq.precision, "required": rq.required, "status": "",
+           "reason": "", "checks": {}, "summary": {}, "describe": {}}
+    if rq.backend == REFERENCE:
+        if rq.precision == "fp32":
+            row.update(status="reference", reason="torch fp32 is the reference", describe=_describe(reference),
+                       summary={"gt_dice_ref": _mean([r.gt.get("dice") for r in refs])})
+        else:
+            row.update(status="unavailable", reason="the torch reference runs fp32 only")
+        return row
+    runner = _open_for(rq, open_fn, row)
+    if runner is None:
+        return row
+    try:
+        if wrap is not None:
+            runner = wrap(rq.backend, rq.precision, runner)
+        _compare(runner, refs, reference.metadata, tolerances[rq.precision], row)
+    except EdgeTanError as e:
+        row.update(status="error", reason=str(e))
+    except Exception as e:
+        row.update(status="error", reason=one_line(e))
+    finally:
+        close_quietly(runner)
+    return row
+
+
 def run_parity(clips: list, requests: list[Request], open_fn: Callable[[str, str], Runner],
                reference: Runner, tolerances: dict[str, Tolerance],
                wrap: Callable[[str, str, Runner], Runner] | None = None, progress=None) -> dict:
     """The parity report as a dict. `open_fn(backend, precision)` opens a runner (EdgeTanError when it
     cannot); `wrap` may replace each opened runner (tests inject a perturbation there)."""
-    from edge_tan.targets.registry import available
-
     refs = [run_reference(reference, s) for s in clips]
-    ref_md = reference.metadata
     rows = []
     for rq in requests:
-        row = {"backend": rq.backend, "precision": rq.precision, "required": rq.required, "status": "",
-               "reason": "", "checks": {}, "summary": {}, "describe": {}}
-        rows.append(row)
         if progress:
             progress(f"{rq.backend} {rq.precision}")
-        if rq.backend == REFERENCE:
-            if rq.precision == "fp32":
-                row.update(status="reference", reason="torch fp32 is the reference",
-                           describe=_describe(reference),
-                           summary={"gt_dice_ref": _mean([r.gt.get("dice") for r in refs])})
-            else:
-                row.update(status="unavailable", reason="the torch reference runs fp32 only")
-            continue
-        ok, why = available(rq.backend)
-        if not ok:
-            row.update(status="unavailable", reason=why)
-            continue
-        try:
-            runner = open_fn(rq.backend, rq.precision)
-        except UsageError as e:   # e.g. the onnx target is fp32-only: not a failure of the backend
-            row.update(status="unsupported", reason=str(e))
-            continue
-        except BackendUnavailable as e:   # package, device or driver absent here: never a failure
-            row.update(status="unavailable", reason=str(e))
-            continue
-        except EdgeTanError as e:
-            row.update(status="error", reason=str(e))
-            continue
-        except Exception as e:  # a backend crash must not take the whole report with it
-            row.update(status="error", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
-            continue
-        try:
-            if wrap is not None:
-                runner = wrap(rq.backend, rq.precision, runner)
-            md = runner.metadata
-            if md.window != ref_md.window or md.warp_mode != ref_md.warp_mode or \
-                    not np.allclose(md.template_array, ref_md.template_array):
-                raise EdgeTanError(f"{rq.backend} artifact metadata (window/warp/template) differs from the reference")
-            row["describe"] = _describe(runner)
-            wrong = wrong_model(md, ref_md)
-            if wrong:   # another model's artifact (in a cache slot, say): no tolerance makes that a pass
-                row.update(status="fail", reason=wrong, source_weights=md.weights_sha256 or None)
-                continue
-            opens = [open_loop(runner, r) for r in refs]
-            closeds = [closed_loop(runner, r) for r in refs]
-            s = summarise(opens, closeds, refs)
-            row["summary"] = s
-            row["checks"] = judge(s, tolerances[rq.precision])
-            fails = [c["label"] for c in row["checks"].values() if c["pass"] is False]
-            row["status"] = "fail" if fails else "pass"
-            row["reason"] = ("out of tolerance: " + ", ".join(fails)) if fails else ""
-        except EdgeTanError as e:
-            row.update(status="error", reason=str(e))
-        except Exception as e:
-            row.update(status="error", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
-        finally:
-            try:
-                runner.close()
-            except Exception:
-                pass
+        rows.append(_request_row(rq, refs, reference, open_fn, tolerances, wrap))
     failed = [r for r in rows if r["status"] in ("fail", "error") or
               (r["status"] in ("unavailable", "unsupported") and r["required"])]
     compared = [r for r in rows if r["status"] in ("pass", "fail")]
@@ -332,7 +342,7 @@ def perturbation_from_env() -> Callable[[str, str, Runner], Runner] | None:
         sigma_f = float(sigma)
     except ValueError:
         raise UsageError(f"{PERTURB_ENV} must look like 'openvino=0.5', got {spec!r}") from None
-    from edge_tan.targets.registry import canonical
+    from edge_tan.runtime.registry import canonical
     key = canonical(target)
     return lambda b, p, r: PerturbedRunner(r, sigma_f) if b == key else r
 
@@ -358,7 +368,7 @@ def run_parity_cli(source, backends, precision, model, json_out, dice_tol, lm_to
             wrap = perturbation_from_env()
         tols = {p: tolerances_for(p, dice_tol, lm_tol, max_drop) for p in {r.precision for r in requests}}
         spec = str(model or "default")
-        from edge_tan.targets import registry
+        from edge_tan.runtime import registry
         if any(b.target and b.suffix == Path(spec).suffix.lower() for b in registry.backends().values()):
             raise UsageError(f"parity needs the torch reference: give weights (.safetensors) or a registered "
                              f"model name, not a {Path(spec).suffix} artifact")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from edge_tan.errors import UsageError
+from edge_tan.runtime.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from edge_tan.atomic import atomic_path
+from edge_tan.runtime.atomic import atomic_path
 
 # one colour per backend, in registry order (built-ins keep the colours they always had)
 PALETTE = ("tab:orange", "tab:blue", "tab:purple", "tab:green", "tab:red", "tab:brown", "tab:pink", "tab:olive",
@@ -17,7 +17,7 @@ PALETTE = ("tab:orange", "tab:blue", "tab:purple", "tab:green", "tab:red", "tab:
 
 
 def backend_colors() -> dict:
-    from edge_tan.targets.registry import names
+    from edge_tan.runtime.registry import names
     return {b: PALETTE[i % len(PALETTE)] for i, b in enumerate(names())}
 MARKERS = {"fp32": "o", "fp16": "s", "int8": "^", "bf16": "D"}
 

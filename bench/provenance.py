@@ -16,7 +16,7 @@ from pathlib import Path
 def shipped_weights_sha(path: Path | None = None) -> str | None:
     """weights_sha256 from the shipped safetensors header (reads the JSON header only; no torch)."""
     if path is None:
-        from edge_tan.defaults import default_weights_path
+        from edge_tan.runtime.defaults import default_weights_path
         path = default_weights_path()
     path = Path(path)
     if not path.is_file():

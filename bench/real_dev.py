@@ -15,7 +15,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 
 DEFAULT_ROOT = Path(os.environ.get("EDGE_TAN_REAL_DEV", Path.home() / ".cache" / "edge-tan-real-dev"))
 FINAL_N = 30

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 
 from edge_tan import numfmt
-from edge_tan.atomic import write_text
+from edge_tan.runtime.atomic import write_text
 
 SYMBOL = {"pass": "✅", "ok": "✅", "reference": "★", "fail": "❌", "error": "❌", "failed": "❌",
           "inaccurate": "❎", "unavailable": "—", "unsupported": "—"}

@@ -34,10 +34,11 @@ from typing import Callable
 
 import numpy as np
 
-from edge_tan import geometry as geo
-from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
-from edge_tan.results import state_summary
-from edge_tan.tracker import FrameResult, Tracker
+from edge_tan.runtime import geometry as geo
+from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError, first_line, one_line
+from edge_tan.runtime.results import state_summary
+from edge_tan.runtime.runner import close_quietly
+from edge_tan.runtime.tracker import FrameResult, Tracker
 
 from .accuracy import compare_closed, gt_accuracy
 from .latency import stats_ms, time_callable
@@ -74,7 +75,7 @@ def parse_models(models: str) -> list[ModelEntry]:
         else:
             label, spec = item.lower(), item.lower()
             if label == "tan":
-                from edge_tan.defaults import default_weights_path
+                from edge_tan.runtime.defaults import default_weights_path
                 if default_weights_path().is_file():
                     spec = "default"
         out.append(ModelEntry(label, spec))
@@ -135,7 +136,7 @@ def artifact_mb(path: Path) -> float:
 
 def default_opener(source) -> Callable:
     """(spec, backend, precision) -> (runner, artifact path, build seconds, cached?)."""
-    from edge_tan.targets import registry
+    from edge_tan.runtime import registry
     from edge_tan.targets.opener import open_model
 
     def open_(spec: str, backend: str, precision: str):
@@ -197,15 +198,15 @@ def end_to_end(runner, frames: list, n: int) -> dict:
 
 
 def _one_line(e: BaseException) -> str:
-    msg = str(e).splitlines()[0][:200] if str(e) else ""
-    return msg if isinstance(e, EdgeTanError) else f"{type(e).__name__}: {msg}"
+    """A row's reason: an EdgeTanError is already written for people; anything else says its type."""
+    return first_line(e) if isinstance(e, EdgeTanError) else one_line(e)
 
 
 def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, frames: int, opener, ref_results: dict,
               progress=lambda s: None) -> dict:
     """Everything measured for one model x backend x precision; never raises (failures become rows)."""
-    from edge_tan.targets import registry
-    from edge_tan.targets.registry import available, canonical
+    from edge_tan.runtime import registry
+    from edge_tan.runtime.registry import available, canonical
 
     row = {"model": entry.label, "model_spec": entry.spec, "backend": backend, "precision": precision,
            "status": "", "reason": "", "notes": []}
@@ -266,10 +267,7 @@ def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, fram
     except Exception as e:
         row.update(status="failed", reason=_one_line(e))
     finally:
-        try:
-            runner.close()
-        except Exception:
-            pass
+        close_quietly(runner)
     return row
 
 
@@ -385,7 +383,7 @@ def run_bench_cli(source, models, backends, precisions, frames, out, json_out, m
     """`edge-tan bench`: table to the terminal; bench.json / bench.md / bench.png into --out."""
     from rich.console import Console
 
-    from edge_tan.targets.registry import canonical
+    from edge_tan.runtime.registry import canonical
 
     from .report import bench_markdown, bench_reasons, bench_table, write_json
 
@@ -405,7 +403,7 @@ def run_bench_cli(source, models, backends, precisions, frames, out, json_out, m
                        desc, progress_bar=not quiet)
     paths = {"json": Path(json_out) if json_out else out / "bench.json",
              "md": Path(md) if md else out / "bench.md", "plot": Path(plot) if plot else out / "bench.png"}
-    from edge_tan.atomic import write_text
+    from edge_tan.runtime.atomic import write_text
     try:
         from .plot import bench_plot
         bench_plot(report, paths["plot"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_tan.dataset import Sequence
-from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.runtime.errors import EdgeTanError, UsageError
 
 PHANTOM_SEED = 2024
 PHANTOM_FRAMES = 40
@@ -75,7 +75,7 @@ def calibration_dir(source: str | Path | None) -> Path:
         except ImportError as e:
             raise EdgeTanError(f"INT8 needs calibration data and the phantom generator is unavailable ({e}); "
                                "give a DATA_DIR") from None
-        from edge_tan.atomic import atomic_dir
+        from edge_tan.runtime.atomic import atomic_dir
         with atomic_dir(root) as tmp:
             generate_dataset(tmp, n=6, seed=PHANTOM_SEED + 1000, views=["A2C", "A4C"], avi=False, workers=1)
     return root

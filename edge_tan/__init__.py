@@ -1,10 +1,10 @@
 """edge-tan: Temporal Affine Network (TAN) left-ventricle tracking for 2D echo, from training to edge.
 
-The core package (this one) depends on numpy + OpenCV only, so a device can embed the tracker
-without torch or any particular inference backend.
+Layers: `edge_tan.runtime` (what a device embeds: numpy + OpenCV only), the core beside it (readers,
+datasets, phantom, metrics), `edge_tan.targets` and `edge_tan.export` (building artifacts; the torch
+side) and the application on top (CLI, batch, bench). The package imports nothing heavy on import.
 """
 
-__version__ = "0.1.0"
+from .runtime import LANDMARK_NAMES, VIEW_NAMES, __version__
 
-LANDMARK_NAMES = ("apex", "annulus_left", "annulus_right")
-VIEW_NAMES = ("A2C", "A4C")
+__all__ = ["LANDMARK_NAMES", "VIEW_NAMES", "__version__"]

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from . import VIEW_NAMES
-from .atomic import atomic_path, write_text
-from .errors import EdgeTanError
+from .runtime.atomic import atomic_path, write_text
+from .runtime.errors import EdgeTanError
 
 SPLITS = ("train", "val", "test")
 

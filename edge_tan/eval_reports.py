@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import qc as qcm
-from .atomic import write_text
-from .clinical import clip_clinical
+from .runtime import qc as qcm
+from .runtime.atomic import write_text
+from .runtime.clinical import clip_clinical
 from .numfmt import fmt
-from .errors import EdgeTanError
+from .runtime.errors import EdgeTanError
+from .runtime.jsonsafe import json_safe
 from .reports import Report, clip_key, find_clips, match, read_reports, read_tracings
-from .results import stack_masks
+from .runtime.results import stack_masks
 
 cell = partial(fmt, missing="-")   # a table cell: "-" for a missing value
 
@@ -82,8 +83,8 @@ def track_clip(tracker, path: Path, rep: Report, model, traced=None, overlays: P
     res = tracker.track(frames)
     masks = stack_masks(res)
     clin = clip_clinical(res, seq.spacing_mm, seq.fps, masks=masks)
-    q = qcm.assess(res, frames, seq.fps, clin, model)
-    qcm.mark_clinical(clin, q)
+    q, res = qcm.assess(res, frames, seq.fps, clin, model)
+    clin = qcm.mark_clinical(clin, q)
     ef = clin.get("ef_percent")
     views = [r.view for r in res if r.view]
     if overlays is not None:
@@ -215,7 +216,7 @@ def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, 
         matched = matched[:limit]
     qmodel = qcm.load_model(qc_model)
     from .targets.opener import open_model
-    from .tracker import Tracker
+    from .runtime.tracker import Tracker
     runner = open_model(model, backend, precision)
     rows, unreadable = [], []
     try:
@@ -246,8 +247,7 @@ def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, 
         full["plots"] = ef_plots([r["ef_report"] for r in s], [r["ef_pred"] for r in s],
                                  [r["qc"]["reliable"] for r in s], plots_dir, title=Path(clips_dir).name)
     if json_out is not None:
-        from .evaluate import _json_safe
-        write_text(json_out, json.dumps(_json_safe(full), indent=1, allow_nan=False))
+        write_text(json_out, json.dumps(json_safe(full), indent=1, allow_nan=False))
     if not quiet:
         print_report(full)
     return full

@@ -16,14 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as mt
-from . import qc as qcm
-from .clinical import clip_clinical
-from .atomic import check_can_create, write_text
+from .runtime import qc as qcm
+from .runtime.clinical import clip_clinical
+from .runtime.atomic import check_can_create, write_text
 from .dataset import Sequence, list_split, load_sequence
-from .errors import EdgeTanError
+from .runtime.errors import EdgeTanError
+from .runtime.jsonsafe import json_number, json_safe
 from .numfmt import fmt
-from .results import stack_masks, state_summary
-from .tracker import FrameResult, Tracker, TrackerConfig
+from .runtime.results import stack_masks, state_summary
+from .runtime.tracker import FrameResult, Tracker, TrackerConfig
 
 cell = partial(fmt, missing="-")   # a table cell: "-" for a missing value
 
@@ -65,8 +66,8 @@ def score_sequence(seq: Sequence, results: list[FrameResult], table: mt.MetricTa
     return {"name": seq.name, "view": seq.view or None, "frames": seq.n_frames, "labeled": int(seq.labeled.sum()),
             "mean_dice": float(np.mean(dices)) if dices else None,
             "mean_lm_mm": _finite_mean(lm_mm), "view_acc": _finite_mean(view_ok), "si_px": si,
-            "si_gt_px": si_gt if math.isfinite(si_gt) else None,
-            "ef_true": seq.ef if np.isfinite(seq.ef) else None, "ef_pred": clin["ef_percent"],
+            "si_gt_px": json_number(si_gt),
+            "ef_true": json_number(seq.ef), "ef_pred": clin["ef_percent"],
             "states": {s: sum(r.state == s for r in results) for s in ("detect", "track", "redetect", "lost")}}
 
 
@@ -79,7 +80,7 @@ def _finite_mean(values: list[float]) -> float | None:
 def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=None, qc_model=None) -> dict:
     """Closed-loop (and optionally frame-by-frame) evaluation of one runner over sequence files.
 
-    With a QC model (edge_tan.qc), closed-loop clips also get their QC score and the mode its AUROC
+    With a QC model (edge_tan.runtime.qc), closed-loop clips also get their QC score and the mode its AUROC
     for EF error > 10 points (frame by frame has no tracking state for QC to judge)."""
     modes = {"closed_loop": TrackerConfig()}
     if frame_by_frame:
@@ -104,7 +105,7 @@ def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=N
             states.extend(FrameResult(r.index, r.frame_hw, r.state, reason=r.reason) for r in res)  # no masks kept
             pv = score_sequence(seq, res, frames_t, videos_t)
             if qc_model is not None and not cfg.frame_by_frame:
-                q = qcm.assess(res, list(seq.frames), seq.fps, {"ef_percent": pv["ef_pred"]}, qc_model)
+                q, _ = qcm.assess(res, list(seq.frames), seq.fps, {"ef_percent": pv["ef_pred"]}, qc_model)
                 pv["qc"] = {k: q[k] for k in ("score", "reliable", "reasons", "ood")}
             per_video.append(pv)
             if progress:
@@ -171,19 +172,6 @@ def print_tables(report: dict, title: str) -> None:
             c.print(f"{mode.replace('_', ' ')}: first pass not used: " + ", ".join(f"{k} ({n})" for k, n in top))
 
 
-def _json_safe(o):
-    """NaN/inf -> null and numpy scalars -> Python, so the JSON is valid for any reader."""
-    if isinstance(o, dict):
-        return {k: _json_safe(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_json_safe(v) for v in o]
-    if isinstance(o, (np.floating, float)):
-        return float(o) if math.isfinite(o) else None
-    if isinstance(o, np.integer):
-        return int(o)
-    return o
-
-
 def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str, frame_by_frame: bool,
                  limit: int, json_out: Path | None, qc_model: Path | None = None) -> dict:
     paths = list_split(data_dir, None if split == "all" else split)
@@ -212,5 +200,5 @@ def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str
     for sk in next(iter(report.values()), {}).get("skipped", []):
         print(f"skipped {sk['file']}: {sk['reason']}")
     if json_out is not None:
-        write_text(json_out, json.dumps(_json_safe(full), indent=1, allow_nan=False))
+        write_text(json_out, json.dumps(json_safe(full), indent=1, allow_nan=False))
     return full

@@ -1,6 +1,6 @@
 """`edge-tan info`: what this machine and environment can run, without importing heavy backends
 unless they are installed (each probe runs in isolation so one broken backend cannot hide the rest).
-The backends listed are the registry's (`edge_tan.targets.registry`); each adds its own details."""
+The backends listed are the registry's (`edge_tan.runtime.registry`); each adds its own details."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import platform
 import subprocess
 
 from . import __version__
+from .runtime.cores import physical_cores  # noqa: F401  (re-exported: bench.machine reads it here)
+from .runtime.errors import one_line
 
 EXTRA_MODULES = ["numpy", "cv2", "onnx", "onnxscript", "nncf", "pydicom", "nibabel", "safetensors", "matplotlib"]
 
@@ -24,31 +26,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def physical_cores() -> int:
-    try:
-        import psutil
-        n = psutil.cpu_count(logical=False)
-        if n:
-            return int(n)
-    except ImportError:
-        pass
-    try:
-        pairs = set()
-        phys = core = None
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("physical id"):
-                    phys = line.split(":")[1].strip()
-                elif line.startswith("core id"):
-                    core = line.split(":")[1].strip()
-                    pairs.add((phys, core))
-        if pairs:
-            return len(pairs)
-    except OSError:
-        pass
-    return os.cpu_count() or 1
 
 
 def cpu_flags() -> list[str]:
@@ -73,7 +50,7 @@ def module_version(name: str) -> tuple[bool, str]:
     try:
         mod = importlib.import_module(name)
     except Exception as e:  # installed but broken (e.g. a stub wheel)
-        return False, f"import failed: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        return False, f"import failed: {one_line(e)}"
     v = getattr(mod, "__version__", None) or getattr(mod, "get_version", lambda: None)() or "?"
     return True, str(v)
 
@@ -90,7 +67,7 @@ def gpus() -> list[str]:
 
 
 def collect_info() -> dict:
-    from .targets import registry   # declarations only: no backend package is imported by this
+    from .runtime import registry   # declarations only: no backend package is imported by this
 
     backends = {}
     for name, b in registry.backends().items():
@@ -102,7 +79,7 @@ def collect_info() -> dict:
             try:
                 entry.update(b.env_info())
             except Exception as e:  # a broken backend must not hide the rest
-                entry["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+                entry["error"] = one_line(e)
         backends[name] = entry
     return {
         "edge_tan": __version__,

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .errors import EdgeTanError
+from .runtime.errors import EdgeTanError
 
 
 class LatestFrame:
@@ -61,7 +61,7 @@ def run_live(device: int, model, backend: str, precision: str, max_frames: int =
     from rich.live import Live
 
     from .targets.opener import open_model
-    from .tracker import Tracker
+    from .runtime.tracker import Tracker
 
     cap = cv2.VideoCapture(int(device))
     if not cap.isOpened():
@@ -69,7 +69,7 @@ def run_live(device: int, model, backend: str, precision: str, max_frames: int =
     runner = open_model(model, backend, precision)
     tracker = Tracker(runner)
     box = LatestFrame(cap)
-    lat, age, ood = [], [], []   # ood: per-frame out-of-domain scores (edge_tan.ood; NaN without a gate)
+    lat, age, ood = [], [], []   # ood: per-frame out-of-domain scores (edge_tan.runtime.ood; NaN without a gate)
     n = 0
     try:
         with Live(refresh_per_second=4) as live:
@@ -100,7 +100,7 @@ def run_live(device: int, model, backend: str, precision: str, max_frames: int =
 
 def _ood_line(tracker, scores) -> str:
     """The stream's out-of-domain verdict over its last frames (the clip gate of qc.assess, running)."""
-    from .ood import OODReference, reason
+    from .runtime.ood import OODReference, reason
     if tracker.ood is None:
         return ""
     s, t = OODReference.clip_score(scores), tracker.ood.clip_threshold

@@ -8,9 +8,9 @@ from typing import Sequence as Seq
 import cv2
 import numpy as np
 
-from .atomic import WriteFailed, atomic_path
-from .errors import EdgeTanError
-from .tracker import FrameResult
+from .runtime.atomic import WriteFailed, atomic_path
+from .runtime.errors import EdgeTanError
+from .runtime.tracker import FrameResult
 
 STATE_COLOURS = {"detect": (255, 200, 0), "track": (0, 220, 0), "redetect": (0, 200, 255), "lost": (0, 0, 255)}
 LM_COLOURS = [(0, 255, 255), (255, 0, 255), (255, 255, 0)]
@@ -31,7 +31,7 @@ def draw_frame(gray: np.ndarray, r: FrameResult, areas: np.ndarray, ed: set, es:
     txt = f"#{r.index} {r.state} {r.view or ''} {'' if r.view_prob != r.view_prob else f'{r.view_prob:.2f}'}" \
           f" conf {r.confidence:.2f} {r.latency_ms:.1f}ms"
     ood, ood_t = getattr(r, "ood_score", float("nan")), getattr(r, "ood_threshold", float("nan"))
-    if ood == ood and ood_t == ood_t:   # out-of-domain score vs the clip threshold (edge_tan.ood)
+    if ood == ood and ood_t == ood_t:   # out-of-domain score vs the clip threshold (edge_tan.runtime.ood)
         txt += f" ood {ood:.1f}{'>' if ood > ood_t else '<='}{ood_t:.1f}"
     if r.index in ed:
         txt += " ED"

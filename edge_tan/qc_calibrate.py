@@ -9,7 +9,7 @@ site's own clips (each clip carries its QC features and its EF error against the
   (needs >= 10 clips with both outcomes; more is better: 100+), threshold as above or
   `--threshold P` to keep a fixed score cut.
 
-`--ood-threshold T` also sets the site's out-of-domain clip threshold (edge_tan.ood), overriding the
+`--ood-threshold T` also sets the site's out-of-domain clip threshold (edge_tan.runtime.ood), overriding the
 artifact's: a site that has looked at its own clips' `qc.ood.score` can move it.
 
 The output is a QC model JSON that records what it was fitted on; use it with
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import qc as qcm
-from .atomic import write_text
-from .errors import EdgeTanError, UsageError
+from .runtime import qc as qcm
+from .runtime.atomic import write_text
+from .runtime.errors import EdgeTanError, UsageError
 
 
 def load_clips(paths: list[Path]) -> list[dict]:
@@ -75,7 +75,7 @@ def calibrate(paths: list[Path], out: Path, base: Path | None = None, refit: boo
     acc = [r for r, s in zip(clips, scores) if s >= model.threshold]
     errs = [r["ef_err"] for r in acc if r.get("ef_err") is not None]
     model.info["accepted"] = {"clips": len(acc), "ef_mae": round(float(np.mean(errs)), 3) if errs else None}
-    if ood_threshold is not None:   # the site's out-of-domain clip threshold (edge_tan.qc.ood_block reads it)
+    if ood_threshold is not None:   # the site's out-of-domain clip threshold (edge_tan.runtime.qc.ood_block reads it)
         if not ood_threshold > 0:
             raise UsageError(f"--ood-threshold must be > 0, got {ood_threshold}")
         model.info["ood_clip_threshold"] = float(ood_threshold)

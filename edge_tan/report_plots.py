@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
-from .errors import EdgeTanError
+from .runtime.atomic import atomic_path
+from .runtime.errors import EdgeTanError
 
 
 def _plt():

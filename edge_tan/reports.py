@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EdgeTanError
+from .runtime.errors import EdgeTanError
 
 CLIP_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".dcm", ".dicom", ".nii.gz", ".nii", ".npz")
 NAME_COLS = ("filename", "file_name", "file", "clip", "name")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .clinical import clip_clinical
-from .qc import assess, ef_text, mark_clinical
-from .errors import EdgeTanError, UsageError
+from .runtime.clinical import clip_clinical
+from .runtime.qc import assess, ef_text, mark_clinical
+from .runtime.errors import EdgeTanError, UsageError
 from .io.shortfall import mark_shortfall
-from .results import results_dict, stack_masks, write_csv, write_masks_npz, write_results_json
-from .tracker import FrameResult, Tracker
+from .runtime.results import results_dict, stack_masks, write_csv, write_masks_npz, write_results_json
+from .runtime.tracker import FrameResult, Tracker
 
 
 def check_writable(path: Path, flag: str) -> None:
@@ -71,19 +71,18 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
     try:
         tracker = Tracker(runner)
         t0 = time.perf_counter()
-        results = track_frames(tracker, list(seq.frames), quiet)
+        tracked = track_frames(tracker, list(seq.frames), quiet)
         wall = time.perf_counter() - t0
         other_results = track_frames(tracker, list(other.frames), quiet, "biplane") if other is not None else None
-        mask_stack = stack_masks(results)   # once: clinical measures and masks.npz share it
-        clinical = clip_clinical(results, seq.spacing_mm, seq.fps, other_results, masks=mask_stack)
-        qc = assess(results, list(seq.frames), seq.fps, clinical)   # model: $EDGE_TAN_QC_MODEL or shipped
-        mark_shortfall(qc, seq.extra.get("frames_promised", seq.n_frames), seq.n_frames)   # a cut file is never reliable
+        mask_stack = stack_masks(tracked)   # once: clinical measures and masks.npz share it
+        clinical = clip_clinical(tracked, seq.spacing_mm, seq.fps, other_results, masks=mask_stack)
+        qc, results = assess(tracked, list(seq.frames), seq.fps, clinical)   # model: $EDGE_TAN_QC_MODEL or shipped
+        qc = mark_shortfall(qc, seq.extra.get("frames_promised", seq.n_frames), seq.n_frames)   # a cut file is never reliable
         if other_results is not None:   # the second view passes the same out-of-domain gate (issue 25)
-            from .qc import gate_other_view
-            gate_other_view(qc, other_results)
-        mark_clinical(clinical, qc)
-        data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical, qc)
-        data["timing"]["wall_s"] = round(wall, 3)
+            from .runtime.qc import gate_other_view
+            qc = gate_other_view(qc, other_results)
+        clinical = mark_clinical(clinical, qc)
+        data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical, qc, wall_s=wall)
         if other is not None:
             data["biplane_video"] = str(biplane)
     finally:

@@ -16,7 +16,7 @@ import sys
 import cv2
 
 from edge_tan.embed import open_tracker
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 
 
 def main(argv=None) -> int:

@@ -5,7 +5,7 @@ torch 2.13's exporter defaults to dynamo (torch.export + onnxscript). Opset 18 i
 If one exporter fails for a model the other is tried. ModelMetadata.to_props() goes into
 metadata_props, so the .onnx alone is enough for a runtime. A TAN is exported with its fourth output
 `feat` (N, C) and the metadata declares it; the out-of-domain reference in the metadata (`ood`, from
-`edge-tan ood-fit`) travels with it (edge_tan.ood).
+`edge-tan ood-fit`) travels with it (edge_tan.runtime.ood).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.atomic import atomic_path
-from edge_tan.errors import EdgeTanError
-from edge_tan.geometry import contour_to_mask
-from edge_tan.ood import with_feat_output
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.atomic import atomic_path
+from edge_tan.runtime.errors import EdgeTanError, one_line
+from edge_tan.runtime.geometry import contour_to_mask
+from edge_tan.runtime.ood import with_feat_output
 
 from .weights import model_sha256
 
@@ -137,7 +137,7 @@ def export_onnx(model: nn.Module, metadata: ModelMetadata, out_path: str | Path,
             used = kind
             break
         except Exception as e:  # noqa: BLE001 - any exporter failure means: try the other one
-            errors[kind] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            errors[kind] = one_line(e)
     if proto is None:
         raise EdgeTanError(f"ONNX export failed for {metadata.model_name}: {errors}")
 

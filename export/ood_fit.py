@@ -1,6 +1,6 @@
 """`edge-tan ood-fit WEIGHTS DATA --out W2`: fit the out-of-domain reference of a TAN weights file.
 
-On a labelled dataset (`ood_fit`, the CLI) the reference (edge_tan.ood) is estimated on windows cut
+On a labelled dataset (`ood_fit`, the CLI) the reference (edge_tan.runtime.ood) is estimated on windows cut
 the way training cuts them (export/train/samples.WarpedSamples without photometric augmentation or
 domain randomisation: the previous frame's landmarks warped onto the template with the paper's
 jitter, 20 % letterboxed whole frames), i.e. what the network sees when tracking works. Only the
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_tan.artifact import ModelMetadata
+from edge_tan.runtime.artifact import ModelMetadata
 from edge_tan.dataset import list_split, load_sequence
-from edge_tan.errors import EdgeTanError
-from edge_tan.ood import OODReference, fit_reference, set_thresholds
-from edge_tan.runner import Runner
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.ood import OODReference, fit_reference, set_thresholds
+from edge_tan.runtime.runner import Runner
 
 DEFAULT_K = 32
 
@@ -51,7 +51,7 @@ class FeatureRecorder(Runner):
 
 def feature_runner(model, md: ModelMetadata, ref: OODReference | None = None) -> Runner:
     """The torch reference runner with the `feat` output, carrying `ref` (None: none) in its metadata."""
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     md = copy.deepcopy(md)
     md.ood = ref.to_dict() if ref is not None else {}
     r = TorchRunner(model.eval(), md)
@@ -66,7 +66,7 @@ def _frames(seq, max_frames: int):
 
 def window_features(model, md: ModelMetadata, seqs, max_frames: int = 0) -> np.ndarray:
     """(N, C) features of every window the tracker runs on `seqs` (no gate: nothing is refused)."""
-    from edge_tan.tracker import Tracker, TrackerConfig
+    from edge_tan.runtime.tracker import Tracker, TrackerConfig
     rec = FeatureRecorder(feature_runner(model, md))
     tk = Tracker(rec, TrackerConfig(ood_gate=False))
     for s in seqs:
@@ -78,7 +78,7 @@ def window_features(model, md: ModelMetadata, seqs, max_frames: int = 0) -> np.n
 
 def clip_frame_scores(model, md: ModelMetadata, ref: OODReference, seqs, max_frames: int = 0) -> list[np.ndarray]:
     """Per clip, the per-frame scores the runtime tracker reports (frame gate off: nothing refused)."""
-    from edge_tan.tracker import Tracker, TrackerConfig
+    from edge_tan.runtime.tracker import Tracker, TrackerConfig
     r = feature_runner(model, md, ref.with_thresholds(frame=float("inf")))
     tk = Tracker(r, TrackerConfig())
     return [np.array([f.ood_score for f in tk.track(_frames(s, max_frames))], np.float64) for s in seqs]

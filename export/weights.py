@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.atomic import atomic_path
-from edge_tan.errors import EdgeTanError
-from edge_tan.geometry import WINDOW
-from edge_tan.model_ref import ModelRef
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.atomic import atomic_path
+from edge_tan.runtime.errors import EdgeTanError, one_line
+from edge_tan.runtime.geometry import WINDOW
+from edge_tan.runtime.model_ref import ModelRef
 
 from .models.registry import REGISTRY, build_model, make_metadata, model_kwargs
 from .models.tan import TAN
@@ -115,7 +115,7 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Mode
     try:
         tensors = load_file(str(p), device="cpu")
     except Exception as e:   # safetensors' own error types: a corrupt body past a valid header
-        raise EdgeTanError(f"{p}: corrupt safetensors weights ({type(e).__name__}: {str(e)[:160]})") from None
+        raise EdgeTanError(f"{p}: corrupt safetensors weights ({one_line(e)})") from None
     ref = model.state_dict()
     missing = set(ref) - set(tensors)
     extra = set(tensors) - set(ref)

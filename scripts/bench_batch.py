@@ -41,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge_tan.atomic import write_text  # noqa: E402
+from edge_tan.runtime.atomic import write_text  # noqa: E402
 from edge_tan.bench.machine import LoadMonitor, TreeCPU, machine_info  # noqa: E402
 from edge_tan.bench.provenance import provenance  # noqa: E402
 

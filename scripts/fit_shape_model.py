@@ -5,7 +5,7 @@
     python scripts/fit_shape_model.py /tmp/shape-s3100 /tmp/shape-s3101
 
 Every labelled frame's ground-truth mask contour, aligned by its ground-truth landmarks, becomes one
-descriptor (edge_tan.shape_model). Use training-family phantom seeds other than the dev (1000) and
+descriptor (edge_tan.runtime.shape_model). Use training-family phantom seeds other than the dev (1000) and
 final test (4242) seeds. The JSON records the datasets (generator, family, seed, size) it came from.
 """
 
@@ -21,9 +21,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge_tan import geometry as geo  # noqa: E402
-from edge_tan import shape_model as sm  # noqa: E402
-from edge_tan.atomic import write_text  # noqa: E402
+from edge_tan.runtime import geometry as geo  # noqa: E402
+from edge_tan.runtime import shape_model as sm  # noqa: E402
+from edge_tan.runtime.atomic import write_text  # noqa: E402
 from edge_tan.dataset import list_split, load_sequence, read_manifest  # noqa: E402
 
 FORBIDDEN_SEEDS = (1000, 4242)   # dev set and final test set

@@ -62,7 +62,7 @@ for B in unet pspnet; do
      --model "$WORK/$B/best.safetensors" --json "$RES/eval_$B.json"
 done
 pack
-stage gpu-check 90 $PY -m edge_tan.bench.gpu_check --weights "$OUT/tan_default.safetensors" --out "$RES" \
+stage gpu-check 90 $PY "$REPO/scripts/gpu_check.py" --weights "$OUT/tan_default.safetensors" --out "$RES" \
   || echo "gpu_check incomplete (see train.log)" | tee -a "$LOG"
 pack
 echo "total $(( $(date +%s) - T0 )) s" | tee -a "$LOG"

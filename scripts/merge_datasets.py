@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge_tan.atomic import atomic_dir  # noqa: E402
-from edge_tan.errors import EdgeTanError  # noqa: E402
+from edge_tan.runtime.atomic import atomic_dir  # noqa: E402
+from edge_tan.runtime.errors import EdgeTanError  # noqa: E402
 
 
 def merge(out: Path, sources: list[Path], prefixes: list[str]) -> dict:

@@ -28,17 +28,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge_tan import qc as qcm  # noqa: E402
-from edge_tan.clinical import clip_clinical  # noqa: E402
+from edge_tan.runtime import qc as qcm  # noqa: E402
+from edge_tan.runtime.clinical import clip_clinical  # noqa: E402
 from edge_tan.dataset import list_split, load_sequence  # noqa: E402
-from edge_tan.results import stack_masks  # noqa: E402
-from edge_tan.tracker import Tracker  # noqa: E402
+from edge_tan.runtime.results import stack_masks  # noqa: E402
+from edge_tan.runtime.tracker import Tracker  # noqa: E402
 
 
 def assess_clip(tk: Tracker, frames, fps: float, spacing: float) -> tuple[dict, dict, list]:
     res = tk.track(frames)
     clin = clip_clinical(res, spacing, fps, masks=stack_masks(res))
-    q = qcm.assess(res, frames, fps, clin)
+    q, res = qcm.assess(res, frames, fps, clin)
     return q, clin, res
 
 
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     from concurrent.futures import ProcessPoolExecutor
 
-    from edge_tan.ood import gate_status
+    from edge_tan.runtime.ood import gate_status
     from edge_tan.targets.opener import open_model
     runner = open_model(a.model, a.backend)
     out = {"model": runner.metadata.weights_sha256[:12], "backend": a.backend, "gate": gate_status(runner.metadata),

@@ -29,9 +29,9 @@ def main(argv=None) -> int:
 
     import cv2
 
-    from edge_tan import tracker as T
+    from edge_tan.runtime import tracker as T
     from edge_tan.bench.source import calibration_dir, phantom_clip
-    from edge_tan.runner import Runner
+    from edge_tan.runtime.runner import Runner
     from edge_tan.targets.opener import open_model
 
     frames = list(phantom_clip().frames)

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     from edge_tan.bench.source import calibration_dir, phantom_clip
     from edge_tan.targets.opener import open_model
     from edge_tan.targets.openvino import OpenVinoRunner
-    from edge_tan.tracker import Tracker
+    from edge_tan.runtime.tracker import Tracker
 
     frames = list(phantom_clip().frames)
     first = open_model("default", "openvino", a.precision, calibration_dir(None) if a.precision == "int8" else None)

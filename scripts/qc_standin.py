@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge_tan.atomic import write_text  # noqa: E402
+from edge_tan.runtime.atomic import write_text  # noqa: E402
 from edge_tan.dataset import Sequence, list_split, load_sequence, read_manifest, save_sequence  # noqa: E402
 
 FORBIDDEN_SEEDS = (1000, 4242)

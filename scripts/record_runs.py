@@ -18,7 +18,7 @@ record of each kind, so no figure is typed by hand. Steps:
                 skipped with a message while this edge-tan's synth has no --family option
 - parity        `edge-tan parity` on the first clips of the final test set, every backend/precision
 - model         the shipped weights' training record (header metadata), file size and sha256
-- gpu-check     `python -m edge_tan.bench.gpu_check` (only where nvidia-smi sees a GPU)
+- gpu-check     `python scripts/gpu_check.py` (only where nvidia-smi sees a GPU)
 - qc            QC calibration: foreign-family clips + degraded copies (scripts/qc_standin.py), seed 2200
                 to fit the QC weights, seed 2300 to report AUROC and EF error of accepted clips
 - adapt         site adaptation stand-in: foreign phantom as "the site", `adapt` on unlabelled clips
@@ -58,7 +58,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from edge_tan.atomic import atomic_dir  # noqa: E402
+from edge_tan.runtime.atomic import atomic_dir  # noqa: E402
 from edge_tan.bench.machine import machine_info  # noqa: E402
 from edge_tan.bench.provenance import provenance  # noqa: E402
 
@@ -153,7 +153,7 @@ def step_qc(a) -> None:
     Both sets are tracked at once (features do not depend on the QC model); the weights are fitted on
     the calibration set, then the report set's clips are scored from their recorded features."""
     import os
-    from edge_tan import qc as qcm
+    from edge_tan.runtime import qc as qcm
     from edge_tan.eval_reports import summarise
     w, cmds, wall, load0 = a.work / "qc", [], 0.0, os.getloadavg()
     evals, procs, t = {}, [], time.perf_counter()
@@ -265,7 +265,7 @@ def step_parity(a) -> None:
 
 
 def step_model(a) -> None:
-    from edge_tan.defaults import default_weights_path
+    from edge_tan.runtime.defaults import default_weights_path
     from edge_tan.export.weights import read_header
     path = Path(a.weights) if a.weights else default_weights_path()
     t = time.perf_counter()
@@ -294,7 +294,7 @@ def step_gpu_check(a) -> None:
         print("skip gpu-check: nvidia-smi sees no GPU on this machine", flush=True)
         return
     out = a.work / "gpu"
-    argv = [sys.executable, "-m", "edge_tan.bench.gpu_check", "--weights", "default", "--out", out]
+    argv = [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--weights", "default", "--out", out]
     code, wall = run(argv)
     result = json.loads((out / "gpu_check.json").read_text())
     write_record("gpu-check", [shown(argv)], result, wall, code, machine=result.get("machine"))
@@ -307,7 +307,7 @@ def step_adapt(a) -> None:
     evaluated on the same held-back clips (seed 2100); adaptation uses other, unlabelled clips (seed 2000)."""
     import os
     import shutil
-    from edge_tan.defaults import default_weights_path
+    from edge_tan.runtime.defaults import default_weights_path
     from edge_tan.export.weights import read_header
     w, cmds, wall = a.work / "adapt", [], 0.0
     load = {"before": os.getloadavg()}
@@ -371,7 +371,7 @@ def step_real_dev(a) -> None:
         print(f"skip real-dev: the real development set is not on this machine ({real_dev.DEFAULT_ROOT}); build it "
               "with `python ../shared/tools/real_dev_set.py --mirror DIR` (README, 'Real echo')", flush=True)
         return
-    from edge_tan.defaults import default_weights_path
+    from edge_tan.runtime.defaults import default_weights_path
     import shutil
     w = a.work / "real-dev"
     w.mkdir(parents=True, exist_ok=True)

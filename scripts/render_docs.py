@@ -673,7 +673,7 @@ def main(argv=None) -> int:
         print("render_docs: up to date" if not problems else
               "render_docs: run `python scripts/render_docs.py` (and move hand-typed figures into records)")
         return 1 if problems else 0
-    from edge_tan.atomic import write_text
+    from edge_tan.runtime.atomic import write_text
     for doc in DOCS:
         text = doc.read_text()
         new = render_text(text)

@@ -1,11 +1,16 @@
 """Ship a trained run as the package's default model: fp16 weights carrying their training record.
 
     python scripts/ship_default_model.py RUN_DIR [--weights W [--epoch N --why "..."]] [--from-last] [--data-recipe "..."]
+    python scripts/ship_default_model.py --onnx-only     # rebuild tan_default.onnx from the shipped weights
 
 Reads RUN_DIR/best.safetensors and RUN_DIR/summary.json (written by `edge-tan train`) and writes the
 record (data recipe, command, device, best validation, source commit) into the shipped file. The model
 card's tables are not written here: `scripts/record_runs.py` measures and `scripts/render_docs.py`
 fills them from the committed run records.
+
+Every shipping also rebuilds `edge_tan/assets/tan_default.onnx` (+ `.onnx.json`, the weights file's
+sha256) from the weights just written (`edge_tan.targets.ship`), so a device without torch runs the
+same network; `--onnx-only` does that step alone, for weights shipped some other way.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from edge_tan.defaults import default_weights_path
+from edge_tan.runtime.defaults import default_weights_path
 
 
 def _git_head() -> str:
@@ -28,7 +33,9 @@ def _git_head() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("run", type=Path)
+    ap.add_argument("run", type=Path, nargs="?")
+    ap.add_argument("--onnx-only", action="store_true",
+                    help="only rebuild tan_default.onnx (+ record) from the tan_default.safetensors shipped now")
     ap.add_argument("--data-recipe", default="edge-tan synth DATA --n 240 --seed 7")
     ap.add_argument("--from-last", action="store_true",
                     help="ship RUN_DIR/last.ckpt (latest epoch) instead of best.safetensors (best val Dice)")
@@ -39,6 +46,10 @@ def main() -> None:
     ap.add_argument("--why", default=None, help="why this checkpoint was chosen (recorded with --epoch)")
     ap.add_argument("--command", default=None, help="training command, when summary.json is absent")
     a = ap.parse_args()
+    if a.onnx_only:
+        return ship_onnx()
+    if a.run is None:
+        ap.error("RUN_DIR is required (or --onnx-only)")
 
     from edge_tan.export.weights import load_weights, save_weights
     log = [json.loads(ln) for ln in (a.run / "log.jsonl").read_text().splitlines() if ln.strip()]
@@ -77,8 +88,17 @@ def main() -> None:
     dst = default_weights_path()
     sha = save_weights(model, md, dst, half=True)
     print(f"shipped {dst} ({dst.stat().st_size / 1e6:.1f} MB), sha256 {sha}")
+    ship_onnx()
     # The card's prose is committed; its tables are generated from run records, never typed here
     print("next: python scripts/record_runs.py && python scripts/render_docs.py (refreshes README and card tables)")
+
+
+def ship_onnx() -> None:
+    from edge_tan.targets.ship import ship_default_onnx
+
+    rec = ship_default_onnx()
+    print(f"shipped {rec['artifact']} (sha256 {rec['artifact_sha256'][:12]}) from {rec['source']} "
+          f"(sha256 {rec['source_sha256'][:12]})")
 
 
 if __name__ == "__main__":

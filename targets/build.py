@@ -22,17 +22,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_tan import __version__ as EDGE_TAN_VERSION
-from edge_tan.artifact import ModelMetadata
-from edge_tan.atomic import atomic_dir, write_text
-from edge_tan.errors import EdgeTanError, UsageError
-from edge_tan.hashing import file_sha256
-from edge_tan.seal import SEALED_SUFFIXES, SealError
-from edge_tan.seal import seal as seal_artifact
-from edge_tan.seal import verify as verify_seal
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.atomic import atomic_dir, write_text
+from edge_tan.runtime.errors import EdgeTanError, UsageError
+from edge_tan.runtime.hashing import file_sha256
+from edge_tan.runtime.seal import SEALED_SUFFIXES, SealError
+from edge_tan.runtime.seal import seal as seal_artifact
+from edge_tan.runtime.seal import verify as verify_seal
 
-from . import registry
-from edge_tan.model_ref import ModelRef
-from .registry import PRECISIONS, Backend, BuildRequest
+from edge_tan.runtime import registry
+from edge_tan.runtime.model_ref import ModelRef
+from edge_tan.runtime.registry import PRECISIONS, Backend, BuildRequest
 
 ONNX_SOURCE_TARGET = "onnx"   # the target whose artifact (the fp32 ONNX) every other build starts from
 
@@ -43,7 +43,7 @@ class Built:
     path: Path
     cached: bool
     seconds: float      # wall time of this call (a cache hit: the lookup only)
-    sha256: str | None = None   # the artifact's seal digest (edge_tan.seal), checked on a cache hit
+    sha256: str | None = None   # the artifact's seal digest (edge_tan.runtime.seal), checked on a cache hit
 
 
 def _pkg_version(name: str) -> str | None:
@@ -91,19 +91,9 @@ def _source_doc(ref: ModelRef) -> dict:
 
 # ---- ONNX ---------------------------------------------------------------------------------
 def _export_onnx(ref: ModelRef, out_path: Path, window: int | None, opset: int, onnx_backend: Backend) -> ModelMetadata:
-    try:
-        from edge_tan.export.onnx_export import export_onnx
-        from edge_tan.export.weights import load_model, model_sha256
-    except ImportError as e:
-        raise EdgeTanError(f"exporting needs the torch side (pip install 'edge-tan[train]'): {e}") from None
-    spec = ref.spec if ref.kind == "registered" else str(ref.path)
-    module, md = load_model(spec, size=window) if (window and ref.kind == "registered") else load_model(spec)
-    if not md.weights_sha256:
-        md.weights_sha256 = model_sha256(module)
-    md.precision = "fp32"
-    md.producer = {**producer_versions(onnx_backend), "opset": opset}
-    export_onnx(module, md, out_path, opset=opset, dynamic_batch=True, check=True)
-    return md
+    """Weights or a registered name -> the fp32 ONNX, by the backend that declares `to_onnx` (the torch side)."""
+    producer = {**producer_versions(onnx_backend), "opset": opset}
+    return registry.onnx_exporter().to_onnx(ref, out_path, window, opset, producer)
 
 
 def _cached_seal(dest: Path) -> str | None:
@@ -115,7 +105,7 @@ def _cached_seal(dest: Path) -> str | None:
 
 
 def _has_seal(path: Path) -> bool:
-    from edge_tan.seal import read_seal
+    from edge_tan.runtime.seal import read_seal
     return read_seal(path)[0] is not None
 
 
@@ -137,6 +127,68 @@ def _validate(b: Backend, precision: str, calib, accuracy_control: bool) -> None
         raise UsageError(f"--accuracy-control is implemented for --target {', '.join(able) or '(none)'} only")
     if b.check_build is not None:
         b.check_build()
+
+
+def _cache_hit(dest: Path, artifact: Path) -> str | None:
+    """The seal digest of a complete, intact cache entry; None when there is none (or one from before
+    seals, rebuilt then); SealError when its bytes differ from those it recorded."""
+    if not (artifact.is_file() and (dest / "build.json").is_file()):
+        return None
+    sealed = _cached_seal(dest)
+    if sealed is None:   # entries from before seals existed are rebuilt
+        return None
+    fix = f"delete the cache entry {dest} (the next run rebuilds it) or export with --force"
+    if artifact.suffix.lower() in SEALED_SUFFIXES:
+        verify_seal(artifact, expected=sealed, fix=fix)
+    elif file_sha256(artifact) != sealed:   # a plugin's own format: the whole file's hash
+        raise SealError(f"{artifact}: bytes differ from those the cache entry recorded (tampered, truncated "
+                        f"or corrupt): {fix}")
+    return sealed
+
+
+def _source_onnx(ref: ModelRef, dest: Path, window: int | None, opset: int, onnx_b: Backend) -> None:
+    """The fp32 ONNX every other artifact starts from: an .onnx source restamped, else exported."""
+    from .onnx_file import onnx_metadata, restamp_onnx
+
+    if ref.kind != "onnx":
+        _export_onnx(ref, dest, window, opset, onnx_b)
+        return
+    if _has_seal(ref.path):   # an edge-tan artifact as the source: its claims hold only if its bytes do
+        verify_seal(ref.path, fix="re-export it from its weights with `edge-tan export`")
+    md = onnx_metadata(ref.path)
+    md.precision, md.producer = "fp32", {**md.producer, **producer_versions(onnx_b)}
+    restamp_onnx(ref.path, dest, md)
+
+
+def _fp32_onnx(ref: ModelRef, out_dir: Path, window: int | None, opset: int) -> Path:
+    """The fp32 ONNX a backend builds from: the cached (re-stamped) copy; or, where the `onnx` package
+    is absent (a device install of edge-tan[openvino]) and the source is already a sealed edge-tan ONNX
+    (the shipped default model's), that file itself, checked (the same graph and metadata)."""
+    if ref.kind == "onnx" and importlib.util.find_spec("onnx") is None and _has_seal(ref.path):
+        verify_seal(ref.path, fix="re-export it from its weights with `edge-tan export`")
+        return ref.path
+    return build_artifact(ref, ONNX_SOURCE_TARGET, "fp32", out_dir, window=window, opset=opset).path
+
+
+def _from_onnx(b: Backend, onnx_path: Path, dest: Path, precision: str, opset: int, request: BuildRequest, calib,
+               calib_limit: int, accuracy_control: bool) -> dict:
+    """The backend's own build from the fp32 ONNX (with INT8 calibration windows when asked); its report."""
+    from .onnx_file import onnx_metadata
+
+    md = onnx_metadata(onnx_path)
+    md.precision = precision
+    md.producer = {**producer_versions(b), "opset": opset}
+    if precision == "int8":
+        from .calibration import dataset_windows
+        calib_set = dataset_windows(calib, md, "train", limit=calib_limit)
+        val_set = None
+        if accuracy_control:
+            try:
+                val_set = dataset_windows(calib, md, "val", limit=min(calib_limit, 100), seed=1)
+            except EdgeTanError:
+                val_set = None
+        request = replace(request, calib_set=calib_set, val_set=val_set)
+    return b.build(onnx_path, dest, md, request) or {}
 
 
 def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "onnx", precision: str = "fp32",
@@ -175,47 +227,19 @@ def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "on
     key = hashlib.sha256(json.dumps(key_doc, sort_keys=True, default=str).encode()).hexdigest()
     dest = out_dir / f"{ref.name}-{b.target}-{precision}-{key[:12]}"
     artifact = dest / b.artifact_name
-    if not force and artifact.is_file() and (dest / "build.json").is_file():
-        sealed = _cached_seal(dest)
-        if sealed is not None:   # entries from before seals existed are rebuilt below
-            fix = f"delete the cache entry {dest} (the next run rebuilds it) or export with --force"
-            if artifact.suffix.lower() in SEALED_SUFFIXES:
-                verify_seal(artifact, expected=sealed, fix=fix)
-            elif file_sha256(artifact) != sealed:   # a plugin's own format: the whole file's hash
-                raise SealError(f"{artifact}: bytes differ from those the cache entry recorded (tampered, truncated "
-                                f"or corrupt): {fix}")
+    if not force:
+        sealed = _cache_hit(dest, artifact)
+        if sealed is not None:
             return Built(artifact, True, time.perf_counter() - t0, sealed)
 
-    from .onnx_file import onnx_metadata, restamp_onnx
-
-    onnx_b = registry.for_target(ONNX_SOURCE_TARGET)
     report: dict = {}
     with atomic_dir(dest) as tmp:
-        if b is onnx_b:   # 1) the fp32 ONNX itself
-            if ref.kind == "onnx":
-                if _has_seal(ref.path):   # an edge-tan artifact as the source: its claims hold only if its bytes do
-                    verify_seal(ref.path, fix="re-export it from its weights with `edge-tan export`")
-                md = onnx_metadata(ref.path)
-                md.precision, md.producer = "fp32", {**md.producer, **producer_versions(onnx_b)}
-                restamp_onnx(ref.path, tmp / b.artifact_name, md)
-            else:
-                md = _export_onnx(ref, tmp / b.artifact_name, window, opset, onnx_b)
+        if b is registry.for_target(ONNX_SOURCE_TARGET):   # 1) the fp32 ONNX itself
+            _source_onnx(ref, tmp / b.artifact_name, window, opset, b)
         else:             # 2) from the cached fp32 ONNX, by the backend's own builder
-            onnx_path = build_artifact(ref, ONNX_SOURCE_TARGET, "fp32", out_dir, window=window, opset=opset).path
-            md = onnx_metadata(onnx_path)
-            md.precision = precision
-            md.producer = {**producer_versions(b), "opset": opset}
-            if precision == "int8":
-                from .calibration import dataset_windows
-                calib_set = dataset_windows(calib, md, "train", limit=calib_limit)
-                val_set = None
-                if accuracy_control:
-                    try:
-                        val_set = dataset_windows(calib, md, "val", limit=min(calib_limit, 100), seed=1)
-                    except EdgeTanError:
-                        val_set = None
-                request = replace(request, calib_set=calib_set, val_set=val_set)
-            report = b.build(onnx_path, tmp / b.artifact_name, md, request) or {}
+            onnx_path = _fp32_onnx(ref, out_dir, window, opset)
+            report = _from_onnx(b, onnx_path, tmp / b.artifact_name, precision, opset, request, calib, calib_limit,
+                                accuracy_control)
         digest = seal_artifact(tmp / b.artifact_name) or file_sha256(tmp / b.artifact_name)
         info = {"model": str(model.spec if isinstance(model, ModelRef) else model), "source": src,
                 "target": b.target, "precision": precision, "artifact": b.artifact_name, "key": key,

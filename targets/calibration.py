@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.errors import EdgeTanError
-from edge_tan.geometry import affine_to_template, crop_affine, letterbox_affine, warp_image
-from edge_tan.intensity import input_normaliser
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.geometry import affine_to_template, crop_affine, letterbox_affine, warp_image
+from edge_tan.runtime.intensity import input_normaliser
 
 
 @dataclass

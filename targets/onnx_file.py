@@ -8,19 +8,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.errors import EdgeTanError
 
 
 def onnx_metadata(path: str | Path) -> ModelMetadata:
-    """Read ModelMetadata from an .onnx file without creating an inference session."""
-    import onnx
+    """Read ModelMetadata from an .onnx file without creating an inference session (through OpenVINO's
+    ONNX reader where the `onnx` package is absent: a device install of edge-tan[openvino])."""
+    try:
+        import onnx
+    except ImportError:
+        return _metadata_via_openvino(Path(path))
 
     try:
         m = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf DecodeError etc.
         raise EdgeTanError(f"{Path(path).name}: not an ONNX model ({type(e).__name__})") from None
     return ModelMetadata.from_props({p.key: p.value for p in m.metadata_props})
+
+
+def _metadata_via_openvino(path: Path) -> ModelMetadata:
+    """OpenVINO keeps an ONNX file's metadata_props under rt_info "framework"."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise EdgeTanError(f"{path.name}: reading ONNX metadata needs the onnx package (or OpenVINO)") from None
+    try:
+        model = ov.Core().read_model(str(path))
+        keys = list(model.get_rt_info(["framework"]).astype(dict))
+    except Exception as e:
+        raise EdgeTanError(f"{path.name}: not an ONNX model ({type(e).__name__})") from None
+    return ModelMetadata.from_props({k: model.get_rt_info(["framework", k]).astype(str) for k in keys})
 
 
 def stamp_metadata(model, md: ModelMetadata) -> None:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.errors import BackendUnavailable, EdgeTanError
-from edge_tan.info import physical_cores
-from edge_tan.runner import Runner
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, first_line
+from edge_tan.runtime.cores import physical_cores
+from edge_tan.runtime.runner import Runner
 
-from .registry import Backend, register_backend
+from edge_tan.runtime.registry import Backend, register_backend
 
 EP_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -74,7 +74,7 @@ class OrtRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(path), sess_options=so, providers=self.providers)
         except Exception as e:  # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
-            msg = str(e).splitlines()[0][:200]
+            msg = first_line(e)
             if "Protobuf parsing failed" in msg or "INVALID_PROTOBUF" in msg:
                 raise EdgeTanError(f"{path.name}: not an ONNX model (protobuf parsing failed)") from None
             raise EdgeTanError(f"{path.name}: ONNX Runtime cannot load it: {msg}") from None

@@ -14,13 +14,12 @@ import os
 import time
 from pathlib import Path
 
-from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
-from edge_tan.seal import SEALED_SUFFIXES, Unsealed
-from edge_tan.seal import verify as verify_seal
-from edge_tan.runner import Origin, Runner
-
-from . import registry
-from edge_tan.model_ref import ModelRef
+from edge_tan.runtime import registry
+from edge_tan.runtime.defaults import shipped_onnx
+from edge_tan.runtime.errors import EdgeTanError, UsageError
+from edge_tan.runtime.model_ref import ModelRef
+from edge_tan.runtime.open import backend_for, open_artifact
+from edge_tan.runtime.runner import Origin, Runner
 
 
 def cache_dir() -> Path:
@@ -40,6 +39,15 @@ def seal_fix(path: Path) -> str:
         return "re-export it with `edge-tan export` (or copy it again from where it was built)"
 
 
+def _torch_free_default(ref: ModelRef, b: registry.Backend) -> ModelRef:
+    """The default model for a backend built from ONNX starts from the shipped ONNX (no torch needed),
+    when that ONNX was built from the shipped weights as they are now; else from the weights."""
+    if ref.kind != "default" or b.target is None:
+        return ref
+    onnx, _why = shipped_onnx()
+    return ModelRef.parse(onnx) if onnx is not None else ref
+
+
 def open_model(model: "str | Path | ModelRef | None", backend: str | None = None, precision: str = "fp32",
                calib: str | Path | None = None, *, build_options: dict | None = None, **runner_opts) -> Runner:
     """Open `model` with `backend` (default: the backend an artifact file's type implies).
@@ -49,43 +57,22 @@ def open_model(model: "str | Path | ModelRef | None", backend: str | None = None
     was built now or already existed.
     """
     ref = ModelRef.parse(model)
-    if backend is None:
-        if ref.kind in ("default", "registered"):
-            raise UsageError(f"say which backend should open {ref.spec!r} (one of {', '.join(registry.names())})")
-        backend = ref.backend   # a file: the backend its type implies
-    b = registry.get(backend)
-    ok, why = registry.available(b.name)
-    if not ok:
-        raise BackendUnavailable(f"backend {b.name!r} unavailable: {why}")
+    if backend is None and ref.kind in ("default", "registered"):
+        raise UsageError(f"say which backend should open {ref.spec!r} (one of {', '.join(registry.names())})")
+    b = backend_for(ref, backend)
+    ref = _torch_free_default(ref, b)
     t0 = time.perf_counter()
     if ref.path is not None and ref.path.suffix.lower() == b.suffix:
-        unsealed = digest = None
-        if b.suffix in SEALED_SUFFIXES:
-            try:   # one read of the bytes before any runtime sees them
-                digest = verify_seal(ref.path, fix=seal_fix(ref.path))
-            except Unsealed as e:
-                unsealed = e   # the runtime's own error names junk better ("not an ONNX model"); else this one
-        runner = b.runner(ref.path, **runner_opts)
-        if unsealed is not None:
-            runner.close()
-            raise unsealed
-        runner.origin = Origin(ref.path, cached=True, build_s=None)
-        runner.artifact_sha256 = digest
-        return runner
+        return open_artifact(ref, b.name, seal_fix=seal_fix(ref.path), **runner_opts)
     if b.target is None:   # not built from ONNX (the torch reference): the backend opens the source itself
         if b.open_source is None:
             raise EdgeTanError(f"backend {b.name!r} loads {b.suffix} files only")
-        runner = b.open_source(ref, **runner_opts)
-        runner.origin = Origin(getattr(runner, "path", None), cached=None, build_s=None)
-        return runner
+        return b.open_source(ref, **runner_opts)   # its origin: set by the runner (a model built in memory)
     if not ref.is_source:
         raise EdgeTanError(f"{ref.path.name} is a {ref.backend} artifact; backend {b.name!r} needs {b.suffix} "
                            f"(export one with `edge-tan export --target {b.target}`)")
     from .build import build_artifact
 
     built = build_artifact(ref, b.target, precision, cache_dir(), calib=calib, options=build_options)
-    runner = b.runner(built.path, **runner_opts)
-    runner.origin = Origin(built.path, cached=built.cached,
-                           build_s=None if built.cached else time.perf_counter() - t0)
-    runner.artifact_sha256 = built.sha256
-    return runner
+    origin = Origin(built.path, cached=built.cached, build_s=None if built.cached else time.perf_counter() - t0)
+    return b.runner.opened(built.path, origin, built.sha256, **runner_opts)   # build_artifact checked the seal

@@ -22,13 +22,13 @@ from typing import Iterable
 
 import numpy as np
 
-from edge_tan.artifact import PREFIX, ModelMetadata
-from edge_tan.errors import EdgeTanError, UsageError
-from edge_tan.runner import Runner
-from edge_tan.seal import seal_ir
+from edge_tan.runtime.artifact import PREFIX, ModelMetadata
+from edge_tan.runtime.errors import EdgeTanError, UsageError, first_line
+from edge_tan.runtime.runner import Runner
+from edge_tan.runtime.seal import seal_ir
 
 from .openvino_window import WINDOW_GRAPH
-from .registry import Backend, BuildRequest, register_backend
+from edge_tan.runtime.registry import Backend, BuildRequest, register_backend
 
 RT_SECTION = "edge_tan"
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT", "NONE")   # NONE: no PERFORMANCE_HINT set
@@ -79,7 +79,7 @@ def onnx_to_ov(onnx_path: str | Path):
     try:
         return ov.convert_model(str(onnx_path))
     except Exception as e:
-        raise EdgeTanError(f"{Path(onnx_path).name}: OpenVINO cannot convert it: {str(e).splitlines()[0][:200]}") from None
+        raise EdgeTanError(f"{Path(onnx_path).name}: OpenVINO cannot convert it: {first_line(e)}") from None
 
 
 def save_ir(model, xml_path: str | Path, metadata: ModelMetadata, compress_to_fp16: bool = False) -> Path:
@@ -90,7 +90,7 @@ def save_ir(model, xml_path: str | Path, metadata: ModelMetadata, compress_to_fp
     set_metadata(model, metadata)
     xml_path = Path(xml_path)
     ov.save_model(model, str(xml_path), compress_to_fp16=bool(compress_to_fp16))
-    seal_ir(xml_path)   # the IR carries a sha256 of its own .xml + .bin (edge_tan.seal)
+    seal_ir(xml_path)   # the IR carries a sha256 of its own .xml + .bin (edge_tan.runtime.seal)
     return xml_path
 
 
@@ -108,7 +108,7 @@ def read_ir(xml_path: str | Path):
     try:
         return core().read_model(str(xml_path), str(bin_path))
     except Exception as e:
-        raise EdgeTanError(f"{xml_path.name}: OpenVINO cannot read the IR: {str(e).splitlines()[0][:200]}") from None
+        raise EdgeTanError(f"{xml_path.name}: OpenVINO cannot read the IR: {first_line(e)}") from None
 
 
 def ir_metadata(xml_path: str | Path) -> ModelMetadata:
@@ -120,7 +120,7 @@ def bf16_support(device: str = "CPU") -> tuple[bool, str]:
     try:
         caps = [str(c).upper() for c in core().get_property(device, "OPTIMIZATION_CAPABILITIES")]
     except Exception as e:
-        return False, f"OpenVINO {device} reports no optimisation capabilities ({str(e).splitlines()[0][:120]})"
+        return False, f"OpenVINO {device} reports no optimisation capabilities ({first_line(e)})"
     if "BF16" in caps:
         return True, "ok"
     return False, f"unsupported: OpenVINO's {device} plugin lists no native BF16 here (capabilities: {', '.join(caps)})"
@@ -226,7 +226,7 @@ class OpenVinoRunner(Runner):
             cm = core().compile_model(model, self.device, self.config)
         except Exception as e:
             raise EdgeTanError(f"OpenVINO cannot compile {self.path.name} for {self.device}: "
-                               f"{str(e).splitlines()[0][:200]}") from None
+                               f"{first_line(e)}") from None
         if self._want_bf16:   # never run fp32 under a bf16 label: check what the plugin actually chose
             got = _norm_precision(cm.get_property("INFERENCE_PRECISION_HINT"))
             if got != "bf16":

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_tan.artifact import ModelMetadata
+from edge_tan.runtime.artifact import ModelMetadata
 
 # what the window graph does, as `describe()` and the bench rows report it
 WINDOW_GRAPH = ("uint8 window normalised in-graph", "score = lv - background", "landmarks + template in-graph")

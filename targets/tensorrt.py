@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.atomic import write_bytes, write_text
-from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
-from edge_tan.runner import Runner
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.atomic import write_bytes, write_text
+from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError
+from edge_tan.runtime.runner import Runner
 
-from .registry import Backend, BuildRequest, register_backend
+from edge_tan.runtime.registry import Backend, BuildRequest, register_backend
 
 SIDECAR_FORMAT = "edge-tan-trt/1"
 NOT_INSTALLED = "TensorRT is not installed (pip install tensorrt cuda-python; needs an NVIDIA GPU with a driver)"
@@ -171,50 +171,42 @@ def _has_qdq(onnx_bytes: bytes) -> bool:
     return b"QuantizeLinear" in onnx_bytes
 
 
-def build_engine(onnx_path: str | Path, engine_path: str | Path, metadata: ModelMetadata,
-                 opts: BuildOptions | None = None, calib_windows: list[np.ndarray] | None = None,
-                 verbose: bool = False) -> Path:
-    """Build `engine_path` (+ sidecar) from an ONNX file. Raises EdgeTanError with the parser's or
-    builder's reason on failure. Both files are written atomically, engine first."""
-    opts = opts or BuildOptions()
-    trt = _trt()
-    ver = trt.__version__
-    major = _major(ver)
-    if opts.precision not in ("fp32", "fp16", "int8"):
-        raise EdgeTanError(f"TensorRT precision must be fp32, fp16 or int8, got {opts.precision!r}")
-    onnx_bytes = Path(onnx_path).read_bytes()
-    logger = _logger(trt, verbose)
-    builder = trt.Builder(logger)
+def _parse_network(trt, builder, logger, onnx_bytes: bytes, name: str, major: int):
+    """(network, creation flags) parsed from the ONNX bytes; the parser's errors as one line."""
     # TensorRT 10 networks are always explicit-batch; 8.x must ask for it.
     flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_bytes):
         errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise EdgeTanError(f"TensorRT cannot parse {Path(onnx_path).name}: {errs[:300]}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(opts.workspace_mb) << 20)
-    notes = []
-    calibrator = None
+        raise EdgeTanError(f"TensorRT cannot parse {name}: {errs[:300]}")
+    return network, flags
+
+
+def _set_precision(trt, builder, config, opts: BuildOptions, onnx_bytes: bytes, calib_windows, engine_path,
+                   notes: list) -> tuple[str | None, object]:
+    """FP16/INT8 builder flags; (int8 mode or None, the entropy calibrator to free after the build or None)."""
     if opts.precision in ("fp16", "int8"):
         if not builder.platform_has_fast_fp16:
             notes.append("this GPU has no fast FP16")
         config.set_flag(trt.BuilderFlag.FP16)   # int8: layers left in float run in fp16
-    if opts.precision == "int8":
-        if not builder.platform_has_fast_int8:
-            notes.append("this GPU has no fast INT8")
-        config.set_flag(trt.BuilderFlag.INT8)
-        if _has_qdq(onnx_bytes):
-            int8_mode = "explicit-qdq"
-        else:
-            if not calib_windows:
-                raise EdgeTanError("TensorRT INT8 needs a Q/DQ ONNX or calibration windows (--calib DATASET)")
-            cache_file = Path(str(engine_path) + ".calib") if engine_path else None
-            calibrator = _entropy_calibrator(trt, calib_windows, cache_file)
-            config.int8_calibrator = calibrator
-            int8_mode = "entropy-calibrator"
-    else:
-        int8_mode = None
+    if opts.precision != "int8":
+        return None, None
+    if not builder.platform_has_fast_int8:
+        notes.append("this GPU has no fast INT8")
+    config.set_flag(trt.BuilderFlag.INT8)
+    if _has_qdq(onnx_bytes):
+        return "explicit-qdq", None
+    if not calib_windows:
+        raise EdgeTanError("TensorRT INT8 needs a Q/DQ ONNX or calibration windows (--calib DATASET)")
+    cache_file = Path(str(engine_path) + ".calib") if engine_path else None
+    calibrator = _entropy_calibrator(trt, calib_windows, cache_file)
+    config.int8_calibrator = calibrator
+    return "entropy-calibrator", calibrator
+
+
+def _set_placement(trt, builder, config, opts: BuildOptions, ver: str) -> None:
+    """DLA core, version/hardware compatibility and the builder's optimisation level."""
     if opts.dla_core is not None:
         if getattr(builder, "num_DLA_cores", 0) <= opts.dla_core:
             raise EdgeTanError(f"DLA core {opts.dla_core} requested but this device has "
@@ -236,12 +228,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, metadata: Model
         config.hardware_compatibility_level = level
     if opts.builder_optimization_level is not None:
         config.builder_optimization_level = int(opts.builder_optimization_level)
-    # Timing cache: reused across builds so rebuilding (other precision, same GPU) skips tactic timing.
-    tc_path = Path(opts.timing_cache) if opts.timing_cache else None
-    cache = config.create_timing_cache(tc_path.read_bytes() if tc_path and tc_path.is_file() else b"")
-    config.set_timing_cache(cache, False)
-    # Dynamic batch profile (the tracker uses opt_batch=1; clip processing may batch up to max_batch).
-    W = metadata.window
+
+
+def _set_batch_profile(builder, config, network, opts: BuildOptions, window: int, notes: list) -> None:
+    """Dynamic batch profile (the tracker uses opt_batch=1; clip processing may batch up to max_batch)."""
     inp = network.get_input(0)
     lo, opt, hi = opts.min_batch, opts.opt_batch, opts.max_batch
     if opts.dla_core is not None and (lo, hi) != (opt, opt):
@@ -250,8 +240,35 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, metadata: Model
     if not 1 <= lo <= opt <= hi:
         raise EdgeTanError(f"TensorRT batch profile must satisfy 1 <= min <= opt <= max, got {lo}/{opt}/{hi}")
     profile = builder.create_optimization_profile()
+    W = window
     profile.set_shape(inp.name, (lo, 1, W, W), (opt, 1, W, W), (hi, 1, W, W))
     config.add_optimization_profile(profile)
+
+
+def build_engine(onnx_path: str | Path, engine_path: str | Path, metadata: ModelMetadata,
+                 opts: BuildOptions | None = None, calib_windows: list[np.ndarray] | None = None,
+                 verbose: bool = False) -> Path:
+    """Build `engine_path` (+ sidecar) from an ONNX file. Raises EdgeTanError with the parser's or
+    builder's reason on failure. Both files are written atomically, engine first."""
+    opts = opts or BuildOptions()
+    trt = _trt()
+    ver = trt.__version__
+    if opts.precision not in ("fp32", "fp16", "int8"):
+        raise EdgeTanError(f"TensorRT precision must be fp32, fp16 or int8, got {opts.precision!r}")
+    onnx_bytes = Path(onnx_path).read_bytes()
+    logger = _logger(trt, verbose)
+    builder = trt.Builder(logger)
+    network, flags = _parse_network(trt, builder, logger, onnx_bytes, Path(onnx_path).name, _major(ver))
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(opts.workspace_mb) << 20)
+    notes = []
+    int8_mode, calibrator = _set_precision(trt, builder, config, opts, onnx_bytes, calib_windows, engine_path, notes)
+    _set_placement(trt, builder, config, opts, ver)
+    # Timing cache: reused across builds so rebuilding (other precision, same GPU) skips tactic timing.
+    tc_path = Path(opts.timing_cache) if opts.timing_cache else None
+    cache = config.create_timing_cache(tc_path.read_bytes() if tc_path and tc_path.is_file() else b"")
+    config.set_timing_cache(cache, False)
+    _set_batch_profile(builder, config, network, opts, metadata.window, notes)
 
     t0 = time.perf_counter()
     try:

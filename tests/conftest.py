@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_tan import geometry as geo
-from edge_tan.artifact import ModelMetadata
+from edge_tan.runtime import geometry as geo
+from edge_tan.runtime.artifact import ModelMetadata
 from edge_tan.dataset import Sequence, save_sequence, split_for, write_manifest
-from edge_tan.runner import Runner
+from edge_tan.runtime.runner import Runner
 
 W = 64   # window of the tiny nets
 
@@ -183,7 +183,7 @@ def export_onnx(model, metadata: ModelMetadata, path) -> Path:
     m = onnx.load(str(path))
     onnx.helper.set_model_props(m, metadata.to_props())
     onnx.save(m, str(path))
-    from edge_tan.seal import seal_onnx
+    from edge_tan.runtime.seal import seal_onnx
     seal_onnx(path)   # as build_artifact does: artifacts carry a seal of their own bytes
     return path
 

@@ -8,16 +8,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from edge_tan import geometry as geo
+from edge_tan.runtime import geometry as geo
 from edge_tan.cli import app
-from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.runtime.errors import EdgeTanError, UsageError
 from edge_tan.export.adapt.bn import bn_layers, reestimate_bn, to_input
-from edge_tan.hashing import file_sha256
+from edge_tan.runtime.hashing import file_sha256
 from edge_tan.export.adapt.pseudo import filter_clip
 from edge_tan.export.adapt.run import AdaptConfig, adapt
 from edge_tan.export.models.registry import build_model, make_metadata, model_kwargs
 from edge_tan.export.weights import read_header, save_weights
-from edge_tan.tracker import FrameResult
+from edge_tan.runtime.tracker import FrameResult
 from tests.conftest import toy_dataset, toy_sequence
 
 
@@ -75,7 +75,7 @@ def test_bad_inputs_one_error_nothing_written(site, tmp_path):
 
 
 def test_written_weights_load_run_and_record(site, adapted):
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     path, rec = adapted
     runner = TorchRunner(path)
     src = TorchRunner(site / "tiny.safetensors")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.atomic import write_text
-from edge_tan.targets import registry
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.atomic import write_text
+from edge_tan.runtime import registry
 from tests.conftest import ThresholdRunner, darknet, darknet_metadata, export_onnx, toy_sequence
 
 pytest.importorskip("torch")
@@ -58,7 +58,7 @@ def test_a_registered_backend_is_seen_by_build_open_info_and_the_tracker(thr, tm
     from edge_tan.info import collect_info
     from edge_tan.targets.build import build_artifact
     from edge_tan.targets.opener import open_model
-    from edge_tan.tracker import Tracker
+    from edge_tan.runtime.tracker import Tracker
 
     assert registry.canonical("thr") == "thr-test" and registry.available("thr") == (True, "ok")
     assert collect_info()["backends"]["thr-test"]["available"] is True

@@ -18,12 +18,12 @@ import edge_tan.batch.run as brun
 import edge_tan.track_cli as tc
 from edge_tan.batch.clip import SampledFrames, SlimFrame, slim
 from edge_tan.batch.sources import find_clips
-from edge_tan.clinical import ClinicalCurves, clip_clinical
+from edge_tan.runtime.clinical import ClinicalCurves, clip_clinical
 from edge_tan.dataset import save_sequence
-from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.runtime.errors import EdgeTanError, UsageError
 from edge_tan.io.read import read_video
 from edge_tan.io.stream import open_clip
-from edge_tan.tracker import Tracker
+from edge_tan.runtime.tracker import Tracker
 from tests.conftest import (ThresholdRunner, darknet, darknet_metadata, export_onnx, toy_metadata, toy_sequence,
                             write_avi, write_dicom)
 

@@ -5,6 +5,7 @@ crashing the run; latency statistics; the GPU check's CPU path.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from edge_tan.bench import run as B  # noqa: E402
 from edge_tan.bench.latency import STAT_KEYS, stats_ms, time_callable  # noqa: E402
 from edge_tan.dataset import save_sequence  # noqa: E402
 from tests.conftest import darknet, darknet_metadata, export_onnx, toy_sequence  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,7 @@ def rows_by(report):
 
 
 def test_bench_outputs_and_statuses(tiny, tmp_path, monkeypatch):
-    from edge_tan.targets import registry
+    from edge_tan.runtime import registry
     real = registry.available
     monkeypatch.setattr(registry, "available",
                         lambda n: (False, "tensorrt is not installed") if registry.canonical(n) == "tensorrt" else real(n))
@@ -164,7 +167,7 @@ def test_inaccurate_row_and_untrained_label(tiny):
 
 
 def test_usage_errors(tiny, tmp_path):
-    from edge_tan.errors import UsageError
+    from edge_tan.runtime.errors import UsageError
     with pytest.raises(UsageError):
         B.run_bench_cli(tiny["clip"], "tan", "onnxruntime", "fp64", 5, tmp_path, None, None, None, quiet=True)
     with pytest.raises(UsageError):
@@ -228,7 +231,9 @@ def test_tree_cpu_counts_grandchildren_that_os_times_misses():
 def test_gpu_check_cpu_path(tmp_path):
     """The GPU script's logic on CPU for a few iterations with a tiny weights file."""
     pytest.importorskip("safetensors")
-    from edge_tan.bench import gpu_check
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)   # a one-off machine script, run the way the GPU machine runs it
     from edge_tan.export.models.registry import build_model, make_metadata, model_kwargs
     from edge_tan.export.weights import save_weights
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_tan import clinical as C
+from edge_tan.runtime import clinical as C
 
 
 def bullet(a, c, cx=100.0, base_y=150.0, n=400):
@@ -167,7 +167,7 @@ def test_ef_from_contours_matches_analytic():
 
 
 def test_clip_clinical_from_tracker_results():
-    from edge_tan.tracker import FrameResult
+    from edge_tan.runtime.tracker import FrameResult
     masks, lms, vol = beating_clip(T=40, fps=40, hr=60, phase=0.0)
     rs = [FrameResult(index=i, frame_hw=masks.shape[1:], state="track", landmarks=lms[i], mask_crop=masks[i])
           for i in range(len(masks))]

@@ -28,6 +28,7 @@ def test_core_modules_import_without_torch_or_backends():
         import importlib, pkgutil, edge_tan
         mods = ["edge_tan." + m.name for m in pkgutil.iter_modules(edge_tan.__path__)
                 if m.name not in ("export", "targets", "bench")]
+        mods += ["edge_tan.runtime." + m.name for m in pkgutil.iter_modules(importlib.import_module("edge_tan.runtime").__path__)]
         mods += ["edge_tan.io." + m.name for m in pkgutil.iter_modules(importlib.import_module("edge_tan.io").__path__)]
         mods += ["edge_tan.synth." + m.name for m in pkgutil.iter_modules(importlib.import_module("edge_tan.synth").__path__)]
         for m in mods:
@@ -42,7 +43,7 @@ def test_core_modules_import_without_torch_or_backends():
 def test_tracker_runs_without_torch():
     r = run("""
         from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence
-        from edge_tan.tracker import Tracker
+        from edge_tan.runtime.tracker import Tracker
         seq = toy_sequence(T=5)
         res = Tracker(ThresholdRunner(toy_metadata(64))).track(seq.frames)
         assert [r.state for r in res] == ["detect"] + ["track"] * 4, [r.state for r in res]

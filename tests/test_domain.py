@@ -12,7 +12,7 @@ from edge_tan.export.train.domain import DomainConfig, randomize_frames, sector_
 from edge_tan.export.train.loop import TrainConfig, train
 from edge_tan.export.train.samples import WarpedSamples, load_split_sequences, training_template
 from edge_tan.export.weights import load_weights
-from edge_tan.intensity import BACKGROUND_MAX, equalize
+from edge_tan.runtime.intensity import BACKGROUND_MAX, equalize
 from tests.conftest import toy_dataset
 
 ALL_ON = DomainConfig(p=1.0, p_curve=1.0, p_gain_field=1.0, p_haze=1.0, p_dropout=1.0, p_distractor=1.0,
@@ -101,7 +101,7 @@ def test_samples_equalised_and_randomised_keep_labels(data):
     assert differ >= 10
     # without photometric augmentation the equalised sample is exactly warp(equalize(frame))
     from edge_tan.export.train.samples import sample_affine
-    from edge_tan.geometry import warp_image
+    from edge_tan.runtime.geometry import warp_image
     ds = WarpedSamples(seqs, tpl, 64, "affine", length=10, seed=3, input_norm="equalize", augment=False)
     rng = np.random.default_rng([3, 0])
     si, t = ds.items[int(rng.integers(len(ds.items)))]

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_tan import geometry as geo
+from edge_tan.runtime import geometry as geo
 
 
 def landmarks(draw_x, draw_y, spread):

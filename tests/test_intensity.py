@@ -1,4 +1,4 @@
-"""Rank normalisation (edge_tan.intensity): invariant to monotone grey curves, background stays 0,
+"""Rank normalisation (edge_tan.runtime.intensity): invariant to monotone grey curves, background stays 0,
 and `input_norm` travels with the model (metadata, weights, ONNX, OpenVINO, TensorRT sidecar JSON),
 reads "none" for files from before it, and is applied by the tracker and the INT8 calibration set."""
 
@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.errors import EdgeTanError
-from edge_tan.intensity import BACKGROUND_MAX, equalize, input_normaliser
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.intensity import BACKGROUND_MAX, equalize, input_normaliser
 from tests.conftest import ThresholdRunner, toy_dataset, toy_metadata
 
 
@@ -118,9 +118,9 @@ def test_input_norm_round_trip_weights_onnx_openvino(tmp_path):
 
 
 def test_tracker_and_calibration_apply_input_norm(tmp_path):
-    from edge_tan.tracker import Tracker
+    from edge_tan.runtime.tracker import Tracker
     from edge_tan.targets.calibration import dataset_windows, normalise
-    from edge_tan.geometry import warp_image
+    from edge_tan.runtime.geometry import warp_image
     toy_dataset(tmp_path, n=2, T=4, H=80, W=96)
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 200, (80, 96)).astype(np.uint8)
@@ -136,7 +136,7 @@ def test_tracker_and_calibration_apply_input_norm(tmp_path):
     assert any(not np.allclose(a, b) for a, b in zip(plain.windows, eq.windows))
     # every INT8 calibration window is exactly a tracker input: equalise the frame, warp, normalise
     from edge_tan.dataset import list_split, load_sequence
-    from edge_tan.geometry import affine_to_template, letterbox_affine
+    from edge_tan.runtime.geometry import affine_to_template, letterbox_affine
     cands = []
     for p in list_split(tmp_path, None):
         seq = load_sequence(p)

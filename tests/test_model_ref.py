@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from edge_tan import defaults
-from edge_tan.errors import EdgeTanError
-from edge_tan.model_ref import ModelRef
+from edge_tan.runtime import defaults
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.model_ref import ModelRef
 
 
 def test_kinds(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 from edge_tan.export.models.registry import (REGISTRY, build_model, count_params_macs, default_template,
                                              make_metadata, model_kwargs)
 from edge_tan.export.weights import ARCH_KEY, load_model, load_weights, read_header, save_weights

@@ -26,7 +26,7 @@ SAME_STATE = 0.99     # share of frames with the same state
 MAX_LM_PX = 0.5       # landmark distance, frame px
 MIN_DICE = 0.995      # per frame, where either mask is non-empty
 MAX_EF_POINTS = 0.5   # EF, percentage points
-MAX_OOD = 1e-3        # out-of-domain score (edge_tan.ood) per frame in the same state (measured <= 6e-4 on CLIPS)
+MAX_OOD = 1e-3        # out-of-domain score (edge_tan.runtime.ood) per frame in the same state (measured <= 6e-4 on CLIPS)
 MAX_OOD_DRIFT = 0.05  # the same, on frames tracked after noise frames: the windows there differ more (still within
                       # MAX_LM_PX), and the score moves with them (median still <= MAX_OOD)
 OOD_REASON = "image unlike the training data"
@@ -49,7 +49,7 @@ def native():
 @pytest.fixture(scope="module")
 def ir_fp32():
     """The shipped model as an fp32 OpenVINO IR (exported once into the artifact cache)."""
-    from edge_tan.defaults import default_weights_path
+    from edge_tan.runtime.defaults import default_weights_path
     if not default_weights_path().is_file():
         pytest.fail("no shipped model in this checkout")
     from edge_tan.targets.opener import open_model
@@ -106,7 +106,7 @@ CLIPS = {"phantom-112": lambda: _phantom((112, 112)), "phantom-224": lambda: _ph
 
 @pytest.mark.parametrize("clip", list(CLIPS))
 def test_native_matches_python_tracker(native, ir_fp32, clip, tmp_path):
-    from edge_tan.tracker import Tracker
+    from edge_tan.runtime.tracker import Tracker
     frames = CLIPS[clip]()
     py = Tracker(ir_fp32).track(list(frames))
     data, masks = _run_native(frames, ir_fp32.origin.path, tmp_path)
@@ -119,14 +119,14 @@ def test_native_matches_python_tracker(native, ir_fp32, clip, tmp_path):
     assert c["ood"] <= MAX_OOD, f"{clip}: out-of-domain score differs by {c['ood']:.2e} on some frame"
     # ED/ES and EF (Simpson single plane) from the native curves, as clip_clinical computes them
     import math
-    from edge_tan.clinical import clip_clinical
+    from edge_tan.runtime.clinical import clip_clinical
     ref = clip_clinical(py, math.nan, 30.0)
     nat = data["clinical"]
     assert (nat["ed_frames"], nat["es_frames"]) == (ref["ed_frames"], ref["es_frames"]), (nat, ref)
     if ref["ef_percent"] is not None:
         assert abs(nat["ef_percent"] - ref["ef_percent"]) <= MAX_EF_POINTS, (nat, ref)
     # the same results.json schema as `edge-tan track --json`
-    from edge_tan.results import per_frame_record
+    from edge_tan.runtime.results import per_frame_record
     assert list(data["per_frame"][0]) == list(per_frame_record(py[0]))
     assert {"video", "frames", "backend", "model", "per_frame", "clinical", "states", "timing"} <= set(data)
     assert data["model"]["model_name"] == ir_fp32.metadata.model_name
@@ -135,7 +135,7 @@ def test_native_matches_python_tracker(native, ir_fp32, clip, tmp_path):
 def test_native_reads_onnx_metadata_props(native, ir_fp32, tmp_path):
     """The ONNX artifact (metadata in metadata_props) tracks like the IR it was built from."""
     from edge_tan.targets.opener import open_model
-    from edge_tan.tracker import Tracker
+    from edge_tan.runtime.tracker import Tracker
     runner = open_model(None, "onnxruntime", "fp32")
     try:
         onnx_path = runner.origin.path
@@ -170,7 +170,7 @@ def test_native_ood_gate_refuses_the_frames_python_refuses(native, ir_fp32, tmp_
     so the artifact's threshold is lowered (in the artifact, for both trackers) to put the noise frames over."""
     import copy
 
-    from edge_tan.tracker import Tracker
+    from edge_tan.runtime.tracker import Tracker
     path = _edit_ir(ir_fp32, tmp_path, "gate.xml", lambda m: _set_ood(m, frame_threshold=NOISE_THRESHOLD))
     md = copy.deepcopy(ir_fp32.metadata)
     md.ood = {**md.ood, "frame_threshold": NOISE_THRESHOLD}
@@ -203,7 +203,7 @@ def _edit_ir(ir_fp32, tmp_path, name, edit) -> Path:
 
 def test_native_without_ood_reference_runs_ungated(native, ir_fp32, tmp_path):
     """An artifact with no reference (older export, no `edge-tan ood-fit`) tracks with no gate, as in Python."""
-    from edge_tan.tracker import Tracker, TrackerConfig
+    from edge_tan.runtime.tracker import Tracker, TrackerConfig
     path = _edit_ir(ir_fp32, tmp_path, "noood.xml", lambda m: m.set_rt_info("null", ["edge_tan", "ood"]))
     frames = _phantom((112, 112), 12)   # (noise frames tracked ungated give garbage masks: no parity to hold)
     py = Tracker(ir_fp32, TrackerConfig(ood_gate=False)).track(list(frames))

@@ -6,8 +6,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.errors import EdgeTanError
 from edge_tan.export.models.registry import build_model, make_metadata, model_kwargs
 from edge_tan.export.onnx_export import export_onnx
 from edge_tan.export.weights import model_sha256

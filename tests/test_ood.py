@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from edge_tan import geometry as geo
-from edge_tan import qc as qcm
-from edge_tan.artifact import ModelMetadata
-from edge_tan.ood import OODReference, fit_reference, gate_status, reference_of, set_thresholds
-from edge_tan.tracker import Tracker
+from edge_tan.runtime import geometry as geo
+from edge_tan.runtime import qc as qcm
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.ood import OODReference, fit_reference, gate_status, reference_of, set_thresholds
+from edge_tan.runtime.tracker import Tracker
 from tests.conftest import export_onnx as export_plain, tiny_model, toy_sequence
 
 W = 64
@@ -82,13 +82,13 @@ def test_every_backend_and_embed_give_the_same_score(tan, tmp_path, monkeypatch)
     from edge_tan.targets import tensorrt as ttrt
     from edge_tan.targets.onnxruntime import OrtRunner
     from edge_tan.targets.openvino import OpenVinoRunner, onnx_to_ov, save_ir
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     from tests import fake_tensorrt as fake
 
     m, md, ref = tan
     rep = export_onnx(m, md, tmp_path / "tan.onnx", exporter="legacy")
     assert rep["outputs"] == ["seg", "landmarks", "view", "feat"] and rep["parity"]["feat"] < 1e-3
-    from edge_tan.seal import seal_onnx
+    from edge_tan.runtime.seal import seal_onnx
     seal_onnx(tmp_path / "tan.onnx")   # as build_artifact does (issue 21): opened artifacts carry a seal
     ort = OrtRunner(tmp_path / "tan.onnx", threads=1)
     assert ort.metadata.ood == md.ood and "feat" in ort.metadata.outputs
@@ -125,12 +125,12 @@ def test_gate_phantom_vs_restyled_phantom(tan):
     tk = Tracker(r)
     seq = toy_sequence("in", T=8, seed=200)
     res = tk.track(list(seq.frames))
-    q = qcm.assess(res, list(seq.frames), 25.0)
+    q, _ = qcm.assess(res, list(seq.frames), 25.0)
     assert q["ood"]["score"] <= q["ood"]["threshold"] and not q["ood"]["out_of_domain"]
     assert not any("unlike the training data" in x.reason for x in res)
     odd = list(_restyle(seq.frames))
     res2 = tk.track(odd)
-    q2 = qcm.assess(res2, odd, 25.0, {"ef_percent": 55.0})
+    q2, _ = qcm.assess(res2, odd, 25.0, {"ef_percent": 55.0})
     assert q2["ood"]["out_of_domain"] and not q2["reliable"]
     assert q2["reasons"][0].startswith("images unlike the model's training data (score ")
     assert "`edge-tan adapt`" in q2["reasons"][0]
@@ -150,12 +150,12 @@ def test_qc_without_gate_says_so_and_site_threshold_overrides(tan):
     plain = copy.deepcopy(md)
     plain.ood = {}
     res = Tracker(feature_runner(m, plain)).track(list(seq.frames))
-    q = qcm.assess(res, list(seq.frames), 25.0)
+    q, _ = qcm.assess(res, list(seq.frames), 25.0)
     assert q["ood"]["threshold"] is None and "no gate" in q["ood"]["status"]
     res = Tracker(feature_runner(m, md, ref)).track(list(seq.frames))
     site = qcm.load_model()
     site.info = {**site.info, "ood_clip_threshold": 1e-3}
-    q = qcm.assess(res, list(seq.frames), 25.0, model=site)
+    q, _ = qcm.assess(res, list(seq.frames), 25.0, model=site)
     assert q["ood"]["out_of_domain"] and q["ood"]["threshold"] == 0.001 and "site threshold" in q["ood"]["status"]
 
 
@@ -189,17 +189,18 @@ def test_artifact_without_feat_output_runs_without_gate(tmp_path):
     seq = toy_sequence("o", T=4)
     res = tk.track(list(seq.frames))
     assert all(np.isnan(x.ood_score) for x in res)
-    assert "no gate" in qcm.assess(res, list(seq.frames), 25.0)["ood"]["status"]
+    assert "no gate" in qcm.assess(res, list(seq.frames), 25.0)[0]["ood"]["status"]
 
 
 def test_biplane_second_view_and_calibrate_threshold(tmp_path):
     """The second view of --biplane passes the same gate; qc-calibrate --ood-threshold stores a site threshold."""
     import json
     from edge_tan.qc_calibrate import calibrate
-    from edge_tan.tracker import FrameResult
+    from edge_tan.runtime.tracker import FrameResult
     far = [FrameResult(index=i, frame_hw=(8, 8), state="track", ood_score=9.0, ood_threshold=2.0) for i in range(4)]
-    qc = {"reliable": True, "reasons": []}
-    qcm.gate_other_view(qc, far)
+    before = {"reliable": True, "reasons": []}
+    qc = qcm.gate_other_view(before, far)
+    assert before == {"reliable": True, "reasons": []}   # a new block; the one passed in is left as it was
     assert not qc["reliable"] and qc["reasons"][0].startswith("second-view images unlike the model's training data")
     near = [FrameResult(index=i, frame_hw=(8, 8), state="track", ood_score=1.0, ood_threshold=2.0) for i in range(4)]
     qc = qcm.gate_other_view({"reliable": True, "reasons": []}, near)

@@ -51,7 +51,7 @@ def opener(tiny, onnx_override=None):
 
 
 def run(tiny, backends="torch,onnxruntime,openvino", precision="fp32", wrap=None, onnx_override=None, clips=None):
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     model, md, *_ = tiny
     reqs = P.parse_requests(backends, precision)
     tols = {p: PC.tolerances_for(p) for p in {r.precision for r in reqs}}
@@ -112,7 +112,7 @@ def test_one_changed_onnx_weight_fails(tiny):
 
 
 def test_unavailable_backend_is_not_passed(tiny, monkeypatch):
-    from edge_tan.targets import registry
+    from edge_tan.runtime import registry
     real = registry.available
     monkeypatch.setattr(registry, "available",
                         lambda n: (False, "tensorrt is not installed") if registry.canonical(n) == "tensorrt" else real(n))
@@ -129,7 +129,7 @@ def test_unavailable_backend_is_not_passed(tiny, monkeypatch):
 
 def test_nothing_compared_is_not_a_pass(tiny, monkeypatch):
     """Only the reference and a missing backend: nothing was checked, so the run must not pass."""
-    from edge_tan.targets import registry
+    from edge_tan.runtime import registry
     real = registry.available
     monkeypatch.setattr(registry, "available",
                         lambda n: (False, "tensorrt is not installed") if registry.canonical(n) == "tensorrt" else real(n))
@@ -140,13 +140,13 @@ def test_nothing_compared_is_not_a_pass(tiny, monkeypatch):
 
 def test_required_backend_fails_when_unsupported(tiny):
     """`!` fails the run for an unsupported precision as well as for a missing backend."""
-    from edge_tan.errors import UsageError
+    from edge_tan.runtime.errors import UsageError
 
     def open_fn(b, p):
         if p == "fp16":
             raise UsageError("the onnx target is fp32-only")
         return opener(tiny)(b, p)
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     model, md, *_ = tiny
     clips = [toy_sequence("a", T=6, seed=0)]
 
@@ -169,8 +169,8 @@ def test_required_backend_fails_when_unsupported(tiny):
 def test_only_an_absent_backend_reads_unavailable(tiny, unavailable, msg, status):
     """BackendUnavailable (package, device or driver absent) is "unavailable"; any other open error,
     whatever its wording, is an error row."""
-    from edge_tan.errors import BackendUnavailable, EdgeTanError
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError
+    from edge_tan.export.torch_ref import TorchRunner
 
     def open_fn(b, p):
         raise (BackendUnavailable if unavailable else EdgeTanError)(msg)
@@ -183,7 +183,7 @@ def test_only_an_absent_backend_reads_unavailable(tiny, unavailable, msg, status
 def test_open_error_is_a_failure_row(tiny):
     def open_fn(b, p):
         raise RuntimeError("engine exploded")
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     model, md, *_ = tiny
     rep = P.run_parity([toy_sequence(T=4)], P.parse_requests("onnxruntime", "fp32"), open_fn,
                        TorchRunner(model, md), {"fp32": PC.tolerances_for("fp32")})
@@ -215,7 +215,7 @@ def test_tolerance_overrides_and_usage_errors():
     assert (t.open_dice, t.closed_dice, t.open_lm_px, t.max_drop) == (0.9, 0.9, 2.0, 1.0)
     t8 = PC.tolerances_for("int8", dice_tol=0.9)
     assert t8.closed_dice == 0.9 and t8.open_dice is None   # int8 stays unjudged open-loop
-    from edge_tan.errors import UsageError
+    from edge_tan.runtime.errors import UsageError
     with pytest.raises(UsageError):
         P.parse_requests("onnxruntime", "fp64")
     with pytest.raises(UsageError):
@@ -228,7 +228,7 @@ def test_tolerance_overrides_and_usage_errors():
 def test_cli_end_to_end_json(tiny, tmp_path, monkeypatch):
     """run_parity_cli on a dataset folder with artifacts resolved through a patched open_model."""
     from edge_tan.targets import opener as targets_opener
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     model, md, *_ = tiny
     open_fn = opener(tiny)
     monkeypatch.setattr(targets_opener, "open_model",
@@ -247,7 +247,7 @@ def test_cli_end_to_end_json(tiny, tmp_path, monkeypatch):
 
 
 def test_reference_for_registered_name_is_the_torch_model():
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     r = P.open_reference("tan")
     assert isinstance(r, TorchRunner) and r.metadata.model_name == "tan" and r.metadata.trained is False
 
@@ -273,7 +273,7 @@ def test_edge_tan_parity_command_real_builds(tmp_path):
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
     data = json.loads((tmp_path / "p.json").read_text())
     st = {r["backend"]: r["status"] for r in data["rows"]}
-    from edge_tan.targets.registry import available
+    from edge_tan.runtime.registry import available
     assert st["onnxruntime"] == "pass" and data["compared"] >= 1
     if not available("tensorrt")[0]:
         assert st["tensorrt"] == "unavailable"

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import edge_tan.track_cli as tc
-from edge_tan import qc
-from edge_tan import shape_model as sm
+from edge_tan.runtime import qc
+from edge_tan.runtime import shape_model as sm
 from edge_tan.dataset import save_sequence
-from edge_tan.errors import EdgeTanError
-from edge_tan.tracker import Tracker
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.tracker import Tracker
 from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence
 
 
@@ -30,8 +30,12 @@ def _degraded(seq):
 
 def _assess(frames):
     tr = Tracker(ThresholdRunner(toy_metadata(64)))
-    res = tr.track(list(frames))
-    return res, qc.assess(res, list(frames), 30.0, {"ef_percent": 50.0})
+    tracked = tr.track(list(frames))
+    own = [r.confidence for r in tracked]
+    q, res = qc.assess(tracked, list(frames), 30.0, {"ef_percent": 50.0})
+    assert [r.confidence for r in tracked] == own and res is not tracked   # new results; the tracker's stay
+    assert qc.assess(tracked, list(frames), 30.0, {"ef_percent": 50.0})[0] == q   # so a second call agrees
+    return res, q
 
 
 def test_qc_scores_a_degraded_clip_below_the_clean_one():
@@ -126,3 +130,14 @@ def test_qc_calibrate_moves_the_threshold_and_refits(tmp_path):
         (tmp_path / "x.json").write_text("{}")
         calibrate([tmp_path / "x.json"], tmp_path / "no.json")
     assert not (tmp_path / "no.json").exists()
+
+
+def test_mark_clinical_and_shortfall_return_new_blocks():
+    from edge_tan.io.shortfall import mark_shortfall
+    clinical = {"ef_percent": 55.0, "unreliable_reason": "old"}
+    qc_block = {"score": 0.9, "threshold": 0.5, "reliable": True, "reasons": []}
+    marked = qc.mark_clinical(clinical, qc_block)
+    assert marked == {"ef_percent": 55.0, "reliable": True}
+    assert clinical == {"ef_percent": 55.0, "unreliable_reason": "old"}
+    cut = mark_shortfall(qc_block, 100, 30)
+    assert not cut["reliable"] and cut["reasons"][0].startswith("file truncated") and qc_block["reliable"]

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from edge_tan.dataset import load_sequence, save_sequence
-from edge_tan.errors import EdgeTanError
-from edge_tan.geometry import contour_to_mask
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.geometry import contour_to_mask
 from edge_tan.io import camus, echonet
 from edge_tan.io.convert import convert_dataset
-from edge_tan.geometry import landmarks_from_mask
+from edge_tan.runtime.geometry import landmarks_from_mask
 from edge_tan.io.read import iter_frames, read_video
 from tests.conftest import toy_sequence, write_avi, write_dicom
 

@@ -6,7 +6,7 @@ import csv
 import pytest
 
 from edge_tan.bench import real_dev
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 
 
 def _fake_set(root, n=40):

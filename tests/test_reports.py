@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge_tan.dataset import save_sequence
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 from edge_tan.eval_reports import ef_stats, frame_error
 from edge_tan.reports import Traced, clip_key, find_clips, match, read_reports, read_tracings
 from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence

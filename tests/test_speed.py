@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_tan.errors import UsageError
-from edge_tan.runner import Runner, window_outputs
+from edge_tan.runtime.errors import UsageError
+from edge_tan.runtime.runner import Runner, window_outputs
 from tests.conftest import W, export_onnx, rand_batch, tiny_metadata, tiny_model
 
 
@@ -79,7 +79,7 @@ def test_openvino_window_graph_matches_the_numpy_path(tiny_ir):
 
 def test_tracker_gives_the_same_track_with_and_without_the_window_graph(tiny_ir):
     from edge_tan.targets.openvino import OpenVinoRunner
-    from edge_tan.tracker import Tracker
+    from edge_tan.runtime.tracker import Tracker
     from tests.conftest import toy_sequence
 
     frames = list(toy_sequence(T=6).frames)

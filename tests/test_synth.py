@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge_tan.dataset import list_split, load_sequence
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 from edge_tan.synth.generate import generate_dataset
 from edge_tan.synth.render import generate_sequence
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -32,7 +32,7 @@ def tiny(tmp_path_factory):
 
 # ---- registry -------------------------------------------------------------------------------
 def test_registry_available_and_suffixes():
-    from edge_tan.targets import registry
+    from edge_tan.runtime import registry
 
     assert registry.available("onnxruntime") == (True, "ok")
     ok, why = registry.available("tensorrt")
@@ -51,7 +51,7 @@ def test_registry_does_not_import_backends():
     import subprocess
     import sys
 
-    code = ("import sys; from edge_tan.targets import registry; registry.available('openvino');"
+    code = ("import sys; from edge_tan.runtime import registry; registry.available('openvino');"
             "registry.available('onnxruntime'); registry.available('torch');"
             "print(sorted(m for m in ('openvino','onnxruntime','torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -270,7 +270,7 @@ def test_build_rejects_bad_requests(tiny, tmp_path, monkeypatch):
         build.build_artifact(model=str(tiny[2]), target="tflite", out_dir=tmp_path)
     with pytest.raises(EdgeTanError, match="not found"):
         build.build_artifact(model=str(tmp_path / "nope.safetensors"), out_dir=tmp_path)
-    from edge_tan import defaults
+    from edge_tan.runtime import defaults
     monkeypatch.setattr(defaults, "default_weights_path", lambda: tmp_path / "absent.safetensors")
     with pytest.raises(EdgeTanError, match="default TAN weights are missing"):
         build.build_artifact(model="default", out_dir=tmp_path)
@@ -313,7 +313,7 @@ def test_registered_tan_exports_and_matches_torch(tmp_path):
 
     p = build_artifact(model="tan", target="onnx", out_dir=tmp_path, window=64).path
     module, _ = load_model("tan", size=64)
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
 
     x = rand_batch(1)
     with open_model(p, threads=2) as r, TorchRunner(module, r.metadata, threads=2) as t:
@@ -324,7 +324,7 @@ def test_registered_tan_exports_and_matches_torch(tmp_path):
 
 
 def test_torch_cuda_runner(tiny):
-    from edge_tan.targets.torch_cuda import TorchCudaRunner
+    from edge_tan.export.torch_cuda import TorchCudaRunner
 
     model, md, _ = tiny
     if not torch.cuda.is_available():

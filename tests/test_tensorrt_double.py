@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 
 from tests import fake_tensorrt as fake
 from tests.conftest import export_onnx, rand_batch, tiny_model
@@ -33,7 +33,8 @@ def calls(obj, method=None):
 
 
 def test_absent_tensorrt_reads_not_installed(monkeypatch, tmp_path):
-    from edge_tan.targets import registry, tensorrt as ttrt
+    from edge_tan.runtime import registry
+    from edge_tan.targets import tensorrt as ttrt
     from edge_tan.targets.opener import open_model
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)   # import tensorrt -> ImportError

@@ -100,7 +100,7 @@ def test_shipped_model_tracks_a_phantom_clip(tmp_path):
     moves the floors with it."""
     from edge_tan.evaluate import evaluate
     gen = pytest.importorskip("edge_tan.synth.generate")
-    from edge_tan.defaults import default_weights_path
+    from edge_tan.runtime.defaults import default_weights_path
     if not default_weights_path().is_file():
         pytest.skip("no shipped model in this checkout")
     if not (_has("torch") and _has("onnxruntime")):

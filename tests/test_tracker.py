@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edge_tan.tracker import Tracker
+from edge_tan.runtime.tracker import Tracker
 from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence
 
 
@@ -64,7 +64,7 @@ def test_any_frame_format(tracker, kind):
 
 
 def test_bad_frame_is_one_clear_error(tracker):
-    from edge_tan.errors import EdgeTanError
+    from edge_tan.runtime.errors import EdgeTanError
     with pytest.raises(EdgeTanError):
         tracker.step(np.zeros((4, 4, 7), np.uint8))
     with pytest.raises(EdgeTanError):
@@ -84,7 +84,7 @@ class _ViewScript(ThresholdRunner):
 def test_clip_view_holds_the_detect_call_until_a_lasting_change():
     from dataclasses import replace
 
-    from edge_tan.tracker import TrackerConfig
+    from edge_tan.runtime.tracker import TrackerConfig
     md = toy_metadata(64)
     assert list(md.view_names) == ["A2C", "A4C"]
     seq = toy_sequence(T=80)

@@ -7,8 +7,8 @@ window-edge test in window pixels they re-detected on nearly every frame at 112-
 import numpy as np
 import pytest
 
-from edge_tan.geometry import similarity_about
-from edge_tan.tracker import LEAVES, Tracker, edge_contact
+from edge_tan.runtime.geometry import similarity_about
+from edge_tan.runtime.tracker import LEAVES, Tracker, edge_contact
 from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence
 
 SIZES = [(112, 112), (128, 128), (224, 224), (480, 640), (600, 800)]
@@ -23,7 +23,7 @@ def _has(mod: str) -> bool:
 
 @pytest.fixture(scope="module")
 def shipped_runner():
-    from edge_tan.defaults import default_weights_path
+    from edge_tan.runtime.defaults import default_weights_path
     if not default_weights_path().is_file():
         pytest.skip("no shipped model in this checkout")
     if not _has("torch"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 from edge_tan.export.train import losses as L
 from edge_tan.export.train.loop import TrainConfig, lr_at, train
 from edge_tan.export.train.samples import WarpedSamples, load_split_sequences, training_template
@@ -166,7 +166,7 @@ def test_point_jitter_feeds_sheared_windows(data):
     """About half the tracked samples are warped by a non-similarity relative to the exact affine (the
     per-landmark error a closed loop makes); the rest only by the paper's similarity jitter."""
     from edge_tan.export.train.samples import base_affine, sample_affine
-    from edge_tan.geometry import compose, invert_affine
+    from edge_tan.runtime.geometry import compose, invert_affine
     seqs = load_split_sequences(data, "train")
     tpl = training_template(seqs, 64, "affine")
     s, t = seqs[0], 3
@@ -212,7 +212,7 @@ def test_wrong_lock_windows_stretch_or_cut_the_long_axis(data):
     plane): the true LV then appears shortened or lengthened along its axis in the window, while the
     targets stay the true landmarks, so the network learns to pull such a lock back."""
     from edge_tan.export.train.samples import wrong_lock_affine
-    from edge_tan.geometry import transform_points
+    from edge_tan.runtime.geometry import transform_points
     seqs = load_split_sequences(data, "train")
     tpl = training_template(seqs, 64, "affine")
     s, t = seqs[0], 3

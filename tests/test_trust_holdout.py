@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edge_tan.errors import UsageError
+from edge_tan.runtime.errors import UsageError
 
 # sha256 of what apply_holdout draws on a fixed base (seeds 1..3): edit holdout.py and this fails.
 # A new held-out family gets a new module and name instead (see the module docstring).

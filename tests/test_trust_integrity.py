@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -130,7 +130,7 @@ def test_unsealed_artifact_is_refused_but_junk_keeps_its_own_message(tmp_path):
 
 
 def test_engine_seal_is_its_sidecar_hash(tmp_path):
-    from edge_tan import seal
+    from edge_tan.runtime import seal
     eng = tmp_path / "m.engine"
     eng.write_bytes(b"\x01" * 4096)
     import hashlib
@@ -143,7 +143,7 @@ def test_engine_seal_is_its_sidecar_hash(tmp_path):
 
 def test_seal_costs_one_read(cached):
     """One hash per open: on this ONNX it is far below the cost of creating the session."""
-    from edge_tan import seal
+    from edge_tan.runtime import seal
     _, art = cached
     t0 = time.perf_counter()
     claimed, actual = seal.read_seal(art)

@@ -69,8 +69,8 @@ def test_eval_skips_one_bad_npz(tmp_path):
 
 @pytest.mark.parametrize("bad", [-0.3, 0.0, float("inf")])
 def test_nonpositive_spacing_never_reaches_mm(tmp_path, bad):
-    from edge_tan.results import write_csv
-    from edge_tan.tracker import Tracker
+    from edge_tan.runtime.results import write_csv
+    from edge_tan.runtime.tracker import Tracker
     seq = toy_sequence("s", T=4)
     seq = Sequence(seq.name, seq.frames, spacing_mm=bad)
     assert np.isnan(seq.spacing_mm)

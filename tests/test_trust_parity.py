@@ -29,7 +29,7 @@ class _Renamed:
 def test_wrong_model_artifact_fails(tmp_path):
     from edge_tan.bench import parity as P
     from edge_tan.targets.onnxruntime import OrtRunner
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     from tests.conftest import darknet, darknet_metadata, export_onnx, toy_sequence
 
     md = dataclasses.replace(darknet_metadata(), weights_sha256="a" * 64)

@@ -34,7 +34,7 @@ def test_backends_agree_in_closed_loop_on_a_real_like_clip():
         pytest.skip("needs torch, onnxruntime and openvino")
     from edge_tan.bench import parity as P
     from edge_tan.bench import parity_checks as PC
-    from edge_tan.defaults import default_weights_path
+    from edge_tan.runtime.defaults import default_weights_path
     from edge_tan.targets.opener import open_model
     if not default_weights_path().is_file():
         pytest.skip("no shipped model in this checkout")

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +29,8 @@ _CHILD = textwrap.dedent("""
     import numpy as np
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # EFBIG instead of a kill, like ENOSPC
     resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
-    from edge_tan.atomic import WriteFailed
-    from edge_tan.results import write_masks_npz, write_results_json
+    from edge_tan.runtime.atomic import WriteFailed
+    from edge_tan.runtime.results import write_masks_npz, write_results_json
     from edge_tan.batch.table import write_csv, write_parquet
     out = Path(sys.argv[1])
     import secrets
@@ -91,7 +91,7 @@ class _DiskFullWriter:
 
 
 def _toy_results(T=20):
-    from edge_tan.tracker import Tracker
+    from edge_tan.runtime.tracker import Tracker
     from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence
     seq = toy_sequence("o", T=T)
     return seq, Tracker(ThresholdRunner(toy_metadata())).track(list(seq.frames))
@@ -137,7 +137,7 @@ def test_track_cli_exits_nonzero_on_a_full_disk(tmp_path):
 
 
 def test_output_folder_under_a_regular_file_is_one_line(tmp_path):
-    from edge_tan.atomic import write_text
+    from edge_tan.runtime.atomic import write_text
     f = tmp_path / "afile"
     f.write_text("x")
     with pytest.raises(EdgeTanError, match=f"{f} is a file, not a folder"):

@@ -14,11 +14,12 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..clinical import ClinicalCurves
-from ..errors import EdgeTanError
+from ..runtime.clinical import ClinicalCurves
+from ..runtime.errors import EdgeTanError, one_line
+from ..runtime.jsonsafe import json_number
 from ..io.shortfall import mark_shortfall
-from ..results import results_dict
-from ..tracker import FrameResult, Tracker
+from ..runtime.results import results_dict
+from ..runtime.tracker import FrameResult, Tracker
 from .sources import Clip
 from .store import Store, content_sha256
 
@@ -85,7 +86,7 @@ class SampledFrames:
 
 
 def qc_samples(frames: list) -> list[int]:
-    """The frames QC reads image contrast on (edge_tan.qc.clip_features: 8 spread over non-lost frames)."""
+    """The frames QC reads image contrast on (edge_tan.runtime.qc.clip_features: 8 spread over non-lost frames)."""
     ok = [i for i, r in enumerate(frames) if r.state != "lost"]
     if not ok:
         return []
@@ -93,9 +94,9 @@ def qc_samples(frames: list) -> list[int]:
 
 
 def _qc():
-    """edge_tan.qc when this checkout has it (assess, mark_clinical), else None."""
+    """edge_tan.runtime.qc when this checkout has it (assess, mark_clinical), else None."""
     try:
-        from .. import qc
+        from ..runtime import qc
     except ImportError:
         return None
     return qc
@@ -123,14 +124,10 @@ def clip_results(runner, stream, video: str, stop: Callable[[], bool] = lambda: 
     qc_mod = _qc()
     qc = None
     if qc_mod is not None:
-        qc = qc_mod.assess(frames, SampledFrames(stream, len(frames), qc_samples(frames)), stream.fps, clinical)
-        mark_shortfall(qc, stream.n_frames_hint, len(frames))   # a cut file is never reliable
-        qc_mod.mark_clinical(clinical, qc)
-    data = results_dict(video, runner.backend, runner.metadata.to_dict(), frames, clinical)
-    if qc is not None:
-        data["qc"] = qc
-    data["timing"]["wall_s"] = round(wall, 3)
-    return data
+        qc, frames = qc_mod.assess(frames, SampledFrames(stream, len(frames), qc_samples(frames)), stream.fps, clinical)
+        qc = mark_shortfall(qc, stream.n_frames_hint, len(frames))   # a cut file is never reliable
+        clinical = qc_mod.mark_clinical(clinical, qc)
+    return results_dict(video, runner.backend, runner.metadata.to_dict(), frames, clinical, qc, wall_s=wall)
 
 
 def _mode(values) -> tuple[str, float]:
@@ -155,8 +152,8 @@ def row_for(clip: Clip, sha: str, model: dict, data: dict | None, error: str = "
     qc = data.get("qc") or {}
     reasons = qc.get("reasons") or []
     row.update(frames=data["frames"], fps=round(float(stream.fps), 3) if stream else None,
-               spacing_mm=None if stream is None or not math.isfinite(stream.spacing_mm) else round(stream.spacing_mm, 5),
-               view=view or None, view_share=None if math.isnan(share) else round(share, 4),
+               spacing_mm=None if stream is None else json_number(stream.spacing_mm, 5),
+               view=view or None, view_share=json_number(share, 4),
                ed_frames=" ".join(map(str, cl.get("ed_frames", []))), es_frames=" ".join(map(str, cl.get("es_frames", []))),
                ef_percent=cl.get("ef_percent"), ef_area_length_percent=cl.get("ef_area_length_percent"),
                ef_method=cl.get("method"), qc_score=qc.get("score"), qc_reliable=qc.get("reliable"),
@@ -197,14 +194,14 @@ class ClipWorker:
             stream = open_clip(clip.path)
             data = clip_results(self.runner, stream, clip.path, self.stop)
             data["batch"] = {"content_sha256": sha, "model_key": self.model["model_key"], "fps": stream.fps,
-                             "spacing_mm": stream.spacing_mm if math.isfinite(stream.spacing_mm) else None}
+                             "spacing_mm": json_number(stream.spacing_mm)}
             error = ""
         except Interrupted:
             raise
         except EdgeTanError as e:
             error, data = str(e), None
         except Exception as e:                  # one clip's surprise must not end an archive run
-            error, data = f"{type(e).__name__}: {e}", None
+            error, data = one_line(e), None
         row = row_for(clip, sha, self.model, data, error, stream)
         self.store.write_result(clip.name, sha, data, row)
         return dict(row, skipped=False)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from edge_tan.runtime.registry import DEFAULT_BACKEND
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a worker (a pool process or a Ray actor) needs; plain values, so it pickles."""
     out: str
     model: str | None = None
-    backend: str = "openvino"
+    backend: str = DEFAULT_BACKEND
     precision: str = "fp32"
     threads: int = 1              # backend threads per worker (0: the backend's own default)
     retry_errors: bool = False
@@ -25,13 +27,13 @@ def usable_cores() -> int:
 
 
 def canonical_backend(name: str) -> str:
-    from edge_tan.targets.registry import canonical
+    from edge_tan.runtime.registry import canonical
     return canonical(name)
 
 
 def is_gpu_backend(name: str) -> bool:
     """GPU backends get one engine per GPU; CPU backends take a `threads` option (the registry says which)."""
-    from edge_tan.targets.registry import get
+    from edge_tan.runtime.registry import get
     return get(name).gpu
 
 
@@ -64,5 +66,5 @@ def model_info(runner, cfg: RunConfig) -> dict:
     return {"model_key": model_key(md, runner.backend, prec), "model_hash": w[:12] or None,
             "model_name": md.get("model_name"), "backend": runner.backend, "precision": prec,
             "model": cfg.model or "default",
-            # the bytes that ran (edge_tan.seal, verified on open): weights_sha256 is the source's claim
+            # the bytes that ran (edge_tan.runtime.seal, verified on open): weights_sha256 is the source's claim
             "artifact_sha256": getattr(runner, "artifact_sha256", None)}

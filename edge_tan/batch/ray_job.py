@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import EdgeTanError, UsageError
+from ..runtime.errors import EdgeTanError, UsageError
 from .clip import ClipWorker
 from .model import RunConfig, is_gpu_backend, model_info, open_runner
 from .sources import Clip

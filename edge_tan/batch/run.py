@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..errors import UsageError
+from ..runtime.errors import UsageError
+from ..runtime.registry import DEFAULT_BACKEND
 from .model import RunConfig, is_gpu_backend, model_info, open_runner, split_cores, usable_cores
 from .sources import find_clips
 from .store import Store
@@ -74,7 +75,7 @@ class Progress:
             self.bar.stop()
 
 
-def run_batch(src: str, out: Path, model: str | None = None, backend: str = "openvino", precision: str = "fp32",
+def run_batch(src: str, out: Path, model: str | None = None, backend: str = DEFAULT_BACKEND, precision: str = "fp32",
               workers: int = 0, threads: int = 0, use_ray: bool = False, ray_address: str | None = None,
               limit: int = 0, retry_errors: bool = False, quiet: bool = False) -> dict:
     if workers < 0 or threads < 0:

@@ -20,9 +20,9 @@ import json
 import re
 from pathlib import Path
 
-from ..atomic import ensure_dir, write_text
-from ..errors import UsageError
-from ..hashing import file_sha256
+from ..runtime.atomic import ensure_dir, write_text
+from ..runtime.errors import UsageError
+from ..runtime.hashing import file_sha256
 
 
 def content_sha256(path: str | Path) -> str:

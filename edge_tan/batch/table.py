@@ -9,7 +9,7 @@ import csv
 import io
 from pathlib import Path
 
-from ..atomic import atomic_path, write_text
+from ..runtime.atomic import atomic_path, write_text
 
 # (name, pyarrow type name)
 COLUMNS: tuple[tuple[str, str], ...] = (

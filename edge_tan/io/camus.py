@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset import Sequence
-from ..errors import EdgeTanError
-from ..frames import to_uint8
-from ..geometry import landmarks_from_masks
+from ..runtime.errors import EdgeTanError, one_line
+from ..runtime.frames import to_uint8
+from ..runtime.geometry import landmarks_from_masks
 
 VIEWS = {"2CH": "A2C", "4CH": "A4C"}
 LV_LABEL, MYO_LABEL, LA_LABEL = 1, 2, 3
@@ -101,7 +101,7 @@ def read_nifti(path: str | Path) -> tuple[np.ndarray, tuple[float, ...]]:
         data = np.asanyarray(img.dataobj)
         zooms = tuple(float(z) for z in img.header.get_zooms())
     except Exception as e:
-        raise EdgeTanError(f"{p.name}: unreadable NIfTI ({type(e).__name__}: {e})") from None
+        raise EdgeTanError(f"{p.name}: unreadable NIfTI ({one_line(e)})") from None
     if data.ndim == 2:
         data = data[:, :, None]
     if data.ndim != 3:
@@ -276,3 +276,16 @@ def official_splits(root: str | Path) -> dict[str, str]:
         if out:
             break
     return out
+
+
+def read_mhd_sequence(p: Path) -> Sequence:
+    """One CAMUS .mhd/.raw sequence file (with its _gt.mhd labels beside it, when there) -> a Sequence."""
+    arr, sp = read_mhd(p)
+    frames = _to_frames(arr)
+    gt = p.with_name(p.name[:-4] + "_gt.mhd")
+    labels = _labels(read_mhd(gt)[0], gt.name, frames.shape) if gt.is_file() else None
+    try:
+        _, view = _split_name(p)
+    except EdgeTanError:
+        view = ""
+    return _finish(p.name[:-4], frames, labels, None, VIEWS.get(view, ""), sp[0], {}, [], [], str(p))

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from ..atomic import atomic_dir
+from ..runtime.atomic import atomic_dir
 from ..dataset import Sequence, save_sequence, split_for, write_manifest
-from ..errors import EdgeTanError
+from ..runtime.errors import EdgeTanError
 from . import camus, echonet
 
 

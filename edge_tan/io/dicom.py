@@ -8,14 +8,15 @@ pydicom is imported lazily so the core package does not need it.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from ..dataset import Sequence
-from ..errors import EdgeTanError
-from ..frames import to_uint8
+from ..runtime.errors import EdgeTanError, one_line
+from ..runtime.frames import to_uint8
 from .video import DEFAULT_FPS
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -52,7 +53,7 @@ def open_dicom(path: str | Path, defer_size: str | int | None = None):
     try:
         ds = pydicom.dcmread(str(p), defer_size=defer_size)
     except Exception as e:  # pydicom raises InvalidDicomError, EOFError, ValueError...
-        raise EdgeTanError(f"{p.name}: unreadable DICOM ({type(e).__name__}: {e})") from None
+        raise EdgeTanError(f"{p.name}: unreadable DICOM ({one_line(e)})") from None
     if "PixelData" not in ds:
         raise EdgeTanError(f"{p.name}: DICOM has no pixel data (not an image/cine object)")
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -150,17 +151,24 @@ def iter_dicom_frames(path: str | Path, grey: bool = True) -> Iterator[np.ndarra
     from pydicom.pixels import pixel_array
 
     ds = open_dicom(path)
-    try:
+    with pixel_errors(Path(path).name):
         # One index at a time (pydicom 3.0's iter_pixels miscounts native YBR_FULL_422 frames).
         # raw=False: pydicom converts YBR_FULL/_422 to RGB itself, knowing whether the JPEG decoder
         # already did; palette indices and MONOCHROME1 are left for frame_to_grey.
         for i in range(n_frames(ds)):
             arr = pixel_array(ds, index=i, raw=False)
             yield frame_to_grey(arr, ds) if grey else arr
+
+
+@contextlib.contextmanager
+def pixel_errors(name: str) -> Iterator[None]:
+    """Any failure of pydicom's pixel decoders as one EdgeTanError line naming the file."""
+    try:
+        yield
     except EdgeTanError:
         raise
     except Exception as e:
-        raise EdgeTanError(f"{Path(path).name}: cannot decode DICOM pixel data ({type(e).__name__}: {e})") from None
+        raise EdgeTanError(f"{name}: cannot decode DICOM pixel data ({one_line(e)})") from None
 
 
 def read_dicom(path: str | Path) -> Sequence:

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from ..dataset import Sequence
-from ..errors import EdgeTanError
+from ..runtime.errors import EdgeTanError
 from .video import read_video_file
 
 FILELIST_COLUMNS = ("FileName", "EF", "FPS", "Split")

@@ -12,13 +12,13 @@ from typing import Iterator
 import numpy as np
 
 from ..dataset import Sequence, load_sequence
-from ..errors import EdgeTanError
+from ..runtime.errors import EdgeTanError
 from . import camus, dicom, video
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 
 
-def _kind(p: Path) -> str:
+def file_kind(p: Path) -> str:
     name = p.name.lower()
     if name.endswith(".npz"):
         return "npz"
@@ -31,7 +31,7 @@ def _kind(p: Path) -> str:
     return "video"
 
 
-def _check_path(path: str | Path) -> Path:
+def check_path(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
         raise EdgeTanError(f"input not found: {p}")
@@ -43,30 +43,18 @@ def _check_path(path: str | Path) -> Path:
     return p
 
 
-def _read_mhd(p: Path) -> Sequence:
-    arr, sp = camus.read_mhd(p)
-    frames = camus._to_frames(arr)
-    gt = p.with_name(p.name[:-4] + "_gt.mhd")
-    labels = camus._labels(camus.read_mhd(gt)[0], gt.name, frames.shape) if gt.is_file() else None
-    try:
-        _, view = camus._split_name(p)
-    except EdgeTanError:
-        view = ""
-    return camus._finish(p.name[:-4], frames, labels, None, camus.VIEWS.get(view, ""), sp[0], {}, [], [], str(p))
-
-
 def read_video(path: str | Path) -> Sequence:
     """Any supported file -> validated Sequence (frames (T,H,W) uint8 grey; labels when the source has them)."""
     if isinstance(path, int) or (isinstance(path, str) and path.isdigit()):
         raise EdgeTanError(f"{path!r} is a capture device; stream it with iter_frames, read_video needs a file")
-    p = _check_path(path)
-    kind = _kind(p)
+    p = check_path(path)
+    kind = file_kind(p)
     if kind == "npz":
         seq = load_sequence(p)
     elif kind == "nifti":
         seq = camus.read_camus_nifti(p)
     elif kind == "mhd":
-        seq = _read_mhd(p)
+        seq = camus.read_mhd_sequence(p)
     elif kind == "dicom":
         seq = dicom.read_dicom(p)
     else:
@@ -83,8 +71,8 @@ def iter_frames(src: str | Path | int, grey: bool = True) -> Iterator[np.ndarray
     if isinstance(src, (int, np.integer)) or (isinstance(src, str) and src.isdigit()):
         yield from video.iter_video_frames(int(src), grey=grey)
         return
-    p = _check_path(src)
-    kind = _kind(p)
+    p = check_path(src)
+    kind = file_kind(p)
     if kind == "video":
         n = 0
         for f in video.iter_video_frames(p, grey=grey):

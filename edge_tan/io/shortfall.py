@@ -18,10 +18,10 @@ def missing_frames(promised: int | None, decoded: int) -> int:
 
 
 def mark_shortfall(qc: dict | None, promised: int | None, decoded: int) -> dict | None:
-    """Record the decode counts in the qc block; a gap makes the verdict unreliable, reason first."""
+    """A new qc block with the decode counts; a gap makes the verdict unreliable, reason first."""
     if qc is None:
         return None
-    qc["decode"] = {"frames_promised": int(promised) if promised else None, "frames_decoded": int(decoded)}
+    qc = {**qc, "decode": {"frames_promised": int(promised) if promised else None, "frames_decoded": int(decoded)}}
     gap = missing_frames(promised, decoded)
     if gap:
         reason = f"file truncated or corrupt: {decoded} of {int(promised)} frames decoded"

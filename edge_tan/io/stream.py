@@ -16,9 +16,9 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from ..errors import EdgeTanError
+from ..runtime.errors import EdgeTanError
 from . import dicom, video
-from .read import _check_path, _kind, read_video
+from .read import check_path, file_kind, read_video
 
 
 @dataclass
@@ -59,7 +59,7 @@ def _dicom_frames(p: Path, ds, n: int) -> Iterator[np.ndarray]:
     miscounts native YBR_FULL_422); encapsulated data in one pass (indexing would rescan fragments)."""
     from pydicom.pixels import iter_pixels, pixel_array
 
-    try:
+    with dicom.pixel_errors(p.name):
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         if ts is not None and ts.is_encapsulated:
             for i, arr in enumerate(iter_pixels(str(p), raw=False)):
@@ -69,10 +69,6 @@ def _dicom_frames(p: Path, ds, n: int) -> Iterator[np.ndarray]:
         else:
             for i in range(n):
                 yield dicom.frame_to_grey(pixel_array(str(p), index=i, raw=False), ds)
-    except EdgeTanError:
-        raise
-    except Exception as e:
-        raise EdgeTanError(f"{p.name}: cannot decode DICOM pixel data ({type(e).__name__}: {e})") from None
 
 
 def _dicom_stream(p: Path) -> ClipStream:
@@ -83,8 +79,8 @@ def _dicom_stream(p: Path) -> ClipStream:
 
 def open_clip(path: str | Path) -> ClipStream:
     """Any file `read_video` reads -> ClipStream with the same frames, fps and spacing as `read_video`."""
-    p = _check_path(path)
-    kind = _kind(p)
+    p = check_path(path)
+    kind = file_kind(p)
     if kind == "video":
         return _video_stream(p)
     if kind == "dicom":

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from ..dataset import Sequence
-from ..errors import EdgeTanError
-from ..frames import GrayConverter
+from ..runtime.errors import EdgeTanError
+from ..runtime.frames import GrayConverter
 
 DEFAULT_FPS = 30.0
 

@@ -15,6 +15,12 @@ Families: "default" is the training phantom; "foreign" (`edge-tan synth OUT --fa
 held-out anatomy variant and rendering style used only as a test set. Frames are grey (the dataset
 format is (T, H, W) uint8): tinted scanner grey maps are modelled as the tinted image read back
 through the readers' BT.601 colour collapse.
+
+Why `generate_sequence`, `sample_params` and `echogenicity_map` stay long: their random draws run in
+one fixed order that defines every phantom clip of a seed (training data, held-out families, committed
+records and tests are keyed by seed), so each stays one top-to-bottom recipe in phases marked `# ----`;
+a split would pass dozens of intermediate values around or risk reordering draws (edge-tan parity's
+phantom clip staying identical is the check).
 """
 
 GENERATOR_VERSION = "edge-tan-synth/2"

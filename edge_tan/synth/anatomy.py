@@ -150,7 +150,9 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
     """Paint the reference echogenicity (float32, same shape as the U, V grids; res mm/px).
 
     The painted endocardium is deliberately not the label: a smooth random displacement (ragged
-    border), trabeculae and papillary muscles inside the traced cavity, blur, dropouts."""
+    border), trabeculae and papillary muscles inside the traced cavity, blur, dropouts.
+
+    Long on purpose (~110 lines): one fixed-order random recipe (why: `edge_tan.synth`)."""
     tex = lambda s_mm: smooth_noise(rng, U.shape, max(s_mm / res, 0.5))  # noqa: E731
     a4c = an.view == "A4C"
     bgf = np.exp(1.0 * tex(9.0) + 0.5 * tex(2.5))

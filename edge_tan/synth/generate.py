@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 
 from .. import VIEW_NAMES
-from ..atomic import atomic_dir, atomic_path, write_bytes
+from ..runtime.atomic import atomic_dir, atomic_path, write_bytes
 from ..dataset import save_sequence, split_for, write_manifest
-from ..errors import EdgeTanError
+from ..runtime.errors import EdgeTanError
 from . import GENERATOR_VERSION
 from .montage import build_montage, montage_rows
 from .params import FAMILIES, OVERRIDES

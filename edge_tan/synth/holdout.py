@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from ..runtime.errors import UsageError
 
 FAMILY = "holdout"
 FROZEN = "2026-12-06"                 # the date this family's draws were fixed; never edited since

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..clinical import area_length_volume, polygon_area
+from ..runtime.clinical import area_length_volume, polygon_area
 from .anatomy import Anatomy
 
 

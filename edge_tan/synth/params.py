@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import EdgeTanError
+from ..runtime.errors import EdgeTanError
 from .anatomy import Anatomy, Tissue
 
 OUT_SIZES = ((112, 112), (128, 128), (160, 160), (224, 224), (256, 256), (240, 320), (300, 400),
@@ -64,6 +64,9 @@ def draw_ef(rng) -> float:
 
 
 def sample_params(rng: np.random.Generator, view: str, overrides: dict, family: str = "default") -> SeqParams:
+    """Every random choice of one phantom clip (anatomy, motion, probe, imaging, artifacts), overrides applied.
+
+    Long on purpose (~140 lines): one fixed-order random recipe (why: `edge_tan.synth`)."""
     bad = set(overrides) - set(OVERRIDES)
     if bad:
         raise EdgeTanError(f"unknown phantom override(s) {sorted(bad)}; known: {', '.join(OVERRIDES)}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import VIEW_NAMES
 from ..dataset import Sequence
-from ..errors import EdgeTanError
+from ..runtime.errors import EdgeTanError
 from . import artifacts as art
 from .anatomy import echogenicity_map
 from .motion import Cycle, Deformation, calibrate_eps_r
@@ -109,7 +109,9 @@ def generate_sequence(seed: int, view: str = "A4C", name: str | None = None, fam
                       **overrides) -> Sequence:
     """One deterministic phantom clip. Overrides: n_frames, out_size=(H, W), fps, heart_rate, ef,
     quality (0 = worst artifacts .. 1 = clean), depth (mm), sector_deg, tilt_deg. `family`:
-    "default" (the training phantom) or "foreign" (a held-out style, for testing only)."""
+    "default" (the training phantom) or "foreign" (a held-out style, for testing only).
+
+    Long on purpose (~210 lines): one fixed-order random recipe (why: `edge_tan.synth`)."""
     if view not in VIEW_NAMES:
         raise EdgeTanError(f"unknown view {view!r}: choose from {', '.join(VIEW_NAMES)}")
     rng = np.random.default_rng(int(seed))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_tan.artifact import ModelMetadata
+from edge_tan.runtime.artifact import ModelMetadata
 
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_tan.dataset import Sequence
-from edge_tan.errors import EdgeTanError
-from edge_tan.hashing import file_sha256
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.hashing import file_sha256
 
 CLIP_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".wmv", ".npz", ".dcm", ".dicom", ".dic", ".nii",
                  ".nii.gz", ".mhd")

@@ -1,6 +1,6 @@
 """Move the out-of-domain reference to the site at the end of `edge-tan adapt` (issue 25).
 
-After adaptation the network is meant for the site's images: its reference statistics (edge_tan.ood)
+After adaptation the network is meant for the site's images: its reference statistics (edge_tan.runtime.ood)
 are re-estimated on the windows the tracker feeds the *adapted* network on the site's clips, and the
 thresholds are set on site clips held back from that fit (every `HOLD_EVERY`-th clip in a seeded
 order, at least 2). So the adapted model accepts the site's in-domain clips and still refuses what

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from edge_tan import geometry as geo
+from edge_tan.runtime import geometry as geo
 from edge_tan.dataset import Sequence
-from edge_tan.tracker import FrameResult
+from edge_tan.runtime.tracker import FrameResult
 
 from ..train.tcm import flow_mask, hausdorff
 

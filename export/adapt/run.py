@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge_tan.atomic import check_can_create, ensure_dir, write_text
+from edge_tan.runtime.atomic import check_can_create, ensure_dir, write_text
 from edge_tan.dataset import SPLITS, list_split, load_sequence, save_sequence
 from edge_tan import VIEW_NAMES
-from edge_tan.errors import EdgeTanError, UsageError
+from edge_tan.runtime.errors import EdgeTanError, UsageError
 
 from ..weights import load_weights, save_weights
 
@@ -284,7 +284,7 @@ class Adapter:
         from collections import Counter
 
         from .pseudo import PseudoConfig, filter_clip
-        from edge_tan import geometry as geo
+        from edge_tan.runtime import geometry as geo
         from .windows import fast_runner, track_all
         runner = fast_runner(self.model, self.md, self.work / "label.onnx", 2 * self._frames())
         pdir = self.work / "pseudo"

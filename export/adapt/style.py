@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_tan.intensity import BACKGROUND_MAX
+from edge_tan.runtime.intensity import BACKGROUND_MAX
 
 FDA_BETA = 0.03       # half-width of the swapped block, fraction of the window side (paper: 0.01-0.09)
 FDA_P, HIST_P = 0.8, 0.5
@@ -41,7 +41,7 @@ class SiteStyle:
         return half_width(self.size, self.beta)
 
     def save(self, path) -> None:
-        from edge_tan.atomic import atomic_path
+        from edge_tan.runtime.atomic import atomic_path
         with atomic_path(path, suffix=".npz") as tmp:
             np.savez(tmp, amp=self.amp, cdf=self.cdf, size=self.size, beta=self.beta)
 

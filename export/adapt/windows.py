@@ -3,7 +3,7 @@
 `RecordingRunner` wraps any Runner and keeps every input window (detect, refine and tracked passes
 alike) as uint8: exactly the distribution the network meets at this site, which is what BatchNorm
 statistics (bn.py) and the site style (style.py) must be estimated on. The tracker is the shipped
-one (edge_tan.tracker), unchanged: adaptation sees the windows a device would.
+one (edge_tan.runtime.tracker), unchanged: adaptation sees the windows a device would.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.runner import Runner
-from edge_tan.tracker import FrameResult, Tracker, TrackerConfig
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.runner import Runner
+from edge_tan.runtime.tracker import FrameResult, Tracker, TrackerConfig
 
 
 class RecordingRunner(Runner):
@@ -43,8 +43,8 @@ class RecordingRunner(Runner):
 
 
 def torch_runner(model, md: ModelMetadata) -> Runner:
-    """The torch reference runner around an in-memory module (targets/torch_ref.py)."""
-    from edge_tan.targets.torch_ref import TorchRunner
+    """The torch reference runner around an in-memory module (export/torch_ref.py)."""
+    from edge_tan.export.torch_ref import TorchRunner
     return TorchRunner(model.eval(), md)
 
 
@@ -66,11 +66,11 @@ def fast_runner(model, md: ModelMetadata, onnx_path: Path, frames: int = EXPORT_
         return torch_runner(model, md)
     if frames < EXPORT_PAYS_FRAMES:
         return torch_runner(model, md)
-    from edge_tan.targets.onnxruntime import OrtRunner
+    from edge_tan.runtime import registry
 
     from ..onnx_export import export_onnx
     export_onnx(model, md, onnx_path, check=False)
-    return OrtRunner(onnx_path)
+    return registry.get("onnxruntime").runner(onnx_path)
 
 
 def track_all(runner: Runner, seqs, deadline: float | None = None, reverse: bool = False,

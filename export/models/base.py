@@ -2,24 +2,24 @@
 
 - input: (N, 1, W, W) float32, the normalised grey window (W = the metadata's window, 224 by default);
 - `outputs`: which of the contract's outputs the model has, a subset of
-  `edge_tan.artifact.OUTPUTS` in that order (seg always; landmarks and view for multi-task models);
+  `edge_tan.runtime.artifact.OUTPUTS` in that order (seg always; landmarks and view for multi-task models);
 - forward(x) returns a tuple with exactly one tensor per declared output, in the declared order,
   with the contract's shape: seg (N, 2, W, W) logits (background, lv); landmarks (N, 6) offsets
   from the template in window px (apex, annulus_left, annulus_right, x then y); view (N, 2) logits
   (A2C, A4C);
-- `warp_mode`: how the tracker feeds it (`edge_tan.artifact.WARP_MODES`): "affine" (TAN: the
+- `warp_mode`: how the tracker feeds it (`edge_tan.runtime.artifact.WARP_MODES`): "affine" (TAN: the
   previous landmarks mapped onto the template), "crop" (ROI box, no shape normalisation) or "none"
   (the whole frame letterboxed, every frame: the full-frame baselines).
 
 The ONNX export names the graph outputs after `outputs`, the metadata records them (with their
-meaning from `edge_tan.artifact.OUTPUTS`), and every runner checks its results against them.
+meaning from `edge_tan.runtime.artifact.OUTPUTS`), and every runner checks its results against them.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from edge_tan.artifact import OUTPUTS, WARP_MODES
+from edge_tan.runtime.artifact import OUTPUTS, WARP_MODES
 
 
 class EdgeTanModel(nn.Module):

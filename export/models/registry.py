@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_tan.artifact import ModelMetadata, output_docs
-from edge_tan.errors import EdgeTanError
-from edge_tan.geometry import WINDOW, build_template
+from edge_tan.runtime.artifact import ModelMetadata, output_docs
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.geometry import WINDOW, build_template
 
 from .pspnet import PSPNet
 from .tan import LANDMARK_SCALE, TAN

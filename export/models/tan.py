@@ -22,7 +22,7 @@ Design choices beyond the paper's table (recorded in the model metadata):
 - Optional fourth output `feat` (issue 25): the globally average-pooled encoder features the view head
   already computes (stride 32, `last_channels` wide; (N, 1280) at width 1), returned once
   `with_features()` is called. The runtime measures how far a window's features lie from those of the
-  training windows (edge_tan.ood): an out-of-domain score that costs one extra graph output and no
+  training windows (edge_tan.runtime.ood): an out-of-domain score that costs one extra graph output and no
   extra layer. Off by default, so training code sees the three outputs it always did.
 """
 

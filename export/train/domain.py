@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from edge_tan.intensity import BACKGROUND_MAX
+from edge_tan.runtime.intensity import BACKGROUND_MAX
 
 
 @dataclass(frozen=True)

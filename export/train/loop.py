@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import torch
 
-from edge_tan.atomic import atomic_path, write_text
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.atomic import atomic_path, write_text
+from edge_tan.runtime.errors import EdgeTanError
 
 from ..models.registry import build_model, make_metadata, model_kwargs
 from ..weights import save_weights
@@ -49,7 +49,7 @@ class TrainConfig:
     workers: int = 0
     resume: bool = True
     init: str = ""   # warm start: weights file of the same model (fine-tuning); its template is kept
-    input_norm: str = "equalize"   # grey-frame step before the warp (edge_tan.intensity); this run's wins over --init's
+    input_norm: str = "equalize"   # grey-frame step before the warp (edge_tan.runtime.intensity); this run's wins over --init's
     domain_random: bool = True     # raw-frame domain randomisation (domain.py)
 
 
@@ -199,7 +199,7 @@ def train(cfg: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.size % 32:
         raise EdgeTanError(f"--size must be a multiple of 32, got {cfg.size}")
-    from edge_tan.intensity import input_normaliser
+    from edge_tan.runtime.intensity import input_normaliser
     input_normaliser(cfg.input_norm)   # unknown name -> one clear error before any work
     dev = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)

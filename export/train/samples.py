@@ -17,7 +17,7 @@ letterboxes. Photometric augmentation (gain, gamma, contrast, noise, blur) is ap
 (cheap at 224x224). Images stay uint8 until the device: x = (x/255 - 0.5)/0.25 (ModelMetadata).
 
 Frames become network input exactly as at run time: (domain randomisation of the raw frame, see
-domain.py) -> the model's input_norm on the full frame (edge_tan.intensity) -> warp -> mild photometric.
+domain.py) -> the model's input_norm on the full frame (edge_tan.runtime.intensity) -> warp -> mild photometric.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import torch
 
 from edge_tan import VIEW_NAMES
 from edge_tan.dataset import Sequence, list_split, load_sequence
-from edge_tan.errors import EdgeTanError
-from edge_tan.geometry import (affine_to_template, build_template, crop_affine, letterbox_affine, perturb_affine,
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.geometry import (affine_to_template, build_template, crop_affine, letterbox_affine, perturb_affine,
                                transform_points, triangle_area, warp_image)
-from edge_tan.intensity import input_normaliser
+from edge_tan.runtime.intensity import input_normaliser
 
 from .domain import DomainConfig, randomize_frames
 

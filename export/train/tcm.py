@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from edge_tan.dataset import Sequence
-from edge_tan.geometry import contour_to_mask, extract_contour, resample_contour
+from edge_tan.runtime.geometry import contour_to_mask, extract_contour, resample_contour
 
 N_POINTS = 20
 LK_WIN = 21

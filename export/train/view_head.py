@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge_tan.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError
 
 from ..weights import load_weights, save_weights
 from .samples import WarpedSamples, load_split_sequences, normalize, validation_arrays

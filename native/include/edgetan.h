@@ -70,7 +70,7 @@ typedef struct {
     const uint8_t *mask;              /* mask_w*mask_h bytes, row-major; NULL when empty */
     float latency_ms, pre_ms, infer_ms, post_ms;
     char reason[ET_REASON_LEN];       /* why the first pass was rejected or the frame lost ("" if none) */
-    float ood_score;                  /* out-of-domain score of this frame's last window (edge_tan/ood.py):
+    float ood_score;                  /* out-of-domain score of this frame's last window (edge_tan/runtime/ood.py):
                                          ~1 like the training windows; NaN on a blank frame or without a gate */
     float ood_threshold;              /* the artifact's clip threshold for the median of ood_score over a
                                          clip (above: unreliable, adapt the model); NaN without a gate */
@@ -85,7 +85,7 @@ typedef struct {
     int n_views;
 } et_model_info;
 
-/* Clinical measures (edge_tan/clinical.py, single plane): per frame the LV area and the Simpson
+/* Clinical measures (edge_tan/runtime/clinical.py, single plane): per frame the LV area and the Simpson
  * (20 disks) and area-length volumes in px^3, from a result's mask and landmarks; per clip ED/ES from
  * the area curve and EF. The caller keeps the per-frame curve (e.g. a ring buffer over the last beats):
  * the tracker itself keeps no history. */

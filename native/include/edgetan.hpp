@@ -44,7 +44,7 @@ public:
         return r_;
     }
     void reset() { check(et_reset(t_)); curve_.clear(); ood_.clear(); }
-    // The clip's out-of-domain score (edge_tan.ood.OODReference.clip_score): the median of the finite
+    // The clip's out-of-domain score (edge_tan.runtime.ood.OODReference.clip_score): the median of the finite
     // per-frame scores since the last reset, NaN if none. Above r.ood_threshold: the clip is unreliable.
     double ood_clip_score() const {
         std::vector<double> s;

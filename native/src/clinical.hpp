@@ -1,4 +1,4 @@
-// Single-plane clinical measures, a port of edge_tan/clinical.py's ClinicalCurves: per frame the LV
+// Single-plane clinical measures, a port of edge_tan/runtime/clinical.py's ClinicalCurves: per frame the LV
 // area and the Simpson (20 disks) and area-length volumes in px^3; per clip ED/ES from the area curve
 // and EF. The caller keeps the per-frame curve (a firmware ring buffer), so the tracker holds no history.
 #pragma once

@@ -1,4 +1,4 @@
-// TAN geometry, a line-by-line port of edge_tan/geometry.py (same conventions: points (x, y) float32,
+// TAN geometry, a line-by-line port of edge_tan/runtime/geometry.py (same conventions: points (x, y) float32,
 // pixel centres at integers; an affine is 2x3 float64 mapping frame -> window; landmarks apex,
 // annulus_left, annulus_right).
 #pragma once

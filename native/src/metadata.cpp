@@ -27,7 +27,7 @@ std::string str(const json &v, const char *key, const std::string &name) {
     return v.get<std::string>();
 }
 
-// edge_tan.ood._dec: a list of numbers, or {"shape": [...], "f32_b64": little-endian float32 in base64}
+// edge_tan.runtime.ood._dec: a list of numbers, or {"shape": [...], "f32_b64": little-endian float32 in base64}
 std::vector<double> ood_array(const json &d, const char *key, const std::string &name, std::vector<size_t> &shape) {
     auto bad = [&](const std::string &why) {
         return Error(ET_ERR_MODEL, name + ": out-of-domain reference malformed ('" + key + "' " + why + ")");
@@ -87,7 +87,7 @@ std::vector<double> ood_array(const json &d, const char *key, const std::string 
     return out;
 }
 
-// edge_tan.ood.OODReference.from_dict + __post_init__: the same checks, the same float32 arrays.
+// edge_tan.runtime.ood.OODReference.from_dict + __post_init__: the same checks, the same float32 arrays.
 OodRef parse_ood(const json &d, const std::string &name) {
     const char *fmt = "edge-tan-ood/1";
     if (!d.is_object() || !d.contains("format") || d["format"] != fmt)
@@ -165,7 +165,7 @@ Metadata Metadata::from_props(const std::map<std::string, std::string> &props, c
     md.warp_mode = str(need(d, "warp_mode", name), "warp_mode", name);
     if (md.warp_mode != "affine" && md.warp_mode != "crop" && md.warp_mode != "none")
         throw Error(ET_ERR_MODEL, name + ": artifact warp_mode '" + md.warp_mode + "' not one of affine, crop, none");
-    // written before the field existed = "none" (edge_tan.artifact says so for old files)
+    // written before the field existed = "none" (edge_tan.runtime.artifact says so for old files)
     md.input_norm = d.contains("input_norm") ? str(d["input_norm"], "input_norm", name) : "none";
     if (md.input_norm != "none" && md.input_norm != "equalize")
         throw Error(ET_ERR_MODEL, name + ": artifact input_norm '" + md.input_norm + "' not one of none, equalize");
@@ -202,7 +202,7 @@ Metadata Metadata::from_props(const std::map<std::string, std::string> &props, c
         if (it.key() != "seg" && it.key() != "landmarks" && it.key() != "view" && it.key() != "feat")
             throw Error(ET_ERR_MODEL, name + ": artifact declares output '" + it.key() +
                                           "' that this libedgetan does not implement (update native/ to the Python tracker)");
-    // out-of-domain gate (edge_tan.ood.reference_of): only with the 'feat' output and a non-empty reference
+    // out-of-domain gate (edge_tan.runtime.ood.reference_of): only with the 'feat' output and a non-empty reference
     if (md.has_feat && d.contains("ood") && !d["ood"].is_null() && !d["ood"].empty()) {
         md.ood = parse_ood(d["ood"], name);
         md.has_ood = true;
@@ -233,7 +233,7 @@ Metadata Metadata::from_props(const std::map<std::string, std::string> &props, c
 std::string Metadata::to_json() const {
     json d = json::object();
     for (const auto &kv : props) d[kv.first] = json::parse(kv.second, nullptr, false);
-    // as edge_tan.results.results_dict: the reference's arrays stay in the artifact, its thresholds and origin here
+    // as edge_tan.runtime.results.results_dict: the reference's arrays stay in the artifact, its thresholds and origin here
     if (d.contains("ood") && d["ood"].is_object() && !d["ood"].empty())
         for (const char *k : {"mean", "basis", "var"}) d["ood"].erase(k);
     return d.dump();

@@ -1,5 +1,5 @@
 // Model metadata read from the artifact itself (OpenVINO rt_info / ONNX metadata_props / TensorRT
-// sidecar): the same flat str -> JSON-string mapping edge_tan.artifact.ModelMetadata.to_props() writes.
+// sidecar): the same flat str -> JSON-string mapping edge_tan.runtime.artifact.ModelMetadata.to_props() writes.
 #pragma once
 #include <map>
 #include <stdexcept>
@@ -16,7 +16,7 @@ struct Error : std::runtime_error {
 
 struct RoiExpand { double left = 0, bottom = 0, top = 0, right = 0; };
 
-// The out-of-domain reference (edge_tan.ood.OODReference, metadata 'ood', format edge-tan-ood/1),
+// The out-of-domain reference (edge_tan.runtime.ood.OODReference, metadata 'ood', format edge-tan-ood/1),
 // held as the float32 arrays OODReference.scores() uses: mean, whitening rows basis/sqrt(var)
 // (divided in float64, then rounded) and the basis itself, k x dim row-major.
 struct OodRef {

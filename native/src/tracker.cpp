@@ -54,7 +54,7 @@ void copy_str(char *dst, size_t n, const std::string &s) {
 }
 
 // Share of the LV border on window edges that lie inside the frame, and the side it runs out of
-// (edge_tan.tracker.edge_contact).
+// (edge_tan.runtime.tracker.edge_contact).
 void edge_contact(const cv::Mat &m, const std::vector<cv::Point> &contour, const Affine &Minv, int fh, int fw,
                   double &contact, double &push_x, double &push_y) {
     const int s1 = m.rows - 1;
@@ -118,7 +118,7 @@ void Tracker::reset() {
     have_u16_alpha_ = false;
 }
 
-// Source frame -> uint8 grey (edge_tan.frames.GrayConverter) -> input_norm (edge_tan.intensity).
+// Source frame -> uint8 grey (edge_tan.runtime.frames.GrayConverter) -> input_norm (edge_tan.runtime.intensity).
 void Tracker::to_gray(const cv::Mat &frame) {
     const cv::Mat *g = &frame;
     if (frame.type() == CV_8UC3) { cv::cvtColor(frame, gray_tmp_, cv::COLOR_BGR2GRAY); g = &gray_tmp_; }

@@ -1,4 +1,4 @@
-// The stateful TAN tracker, a faithful port of edge_tan/tracker.py (same states, gates, reasons,
+// The stateful TAN tracker, a faithful port of edge_tan/runtime/tracker.py (same states, gates, reasons,
 // widening, re-detect, lost handling, confidence). Keep the two in step: tests/test_native.py
 // checks per-frame parity against the Python tracker.
 #pragma once
@@ -14,7 +14,7 @@
 
 namespace edgetan {
 
-// Mirrors edge_tan.tracker.TrackerConfig's defaults (tracker behaviour, not artifact metadata).
+// Mirrors edge_tan.runtime.tracker.TrackerConfig's defaults (tracker behaviour, not artifact metadata).
 struct TrackerConfig {
     int refine_first = 1;
     double min_view_prob = -1;   // < 0: 0.6 if the view head validated >= 90 %, else off

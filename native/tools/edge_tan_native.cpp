@@ -3,7 +3,7 @@
 //                   [--fps F (default: the video's, else 30)] [--spacing-mm S (only the volume unit)]
 // CLIP: any file OpenCV's VideoCapture reads (AVI/MP4...), or a .npy of uint8/uint16 frames
 // (T, H, W[, C]) -- the parity tests feed decoded frames that way so decoding differences do not count.
-// R.json has the schema of edge_tan/results.py (per_frame, states, timing, model, clinical; no qc block).
+// R.json has the schema of edge_tan/runtime/results.py (per_frame, states, timing, model, clinical; no qc block).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -83,7 +83,7 @@ Clip read_video(const std::string &path) {
     return clip;
 }
 
-// ---- results.json helpers (edge_tan/results.py) -------------------------------------------
+// ---- results.json helpers (edge_tan/runtime/results.py) -------------------------------------------
 json num(double x, int nd = 4) {
     if (!std::isfinite(x)) return nullptr;
     double p = std::pow(10.0, nd);

@@ -1,13 +1,13 @@
 """`ModelRef`: what a user typed as `--model`, parsed once, with every check a file needs.
 
 A model spec is one of:
-- "default" (or nothing): the shipped TAN weights (`edge_tan.defaults`);
+- "default" (or nothing): the shipped TAN weights (`edge_tan.runtime.defaults`);
 - a registered architecture name ("tan", "unet", ...): random-init, built on the torch side;
 - a weights file (.safetensors) or a training run folder holding best.safetensors;
 - an .onnx model (an artifact ONNX Runtime loads, and the source every other artifact is built from);
 - another backend's artifact (.xml, .engine, ...) or an `edge-tan export` build folder (build.json).
-Which suffix belongs to which backend comes from the backend registry (`edge_tan.targets.registry`,
-imported only when a file is parsed; it imports no backend package).
+Which suffix belongs to which backend comes from the backend registry (`edge_tan.runtime.registry`,
+which imports no backend package until one is opened).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import defaults
+from . import defaults, registry
 from .errors import EdgeTanError
 
 KINDS = ("default", "registered", "weights", "onnx", "artifact")
@@ -54,7 +54,6 @@ class ModelRef:
     def parse(cls, spec: "str | Path | ModelRef | None") -> "ModelRef":
         if isinstance(spec, ModelRef):
             return spec
-        from .targets import registry
 
         s = "default" if spec is None or str(spec) == "" else str(spec)
         if s == "default":

@@ -8,7 +8,7 @@ refined once with the warp on the same frame so frame 0 is as good as the rest.
 Tracking loss is detected from what the network says about its own window (low view confidence,
 degenerate or flipped landmark triangle, a mask that vanishes, fills the window or jumps in area,
 landmarks leaving the frame, and a window whose encoder features lie far from the training
-windows': edge_tan.ood); blank frames skip the network. A lost frame never overwrites the last good
+windows': edge_tan.runtime.ood); blank frames skip the network. A lost frame never overwrites the last good
 landmarks, so blank/frozen/garbage frames cannot poison the state.
 """
 
@@ -79,7 +79,7 @@ class FrameResult:
                                                  # or a widened window then succeeded), or why it was lost
     pass_shift: float = float("nan")             # landmark disagreement between this frame's two passes
                                                  # (detect vs refine, or first vs widened) / LV length; QC reads it
-    ood_score: float = float("nan")              # out-of-domain score of this frame's last window (edge_tan.ood;
+    ood_score: float = float("nan")              # out-of-domain score of this frame's last window (edge_tan.runtime.ood;
                                                  # NaN: blank frame, or the artifact has no gate)
     ood_threshold: float = float("nan")          # the artifact's clip threshold for that score (NaN: no gate), so
                                                  # qc.assess gates a clip from its results alone
@@ -128,6 +128,20 @@ class _Pass:
     def area_tpl(self) -> float:
         """Window area fraction in un-widened window units, comparable across widenings."""
         return self.area_frac / (self.zoom * self.zoom)
+
+
+@dataclass
+class _FrameWork:
+    """One frame's scratch while `step` runs: the grey frame, the result being filled, the network
+    timings of all its passes and the notes on rejected or replaced passes (the reason)."""
+    gray: np.ndarray
+    res: FrameResult
+    timings: dict = field(default_factory=lambda: {"pre": 0.0, "infer": 0.0, "post": 0.0})
+    notes: list = field(default_factory=list)
+
+    @property
+    def hw(self) -> tuple:
+        return self.gray.shape[:2]
 
 
 def edge_contact(win_mask: np.ndarray, contour: np.ndarray, Minv: np.ndarray, frame_hw: tuple) -> tuple[float, tuple]:
@@ -438,86 +452,124 @@ class Tracker:
 
     # ------------------------------------------------------------------ the loop
     def step(self, frame: np.ndarray) -> FrameResult:
+        """Track one frame: a blank frame is lost at once, any other goes through `_frame_states`."""
         t_start = time.perf_counter()
         gray = self.to_gray(frame)
-        hw = gray.shape[:2]
-        res = FrameResult(index=self._index, frame_hw=hw, state="lost",
-                          ood_threshold=self.ood.clip_threshold if self.ood is not None else float("nan"))
+        fw = _FrameWork(gray, FrameResult(index=self._index, frame_hw=gray.shape[:2], state="lost",
+                                          ood_threshold=self.ood.clip_threshold if self.ood is not None else float("nan")))
         self._index += 1
-        timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
-
-        def run(M, warped=True):
-            p, t = self.analyse(gray, M)
-            if self.on_pass is not None:
-                self.on_pass(gray, M, p)
-            p.zoom = self._widen[0] if warped else 1.0
-            for k in timings:
-                timings[k] += t[k]
-            return p
-
-        anchor = None
         if float(cv2.meanStdDev(gray[::4, ::4])[1][0, 0]) < self.cfg.blank_std:
-            self._lose(res, "blank frame")
+            self._lose(fw.res, "blank frame")
         else:
-            M, detect = self.affine_for(hw)
-            p = run(M, not detect)
-            why = self._check(p, hw, detect, self._prev_area_win)
-            notes = [why] if why else []       # what happened to the first pass, kept even on success
-            state = "detect" if detect else "track"
-            before = self._widen
-            if not detect and why in ("", LEAVES) and p.contact > self.cfg.widen_at and self._widen_for(p):
-                # the LV runs onto the window's edge: the window is too tight for this heart, not off it
-                pw = run(self.affine_for(hw)[0])
-                why_w = self._check(pw, hw, False, self._prev_area_win)
-                if why_w:   # still rejected: keep the first pass's verdict; keep the wider window only if it
-                    if pw.contact >= p.contact:   # showed more of the LV (the next frame widens further)
-                        self._widen = before
-                    notes.append(f"widened: {why_w}")
-                else:
-                    if p.lm_win is not None and pw.lm_win is not None:
-                        res.pass_shift = pass_shift(geo.transform_points(p.lm_win, p.Minv),
-                                                    geo.transform_points(pw.lm_win, pw.Minv))
-                    p, why = pw, ""
-                    notes.append("window widened")
-            if why and not detect:  # lost the lock: re-detect on this very frame
-                p = run(geo.letterbox_affine(hw, self.size), False)
-                why = self._check(p, hw, True, self._prev_area_win)
-                detect, state = True, "redetect"
-                if why:
-                    notes.append(f"re-detect: {why}")
-            detect_pass = p if detect else None
-            if not why and detect and self.md.warp_mode != "none" and p.lm_win is not None \
-                    and not self.cfg.frame_by_frame:
-                anchor = self._anchor(p)  # reported if no warped refinement is accepted
-                for _ in range(self.cfg.refine_first):  # refine the detect with a warped pass
-                    try:
-                        seed = geo.transform_points(anchor if anchor is not None else p.lm_win, p.Minv)
-                        pr = run(self._widened(self.warp_affine(seed)))
-                        bad = self._check(pr, hw, False, None)   # a refine pass has no area reference
-                        if bad in ("", LEAVES) and pr.contact > self.cfg.widen_at and self._widen_for(pr):
-                            if "window widened" not in notes:
-                                notes.append("window widened")
-                            pr = run(self._widened(self.warp_affine(seed)))
-                            bad = self._check(pr, hw, False, None)   # a refine pass has no area reference
-                    except ValueError:
-                        break
-                    if bad:
-                        break
-                    if pr.lm_win is not None:
-                        res.pass_shift = pass_shift(seed, geo.transform_points(pr.lm_win, pr.Minv))
-                    p, anchor = pr, None
-            res.reason = "; ".join(notes)
-            res.ood_score = p.ood
-            if why:
-                self._lose(res, res.reason)
-            else:
-                res.state = state
-                self._accept(p, hw, res, anchor, detect_pass)
-        t_end = time.perf_counter()
-        res.latency_ms = (t_end - t_start) * 1e3
-        timings["post"] += res.latency_ms - sum(timings.values())
-        res.timings = timings
+            self._frame_states(fw)
+        res = fw.res
+        res.latency_ms = (time.perf_counter() - t_start) * 1e3
+        fw.timings["post"] += res.latency_ms - sum(fw.timings.values())
+        res.timings = fw.timings
         return res
+
+    def _frame_states(self, fw: "_FrameWork") -> None:
+        """One frame's states, in order: detect (no lock: the whole frame) or track (the window warped
+        on the last landmarks, widened when the LV runs onto its edge); a rejected track pass
+        re-detects on this very frame; an accepted detect is refined by warped passes; a frame whose
+        last pass is rejected is lost. Every rejected or replaced pass leaves a note in the reason."""
+        p, why, state = self._first_pass(fw)
+        if why and state == "track":
+            p, why, state = self._redetect(fw)
+        detect_pass = p if state in ("detect", "redetect") else None
+        anchor = None
+        if not why and detect_pass is not None and self._refinable(p):
+            p, anchor = self._refine(fw, p)
+        fw.res.reason = "; ".join(fw.notes)
+        fw.res.ood_score = p.ood
+        if why:
+            self._lose(fw.res, fw.res.reason)
+        else:
+            fw.res.state = state
+            self._accept(p, fw.hw, fw.res, anchor, detect_pass)
+
+    def _pass(self, fw: "_FrameWork", M: np.ndarray, warped: bool = True) -> _Pass:
+        """One network pass of this frame on the window M, its timings added to the frame's."""
+        p, t = self.analyse(fw.gray, M)
+        if self.on_pass is not None:
+            self.on_pass(fw.gray, M, p)
+        p.zoom = self._widen[0] if warped else 1.0
+        for k in fw.timings:
+            fw.timings[k] += t[k]
+        return p
+
+    def _first_pass(self, fw: "_FrameWork") -> tuple[_Pass, str, str]:
+        """(pass, why it was rejected or "", "detect" | "track"): the whole frame without a lock, else the
+        window on the last landmarks (widened and run again when the LV runs onto its edge)."""
+        M, detect = self.affine_for(fw.hw)
+        p = self._pass(fw, M, warped=not detect)
+        why = self._check(p, fw.hw, detect, self._prev_area_win)
+        if why:
+            fw.notes.append(why)   # what happened to the first pass, kept even on success
+        if detect:
+            return p, why, "detect"
+        before = self._widen
+        wider = self._retry_wider(fw, p, why, lambda: self.affine_for(fw.hw)[0], self._prev_area_win)
+        if wider is None:
+            return p, why, "track"
+        pw, why_wide = wider
+        if why_wide:   # still rejected: keep the first pass's verdict; keep the wider window only if it
+            if pw.contact >= p.contact:   # showed more of the LV (the next frame widens further)
+                self._widen = before
+            fw.notes.append(f"widened: {why_wide}")
+            return p, why, "track"
+        if p.lm_win is not None and pw.lm_win is not None:
+            fw.res.pass_shift = pass_shift(geo.transform_points(p.lm_win, p.Minv),
+                                           geo.transform_points(pw.lm_win, pw.Minv))
+        fw.notes.append("window widened")
+        return pw, "", "track"
+
+    def _retry_wider(self, fw: "_FrameWork", p: _Pass, why: str, affine, prev_area: float | None,
+                     note: str = "") -> tuple[_Pass, str] | None:
+        """Widen and retry (the one place it happens): a pass that was accepted, or rejected only for
+        leaving its window, whose LV runs onto the window's edge shows a window too tight for this
+        heart, not one off it: widen (`_widen_for`) and run the pass again on `affine()`. None when it
+        does not widen, else (the wider pass, its verdict). `note` goes into the reason first."""
+        if not (why in ("", LEAVES) and p.contact > self.cfg.widen_at and self._widen_for(p)):
+            return None
+        if note and note not in fw.notes:
+            fw.notes.append(note)
+        wider = self._pass(fw, affine())
+        return wider, self._check(wider, fw.hw, False, prev_area)
+
+    def _redetect(self, fw: "_FrameWork") -> tuple[_Pass, str, str]:
+        """The lock is lost: detect on the whole of this very frame."""
+        p = self._pass(fw, geo.letterbox_affine(fw.hw, self.size), warped=False)
+        why = self._check(p, fw.hw, True, self._prev_area_win)
+        if why:
+            fw.notes.append(f"re-detect: {why}")
+        return p, why, "redetect"
+
+    def _refinable(self, detect_pass: _Pass) -> bool:
+        return self.md.warp_mode != "none" and detect_pass.lm_win is not None and not self.cfg.frame_by_frame
+
+    def _refine(self, fw: "_FrameWork", p: _Pass) -> tuple[_Pass, np.ndarray | None]:
+        """Refine an accepted detect with up to `refine_first` warped passes, each seeded by the last
+        accepted one; the first rejected one ends it. (last accepted pass, the detect's anchor
+        landmarks when no warped pass was accepted, else None)."""
+        anchor = self._anchor(p)  # reported if no warped refinement is accepted
+        for _ in range(self.cfg.refine_first):
+            try:
+                seed = geo.transform_points(anchor if anchor is not None else p.lm_win, p.Minv)
+                refined = self._pass(fw, self._widened(self.warp_affine(seed)))
+                verdict = self._check(refined, fw.hw, False, None)   # a refine pass has no area reference
+                wider = self._retry_wider(fw, refined, verdict, lambda: self._widened(self.warp_affine(seed)), None,
+                                          note="window widened")
+                if wider is not None:
+                    refined, verdict = wider
+            except ValueError:
+                break
+            if verdict:
+                break
+            if refined.lm_win is not None:
+                fw.res.pass_shift = pass_shift(seed, geo.transform_points(refined.lm_win, refined.Minv))
+            p, anchor = refined, None
+        return p, anchor
 
     def _anchor(self, p: _Pass) -> np.ndarray:
         """Window landmarks that seed the first warp after a detect pass.

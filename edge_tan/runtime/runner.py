@@ -4,7 +4,7 @@ The tracker drives a `Runner` and nothing else: load an artifact, read its metad
 `close`. `infer` is a template method: it checks the batch against the metadata, calls the backend's
 `_infer`, and checks what came back against the outputs the metadata declares, so no backend can
 forget a check and every one fails with the same clear line. Backends live in
-`edge_tan.targets.<name>`, declare themselves in `edge_tan.targets.registry` and are imported only
+`edge_tan.targets.<name>`, declare themselves in `edge_tan.runtime.registry` and are imported only
 when asked for, so the core never imports torch or a backend at import time.
 """
 
@@ -18,6 +18,14 @@ import numpy as np
 
 from .artifact import ModelMetadata
 from .errors import EdgeTanError
+
+
+def close_quietly(runner: "Runner") -> None:
+    """Close a runner whose results are already recorded: a failing close must not replace them."""
+    try:
+        runner.close()
+    except Exception:
+        pass
 
 
 @dataclass(frozen=True)
@@ -38,13 +46,21 @@ class Runner(abc.ABC):
 
     #: registry name, e.g. "onnxruntime"
     backend: str = "?"
-    #: set by `edge_tan.targets.opener.open_model`
+    #: which file it loaded (None: a model built in memory); given at construction by `opened`
     origin: Origin | None = None
-    #: the artifact's seal digest (edge_tan.seal), checked by open_model; None: not opened from an artifact
+    #: the artifact's seal digest (edge_tan.runtime.seal), checked by the opener; None: not opened from an artifact
     artifact_sha256: str | None = None
 
     def __init__(self, metadata: ModelMetadata):
         self.metadata = metadata
+
+    @classmethod
+    def opened(cls, path: Path, origin: Origin, artifact_sha256: str | None = None, **opts) -> "Runner":
+        """Construct the runner for `path` with its origin and seal digest in place, so no caller ever
+        holds a runner that does not yet say where it came from (what every opener calls)."""
+        runner = cls(path, **opts)
+        runner.origin, runner.artifact_sha256 = origin, artifact_sha256
+        return runner
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

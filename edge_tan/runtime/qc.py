@@ -6,7 +6,7 @@ and, when given, the grey frames. Per clip, each feature is oriented "higher = w
 
 - redetect_share / lost_share: frames the tracker re-detected (or detected after frame 0) / lost;
 - shape_distance / shape_outliers: median distance of the landmark-aligned contour from the learned
-  phantom shape model (edge_tan.shape_model), and the share of frames beyond 3 (RMS z-scores);
+  phantom shape model (edge_tan.runtime.shape_model), and the share of frames beyond 3 (RMS z-scores);
 - mask_landmark: predicted landmarks vs landmarks read off the predicted mask, relative to LV length;
 - landmark_jump: 90th percentile of frame-to-frame landmark motion / LV length (scaled to 30 fps):
   cardiac motion is smooth, a lock that slides to another structure is not;
@@ -22,7 +22,7 @@ weights, threshold and the data they came from live in `edge_tan/assets/qc_model
 re-calibrates with `edge-tan qc-calibrate` (see `calibrate_threshold`/`refit`) and points `track`
 and `eval` at the new file with `--qc-model FILE` or `EDGE_TAN_QC_MODEL=FILE`.
 
-On top of the score, an out-of-domain gate (issue 25, edge_tan.ood): the clip's median over its
+On top of the score, an out-of-domain gate (issue 25, edge_tan.runtime.ood): the clip's median over its
 frames of the network's own feature distance to its training windows. Above the artifact's clip
 threshold (or a site's `ood_clip_threshold` in the QC model's info, set by `qc-calibrate
 --ood-threshold`) the clip is UNRELIABLE whatever the score, with the reason and the next step:
@@ -36,6 +36,7 @@ lost frames are 0. It is a display aid; only the clip score is calibrated.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -46,9 +47,12 @@ from typing import Sequence as Seq
 import cv2
 import numpy as np
 
+from .defaults import assets_dir
 from .errors import EdgeTanError
+from .frames import collapse_channels
+from .jsonsafe import json_number
 
-ASSET = Path(__file__).with_name("assets") / "qc_model.json"
+ASSET = assets_dir() / "qc_model.json"
 ENV = "EDGE_TAN_QC_MODEL"
 FEATURES = ("redetect_share", "lost_share", "shape_distance", "shape_outliers", "mask_landmark",
             "landmark_jump", "area_roughness", "net_doubt", "view_doubt", "poor_contrast", "pass_shift")
@@ -73,16 +77,9 @@ def _lv_length(lm: np.ndarray) -> float:
     return float(np.hypot(*(lm[0] - 0.5 * (lm[1] + lm[2]))))
 
 
-def _gray(frame: np.ndarray) -> np.ndarray:
-    f = np.asarray(frame)
-    if f.ndim == 3:
-        f = cv2.cvtColor(f, cv2.COLOR_BGR2GRAY if f.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
-    return f
-
-
 def _cnr(frame: np.ndarray, r) -> float:
     """Contrast-to-noise of the blood pool against a band around it (width ~ 15 % of the LV size)."""
-    g = _gray(frame).astype(np.float32)
+    g = collapse_channels(np.asarray(frame)).astype(np.float32)
     m = np.zeros(g.shape[:2], np.uint8)
     r.paste_mask(m)
     n = int(m.sum())
@@ -334,20 +331,26 @@ def ood_block(results: Seq, model: "QCModel | None" = None) -> dict:
     if not math.isfinite(s):    # no frame reached the network (all blank): nothing says it is in domain
         out = refused > 0
     return {"status": "site threshold (qc-calibrate)" if site is not None else "gate on",
-            "score": round(s, 3) if math.isfinite(s) else None, "threshold": round(t, 3),
+            "score": json_number(s, 3), "threshold": round(t, 3),
             "frames_refused": int(refused), "out_of_domain": bool(out)}
 
 
-def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical: dict | None = None,
-           model: QCModel | None = None) -> dict:
-    """The `qc` block of a results dict; sets each FrameResult's `confidence` to the QC per-frame value.
+def _with_confidence(r, c: float):
+    """A copy of a frame result carrying the QC per-frame confidence (arrays shared, not copied)."""
+    out = copy.copy(r)
+    out.confidence = float(c)
+    return out
 
-    Call once per tracked clip (it reads the tracker's own confidence before replacing it)."""
+
+def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical: dict | None = None,
+           model: QCModel | None = None) -> tuple[dict, list]:
+    """(the `qc` block of a results dict, the frame results again with each `confidence` set to the QC
+    per-frame value). The results passed in are left as they are (they keep the tracker's own
+    confidence), so calling it twice gives the same answer."""
     model = model or load_model()
     fq = frame_measures(results, fps)
     feats = clip_features(results, frames, fps, fq)
-    for r, c in zip(results, frame_confidence(results, fq)):
-        r.confidence = float(c)
+    rescored = [_with_confidence(r, c) for r, c in zip(results, frame_confidence(results, fq))]
     score = model.score(feats)
     parts = model.logit_parts(feats)
     order = [i for i in np.argsort(-parts) if parts[i] > 0.5]
@@ -367,14 +370,15 @@ def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical:
         reasons = [REASONS[model.features[i]](feats[model.features[i]])]
     return {"score": round(score, 4), "reliable": bool(reliable), "threshold": round(model.threshold, 4),
             "reasons": _dedupe(reasons),
-            "components": {k: (round(float(v), 4) if math.isfinite(v) else None) for k, v in feats.items()},
-            "model": Path(model.path).name if model.path else None, "ood": odb}
+            "components": {k: json_number(v, 4) for k, v in feats.items()},
+            "model": Path(model.path).name if model.path else None, "ood": odb}, rescored
 
 
 def gate_other_view(qc: dict, other_results: Seq, model: QCModel | None = None) -> dict:
-    """Biplane: the second view's out-of-domain block under qc["ood_biplane"]; out of domain -> UNRELIABLE."""
+    """A new qc block: `qc` with the second view's out-of-domain block under "ood_biplane";
+    out of domain -> UNRELIABLE."""
     odb = ood_block(other_results, model)
-    qc["ood_biplane"] = odb
+    qc = {**qc, "ood_biplane": odb}
     if odb["out_of_domain"]:
         from .ood import reason as ood_reason
         qc["reliable"] = False
@@ -392,13 +396,12 @@ def _dedupe(reasons: list[str]) -> list[str]:
 
 
 def mark_clinical(clinical: dict, qc: dict) -> dict:
-    """Add reliable / unreliable_reason to the clinical block (EF, ED, ES are never a bare number)."""
-    clinical["reliable"] = bool(qc["reliable"])
+    """A new clinical block with reliable / unreliable_reason (EF, ED, ES are never a bare number)."""
+    out = {k: v for k, v in clinical.items() if k != "unreliable_reason"}
+    out["reliable"] = bool(qc["reliable"])
     if not qc["reliable"]:
-        clinical["unreliable_reason"] = ", ".join(qc["reasons"]) or f"QC score {qc['score']:.2f} below {qc['threshold']:.2f}"
-    else:
-        clinical.pop("unreliable_reason", None)
-    return clinical
+        out["unreliable_reason"] = ", ".join(qc["reasons"]) or f"QC score {qc['score']:.2f} below {qc['threshold']:.2f}"
+    return out
 
 
 def ef_text(clinical: dict) -> str:

@@ -22,9 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .defaults import assets_dir
 from .errors import EdgeTanError
 
-ASSET = Path(__file__).with_name("assets") / "shape_model.json"
+ASSET = assets_dir() / "shape_model.json"
 CANON = np.array([[0.0, 0.0], [-0.5, 1.0], [0.5, 1.0]], np.float64)   # apex, annulus left, annulus right
 CENTRE = np.array([0.0, 0.55])                                           # on the long axis, mid-cavity
 N_ANGLES = 32

@@ -1,11 +1,13 @@
-"""One prepared GPU check: `python -m edge_tan.bench.gpu_check --weights W --out DIR`.
+"""One prepared GPU check: `python scripts/gpu_check.py --weights W --out DIR`.
+
+A one-off script for a borrowed machine, not part of the package (it is not in the wheel).
 
 Made for a borrowed CUDA machine with minutes of time (PyTorch with CUDA, no TensorRT, no internet):
 - network latency of TAN (given weights) and U-Net / PSPNet (random init: speed only) on torch CUDA
   fp32 (TF32 off), fp32+TF32 (TAN), fp16, each also replayed as a CUDA graph; batch 1 at the model
   window, median/p95/p99 over >= --runs runs after warm-up, timed with CUDA events; batch-N throughput;
 - the runner as the tracker uses it (host array in, host arrays out: pinned copies + sync) and
-  END-TO-END tracker fps on a phantom clip with the torch-cuda runner (targets/torch_cuda.py);
+  END-TO-END tracker fps on a phantom clip with the torch-cuda runner (export/torch_cuda.py);
 - parity of torch-cuda fp32/fp16 against the CPU torch fp32 reference: open loop (same windows:
   Dice, landmark px, logit max |Δ|) and closed loop (Dice, landmarks) with the parity tolerances.
 Writes DIR/gpu_check.json and DIR/gpu_check.md and prints a short table last. `--device cpu` runs the
@@ -24,8 +26,9 @@ from pathlib import Path
 
 
 from edge_tan.numfmt import fmt
+from edge_tan.runtime.errors import one_line
 
-from .latency import stats_ms
+from edge_tan.bench.latency import stats_ms
 
 
 # ---- environment ----------------------------------------------------------------------------
@@ -79,7 +82,7 @@ def load_clip(path: str | None, frames: int):
         from edge_tan.io.read import read_video
         seq = read_video(path)
         return seq, f"{Path(path).name} ({seq.n_frames} frames)"
-    from .source import phantom_clip
+    from edge_tan.bench.source import phantom_clip
     seq = phantom_clip(frames=frames)
     assert isinstance(seq, Sequence)
     return seq, f"phantom ({seq.n_frames} frames)"
@@ -146,10 +149,10 @@ def make_runner(module, md, device, precision: str, cuda_graph: bool):
     """The runner the tracker would use: torch-cuda on GPU, the CPU torch reference on CPU."""
     import torch
     if torch.device(device).type == "cuda":
-        from edge_tan.targets.torch_cuda import TorchCudaRunner
+        from edge_tan.export.torch_cuda import TorchCudaRunner
         return TorchCudaRunner(copy.deepcopy(module), metadata=md, precision=precision, cuda_graph=cuda_graph,
                                device=str(device))
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     return TorchRunner(copy.deepcopy(module), metadata=md)
 
 
@@ -157,11 +160,11 @@ def make_runner(module, md, device, precision: str, cuda_graph: bool):
 def run_check(args) -> dict:
     import torch
 
-    from edge_tan.tracker import Tracker
+    from edge_tan.runtime.tracker import Tracker
 
-    from . import parity as P
-    from .machine import machine_info
-    from .run import end_to_end, sample_window
+    from edge_tan.bench import parity as P
+    from edge_tan.bench.machine import machine_info
+    from edge_tan.bench.run import end_to_end, sample_window
 
     st = _ensure_safetensors()
     t_start = time.perf_counter()
@@ -215,7 +218,7 @@ def run_check(args) -> dict:
                     tb = time_forward(m, device, prec, args.batch, size, max(10, args.runs // 10), max(2, warm // 4))
                     entry.update(batch=args.batch, batch_median_ms=tb["median"], throughput_ips=tb["images_per_s"])
             except Exception as e:   # e.g. a graph capture that an op refuses: note it, keep going
-                entry["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                entry["error"] = one_line(e)
             rep["latency"].append(entry)
             del m
             if cuda:
@@ -233,7 +236,7 @@ def run_check(args) -> dict:
         try:
             r = make_runner(tan, md, device, prec, graph)
             x = sample_window(Tracker(r), frames[0])
-            from .latency import time_callable
+            from edge_tan.bench.latency import time_callable
             s = time_callable(lambda: r.infer(x), warmup=warm, runs=args.runs)
             entry.update(runner_median_ms=s["median"], runner_p95_ms=s["p95"], runner_fps=s["fps"])
             e2e = end_to_end(r, frames, args.frames)
@@ -242,11 +245,11 @@ def run_check(args) -> dict:
                          states=e2e["states"], e2e_frames=e2e["frames"])
             r.close()
         except Exception as e:
-            entry["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+            entry["error"] = one_line(e)
         rep["runner"].append(entry)
 
     # 3) parity vs the CPU torch reference (open + closed loop)
-    from edge_tan.targets.torch_ref import TorchRunner
+    from edge_tan.export.torch_ref import TorchRunner
     ref_runner = TorchRunner(copy.deepcopy(tan).cpu(), metadata=md)
     refs = [P.run_reference(ref_runner, seq)]
     rep["reference_gt"] = refs[0].gt
@@ -262,7 +265,7 @@ def run_check(args) -> dict:
                                    "status": "fail" if fails else "pass", "failed": fails}
             r.close()
         except Exception as e:
-            rep["parity"][prec] = {"status": "error", "error": f"{type(e).__name__}: {str(e)[:160]}"}
+            rep["parity"][prec] = {"status": "error", "error": one_line(e)}
     rep["wall_s"] = time.perf_counter() - t_start
     return rep
 
@@ -331,7 +334,7 @@ def print_summary(rep: dict) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edge_tan.bench.gpu_check", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python scripts/gpu_check.py", description=__doc__.splitlines()[0])
     ap.add_argument("--weights", required=True, help="TAN .safetensors (or 'default' / a registered name)")
     ap.add_argument("--out", required=True, help="folder for gpu_check.json and gpu_check.md")
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
@@ -346,9 +349,9 @@ def main(argv=None) -> int:
         ap.error("--runs and --frames must be >= 1")
     rep = run_check(args)
     out = Path(args.out)
-    from edge_tan.atomic import write_text
+    from edge_tan.runtime.atomic import write_text
 
-    from .report import to_json
+    from edge_tan.bench.report import to_json
     write_text(out / "gpu_check.json", to_json(rep) + "\n")
     write_text(out / "gpu_check.md", markdown(rep))
     print_summary(rep)

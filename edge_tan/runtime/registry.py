@@ -2,8 +2,10 @@
 
 A backend module (e.g. `edge_tan.targets.openvino`) ends with one `register_backend(Backend(...))`
 call naming everything edge-tan needs to know about it: aliases, the artifact file its runner loads,
-the Python packages it needs, how to build that artifact from the fp32 ONNX, the runner class.
-build (`targets.build`), open (`targets.open`), `edge-tan info`, bench and parity read this registry
+the Python packages it needs, how to build that artifact from the fp32 ONNX, the runner class (and,
+for the torch reference, how weights become that ONNX: `to_onnx`). It sits in the runtime because a
+device opens an artifact by its file type; the modules it lists are loaded by name, not imported.
+build (`targets.build`), open (`runtime.open`, `targets.opener`), `edge-tan info`, bench and parity read this registry
 and nothing else, so adding a backend means adding one module that registers itself:
 
 - built-in backends are the modules in `BUILTIN_MODULES` (a list of where to look, no knowledge);
@@ -25,19 +27,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from edge_tan.errors import BackendUnavailable, EdgeTanError, UsageError
-from edge_tan.runner import Runner
+from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError, UsageError
+from edge_tan.runtime.runner import Runner
 
 # Where the built-in backends declare themselves (importing these does not import a backend package).
 BUILTIN_MODULES = (
-    "edge_tan.targets.torch_ref",
+    "edge_tan.export.torch_ref",
     "edge_tan.targets.onnxruntime",
     "edge_tan.targets.openvino",
     "edge_tan.targets.tensorrt",
-    "edge_tan.targets.torch_cuda",
+    "edge_tan.export.torch_cuda",
 )
 ENTRY_POINT_GROUP = "edge_tan.backends"
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")   # bf16: where the CPU has native BF16 (OpenVINO)
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+# The one default of track, eval and batch: the backend that opens the shipped model's ONNX
+# (edge_tan/assets/tan_default.onnx) as it is, without torch or a build step.
+DEFAULT_BACKEND = "onnxruntime"   # bf16: where the CPU has native BF16 (OpenVINO)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class Backend:
     accuracy_control: bool = False              # int8 with a max accuracy drop (NNCF)
     gpu: bool = False                           # runs on a GPU (batch: one engine per GPU, no CPU threads)
     throughput: Callable | None = None          # (artifact, window, n) -> {"fps", ...}: a batch-throughput mode
+    to_onnx: Callable | None = None             # (ref, out_path, window, opset, producer) -> ModelMetadata:
+                                                # writes the fp32 ONNX from a source it loads (the torch side)
 
     @property
     def artifact_name(self) -> str:
@@ -164,6 +171,11 @@ def get(name: str) -> Backend:
     return _REGISTRY[key]
 
 
+def targets() -> list[str]:
+    """The `edge-tan export --target` names, in registration order."""
+    return [b.target for b in backends().values() if b.target]
+
+
 def canonical(name: str) -> str:
     """Registry name for `name` (accepts the aliases backends declare); EdgeTanError if unknown."""
     return get(name).name
@@ -222,6 +234,14 @@ def backend_for_path(path: str | Path) -> Backend:
             return b
     raise EdgeTanError(f"{Path(path).name}: unknown artifact type {suffix!r} "
                        f"(expected one of {', '.join(sorted({b.suffix for b in _REGISTRY.values()}))})")
+
+
+def onnx_exporter() -> Backend:
+    """The backend that turns weights or a registered name into the fp32 ONNX (the torch reference)."""
+    for b in backends().values():
+        if b.to_onnx is not None:
+            return b
+    raise EdgeTanError("exporting needs the torch side (pip install 'edge-tan[train]'): no backend exports ONNX")
 
 
 def suffixes() -> set[str]:

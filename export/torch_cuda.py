@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.errors import BackendUnavailable, EdgeTanError
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.errors import BackendUnavailable, EdgeTanError
 
-from .registry import Backend, register_backend
+from edge_tan.runtime.registry import Backend, register_backend
 from .torch_ref import TorchRunner, open_source, outputs_to_dict
 
 

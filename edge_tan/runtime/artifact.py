@@ -31,7 +31,7 @@ OUTPUTS = {
     "seg": (("N", 2, "W", "W"), "N,2,H,W logits (background, lv)"),
     "landmarks": (("N", 6), "N,6 offsets from template in window px: apex xy, annulus_left xy, annulus_right xy"),
     "view": (("N", 2), "N,2 logits (A2C, A4C)"),
-    # C: the encoder's width (1280 at width 1); the out-of-domain score reads it (edge_tan.ood)
+    # C: the encoder's width (1280 at width 1); the out-of-domain score reads it (edge_tan.runtime.ood)
     "feat": (("N", "C"), "N,C globally average-pooled deepest encoder features (out-of-domain score)"),
 }
 
@@ -54,7 +54,7 @@ class ModelMetadata:
     input_scale: float = 1.0 / 255.0   # x_net = (x_uint8 * scale - mean) / std
     input_mean: float = 0.5
     input_std: float = 0.25
-    # grey-frame step before the warp (edge_tan.intensity): "equalize" = per-frame rank normalisation
+    # grey-frame step before the warp (edge_tan.runtime.intensity): "equalize" = per-frame rank normalisation
     # of the in-sector grey levels. Files written before the field existed read as "none" (unchanged).
     input_norm: str = "none"
     class_names: list = field(default_factory=lambda: ["background", "lv"])
@@ -68,7 +68,7 @@ class ModelMetadata:
     training: dict = field(default_factory=dict)   # data recipe, command, figures
     precision: str = "fp32"
     producer: dict = field(default_factory=dict)   # tool + backend versions that built the artifact
-    # out-of-domain reference (edge_tan.ood.OODReference.to_dict): feature statistics of the training
+    # out-of-domain reference (edge_tan.runtime.ood.OODReference.to_dict): feature statistics of the training
     # windows and the per-frame / per-clip thresholds. Empty: no gate (files from before issue 25).
     ood: dict = field(default_factory=dict)
     schema: str = SCHEMA

@@ -17,13 +17,12 @@ Pure hashlib, no backend import: the core runs it before any runtime sees the fi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 
 from .errors import EdgeTanError
-from .hashing import CHUNK
+from .hashing import file_sha256
 
 MARK = b"edge-tan-seal:sha256:"
 ZEROS = b"0" * 64
@@ -47,12 +46,7 @@ def _parts(path: Path) -> list[Path]:
 
 
 def _digest(first: bytes, rest: list[Path]) -> str:
-    h = hashlib.sha256(first)
-    for p in rest:
-        with open(p, "rb") as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(*rest, prefix=first)
 
 
 def _engine_side(path: Path) -> dict:
@@ -66,11 +60,7 @@ def read_seal(path: str | Path) -> tuple[str | None, str]:
     """(the digest the artifact claims or None, the digest of its bytes now)."""
     path = Path(path)
     if path.suffix.lower() == ".engine":
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-        return _engine_side(path).get("engine_sha256"), h.hexdigest()
+        return _engine_side(path).get("engine_sha256"), file_sha256(path)
     data = path.read_bytes()
     found = _SEAL_RE.findall(data)
     if len(found) != 1:   # none, or a second one spliced in: either way not the bytes we sealed

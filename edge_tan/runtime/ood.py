@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import EdgeTanError
+from .errors import EdgeTanError, one_line
 
 FORMAT = "edge-tan-ood/1"
 NEXT_STEP = "adapt the model to this scanner with `edge-tan adapt`"
@@ -107,7 +107,7 @@ class OODReference:
             return cls(_dec(d["mean"]), _dec(d["basis"]), _dec(d["var"]), float(d["resid_var"]),
                        float(d["frame_threshold"]), float(d["clip_threshold"]), dict(d.get("info", {})))
         except (KeyError, TypeError, ValueError) as e:
-            raise EdgeTanError(f"out-of-domain reference malformed ({type(e).__name__}: {e})") from None
+            raise EdgeTanError(f"out-of-domain reference malformed ({one_line(e)})") from None
 
     def with_thresholds(self, frame: float | None = None, clip: float | None = None, **info) -> "OODReference":
         return OODReference(self.mean, self.basis, self.var, self.resid_var,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_tan.artifact import ModelMetadata
-from edge_tan.errors import EdgeTanError
-from edge_tan.runner import Runner
+from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.runner import Origin, Runner
 
-from .registry import Backend, register_backend
+from edge_tan.runtime.registry import Backend, register_backend
 
 
 def load_model(spec: str):
@@ -41,7 +41,7 @@ def _with_feat(module, md: ModelMetadata):
     """The module with its out-of-domain `feat` output where the architecture has one (as every export
     of it has), and the metadata saying so; other modules and metadata unchanged."""
     from edge_tan.export.models.tan import feature_model
-    from edge_tan.ood import with_feat_output
+    from edge_tan.runtime.ood import with_feat_output
 
     module = feature_model(module)
     if "feat" in getattr(module, "outputs", ()) and "feat" not in md.outputs:
@@ -65,6 +65,7 @@ class TorchRunner(Runner):
             module, md, self.path = source, metadata, None
         module, md = _with_feat(module, metadata or md)
         super().__init__(md)
+        self.origin = Origin(self.path, cached=None, build_s=None)
         if threads:
             torch.set_num_threads(int(threads))
         self.threads = torch.get_num_threads()
@@ -105,6 +106,23 @@ def open_source(ref, runner: type = TorchRunner, **opts) -> TorchRunner:
     return runner(module, md, **opts)
 
 
+def to_onnx(ref, out_path: Path, window: int | None, opset: int, producer: dict) -> ModelMetadata:
+    """The fp32 ONNX of weights or a registered name (what every artifact is built from), with metadata."""
+    try:
+        from edge_tan.export.onnx_export import export_onnx
+        from edge_tan.export.weights import load_model as load, model_sha256
+    except ImportError as e:
+        raise EdgeTanError(f"exporting needs the torch side (pip install 'edge-tan[train]'): {e}") from None
+    spec = ref.spec if ref.kind == "registered" else str(ref.path)
+    module, md = load(spec, size=window) if (window and ref.kind == "registered") else load(spec)
+    if not md.weights_sha256:
+        md.weights_sha256 = model_sha256(module)
+    md.precision = "fp32"
+    md.producer = producer
+    export_onnx(module, md, out_path, opset=opset, dynamic_batch=True, check=True)
+    return md
+
+
 def _env_info() -> dict:
     import torch
     out = {"cuda": bool(torch.cuda.is_available())}
@@ -115,5 +133,5 @@ def _env_info() -> dict:
 
 register_backend(Backend(
     name="torch", runner=TorchRunner, suffix=".safetensors", requires=("torch", "safetensors"),
-    aliases=("pytorch",), open_source=open_source, env_info=_env_info,
+    aliases=("pytorch",), open_source=open_source, env_info=_env_info, to_onnx=to_onnx,
 ))

@@ -13,15 +13,13 @@ from typing import Sequence as Seq
 import numpy as np
 
 from .atomic import atomic_path, write_text
+from .jsonsafe import json_number
 from .tracker import STATES, FrameResult
 
 
 def _num(x: float | None, nd: int = 4):
-    """JSON-safe float (NaN/inf -> null)."""
-    if x is None:
-        return None
-    x = float(x)
-    return round(x, nd) if math.isfinite(x) else None
+    """JSON-safe float (NaN/inf -> null), rounded to `nd` places."""
+    return json_number(x, nd)
 
 
 def _pts(a: np.ndarray | None, nd: int = 2):
@@ -67,13 +65,16 @@ def per_frame_record(r: FrameResult) -> dict:
 
 
 def results_dict(video: str, backend: str, metadata: dict, results: Seq[FrameResult], clinical: dict,
-                 qc: dict | None = None) -> dict:
-    """The results.json body; `qc` is edge_tan.qc.assess's block (clinical then carries `reliable`)."""
+                 qc: dict | None = None, wall_s: float | None = None) -> dict:
+    """The results.json body; `qc` is edge_tan.runtime.qc.assess's block (clinical then carries `reliable`);
+    `wall_s`, the tracking wall time, goes into "timing" when given."""
     if metadata.get("ood"):   # the reference's arrays (~200 kB) stay in the artifact; its thresholds and origin here
         metadata = {**metadata, "ood": {k: v for k, v in metadata["ood"].items() if k not in ("mean", "basis", "var")}}
     out = {"video": str(video), "frames": len(results), "backend": backend, "model": metadata,
            "per_frame": [per_frame_record(r) for r in results], "clinical": clinical,
            "states": state_summary(results), "timing": timing_summary(results)}
+    if wall_s is not None:
+        out["timing"]["wall_s"] = round(wall_s, 3)
     if qc is not None:
         out["qc"] = qc
     return out
