@@ -162,8 +162,8 @@ def test_pseudo_filter_rejects_inconsistent_frames():
 
 
 def test_adapt_refuses_an_unknown_view(tmp_path):
-    from edge_tan.errors import UsageError
     from edge_tan.export.adapt.run import AdaptConfig, _check
+    from edge_tan.runtime.errors import UsageError
     with pytest.raises(UsageError, match="--view must be one of"):
         _check(AdaptConfig(weights="w.safetensors", clips=str(tmp_path), out=str(tmp_path / "o.safetensors"), view="PLAX"))
 

@@ -36,7 +36,7 @@ import torch
 
 from edge_tan.runtime.atomic import check_can_create, ensure_dir, write_text
 from edge_tan.dataset import SPLITS, list_split, load_sequence, save_sequence
-from edge_tan import VIEW_NAMES
+from edge_tan.runtime import VIEW_NAMES
 from edge_tan.runtime.errors import EdgeTanError, UsageError
 
 from ..weights import load_weights, save_weights
