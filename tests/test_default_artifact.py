@@ -72,7 +72,8 @@ def test_default_track_and_embed_run_without_torch(tmp_path):
     save_sequence(generate_sequence(2024, n_frames=6), clip)
     code = NO_TORCH + textwrap.dedent(f"""
         from edge_tan.cli import main
-        sys.argv = ["edge-tan", "track", {str(clip)!r}, "--json", {str(tmp_path / 'r.json')!r}, "--quiet"]
+        sys.argv = ["edge-tan", "track", {str(clip)!r}, "--backend", "onnxruntime", "--json", {str(tmp_path / 'r.json')!r},
+                    "--quiet"]
         try:
             main()
         except SystemExit as e:
@@ -96,7 +97,8 @@ def test_default_track_and_embed_run_without_torch(tmp_path):
 
 
 def test_default_track_on_an_openvino_only_install(tmp_path):
-    """edge-tan[openvino] without torch, onnx or onnxruntime: the IR is built from the shipped ONNX."""
+    """edge-tan[openvino] without torch, onnx or onnxruntime: plain `edge-tan track CLIP` (the default
+    backend) builds the IR from the shipped ONNX."""
     pytest.importorskip("openvino")
     from edge_tan.synth.render import generate_sequence
     clip = tmp_path / "clip.npz"
@@ -105,8 +107,7 @@ def test_default_track_on_an_openvino_only_install(tmp_path):
         for name in ("onnx", "onnxruntime"):
             sys.modules[name] = None
         from edge_tan.cli import main
-        sys.argv = ["edge-tan", "track", {str(clip)!r}, "--backend", "openvino", "--json", {str(tmp_path / 'r.json')!r},
-                    "--quiet"]
+        sys.argv = ["edge-tan", "track", {str(clip)!r}, "--json", {str(tmp_path / 'r.json')!r}, "--quiet"]
         try:
             main()
         except SystemExit as e:

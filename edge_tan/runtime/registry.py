@@ -40,9 +40,11 @@ BUILTIN_MODULES = (
 )
 ENTRY_POINT_GROUP = "edge_tan.backends"
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
-# The one default of track, eval and batch: the backend that opens the shipped model's ONNX
-# (edge_tan/assets/tan_default.onnx) as it is, without torch or a build step.
-DEFAULT_BACKEND = "onnxruntime"   # bf16: where the CPU has native BF16 (OpenVINO)
+# The one default of track, eval and batch: OpenVINO, the CPU runtime a device installs
+# (`pip install edge-tan[openvino]`: no torch, no ONNX Runtime); it builds its IR from the shipped
+# model's ONNX (edge_tan/assets/tan_default.onnx) once and caches it. ONNX Runtime opens that ONNX as
+# it is (--backend onnxruntime).
+DEFAULT_BACKEND = "openvino"
 
 
 @dataclass(frozen=True)
