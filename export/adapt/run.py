@@ -55,9 +55,9 @@ class AdaptConfig:
     minutes: float = 30.0
     work: str = ""
     seed: int = 0
-    # the separate phantom fine-tune is opt-in: on the stand-in site it lowered Dice on its own
-    # (bn,phantom 83.9 % vs bn 84.9 %) and bn,self beat bn,phantom,self (92.7 % vs 89.9 %); self-training
-    # batches still mix in site-styled phantom windows (record docs/results/2026-12-02-adapt)
+    # the separate phantom fine-tune is opt-in: on the stand-in site bn,self beat bn,phantom,self
+    # (closed-loop Dice in record docs/results/2026-12-02-adapt); self-training batches still mix in
+    # site-styled phantom windows
     phases: str = "bn,self"
     max_frames: int = 32        # frames kept per clip (the first ones, after the stride)
     frame_stride: int = 2       # every 2nd frame: 32 frames then span ~1.3 s (a beat) of a 50 fps clip
