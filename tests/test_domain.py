@@ -55,6 +55,20 @@ def test_randomize_keeps_shape_dtype_background_and_is_reproducible():
     assert randomize_frames([g], lv, np.random.default_rng(0), DomainConfig(p=0.0))[0] is g
 
 
+def test_both_frames_of_a_pair_get_the_same_gain_field():
+    """A TCM pair shares one draw: two identical frames through a gain field and noise come out alike
+    but for the noise. (The loop once reused the gain field's name for the noise multiplier, so every
+    frame after the first got a scalar gain instead of the field.)"""
+    f, lv, _ = _sector_frame()
+    cfg = DomainConfig(p=1.0, p_curve=0.0, p_gain_field=1.0, p_haze=0.0, p_dropout=1.0, p_distractor=0.0,
+                       p_resolution=0.0, p_noise=1.0, p_sector=0.0)
+    inside = sector_span(f)
+    for seed in range(10):
+        a, b = randomize_frames([f, f], lv, np.random.default_rng(seed), cfg)
+        ma, mb = a[inside].astype(float).mean(), b[inside].astype(float).mean()
+        assert abs(ma - mb) < 0.1 * max(ma, mb), (seed, ma, mb)
+
+
 def test_geometry_stays_aligned_with_the_labels():
     """The ops that resample the frame (down/up-sampling, anisotropic blur, grained noise; with curves
     and sector cuts) move nothing: the bright disc's centroid after equalisation stays on the mask's

@@ -107,21 +107,25 @@ def _curve_lut(rng: np.random.Generator) -> np.ndarray:
     return lut
 
 
-def randomize_frames(frames: list[np.ndarray], mask: np.ndarray | None, rng: np.random.Generator,
-                     cfg: DomainConfig = DomainConfig()) -> list[np.ndarray]:
-    """Randomised copies of `frames` (uint8, one shape): one draw of every parameter for all of them
-    (a TCM pair stays coherent), independent noise per frame. `mask` (the labelled LV, may be None)
-    keeps sector cuts off the LV. Returns the inputs themselves when the sample is not randomised."""
-    if rng.uniform() >= cfg.p:
-        return frames
-    hw = frames[0].shape
+@dataclass
+class _Draw:
+    """One sample's draw of every randomisation (shared by all its frames, so a TCM pair stays coherent)."""
+    inside: np.ndarray
+    gain: np.ndarray | None = None      # multiplicative field (gain / depth / dropout wedges), full size
+    haze: np.ndarray | None = None
+    shapes: tuple = ()
+    res: tuple | None = None
+    noise: tuple | None = None
+    cut: tuple | None = None
+    lut: np.ndarray | None = None
+
+
+def _draw_fields(rng: np.random.Generator, cfg: DomainConfig, hw: tuple) -> tuple:
+    """(gain field, haze) at full size; smooth fields are drawn on a grid of at most LOW px a side."""
     h, w = hw
-    inside = sector_span(frames[0])
-    # smooth fields (gain, haze, dropout) are computed on a grid of at most LOW px a side, then resized
     lh, lw = max(2, min(h, LOW * h // max(h, w))), max(2, min(w, LOW * w // max(h, w)))
     depth, ang = polar_maps((lh, lw))
     up = (lambda a: cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)) if (lh, lw) != hw else (lambda a: a)
-    # ---- one draw of the per-sample parameters --------------------------------------------------
     mul = None
     if rng.uniform() < cfg.p_gain_field:
         a1, a2, lat = rng.uniform(-0.8, 0.8), rng.uniform(-0.6, 0.6), rng.uniform(-0.4, 0.4)
@@ -143,8 +147,12 @@ def randomize_frames(frames: list[np.ndarray], mask: np.ndarray | None, rng: np.
             drop *= 1.0 - (1.0 - k) * wedge.astype(np.float32)
         drop = cv2.GaussianBlur(drop, (0, 0), 1.0)
         mul = drop if mul is None else mul * drop
-    if mul is not None:
-        mul = up(mul)
+    return (None if mul is None else up(mul)), haze
+
+
+def _draw_shapes(rng: np.random.Generator, cfg: DomainConfig, hw: tuple) -> tuple:
+    """Bright distractor lines and blobs (valve-like echoes, overlays)."""
+    h, w = hw
     shapes = []
     if rng.uniform() < cfg.p_distractor:
         for _ in range(int(rng.integers(1, 4))):
@@ -156,49 +164,67 @@ def randomize_frames(frames: list[np.ndarray], mask: np.ndarray | None, rng: np.
             else:
                 ax = (int(rng.integers(1, max(2, w // 20))), int(rng.integers(1, max(2, h // 25))))
                 shapes.append(("blob", p0, ax, val, float(rng.uniform(0, 180))))
-    res = None
+    return tuple(shapes)
+
+
+def _draw(frame0: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, cfg: DomainConfig) -> _Draw:
+    hw = frame0.shape
+    d = _Draw(inside=sector_span(frame0))
+    d.gain, d.haze = _draw_fields(rng, cfg, hw)
+    d.shapes = _draw_shapes(rng, cfg, hw)
     if rng.uniform() < cfg.p_resolution:
-        res = (rng.uniform(1.0, 2.5), rng.uniform(1.0, 2.5), rng.uniform(0.0, 1.5), rng.uniform(0.0, 1.5))
-    noise = None
+        d.res = (rng.uniform(1.0, 2.5), rng.uniform(1.0, 2.5), rng.uniform(0.0, 1.5), rng.uniform(0.0, 1.5))
     if rng.uniform() < cfg.p_noise:
-        noise = (rng.uniform(0.0, 0.35), rng.uniform(0.0, 12.0), rng.uniform(1.0, 3.0))
-    cut = None
+        d.noise = (rng.uniform(0.0, 0.35), rng.uniform(0.0, 12.0), rng.uniform(1.0, 3.0))
     if mask is not None and rng.uniform() < cfg.p_sector and mask.any():
         fd, fa = polar_maps(hw)
         lv = mask > 0
         a_lv = np.abs(fa[lv]).max() + 0.05
         d_lv = fd[lv].max() + 0.05
-        cut = (rng.uniform(a_lv, max(a_lv, 0.9)), rng.uniform(d_lv, max(d_lv, 1.3)))
-        inside = inside & (np.abs(fa) <= cut[0]) & (fd <= cut[1])
-    lut = _curve_lut(rng) if rng.uniform() < cfg.p_curve else None
+        d.cut = (rng.uniform(a_lv, max(a_lv, 0.9)), rng.uniform(d_lv, max(d_lv, 1.3)))
+        d.inside = d.inside & (np.abs(fa) <= d.cut[0]) & (fd <= d.cut[1])
+    d.lut = _curve_lut(rng) if rng.uniform() < cfg.p_curve else None
+    return d
 
-    out = []
-    for fr in frames:
-        f = fr.astype(np.float32)
-        if mul is not None:
-            f *= mul
-        if haze is not None:
-            f += haze
-        for kind, p0, q, val, extra in shapes:
-            if kind == "line":
-                cv2.line(f, p0, q, val, extra, cv2.LINE_AA)
-            else:
-                cv2.ellipse(f, p0, q, extra, 0, 360, val, -1, cv2.LINE_AA)
-        if res is not None:
-            fx, fy, sx, sy = res
-            if fx > 1.05 or fy > 1.05:
-                small = cv2.resize(f, (max(2, int(w / fx)), max(2, int(h / fy))), interpolation=cv2.INTER_AREA)
-                f = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-            if sx > 0.3 or sy > 0.3:
-                f = cv2.GaussianBlur(f, (0, 0), sigmaX=max(sx, 0.01), sigmaY=max(sy, 0.01))
-        if noise is not None:
-            mul, add, grain = noise
-            if mul:
-                f *= np.exp(mul * _field(rng, hw, grain) - 0.5 * mul * mul)
-            if add:
-                f += add * _field(rng, hw, grain)
-        g = np.clip(f, 0, 255).astype(np.uint8)
-        if lut is not None:
-            g = cv2.LUT(g, lut)
-        out.append(np.where(inside, g, fr if cut is None else np.uint8(0)))
-    return out
+
+def _apply(fr: np.ndarray, d: _Draw, rng: np.random.Generator) -> np.ndarray:
+    """One frame through the sample's draw (noise fields are per frame)."""
+    h, w = fr.shape
+    f = fr.astype(np.float32)
+    if d.gain is not None:
+        f *= d.gain
+    if d.haze is not None:
+        f += d.haze
+    for kind, p0, q, val, extra in d.shapes:
+        if kind == "line":
+            cv2.line(f, p0, q, val, extra, cv2.LINE_AA)
+        else:
+            cv2.ellipse(f, p0, q, extra, 0, 360, val, -1, cv2.LINE_AA)
+    if d.res is not None:
+        fx, fy, sx, sy = d.res
+        if fx > 1.05 or fy > 1.05:
+            small = cv2.resize(f, (max(2, int(w / fx)), max(2, int(h / fy))), interpolation=cv2.INTER_AREA)
+            f = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        if sx > 0.3 or sy > 0.3:
+            f = cv2.GaussianBlur(f, (0, 0), sigmaX=max(sx, 0.01), sigmaY=max(sy, 0.01))
+    if d.noise is not None:
+        gain, add, grain = d.noise
+        if gain:
+            f *= np.exp(gain * _field(rng, (h, w), grain) - 0.5 * gain * gain)
+        if add:
+            f += add * _field(rng, (h, w), grain)
+    g = np.clip(f, 0, 255).astype(np.uint8)
+    if d.lut is not None:
+        g = cv2.LUT(g, d.lut)
+    return np.where(d.inside, g, fr if d.cut is None else np.uint8(0))
+
+
+def randomize_frames(frames: list[np.ndarray], mask: np.ndarray | None, rng: np.random.Generator,
+                     cfg: DomainConfig = DomainConfig()) -> list[np.ndarray]:
+    """Randomised copies of `frames` (uint8, one shape): one draw of every parameter for all of them
+    (a TCM pair stays coherent), independent noise per frame. `mask` (the labelled LV, may be None)
+    keeps sector cuts off the LV. Returns the inputs themselves when the sample is not randomised."""
+    if rng.uniform() >= cfg.p:
+        return frames
+    d = _draw(frames[0], mask, rng, cfg)
+    return [_apply(fr, d, rng) for fr in frames]

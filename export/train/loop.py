@@ -192,32 +192,50 @@ def _load_ckpt(path: Path, model, opt) -> dict:
     return json.loads(blob["state"])
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train per `cfg`; returns the final figures (also in RUN_DIR/summary.json)."""
-    t_start = time.time()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.size % 32:
-        raise EdgeTanError(f"--size must be a multiple of 32, got {cfg.size}")
-    from edge_tan.runtime.intensity import input_normaliser
-    input_normaliser(cfg.input_norm)   # unknown name -> one clear error before any work
+def _setup_device(cfg: TrainConfig) -> tuple[torch.device, bool]:
+    """The device, seeds and CUDA fast paths; (device, use autocast)."""
     dev = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    amp = dev.type == "cuda"
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    return dev, dev.type == "cuda"
 
-    kwargs, init_md = model_kwargs(cfg.model, width=cfg.width), None
-    if cfg.init:   # the file's architecture, except that an old plain view head becomes today's default
+
+def _build(cfg: TrainConfig):
+    """(model, kwargs, --init metadata or None, init note): the --init file's architecture, except that
+    an old plain view head becomes today's default."""
+    kwargs, init_md, init_note = model_kwargs(cfg.model, width=cfg.width), None, ""
+    if cfg.init:
         init_sd, init_md, init_kwargs = _init_state(cfg.init, cfg.model)
         kwargs = {**model_kwargs(cfg.model, **init_kwargs), **{k: v for k, v in kwargs.items() if k == "view_head"}}
     model = build_model(cfg.model, **kwargs)
-    init_note = _apply_init(model, init_sd, cfg.init) if cfg.init else ""
-    warp_mode = model.warp_mode
-    multitask = "landmarks" in model.outputs
+    if cfg.init:
+        init_note = _apply_init(model, init_sd, cfg.init)
+    return model, kwargs, init_md, init_note
+
+
+@dataclass
+class _Data:
+    """Everything a run reads from the dataset: samples, validation arrays, template, TCM flow."""
+    train_seqs: list
+    val_seqs: list
+    val_note: str
+    template: np.ndarray
+    flow: object
+    tcm_stats: dict
+    domain: DomainConfig | None
+    ds: WarpedSamples
+    val: tuple
+    val_det: tuple | None
+    val_jit: tuple
+    steps_per_epoch: int
+    total_steps: int
+
+
+def _data(cfg: TrainConfig, warp_mode: str, init_md) -> _Data:
     train_seqs = load_split_sequences(cfg.data_dir, "train")
     if not train_seqs:
         raise EdgeTanError(f"{cfg.data_dir}: no sequences in the train split")
@@ -231,14 +249,12 @@ def train(cfg: TrainConfig) -> dict:
             raise EdgeTanError(f"--init {cfg.init}: window {init_md.window} != --size {cfg.size}")
     else:
         template = training_template(train_seqs, cfg.size, warp_mode)
-
     flow, tcm_stats = None, {}
     if cfg.tcm:
         from .tcm import flow_labels
         t0 = time.time()
         flow, tcm_stats = flow_labels(train_seqs)
         tcm_stats["seconds"] = round(time.time() - t0, 2)
-
     steps_per_epoch = max(1, cfg.samples_per_epoch // cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     domain = DomainConfig() if cfg.domain_random else None
@@ -251,12 +267,12 @@ def train(cfg: TrainConfig) -> dict:
                                 input_norm=nrm) if warp_mode != "none" else None
     val_jit = validation_arrays(val_seqs, template, cfg.size, warp_mode, max_items=128, jitter_seed=cfg.seed + 1,
                                 input_norm=nrm)
+    return _Data(train_seqs, val_seqs, val_note, template, flow, tcm_stats, domain, ds, val, val_det, val_jit,
+                 steps_per_epoch, total_steps)
 
-    model.to(dev)
-    if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=WEIGHT_DECAY)
 
+def _recipe(cfg: TrainConfig, kwargs: dict, multitask: bool, data: _Data, init_note: str) -> dict:
+    """What the weights file's training record says about how it was made."""
     recipe = {k: v for k, v in asdict(cfg).items() if k not in ("device", "workers", "resume", "out")}
     seg = f"(OHEM-CE top {L.OHEM_FRAC:.0%} + {L.SEG_ANCHOR} x CE)"
     recipe.update(arch={"name": cfg.model, "kwargs": kwargs},
@@ -265,104 +281,89 @@ def train(cfg: TrainConfig) -> dict:
                   augment="affine jitter rot±5 scale0.8-1.2 shift≤14 px; per-point template jitter N(0,3px) on 50%; "
                           "detect 20%; gain/gamma/contrast/noise/blur"
                           + (" (mild, after input_norm)" if cfg.input_norm != "none" else "")
-                          + ("; raw-frame domain randomisation before input_norm" if domain else ""),
-                  domain_random_settings=domain.to_dict() if domain else None,
-                  val=val_note, init=init_note or None, n_train_seqs=len(train_seqs), n_val_seqs=len(val_seqs), tcm_stats=tcm_stats)
+                          + ("; raw-frame domain randomisation before input_norm" if data.domain else ""),
+                  domain_random_settings=data.domain.to_dict() if data.domain else None,
+                  val=data.val_note, init=init_note or None, n_train_seqs=len(data.train_seqs),
+                  n_val_seqs=len(data.val_seqs), tcm_stats=data.tcm_stats)
+    return recipe
 
-    state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_dice": -1.0, "best": {}}
-    ckpt = out / "last.ckpt"
-    if cfg.resume and ckpt.is_file():
-        state = _load_ckpt(ckpt, model, opt)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(state["step"] / total_steps, cfg.lr)
-    elif not cfg.resume and (out / "log.jsonl").exists():
-        (out / "log.jsonl").unlink()
 
-    budget = cfg.max_minutes * 60.0
-    elapsed0 = state["elapsed"]
-    t_run = time.time()
-
-    def elapsed() -> float:
-        return elapsed0 + time.time() - t_run
-
-    def progress() -> float:
-        p = state["step"] / total_steps
-        return max(p, elapsed() / budget) if budget > 0 else p
-
-    sampler = _EpochSampler(steps_per_epoch * cfg.batch_size)
+def _loader(cfg: TrainConfig, ds, sampler, dev: torch.device):
     if cfg.workers > 0:
         cv2.setNumThreads(1)   # before fork: workers inherit a pool-free OpenCV (see _worker_init)
     kw = dict(batch_size=cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.workers,
               pin_memory=dev.type == "cuda", worker_init_fn=_worker_init)
     if cfg.workers > 0:   # persistent: forking 16 workers per epoch would cost more than a short epoch
         kw.update(prefetch_factor=4, persistent_workers=True)
-    loader = torch.utils.data.DataLoader(ds, **kw)
+    return torch.utils.data.DataLoader(ds, **kw)
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    model.train()
-    stop = False
-    ema = None
-    n_samples = 0
-    cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}")]
-    with Progress(*cols, transient=False, disable=not sys.stderr.isatty() and os.environ.get("EDGE_TAN_PROGRESS") != "1") as prog:
-        while state["epoch"] < cfg.epochs and not stop:
-            ep = state["epoch"]
-            task = prog.add_task(f"epoch {ep + 1}/{cfg.epochs}", total=steps_per_epoch, info="")
-            t_ep = time.time()
-            s_ep = 0
-            loss_sum = torch.zeros((), device=dev)
-            part_sum: dict = {}
-            sampler.epoch = ep
-            for batch in loader:
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(progress(), cfg.lr)
-                loss, parts = compute_loss(model, batch, dev, multitask, flow is not None, amp)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                opt.step()
-                state["step"] += 1
-                s_ep += cfg.batch_size
-                loss_sum += loss.detach()
-                for k, v in parts.items():
-                    part_sum[k] = part_sum.get(k, 0) + v.detach()
-                lv = float(loss.detach()) if state["step"] % 10 == 1 or dev.type == "cpu" else None
-                if lv is not None:
-                    ema = lv if ema is None else 0.9 * ema + 0.1 * lv
-                prog.update(task, advance=1, info=f"loss {ema or 0:.3f} best dice {max(state['best_dice'], 0):.3f}")
-                if budget > 0 and elapsed() >= budget:
-                    stop = True
-                    break
-            n_samples += s_ep
-            ep_time = time.time() - t_ep
-            figs = evaluate(model, val, dev, multitask, amp)
-            for tag, arr in (("detect", val_det), ("jitter", val_jit)):
-                if arr is not None:
-                    figs.update({k.replace("val_", f"val_{tag}_"): v
-                                 for k, v in evaluate(model, arr, dev, multitask, amp).items()})
-            state["epoch"] = ep + 1
-            state["elapsed"] = elapsed()
-            n_st = max(s_ep // cfg.batch_size, 1)
-            rec = {"epoch": ep + 1, "step": state["step"], "loss": float(loss_sum) / n_st,
-                   **{f"loss_{k}": float(v) / n_st for k, v in part_sum.items()}, "lr": opt.param_groups[0]["lr"],
-                   "samples_per_s": s_ep / max(ep_time, 1e-9), "elapsed_s": round(state["elapsed"], 1), **figs}
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            prog.update(task, info=f"loss {rec['loss']:.3f} val dice {figs['val_dice']:.3f}")
-            if figs["val_dice"] > state["best_dice"]:
-                state["best_dice"] = figs["val_dice"]
-                state["best"] = rec
-                raw = getattr(model, "_orig_mod", model)
-                md = make_metadata(raw, cfg.model, kwargs, template=template, size=cfg.size, trained=True,
-                                   training={**recipe, "figures": rec, "template_source": "training landmarks"})
-                md.input_norm = cfg.input_norm   # this run's, whatever the --init file used
-                save_weights(raw, md, out / "best.safetensors")
-            _save_ckpt(ckpt, model, opt, state)
-            if budget > 0 and elapsed() >= budget:
-                stop = True
+class _Clock:
+    """Training seconds across resumed runs, and schedule progress: max(step share, time share)."""
 
+    def __init__(self, cfg: TrainConfig, state: dict, total_steps: int):
+        self.budget, self.state, self.total = cfg.max_minutes * 60.0, state, total_steps
+        self.elapsed0, self.t_run = state["elapsed"], time.time()
+
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.time() - self.t_run
+
+    def over(self) -> bool:
+        return self.budget > 0 and self.elapsed() >= self.budget
+
+    def progress(self) -> float:
+        p = self.state["step"] / self.total
+        return max(p, self.elapsed() / self.budget) if self.budget > 0 else p
+
+
+def _epoch(cfg, model, opt, loader, dev, data: _Data, multitask, amp, state, clock: _Clock, prog, task, ema):
+    """One pass over the loader (stops early at the budget); (samples, loss sum, part sums, ema, stopped)."""
+    s_ep, loss_sum, part_sum, stop = 0, torch.zeros((), device=dev), {}, False
+    for batch in loader:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(clock.progress(), cfg.lr)
+        loss, parts = compute_loss(model, batch, dev, multitask, data.flow is not None, amp)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        state["step"] += 1
+        s_ep += cfg.batch_size
+        loss_sum += loss.detach()
+        for k, v in parts.items():
+            part_sum[k] = part_sum.get(k, 0) + v.detach()
+        lv = float(loss.detach()) if state["step"] % 10 == 1 or dev.type == "cpu" else None
+        if lv is not None:
+            ema = lv if ema is None else 0.9 * ema + 0.1 * lv
+        prog.update(task, advance=1, info=f"loss {ema or 0:.3f} best dice {max(state['best_dice'], 0):.3f}")
+        if clock.over():
+            stop = True
+            break
+    return s_ep, loss_sum, part_sum, ema, stop
+
+
+def _validate(model, data: _Data, dev, multitask, amp) -> dict:
+    figs = evaluate(model, data.val, dev, multitask, amp)
+    for tag, arr in (("detect", data.val_det), ("jitter", data.val_jit)):
+        if arr is not None:
+            figs.update({k.replace("val_", f"val_{tag}_"): v for k, v in evaluate(model, arr, dev, multitask, amp).items()})
+    return figs
+
+
+def _keep_if_best(cfg, model, kwargs, data: _Data, recipe, rec: dict, state: dict, out: Path) -> None:
+    """The epoch's weights as best.safetensors (self-describing) when its val Dice is the best so far."""
+    if rec["val_dice"] <= state["best_dice"]:
+        return
+    state["best_dice"] = rec["val_dice"]
+    state["best"] = rec
+    raw = getattr(model, "_orig_mod", model)
+    md = make_metadata(raw, cfg.model, kwargs, template=data.template, size=cfg.size, trained=True,
+                       training={**recipe, "figures": rec, "template_source": "training landmarks"})
+    md.input_norm = cfg.input_norm   # this run's, whatever the --init file used
+    save_weights(raw, md, out / "best.safetensors")
+
+
+def _summary(cfg, dev, recipe, state, stop, out: Path, t_start: float) -> dict:
     summary = {"recipe": recipe, "command": " ".join(sys.argv), "device": _device_name(dev),
                "torch": torch.__version__, "wall_s": round(time.time() - t_start, 1),
                "train_s": round(state["elapsed"], 1), "epochs_done": state["epoch"], "steps": state["step"],
@@ -378,6 +379,67 @@ def train(cfg: TrainConfig) -> dict:
         + (f", landmark err {b['val_landmark_px']:.2f} px, view acc {b['val_view_acc']:.3f}" if "val_landmark_px" in b else "")
         + f" -> {out / 'best.safetensors'}")
     return summary
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train per `cfg`; returns the final figures (also in RUN_DIR/summary.json)."""
+    t_start = time.time()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.size % 32:
+        raise EdgeTanError(f"--size must be a multiple of 32, got {cfg.size}")
+    from edge_tan.runtime.intensity import input_normaliser
+    input_normaliser(cfg.input_norm)   # unknown name -> one clear error before any work
+    dev, amp = _setup_device(cfg)
+    model, kwargs, init_md, init_note = _build(cfg)
+    multitask = "landmarks" in model.outputs
+    data = _data(cfg, model.warp_mode, init_md)
+    model.to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=WEIGHT_DECAY)
+    recipe = _recipe(cfg, kwargs, multitask, data, init_note)
+
+    state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_dice": -1.0, "best": {}}
+    ckpt = out / "last.ckpt"
+    if cfg.resume and ckpt.is_file():
+        state = _load_ckpt(ckpt, model, opt)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(state["step"] / data.total_steps, cfg.lr)
+    elif not cfg.resume and (out / "log.jsonl").exists():
+        (out / "log.jsonl").unlink()
+    clock = _Clock(cfg, state, data.total_steps)
+    sampler = _EpochSampler(data.steps_per_epoch * cfg.batch_size)
+    loader = _loader(cfg, data.ds, sampler, dev)
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    model.train()
+    stop, ema = False, None
+    cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}")]
+    with Progress(*cols, transient=False, disable=not sys.stderr.isatty() and os.environ.get("EDGE_TAN_PROGRESS") != "1") as prog:
+        while state["epoch"] < cfg.epochs and not stop:
+            ep = state["epoch"]
+            task = prog.add_task(f"epoch {ep + 1}/{cfg.epochs}", total=data.steps_per_epoch, info="")
+            t_ep = time.time()
+            sampler.epoch = ep
+            s_ep, loss_sum, part_sum, ema, stop = _epoch(cfg, model, opt, loader, dev, data, multitask, amp, state,
+                                                         clock, prog, task, ema)
+            ep_time = time.time() - t_ep
+            figs = _validate(model, data, dev, multitask, amp)
+            state["epoch"] = ep + 1
+            state["elapsed"] = clock.elapsed()
+            n_st = max(s_ep // cfg.batch_size, 1)
+            rec = {"epoch": ep + 1, "step": state["step"], "loss": float(loss_sum) / n_st,
+                   **{f"loss_{k}": float(v) / n_st for k, v in part_sum.items()}, "lr": opt.param_groups[0]["lr"],
+                   "samples_per_s": s_ep / max(ep_time, 1e-9), "elapsed_s": round(state["elapsed"], 1), **figs}
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            prog.update(task, info=f"loss {rec['loss']:.3f} val dice {figs['val_dice']:.3f}")
+            _keep_if_best(cfg, model, kwargs, data, recipe, rec, state, out)
+            _save_ckpt(ckpt, model, opt, state)
+            stop = stop or clock.over()
+    return _summary(cfg, dev, recipe, state, stop, out, t_start)
 
 
 def _device_name(dev: torch.device) -> str:
