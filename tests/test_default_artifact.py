@@ -65,6 +65,19 @@ def test_an_onnx_of_other_weights_is_not_used(tmp_path, monkeypatch):
         open_artifact("default")
 
 
+def _run_tracking(code: str, tmp_path, backend: str):
+    """Run `code` (an `edge-tan track ... --json r.json` call) in a fresh interpreter; check r.json names
+    the backend and the shipped weights. Returns the finished process."""
+    env = {**os.environ, "EDGE_TAN_CACHE": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads((tmp_path / "r.json").read_text())
+    assert out["frames"] == 6 and out["backend"] == backend
+    assert out["model"]["weights_sha256"] == json.loads(
+        _safetensors_metadata(defaults.default_weights_path())["edge_tan.weights_sha256"])
+    return r
+
+
 def test_default_track_and_embed_run_without_torch(tmp_path):
     pytest.importorskip("onnxruntime")
     from edge_tan.synth.render import generate_sequence
@@ -85,13 +98,7 @@ def test_default_track_and_embed_run_without_torch(tmp_path):
         assert "torch" not in [k.split(".")[0] for k, v in sys.modules.items() if v is not None]
         print("embed states", states)
     """)
-    env = {**os.environ, "EDGE_TAN_CACHE": str(tmp_path / "cache")}
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
-    out = json.loads((tmp_path / "r.json").read_text())
-    assert out["frames"] == 6 and out["backend"] == "onnxruntime"
-    assert out["model"]["weights_sha256"] == json.loads(
-        _safetensors_metadata(defaults.default_weights_path())["edge_tan.weights_sha256"])
+    r = _run_tracking(code, tmp_path, "onnxruntime")
     assert "embed states ['detect'" in r.stdout
     assert not (tmp_path / "cache").exists()   # nothing was built: the shipped ONNX was opened as it is
 
@@ -113,10 +120,4 @@ def test_default_track_on_an_openvino_only_install(tmp_path):
         except SystemExit as e:
             assert not e.code, e.code
     """)
-    env = {**os.environ, "EDGE_TAN_CACHE": str(tmp_path / "cache")}
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
-    out = json.loads((tmp_path / "r.json").read_text())
-    assert out["frames"] == 6 and out["backend"] == "openvino"
-    assert out["model"]["weights_sha256"] == json.loads(
-        _safetensors_metadata(defaults.default_weights_path())["edge_tan.weights_sha256"])
+    _run_tracking(code, tmp_path, "openvino")
