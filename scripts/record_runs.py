@@ -210,9 +210,11 @@ def step_ood(a) -> None:
     """Out-of-domain gate (issue 25): final test + foreign phantom, degraded copies, the real dev set."""
     ph, c1, w1 = synth_set(a.work, a.eval_n)
     fo, c2, w2 = synth_set(a.work, a.eval_n, "foreign")
-    # degraded copies of another phantom seed: qc_standin refuses the final test seed (kept for figures)
-    src, c3, w3 = synth_set(a.work, 10, None, 2400, "ood-phantom-s2400-n10")
-    deg = a.work / "ood-degraded-s2400"
+    # degraded copies of another phantom seed: qc_standin refuses the final test seed (kept for figures);
+    # 7 source clips give one copy per degradation (noise, blur, low contrast, dropouts, a cropped LV,
+    # a sideways non-apical image, no heart at all): 14 clips, all within --limit
+    src, c3, w3 = synth_set(a.work, 7, None, 2400, "ood-phantom-s2400-n7")
+    deg = a.work / "ood-degraded-s2400-n7"
     cmds, wall = c1 + c2 + c3, w1 + w2 + w3
     argv = [sys.executable, "scripts/qc_standin.py", src, deg, "--seed", "2400"]
     if not (deg / "manifest.json").is_file():
@@ -222,9 +224,9 @@ def step_ood(a) -> None:
     if not (real / "FileList.csv").is_file():
         print(f"ood: the real development set is absent ({real}): its row is skipped", flush=True)
     js = a.work / "ood.json"
-    # on a shared 2-core machine: 10 clips per set, every 8th real clip, parts side by side
+    # on a shared 2-core machine: 14 clips per set, every 8th real clip, parts side by side
     argv = [sys.executable, "scripts/ood_measure.py", "--set", f"phantom={ph}", "--set", f"foreign={fo}",
-            "--set", f"degraded={deg}", "--real", real, "--limit", "10", "--real-every", "8", "--burst-clips", "3",
+            "--set", f"degraded={deg}", "--real", real, "--limit", "14", "--real-every", "8", "--burst-clips", "3",
             "--backend", a.backend, "--jobs", "6", "--json", js]
     wall += run(argv)[1]
     write_record("ood", cmds + [shown(argv)], json.loads(js.read_text()), wall, 0)

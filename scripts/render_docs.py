@@ -439,7 +439,8 @@ def r_ood(folder: Path, rec: dict, results: Path) -> str:
                 f"{num(nb['ef_change_max'])} points; back within 3 px of the undisturbed run after at most "
                 f"{nb['frames_to_within_3px_max']} frames."]
     if c:
-        out += ["", f"Cost per frame ({c['backend']}, load average {c['load_avg'][0]} on a busy machine): score "
+        busy = " on a busy machine" if c["load_avg"][0] > 2 else ""   # 2 cores: more runnable than cores
+        out += ["", f"Cost per frame ({c['backend']}, load average {c['load_avg'][0]}{busy}): score "
                 f"{num(c['score_ms'], 3)} ms + extra graph output {num(c['extra_output_ms'], 3)} ms of a "
                 f"{num(c['frame_ms_median'])} ms frame = {pct(c['share_of_frame'])}."]
     return "\n".join(out)
