@@ -174,3 +174,25 @@ def test_clip_clinical_from_tracker_results():
     c = C.clip_clinical(rs, spacing_mm=0.3, fps=40)
     assert c["es_frames"] == [20] and c["ed_frames"][0] == 0 and c["volume_units"] == "ml"
     assert c["ef_percent"] == pytest.approx((vol.max() - vol.min()) / vol.max() * 100, abs=1.5)
+
+
+def test_lost_frames_over_an_ed_are_filled_from_the_same_phase():
+    """Five lost (NaN) frames over an ED: a straight line across the gap cuts the peak off and the
+    detected ED moves (EF with it); the same phase one cycle away keeps ED and EF where they were."""
+    fps, hr = 50, 75
+    period = 60 / hr * fps                     # 40 frames
+    t = np.arange(100)
+    area = 2000 + 500 * np.cos(2 * np.pi * (t - 25) / period)   # EDs at 25, 65; ESs at 45, 85
+    vol = area ** 1.5
+    whole = C._ef_result("simpson", area, vol, None, None, fps, math.nan)
+    gap_area, gap_vol = area.copy(), vol.copy()
+    gap_area[23:28] = np.nan
+    gap_vol[23:28] = np.nan
+    assert C.cycle_period(gap_area, fps) == 40
+    ed, _ = C.detect_ed_es(gap_area, fps=fps)
+    assert min(abs(ed - 25)) <= 1
+    lost = C._ef_result("simpson", gap_area, gap_vol, None, None, fps, math.nan)
+    assert lost.ef_percent == pytest.approx(whole.ef_percent, abs=0.5)
+    assert np.isnan(lost.volumes[23:28]).all()  # the reported curve keeps the gap
+    # no clear cycle (a ramp): plain linear bridging, no period
+    assert C.cycle_period(np.linspace(0, 1, 60), fps) is None

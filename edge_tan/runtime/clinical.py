@@ -76,6 +76,45 @@ def _fill_nan(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def cycle_period(x: np.ndarray, fps: float, max_hr_bpm: float = 200.0, min_hr_bpm: float = 30.0) -> int | None:
+    """The cardiac period in frames from the curve's autocorrelation (NaN frames linearly bridged), or
+    None when no lag between the heart-rate limits correlates at >= 0.5 (no clear cycle)."""
+    y = _fill_nan(x)
+    if not np.isfinite(y).all():
+        return None
+    y = y - y.mean()
+    lo, hi = max(2, int(60.0 / max_hr_bpm * fps)), min(len(y) - 3, int(np.ceil(60.0 / min_hr_bpm * fps)))
+    if hi <= lo or not y.any():
+        return None
+    r = np.array([float(np.dot(y[:-k], y[k:]) / (np.linalg.norm(y[:-k]) * np.linalg.norm(y[k:]) + 1e-12))
+                  for k in range(lo, hi + 1)])
+    if r.max() < 0.5:
+        return None
+    # the first peak near the best (two cycles correlate as well as one: the period is the shorter lag)
+    peaks = [i for i in range(len(r)) if (i == 0 or r[i] >= r[i - 1]) and (i == len(r) - 1 or r[i] >= r[i + 1])
+             and r[i] >= max(0.5, 0.9 * r.max())]
+    return lo + peaks[0]
+
+
+def fill_gaps_periodic(x: np.ndarray, fps: float) -> np.ndarray:
+    """NaN frames (lost: noise, a blank frame) filled from the same phase one or two cycles away where
+    that frame was measured, else bridged linearly. A straight line across a gap that holds an ED or ES
+    cuts the peak off and moves the detected event; the same phase of another beat does not."""
+    x = np.asarray(x, np.float64)
+    ok = np.isfinite(x)
+    if ok.all() or not ok.any():
+        return _fill_nan(x)
+    P = cycle_period(x, fps)
+    out = x.copy()
+    if P:
+        T = len(x)
+        for t in np.flatnonzero(~ok):
+            same = [x[u] for u in (t - P, t + P, t - 2 * P, t + 2 * P) if 0 <= u < T and ok[u]]
+            if same:
+                out[t] = float(np.mean(same))
+    return _fill_nan(out)
+
+
 def _peaks(s: np.ndarray, min_prom: float, min_dist: int, end_level: float = 0.85) -> list[int]:
     """Maxima of s that stand out by `min_prom`, at least `min_dist` apart (highest kept first).
 
@@ -122,7 +161,7 @@ def detect_ed_es(area: np.ndarray, fps: float = 30.0, max_hr_bpm: float = 200.0,
     min_prominence is a fraction of the smoothed curve's range; smooth_s the Gaussian sigma in
     seconds; max_hr_bpm sets the minimum spacing of two EDs (or two ESs).
     """
-    x = _fill_nan(area)
+    x = fill_gaps_periodic(area, fps if fps and fps > 0 else 30.0)
     T = len(x)
     none = np.zeros(0, np.int64), np.zeros(0, np.int64)
     if T < 2 or not np.isfinite(x).all():
@@ -341,7 +380,10 @@ def _ef_result(method, area_px, vol_px3, ed, es, fps, spacing_mm) -> EFResult:
     k, units = _scale(spacing_mm)
     vol = np.asarray(vol_px3, np.float64) * k
     beats = pair_beats(ed, es)
-    edv, esv = vol[beats[:, 0]], vol[beats[:, 1]]
+    # an ED or ES in lost frames reads its volume from the same phase of a neighbouring beat (as
+    # detect_ed_es found it); the reported curve keeps the gap
+    at = fill_gaps_periodic(vol, fps if fps and fps > 0 else 30.0) if len(beats) and not np.isfinite(vol).all() else vol
+    edv, esv = at[beats[:, 0]], at[beats[:, 1]]
     bef = _ef(edv, esv)
     ok = np.isfinite(bef)
     return EFResult(method=method, ef_percent=float(bef[ok].mean()) if ok.any() else math.nan,
