@@ -188,6 +188,13 @@ def test_native_ood_gate_refuses_the_frames_python_refuses(native, ir_fp32, tmp_
         assert nat[i]["state"] == "lost" and nat[i]["ood_score"] > NOISE_THRESHOLD
     c = _compare(py, data, masks)
     assert c["ood_med"] <= MAX_OOD and c["ood"] <= MAX_OOD_DRIFT and c["lm"] <= MAX_LM_PX and c["dice"] >= MIN_DICE, c
+    # lost frames in the curves: ED/ES and EF read them the same way (same-phase fill, clinical.py)
+    import math
+    from edge_tan.runtime.clinical import clip_clinical
+    ref, nclin = clip_clinical(py, math.nan, 30.0), data["clinical"]
+    assert (nclin["ed_frames"], nclin["es_frames"]) == (ref["ed_frames"], ref["es_frames"]), (nclin, ref)
+    if ref["ef_percent"] is not None:
+        assert abs(nclin["ef_percent"] - ref["ef_percent"]) <= MAX_EF_POINTS, (nclin, ref)
     # results.json "model": the thresholds and origin, not the reference's arrays (as results_dict)
     assert data["model"]["ood"]["frame_threshold"] == NOISE_THRESHOLD
     assert not {"mean", "basis", "var"} & set(data["model"]["ood"])

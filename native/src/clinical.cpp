@@ -119,21 +119,77 @@ std::vector<int> peaks(const std::vector<double> &s, double min_prom, int min_di
     return out;
 }
 
+// _fill_nan: np.interp over the finite frames (ends held); all-NaN stays NaN
+std::vector<double> fill_linear(const std::vector<double> &v) {
+    const int T = int(v.size());
+    std::vector<double> x(v);
+    std::vector<int> ok;
+    for (int i = 0; i < T; ++i) if (std::isfinite(x[i])) ok.push_back(i);
+    if (ok.empty()) return x;
+    for (int i = 0; i < T; ++i) {
+        if (std::isfinite(x[i])) continue;
+        auto it = std::lower_bound(ok.begin(), ok.end(), i);
+        if (it == ok.begin()) x[i] = v[ok.front()];
+        else if (it == ok.end()) x[i] = v[ok.back()];
+        else { int b = *it, a = *(it - 1); x[i] = v[a] + (v[b] - v[a]) * double(i - a) / double(b - a); }
+    }
+    return x;
+}
+
+// clinical.cycle_period: the first autocorrelation peak within 0.9 of the best (>= 0.5) between
+// 200 and 30 bpm; 0 = no clear cycle
+int cycle_period(const std::vector<double> &v, double fps) {
+    std::vector<double> y = fill_linear(v);
+    const int T = int(y.size());
+    double mean = 0;
+    for (double a : y) { if (!std::isfinite(a)) return 0; mean += a; }
+    if (T == 0) return 0;
+    mean /= T;
+    bool any = false;
+    for (double &a : y) { a -= mean; any = any || a != 0.0; }
+    const int lo = std::max(2, int(60.0 / 200.0 * fps)), hi = std::min(T - 3, int(std::ceil(60.0 / 30.0 * fps)));
+    if (hi <= lo || !any) return 0;
+    std::vector<double> r;
+    for (int k = lo; k <= hi; ++k) {
+        double d = 0, na = 0, nb = 0;
+        for (int i = 0; i + k < T; ++i) { d += y[i] * y[i + k]; na += y[i] * y[i]; nb += y[i + k] * y[i + k]; }
+        r.push_back(d / (std::sqrt(na) * std::sqrt(nb) + 1e-12));
+    }
+    const double best = *std::max_element(r.begin(), r.end());
+    if (best < 0.5) return 0;
+    const int n = int(r.size());
+    for (int i = 0; i < n; ++i)
+        if ((i == 0 || r[i] >= r[i - 1]) && (i == n - 1 || r[i] >= r[i + 1]) && r[i] >= std::max(0.5, 0.9 * best))
+            return lo + i;
+    return 0;
+}
+
+// clinical.fill_gaps_periodic: NaN frames from the same phase one or two cycles away, else linear
+std::vector<double> fill_gaps_periodic(const std::vector<double> &v, double fps) {
+    const int T = int(v.size());
+    int n_ok = 0;
+    for (double a : v) n_ok += std::isfinite(a) ? 1 : 0;
+    if (n_ok == T || n_ok == 0) return fill_linear(v);
+    const int P = cycle_period(v, fps);
+    std::vector<double> out(v);
+    if (P > 0)
+        for (int t = 0; t < T; ++t) {
+            if (std::isfinite(v[t])) continue;
+            double s = 0;
+            int n = 0;
+            for (int u : {t - P, t + P, t - 2 * P, t + 2 * P})
+                if (u >= 0 && u < T && std::isfinite(v[u])) { s += v[u]; ++n; }
+            if (n) out[t] = s / n;
+        }
+    return fill_linear(out);
+}
+
 void detect_ed_es(const std::vector<double> &area, double fps, std::vector<int> &ed, std::vector<int> &es) {
     ed.clear(); es.clear();
     const int T = int(area.size());
-    std::vector<double> x(area);
-    std::vector<int> ok;
-    for (int i = 0; i < T; ++i) if (std::isfinite(x[i])) ok.push_back(i);
-    if (ok.empty() || T < 2) return;
-    for (int i = 0; i < T; ++i) {   // _fill_nan: np.interp over the finite frames (ends held)
-        if (std::isfinite(x[i])) continue;
-        auto it = std::lower_bound(ok.begin(), ok.end(), i);
-        if (it == ok.begin()) x[i] = area[ok.front()];
-        else if (it == ok.end()) x[i] = area[ok.back()];
-        else { int b = *it, a = *(it - 1); x[i] = area[a] + (area[b] - area[a]) * double(i - a) / double(b - a); }
-    }
     fps = fps > 0 ? fps : 30.0;
+    std::vector<double> x = fill_gaps_periodic(area, fps);
+    if (T < 2 || !std::isfinite(x[0])) return;
     std::vector<double> s = smooth(x, 0.03 * fps);
     const double smax = *std::max_element(s.begin(), s.end()), rng = smax - *std::min_element(s.begin(), s.end());
     if (rng <= 1e-9 * std::max(1.0, std::fabs(smax))) return;
@@ -234,8 +290,13 @@ ClinicalSummary clinical_summary(const std::vector<FrameVolumes> &curve, double 
     if (!out.found) return out;
     detect_ed_es(area, fps, out.ed, out.es);
     auto beats = pair_beats(out.ed, out.es);
-    out.ef = ef_of(beats, vs);
-    out.ef_area_length = ef_of(beats, va);
+    // an ED or ES in lost frames reads its volume from the same phase of a neighbouring beat
+    auto filled = [&](const std::vector<double> &v) {
+        for (double a : v) if (!std::isfinite(a)) return fill_gaps_periodic(v, fps > 0 ? fps : 30.0);
+        return v;
+    };
+    out.ef = beats.empty() ? NaN : ef_of(beats, filled(vs));
+    out.ef_area_length = beats.empty() ? NaN : ef_of(beats, filled(va));
     return out;
 }
 
