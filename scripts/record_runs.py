@@ -66,8 +66,9 @@ from edge_tan.bench.provenance import provenance  # noqa: E402
 # final figures come from this seed only, which no training or tuning run has used.
 FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
+SOAK_EVERY, SOAK_WARMUP, SOAK_FLAT_KIB = 5000, 5000, 1024   # sample every, ignore the first, allowed growth after
 STEPS = ("bench", "speed", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile",
-         "real-dev", "ood")
+         "real-dev", "ood", "soak")
 SHARED = ROOT.parent / "shared"   # the workspace's shared tools and reference data, beside the checkout
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
@@ -489,6 +490,53 @@ def step_profile(a) -> None:
     write_record("profile", cmds, result, wall, 0)
 
 
+def step_soak(a) -> None:
+    """Issue 22: N frames through one native tracker (libedgetan via edgetan-soak, no Python in the process),
+    resident memory sampled every SOAK_EVERY frames. Flat = the growth after warm-up stays under a page
+    or two per 10,000 frames, not a per-frame leak."""
+    import numpy as np
+    soak = ROOT / "native" / "build" / "edgetan-soak"
+    cmds = []
+    if not soak.is_file():
+        argv = ["bash", "native/build.sh", "native/build"]
+        run(argv)
+        cmds.append(shown(argv))
+    from edge_tan.synth.generate import sequence_seed
+    from edge_tan.synth.render import generate_sequence
+    from edge_tan.targets.opener import open_model
+    frames = np.asarray(generate_sequence(sequence_seed(FINAL_TEST_SEED, 0), "A4C", n_frames=60,
+                                          out_size=(112, 112)).frames, np.uint8)
+    raw = a.work / "soak-112.raw"
+    raw.write_bytes(np.ascontiguousarray(frames).tobytes())
+    runner = open_model(a.weights, "openvino", "fp32")   # builds (or reuses) the cached IR of these weights
+    ir = Path(runner.origin.path)
+    runner.close()
+    argv = [soak, ir, raw, "112", "112", str(a.soak_frames), str(SOAK_EVERY)]
+    print("$ " + shown([str(x) for x in argv]), flush=True)
+    t = time.perf_counter()
+    proc = subprocess.run([str(x) for x in argv], cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"record_runs: edgetan-soak exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
+    series = [(int(m.group(1)), int(m.group(2))) for m in re.finditer(r"frames (\d+) rss_kib (\d+)", proc.stdout)]
+    st = re.search(r"states detect (\d+) track (\d+) redetect (\d+) lost (\d+)", proc.stdout)
+    warm = [r for f, r in series if f >= SOAK_WARMUP]
+    growth = warm[-1] - warm[0] if len(warm) > 1 else None
+    span = series[-1][0] - SOAK_WARMUP
+    result = {"frames": a.soak_frames, "clip": f"phantom A4C 112x112, 60 frames (seed {FINAL_TEST_SEED}), cycled",
+              "artifact": f"{ir.name} (OpenVINO IR fp32 of the weights in this record)",
+              "rss_kib": [{"frames": f, "rss_kib": r} for f, r in series],
+              "rss_first_kib": series[0][1], "rss_after_warmup_kib": warm[0] if warm else None,
+              "rss_last_kib": series[-1][1], "rss_max_after_warmup_kib": max(warm) if warm else None,
+              "growth_after_warmup_kib": growth, "warmup_frames": SOAK_WARMUP,
+              "growth_kib_per_10k_frames": round(growth / span * 1e4, 2) if growth is not None and span > 0 else None,
+              "flat": bool(growth is not None and growth <= SOAK_FLAT_KIB),
+              "flat_rule_kib": SOAK_FLAT_KIB,
+              "states": dict(zip(("detect", "track", "redetect", "lost"), map(int, st.groups()))) if st else None,
+              "fps": round(a.soak_frames / wall, 1)}
+    write_record("soak", cmds + [shown([str(x) for x in argv])], result, wall, proc.returncode)
+
+
 def import_record(spec: str, command: str | None, machine_json: str | None = None) -> None:
     """A result made on another machine (e.g. the GPU recipe's baseline evals as eval-unet /
     eval-pspnet): its machine description must come with it, in the JSON ('machine' key, as
@@ -525,6 +573,7 @@ def main(argv=None) -> int:
     ap.add_argument("--real-dev-backend", default="openvino", help="backend for the real-dev evals")
     ap.add_argument("--real-dev-adapt-minutes", type=float, default=30.0,
                     help="`adapt` budget on the real development clips (0: no adaptation)")
+    ap.add_argument("--soak-frames", type=int, default=100_000, help="frames pushed through one native tracker")
     ap.add_argument("--import", dest="imports", action="append", default=[], metavar="WHAT=FILE")
     ap.add_argument("--import-command", default=None, help="the exact command that made the imported JSON")
     ap.add_argument("--import-machine", default=None, help="JSON of machine_info() from the machine it ran on")
@@ -542,7 +591,7 @@ def main(argv=None) -> int:
     todo = {"bench": step_bench, "speed": step_speed, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
             "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile,
-            "real-dev": step_real_dev, "ood": step_ood}
+            "real-dev": step_real_dev, "ood": step_ood, "soak": step_soak}
     for s in steps:
         todo[s](a)
     print("now: python scripts/render_docs.py   (README and model card tables from these records)")
