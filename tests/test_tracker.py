@@ -96,3 +96,33 @@ def test_clip_view_holds_the_detect_call_until_a_lasting_change():
     assert res[0].view_prob > 0.99
     per_frame = Tracker(_ViewScript(md), replace(TrackerConfig(), view_memory=0.0)).track(seq.frames)
     assert all(r.view == r.view_frame == "A2C" for r in per_frame)
+
+
+
+def test_seed_grid_keeps_backends_on_the_same_windows():
+    """Issue 21 item 3: on real clips the closed loop amplified float noise (x~3 per frame) until two
+    backends tracked different hearts. Landmarks that differ by rounding (1e-5 px) now place the
+    identical next window; with the grid off (0) they do not, and a real move still moves the window."""
+    from dataclasses import replace
+
+    from edge_tan.runtime.tracker import TrackerConfig
+    md = toy_metadata(64)
+    lm = np.array([[40.1, 20.3], [30.2, 60.1], [52.4, 59.8]], np.float32)
+
+    def window(grid, pts):
+        t = Tracker(ThresholdRunner(md), replace(TrackerConfig(), seed_grid=grid))
+        t._prev_lm = pts
+        M, detect = t.affine_for((96, 112))
+        assert not detect
+        return M
+
+    noisy = lm + np.float32(1e-5)
+    assert np.array_equal(window(0.5, lm), window(0.5, noisy))
+    assert not np.array_equal(window(0.0, lm), window(0.0, noisy))
+    assert not np.array_equal(window(0.5, lm), window(0.5, lm + np.float32(0.5)))
+
+def test_snap_rounds_half_up_in_float64():
+    from edge_tan.runtime.tracker import snap
+    p = np.array([[0.24, 0.25], [-0.25, 10.74], [3.0, -0.26]], np.float32)
+    assert snap(p, 0.5).tolist() == [[0.0, 0.5], [0.0, 10.5], [3.0, -0.5]]
+    assert snap(p, 0.0) is p

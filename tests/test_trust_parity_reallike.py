@@ -51,3 +51,33 @@ def test_backends_agree_in_closed_loop_on_a_real_like_clip():
         assert r["status"] == "pass", (r["backend"], r["reason"])
         assert s["state_agree"] == 1.0 and s["lock_mismatch_frames"] == 0, (r["backend"], s)
         assert s["ef_abs_diff"] is not None and s["ef_abs_diff"] <= 0.5, (r["backend"], s["ef_abs_diff"])
+
+
+@pytest.mark.slow
+def test_closed_loop_does_not_amplify_backend_rounding():
+    """On real clips the closed loop amplified float rounding (~x3 per frame): torch and OpenVINO fp32
+    ended tens of px and up to 12.7 EF points apart on 10 of 12 real development clips; with the
+    window seed snapped to TrackerConfig.seed_grid, 0 of 12 (issue 21 item 3, closing note). On this
+    real-like clip the ungridded loop already grows the 1e-5 px difference ~1000-fold; gridded, the two
+    backends' landmarks stay within their single-pass rounding on every frame."""
+    if not (_has("torch") and _has("openvino")):
+        pytest.skip("needs torch and openvino")
+    from dataclasses import replace
+
+    from edge_tan.runtime.defaults import default_weights_path
+    from edge_tan.runtime.tracker import Tracker, TrackerConfig
+    from edge_tan.targets.opener import open_model
+    if not default_weights_path().is_file():
+        pytest.skip("no shipped model in this checkout")
+    frames = real_like_clip(seed=12, n_frames=40).frames
+    ra, rb = open_model(None, "torch", "fp32", threads=1), open_model(None, "openvino", "fp32", threads=1)
+
+    def gap(grid: float) -> float:
+        cfg = replace(TrackerConfig(), seed_grid=grid)
+        a, b = Tracker(ra, cfg).track(frames), Tracker(rb, cfg).track(frames)
+        assert [x.state for x in a] == [y.state for y in b]
+        return max(float(np.abs(x.landmarks - y.landmarks).max()) for x, y in zip(a, b) if x.landmarks is not None)
+
+    assert TrackerConfig().seed_grid > 0
+    assert gap(TrackerConfig().seed_grid) < 1e-4
+    assert gap(0.0) > 1e-3      # the clip does exercise the amplification

@@ -55,6 +55,13 @@ class TrackerConfig:
     view_memory: float = 0.99      # reported view = decayed sum of view log-probs since the last detect
                                    # (0: each frame's own window, the paper's per-frame call)
     detect_view_weight: float = 10.0  # weight of the whole-frame detect pass in that sum
+    seed_grid: float = 0.5         # frame px grid the landmarks that place the next window are snapped to
+                                   # (0: off). Why: on real clips the closed loop amplifies differences (a
+                                   # window moved by 1e-5 px moved the next landmarks ~3x as far, frame after
+                                   # frame), so backends whose outputs differ by float rounding ended tens of
+                                   # px apart. Snapped, they place identical windows unless a landmark lies
+                                   # within rounding of a grid line; half a pixel is far inside the placement
+                                   # jitter the network was trained on (14 px). Reported landmarks are not snapped.
     ood_gate: bool = True          # score windows against the artifact's out-of-domain reference (if it has
                                    # one); a window above its frame threshold is not an LV (lost)
 
@@ -182,6 +189,15 @@ def pass_shift(a: np.ndarray | None, b: np.ndarray | None) -> float:
     return float(np.mean(np.hypot(*(a - b).T)) / length) if length > 1e-6 else float("nan")
 
 
+def snap(points: np.ndarray, grid: float) -> np.ndarray:
+    """Points rounded to a grid, as the native tracker does: from their float32 values (what it stores),
+    in float64, floor(x / grid + 0.5)."""
+    if not grid:
+        return points
+    p = np.asarray(points, np.float32).astype(np.float64)
+    return (np.floor(p / grid + 0.5) * grid).astype(np.float32)
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max())
     return e / e.sum()
@@ -244,7 +260,7 @@ class Tracker:
         if self._prev_lm is None or mode == "none" or self.cfg.frame_by_frame:
             return geo.letterbox_affine(frame_hw, self.size), True
         try:
-            return self._widened(self.warp_affine(self._prev_lm)), False
+            return self._widened(self.warp_affine(snap(self._prev_lm, self.cfg.seed_grid))), False
         except ValueError:
             return geo.letterbox_affine(frame_hw, self.size), True
 

@@ -175,8 +175,16 @@ Affine Tracker::widened(const Affine &M) const {
 bool Tracker::affine_for(Affine &M) {
     const Metadata &md = engine_->metadata();
     if (!has_prev_lm_ || md.warp_mode == "none") { M = letterbox_affine(gray_.rows, gray_.cols, size_); return true; }
+    // snapped as Python's tracker.snap does (float64, floor(x / g + 0.5) * g): the closed loop on real
+    // clips amplifies float noise, a grid keeps backends on identical windows
+    float seed[3][2];
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 2; ++j)
+            seed[i][j] = cfg_.seed_grid > 0
+                ? static_cast<float>(std::floor(static_cast<double>(prev_lm_[i][j]) / cfg_.seed_grid + 0.5) * cfg_.seed_grid)
+                : prev_lm_[i][j];
     Affine W;
-    if (!warp_affine(prev_lm_, W)) { M = letterbox_affine(gray_.rows, gray_.cols, size_); return true; }
+    if (!warp_affine(seed, W)) { M = letterbox_affine(gray_.rows, gray_.cols, size_); return true; }
     M = widened(W);
     return false;
 }

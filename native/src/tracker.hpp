@@ -26,6 +26,7 @@ struct TrackerConfig {
     double widen_at = 0.01, max_edge_frac = 0.12, widen_scale = 0.85, widen_shift = 10.0, widen_step = 0.05;
     bool detect_anchor_mask = true;
     double view_memory = 0.99, detect_view_weight = 10.0;
+    double seed_grid = 0.5;   // frame px grid the landmarks placing the next window snap to (0: off)
     bool ood_gate = true;   // score windows against the artifact's out-of-domain reference (if it has one)
 };
 
