@@ -32,6 +32,7 @@ from edge_tan.runtime.runner import Runner, close_quietly
 from edge_tan.runtime.tracker import Tracker
 
 from .accuracy import clinical, compare_clinical, compare_closed, gt_accuracy
+from .native_row import NATIVE
 from .parity_checks import Tolerance, judge, tolerances_for
 from .source import has_labels, load_clips
 
@@ -203,9 +204,9 @@ def parse_requests(backends: str, precision: str) -> list[Request]:
     for n in names:
         req = n.endswith("!")
         try:
-            key = canonical(n.rstrip("!"))
+            key = NATIVE if n.rstrip("!").lower() == NATIVE else canonical(n.rstrip("!"))
         except EdgeTanError as e:
-            raise UsageError(str(e)) from None
+            raise UsageError(f"{e} (or {NATIVE}: the C++ runtime on the OpenVINO IR)") from None
         for p in (["fp32"] if key == REFERENCE else precs):   # the reference is fp32 by definition
             if (key, p) not in seen:
                 seen.add((key, p))
@@ -278,6 +279,8 @@ def _request_row(rq: Request, refs: list, reference: Runner, open_fn, tolerances
         else:
             row.update(status="unavailable", reason="the torch reference runs fp32 only")
         return row
+    if rq.backend == NATIVE:
+        return _native_row(rq, refs, reference, open_fn, tolerances, row)
     runner = _open_for(rq, open_fn, row)
     if runner is None:
         return row
@@ -285,6 +288,47 @@ def _request_row(rq: Request, refs: list, reference: Runner, open_fn, tolerances
         if wrap is not None:
             runner = wrap(rq.backend, rq.precision, runner)
         _compare(runner, refs, reference.metadata, tolerances[rq.precision], row)
+    except EdgeTanError as e:
+        row.update(status="error", reason=str(e))
+    except Exception as e:
+        row.update(status="error", reason=one_line(e))
+    finally:
+        close_quietly(runner)
+    return row
+
+
+def _native_row(rq: Request, refs: list, reference: Runner, open_fn, tolerances: dict, row: dict) -> dict:
+    """The C++ tracker on the OpenVINO IR of this precision (the one the openvino row opens), closed loop
+    only (bench/native_row.py)."""
+    from .native_row import find_cli, track_native, unavailable_reason
+    cli = find_cli()
+    if cli is None:
+        row.update(status="unavailable", reason=unavailable_reason())
+        return row
+    runner = _open_for(Request("openvino", rq.precision), open_fn, row)
+    if runner is None:
+        return row
+    try:
+        md, ir = runner.metadata, Path(runner.origin.path)
+        row["describe"] = {"backend": NATIVE, "precision": rq.precision, "cli": str(cli), "artifact": str(ir)}
+        wrong = wrong_model(md, reference.metadata)
+        if wrong:
+            row.update(status="fail", reason=wrong, source_weights=md.weights_sha256 or None)
+            return row
+        closeds = []
+        for r in refs:
+            frames = np.asarray(r.seq.frames)
+            if frames.dtype != np.uint8 or frames.ndim != 3:
+                raise EdgeTanError(f"{r.seq.name}: the native column needs 8-bit grey frames, got "
+                                   f"{frames.dtype} {frames.shape}")
+            res = track_native(cli, ir, frames)
+            closeds.append({"compare": compare_closed(r.results, res),
+                            "clinical": compare_clinical(r.clinical, clinical(res, r.seq.spacing_mm, r.seq.fps)),
+                            "gt": gt_accuracy(res, r.seq)})
+        s = summarise([], closeds, refs)
+        row["summary"], row["checks"] = s, judge(s, tolerances[rq.precision])
+        fails = [c["label"] for c in row["checks"].values() if c["pass"] is False]
+        row.update(status="fail" if fails else "pass", reason=("out of tolerance: " + ", ".join(fails)) if fails else "")
     except EdgeTanError as e:
         row.update(status="error", reason=str(e))
     except Exception as e:

@@ -329,3 +329,28 @@ def test_unported_or_bad_metadata_is_refused_not_skipped(native, ir_fp32, tmp_pa
                           capture_output=True, text=True, timeout=300)
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("edge-tan-native")]
     assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_parity_native_column(native, ir_fp32, monkeypatch):
+    """`edge-tan parity --backends ...,native`: the C++ tracker on the openvino row's IR, judged closed
+    loop against the torch reference (open-loop checks are not measurable for a whole tracker); without
+    a native build the row is unavailable, never passed."""
+    from edge_tan.bench import native_row
+    from edge_tan.bench import parity as P
+    from edge_tan.bench import parity_checks as PC
+    from edge_tan.dataset import Sequence
+    from edge_tan.targets.opener import open_model
+    frames = _phantom((112, 112), 20)
+    seq = Sequence(name="p112", frames=frames, fps=30.0)
+    reqs = P.parse_requests("torch,native", "fp32")
+    assert [r.backend for r in reqs] == ["torch", "native"]
+    ref = open_model(None, "torch", "fp32", threads=1)
+    rep = P.run_parity([seq], reqs, lambda b, p: open_model(None, b, p), ref, {"fp32": PC.tolerances_for("fp32")})
+    row = rep["rows"][1]
+    assert row["status"] == "pass" and rep["passed"], row["reason"]
+    assert row["checks"]["open_dice"]["pass"] is None and row["checks"]["closed_dice"]["pass"] is True
+    assert row["summary"]["state_agree"] == 1.0 and row["summary"]["ef_abs_diff"] <= MAX_EF_POINTS
+    monkeypatch.setattr(native_row, "find_cli", lambda: None)
+    rep = P.run_parity([seq], reqs, lambda b, p: open_model(None, b, p), ref, {"fp32": PC.tolerances_for("fp32")})
+    assert rep["rows"][1]["status"] == "unavailable" and "native/build.sh" in rep["rows"][1]["reason"]
+    assert not rep["passed"]                      # nothing compared is not a pass

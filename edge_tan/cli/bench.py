@@ -12,7 +12,9 @@ from .base import command
 
 @command()
 def parity(source: Optional[Path] = typer.Argument(None, help="clip or dataset (default: a phantom clip)"),
-           backends: str = typer.Option("torch,onnxruntime,openvino", "--backends"),
+           backends: str = typer.Option("torch,onnxruntime,openvino", "--backends",
+                                        help="comma list of registered backends and `native` (the C++ tracker "
+                                             "on the OpenVINO IR, closed loop); a trailing ! makes one required"),
            precision: str = typer.Option("fp32", "--precision", help="comma list: fp32,fp16,int8,bf16"),
            model: str = typer.Option("default", "--model"),
            json_out: Optional[Path] = typer.Option(None, "--json"),

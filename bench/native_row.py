@@ -1,0 +1,71 @@
+"""The `native` column of `edge-tan parity` (issue 22): the C++ tracker (libedgetan through its CLI,
+`edge-tan-native track`) run on the same clips and the same OpenVINO IR as the openvino row, judged
+closed-loop against the torch reference with that precision's tolerances.
+
+The native runtime is a whole tracker, not a network runner: it has no open-loop pass to feed the
+reference's windows to, so the open-loop checks read "not measurable" and only the closed loop (states,
+masks, landmarks, ED/ES, EF) is judged. Its per-frame JSON (the `edge-tan track --json` schema) and
+masks become FrameResults so the Python comparison code judges both the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.tracker import FrameResult
+
+NATIVE = "native"
+ENV = "EDGE_TAN_NATIVE"   # path of the edge-tan-native executable, when it is not on PATH or in native/build
+
+
+def find_cli() -> Path | None:
+    """edge-tan-native: $EDGE_TAN_NATIVE, then PATH, then the checkout's native/build."""
+    cands = [os.environ.get(ENV), shutil.which("edge-tan-native"),
+             str(Path(__file__).resolve().parents[1] / "native" / "build" / "edge-tan-native")]
+    for c in cands:
+        if c and Path(c).is_file() and os.access(c, os.X_OK):
+            return Path(c)
+    return None
+
+
+def unavailable_reason() -> str:
+    return ("native runtime not built: `bash native/build.sh native/build` (the README's setup does it), "
+            f"or set {ENV}")
+
+
+def _results(data: dict, masks: np.ndarray) -> list[FrameResult]:
+    out = []
+    for r, m in zip(data["per_frame"], masks):
+        lm = r.get("landmarks")
+        fr = FrameResult(index=int(r["index"]), frame_hw=tuple(m.shape), state=r["state"],
+                         landmarks=None if lm is None else np.asarray(lm, np.float32),
+                         view=r.get("view") or "", view_prob=float(r.get("view_prob") or np.nan),
+                         view_frame=r.get("view_frame") or "", confidence=float(r.get("confidence") or 0.0),
+                         reason=r.get("reason") or "",
+                         ood_score=float(r["ood_score"]) if r.get("ood_score") is not None else float("nan"))
+        fr.mask_origin, fr.mask_crop = (0, 0), (m > 0).astype(np.uint8)
+        out.append(fr)
+    return out
+
+
+def track_native(cli: Path, ir: Path, frames: np.ndarray, threads: int = 0) -> list[FrameResult]:
+    """Track one clip (N, H, W) uint8 with the native CLI on the IR `ir`; per-frame FrameResults."""
+    with tempfile.TemporaryDirectory(prefix="edge-tan-native-") as d:
+        clip, js, mk = Path(d) / "clip.npy", Path(d) / "r.json", Path(d) / "m.npy"
+        np.save(clip, np.ascontiguousarray(frames, np.uint8))
+        argv = [str(cli), "track", str(clip), "--model", str(ir), "--json", str(js), "--masks", str(mk)]
+        if threads:
+            argv += ["--threads", str(threads)]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise EdgeTanError(f"edge-tan-native exited {proc.returncode}: {last}")
+        return _results(json.loads(js.read_text()), np.load(mk))
