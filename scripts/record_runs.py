@@ -561,7 +561,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-n", type=int, default=20, help="sequences in the final test set")
     ap.add_argument("--backend", default="onnxruntime", help="backend for the evals")
     ap.add_argument("--parity-clips", type=int, default=2)
-    ap.add_argument("--parity-backends", default="torch,onnxruntime,openvino,tensorrt")
+    ap.add_argument("--parity-backends", default="torch,onnxruntime,openvino,tensorrt,native")
     ap.add_argument("--parity-precisions", default="fp32,fp16,int8")
     ap.add_argument("--qc-clips", type=int, default=80, help="clips per QC set (clean + degraded pairs)")
     ap.add_argument("--bench-args", default="", help="extra `edge-tan bench` options, recorded with the command")

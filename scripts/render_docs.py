@@ -352,6 +352,21 @@ def r_footprint(folder: Path, rec: dict, results: Path) -> str:
          "frame latency p50 (ms)", "p99 (ms)", "backend"], rows))
 
 
+@from_record("soak")
+def r_soak(folder: Path, rec: dict, results: Path) -> str:
+    """Issue 22's memory soak: N frames through one native tracker, resident memory sampled."""
+    r = rec["result"]
+    st = r.get("states") or {}
+    rows = [[f"{r['frames']:,}", r["clip"], f"{r['rss_first_kib'] / 1024:.1f} MiB",
+             f"{r['rss_after_warmup_kib'] / 1024:.1f} MiB", f"{r['rss_last_kib'] / 1024:.1f} MiB",
+             f"{r['growth_after_warmup_kib']} KiB ({r['growth_kib_per_10k_frames']} per 10,000 frames)",
+             "flat" if r["flat"] else f"**grows** (rule: <= {r['flat_rule_kib']} KiB)",
+             ", ".join(f"{k} {v:,}" for k, v in st.items() if v)]]
+    return "\n".join([source_line(folder, rec) + ".", ""] + md_table(
+        ["frames", "clip", "resident memory, first frame", f"after {r['warmup_frames']:,} frames", "last",
+         "growth after warm-up", "verdict", "tracker states"], rows))
+
+
 def earlier_model_note(rec: dict, results: Path) -> str:
     """A sentence when a record was measured before the shipped model's own record was made (its
     figures describe the previous default model), else ""."""
@@ -618,7 +633,7 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
 RENDERERS = {"headline": r_headline, "speed": r_speed, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
              "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
              "adapt": r_adapt, "qc": r_qc, "ood": r_ood, "batch": r_batch, "per_view": r_per_view,
-             "profile": r_profile, "real_dev": r_real_dev}
+             "profile": r_profile, "real_dev": r_real_dev, "soak": r_soak}
 
 
 # ---- documents ------------------------------------------------------------------------------
