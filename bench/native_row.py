@@ -69,3 +69,33 @@ def track_native(cli: Path, ir: Path, frames: np.ndarray, threads: int = 0) -> l
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
             raise EdgeTanError(f"edge-tan-native exited {proc.returncode}: {last}")
         return _results(json.loads(js.read_text()), np.load(mk))
+
+
+def native_e2e(ir: Path, frames: list, order: list[int], network_fps: float | None) -> dict:
+    """Issue 22's speed check: the native tracker's end-to-end fps on the same IR, frame order and clip as
+    the Python tracker's e2e timing (its CLI times each et_push: grey, window, network, unwarp, contour,
+    gates; decoding excluded, as in the Python figure), beside the network's own fps from the same row."""
+    cli = find_cli()
+    if cli is None:
+        return {"status": "unavailable", "reason": unavailable_reason()}
+    seq = np.stack([np.asarray(frames[i]) for i in order])
+    if seq.dtype != np.uint8 or seq.ndim != 3:
+        return {"status": "unavailable", "reason": f"needs 8-bit grey frames, got {seq.dtype} {seq.shape}"}
+    with tempfile.TemporaryDirectory(prefix="edge-tan-native-") as d:
+        clip, js = Path(d) / "clip.npy", Path(d) / "r.json"
+        np.save(clip, np.ascontiguousarray(seq))
+        proc = subprocess.run([str(cli), "track", str(clip), "--model", str(ir), "--json", str(js)],
+                              capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            return {"status": "failed", "reason": f"edge-tan-native exited {proc.returncode}: {last}"}
+        data = json.loads(js.read_text())
+    t = data.get("timing") or {}
+    lat = [float(r["latency_ms"]) for r in data["per_frame"][2:]]   # the first frames warm the request up
+    mean = float(np.mean(lat)) if lat else None
+    fps = 1000.0 / mean if mean else None
+    stages = t.get("stages_median_ms") or {}
+    return {"status": "ok", "fps": fps, "median_ms": float(np.median(lat)) if lat else None,
+            "p95_ms": float(np.percentile(lat, 95)) if lat else None, "frames": len(lat),
+            "stages_median_ms": stages, "vs_network": fps / network_fps if fps and network_fps else None,
+            "cli": str(cli)}

@@ -247,6 +247,13 @@ def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, fram
         progress(f"end-to-end ({n_e2e} frames)")
         with LoadMonitor() as lm2:
             row["e2e"] = end_to_end(runner, list(first), n_e2e)
+        if backend == "openvino" and path is not None and not baseline and precision != "bf16":
+            # (bf16 is not offered by the native runtime: it compiles fp32/int8 IR with f32 float parts)
+            from .native_row import native_e2e
+            progress(f"native end-to-end ({n_e2e} frames)")
+            with LoadMonitor() as lm3:
+                row["native_e2e"] = native_e2e(Path(path), list(first), pingpong(len(first), n_e2e + 2), row["fps"])
+            row["native_e2e"]["load"] = lm3.result()
         loads = [lm.result(), lm2.result()]
         row["load"] = loads
         if any(l["busy"] for l in loads):

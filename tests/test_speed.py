@@ -198,6 +198,18 @@ def test_speed_summary_ratios_and_targets():
     # a run without a bf16 row does not claim the target either way
     t = {x["name"]: x for x in speed_summary(rows[:1] + rows[2:3])["targets"]}
     assert t["bf16_vs_fp32_e2e"]["value"] is None and t["bf16_vs_fp32_e2e"]["met"] is None
+    assert t["native_e2e_vs_network"]["value"] is None      # no native timing in these rows
+    # issue 22: the native tracker's e2e vs the network, judged at its worst precision
+    rows[0]["load"] = []
+    rows[0]["native_e2e"] = {"fps": 95.0, "vs_network": 0.95, "load": {"busy": False}}
+    rows[2]["native_e2e"] = {"fps": 170.0, "vs_network": 0.85, "load": {"busy": False}}
+    t = {x["name"]: x for x in speed_summary(rows)["targets"]}["native_e2e_vs_network"]
+    assert t["backend"] == "native int8" and t["value"] == 0.85 and t["met"] is False
+    rows[2]["native_e2e"]["vs_network"] = 0.93
+    t = {x["name"]: x for x in speed_summary(rows)["targets"]}["native_e2e_vs_network"]
+    assert t["backend"] == "native int8" and t["met"] is True
+    rows[2]["native_e2e"]["load"] = {"busy": True}
+    assert {x["name"]: x for x in speed_summary(rows)["targets"]}["native_e2e_vs_network"]["met"] is None
 
 
 def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
@@ -229,6 +241,6 @@ def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
                                    "speed": speed_summary(rows), "parity": parity, "source": "phantom"}}))
     out = section()
     assert "**Timed on a busy machine**" in out
-    assert "| openvino bf16 | bf16 | 6.00 / 6.60 | 167 | 120.0 | ×0.72 | 10 % | ×1.50 | 97.00 % | fail (out of" in out
+    assert "| openvino bf16 | bf16 | 6.00 / 6.60 | 167 | 120.0 | ×0.72 | 10 % | — | ×1.50 | 97.00 % | fail (out of" in out
     assert "BF16 end-to-end fps ÷ FP32's ≥ ×1.40: ×1.50: timed on a busy machine, not judged" in out
     assert "≥ ×0.92: ×0.80: **not met**" in out
