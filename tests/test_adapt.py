@@ -204,3 +204,43 @@ def test_site_clips_keep_every_nth_frame(tmp_path):
     s = toy_sequence(T=20)
     u = unlabelled(s, 6, stride=2)
     assert u.n_frames == 6 and np.array_equal(u.frames, s.frames[:12:2]) and u.fps == s.fps / 2 and u.masks is None
+
+
+class _DarkIsLV(torch.nn.Module):
+    """TEST DOUBLE: 'segments' dark pixels (equivariant by construction) and returns zero landmark offsets
+    (landmarks that follow the window: the failure the consistency term is for)."""
+
+    def __init__(self, shift: int = 0):
+        super().__init__()
+        self.shift = shift
+
+    def forward(self, x):
+        lv = -8.0 * (x + 0.5)
+        if self.shift:
+            lv = torch.roll(lv, self.shift, dims=-1)     # a mask that sits off the dark region by `shift` px
+        seg = torch.cat([torch.zeros_like(lv), lv], 1)
+        return seg, torch.zeros(x.shape[0], 6), torch.zeros(x.shape[0], 2)
+
+
+def test_window_pairs_consistency_sees_what_follows_the_window():
+    """equivariance.py: two jittered windows of one frame, compared in window 1's coordinates. An
+    equivariant segmenter scores (almost) no mask disagreement; one offset from the image by a few px
+    scores more; landmarks that follow the window disagree by about the jitter."""
+    from edge_tan.export.adapt.equivariance import WindowPairs, consistency_loss
+    from edge_tan.runtime.geometry import compose
+    seqs = [toy_sequence(T=6, H=80, W=96)]
+    tpl = geo.build_template(seqs[0].landmarks, size=64)
+    pairs = WindowPairs(seqs, tpl, 64, "affine", "none", seed=0)
+    items = [pairs[i] for i in range(4)]
+    for it in items:
+        assert np.allclose(compose(it["a21"], it["a12"]), np.eye(3)[:2], atol=1e-4)   # inverse of each other
+    batch = {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
+    t = torch.from_numpy(tpl.astype(np.float32))
+    _, ok = consistency_loss(_DarkIsLV(), batch, t)
+    _, off = consistency_loss(_DarkIsLV(shift=4), batch, t)
+    assert float(ok["eq_seg"]) < 0.5 * float(off["eq_seg"]), (ok, off)
+    assert float(ok["eq_lmk"]) > 0.05                      # zero offsets = landmarks glued to each window
+    same = dict(batch, x2=batch["x1"], a21=torch.eye(3)[:2].expand(4, 2, 3).contiguous(),
+                a12=torch.eye(3)[:2].expand(4, 2, 3).contiguous())
+    loss, parts = consistency_loss(_DarkIsLV(shift=4), same, t)
+    assert float(loss) < 1e-6                              # one window twice: nothing to disagree on

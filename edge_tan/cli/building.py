@@ -117,6 +117,8 @@ def adapt(weights: Path = typer.Argument(..., help="trained TAN weights (.safete
           phantom: Optional[Path] = typer.Option(None, "--phantom", help="labelled phantom dataset to fine-tune on "
                                                  "(default: generate one in the work folder)"),
           threads: int = typer.Option(ADAPT["threads"], "--threads", help="torch threads (0: torch's default)"),
+          window_pairs: int = typer.Option(ADAPT["window_pairs"], "--window-pairs", help="self-training: site frames per "
+                                           "batch cut by two jittered windows that must agree (0: off)"),
           view: Optional[str] = typer.Option(ADAPT["view"] or None, "--view", help="the view every clip shows, when the site knows it "
                                    "(e.g. A4C): pseudo-labels take it instead of the model's own call")):
     """Adapt a trained TAN to a site's unlabelled clips (BatchNorm, styled phantom, self-training)."""
@@ -124,7 +126,7 @@ def adapt(weights: Path = typer.Argument(..., help="trained TAN weights (.safete
     run_adapt(AdaptConfig(weights=str(weights), clips=str(clips), out=str(out), minutes=minutes,
                           work=str(work) if work else "", seed=seed, phases=phases, max_frames=max_frames,
                           frame_stride=frame_stride, phantom=str(phantom) if phantom else "", threads=threads,
-                          view=view or ""))
+                          view=view or "", window_pairs=window_pairs))
 
 
 @command()

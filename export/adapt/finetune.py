@@ -37,8 +37,9 @@ class MixedBatches:
     """Batch i: `n_site` samples from the site's pseudo-labels, the rest phantom (restyled)."""
 
     def __init__(self, phantom: WarpedSamples | None, site: WarpedSamples | None, style: SiteStyle | None,
-                 batch: int, site_share: float, seed: int):
+                 batch: int, site_share: float, seed: int, pairs=None, n_pairs: int = 0):
         self.phantom, self.site, self.style, self.batch, self.seed = phantom, site, style, batch, seed
+        self.pairs, self.n_pairs = pairs, (n_pairs if pairs is not None else 0)   # equivariance.WindowPairs
         self.n_site = 0 if site is None else (batch if phantom is None else int(round(batch * site_share)))
 
     def get(self, step: int) -> dict:
@@ -49,11 +50,16 @@ class MixedBatches:
             if self.style is not None:
                 it["image"] = stylise(it["image"][0], self.style, rng)[None]
             items.append(it)
-        return _collate(items)
+        out = _collate(items)
+        if self.n_pairs:
+            out["eq"] = _collate([self.pairs[step * self.n_pairs + j] for j in range(self.n_pairs)])
+        return out
 
 
-def finetune(model, batches: MixedBatches, ckpt: Path, seconds: float, lr: float, progress=None) -> dict:
+def finetune(model, batches: MixedBatches, ckpt: Path, seconds: float, lr: float, progress=None,
+             template: np.ndarray | None = None) -> dict:
     """Train until `seconds` of this phase have passed (counting earlier runs); returns a summary."""
+    template = torch.from_numpy(np.asarray(template, np.float32)) if template is not None else None
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
     state = {"step": 0, "elapsed": 0.0, "loss_ema": None}
     if ckpt.is_file():
@@ -71,7 +77,12 @@ def finetune(model, batches: MixedBatches, ckpt: Path, seconds: float, lr: float
         for g in opt.param_groups:
             g["lr"] = lr_at(elapsed() / max(seconds, 1e-6), lr)
         batch = batches.get(state["step"])
+        eq = batch.pop("eq", None)
         loss, parts = compute_loss(model, batch, dev, True, False, False)
+        if eq is not None:
+            from .equivariance import consistency_loss
+            eq_loss, eq_parts = consistency_loss(model, eq, template)
+            loss = loss + eq_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -90,7 +101,7 @@ def finetune(model, batches: MixedBatches, ckpt: Path, seconds: float, lr: float
     _save_ckpt(ckpt, model, opt, state)
     model.eval()
     return {"steps": state["step"], "seconds": round(state["elapsed"], 1), "batch": batches.batch,
-            "site_per_batch": batches.n_site, "lr": lr,
+            "site_per_batch": batches.n_site, "window_pairs_per_batch": batches.n_pairs, "lr": lr,
             "loss_first": round(losses[0], 4) if losses else None,
             "loss_ema_last": round(state["loss_ema"], 4) if state["loss_ema"] is not None else None}
 

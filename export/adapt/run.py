@@ -68,6 +68,8 @@ class AdaptConfig:
     lr: float = 1e-4
     site_share: float = 0.5     # share of a self-training batch taken from the pseudo-labels
     threads: int = 0
+    window_pairs: int = 2       # self-training: site frames per batch cut by two jittered windows that must
+                                # agree (equivariance.py: the network learns to correct its window on the site)
     view: str = ""              # the view every site clip shows, when the site knows it (pseudo-labels take it)
 
 
@@ -264,14 +266,19 @@ class Adapter:
         phantom, desc = self._phantom_seqs()
         style = SiteStyle.load(self.work / "style.npz")
         site = self._samples(site_seqs, False, self.cfg.seed + 2) if site_seqs else None
+        pairs = None
+        if site_seqs and self.cfg.window_pairs > 0:
+            from .equivariance import WindowPairs
+            pairs = WindowPairs(site_seqs, self.md.template_array, self.md.window, self.md.warp_mode, self.md.input_norm,
+                                self.cfg.seed + 5)
         batches = MixedBatches(self._samples(phantom, True, self.cfg.seed + 1), site, style, self.cfg.batch_size,
-                               self.cfg.site_share, self.cfg.seed)
+                               self.cfg.site_share, self.cfg.seed, pairs=pairs, n_pairs=self.cfg.window_pairs)
         secs = self.clock.seconds_for(phase)
         ckpt = self.work / f"{phase}.ckpt"
         total = load_phase_state(ckpt).get("elapsed", 0.0) + secs   # this phase's seconds across runs
         with _progress() as prog:
             task = prog.add_task(f"{phase}: fine-tuning", total=None, info="")
-            rep = finetune(self.model, batches, ckpt, total, self.cfg.lr,
+            rep = finetune(self.model, batches, ckpt, total, self.cfg.lr, template=self.md.template_array,
                            progress=lambda s: prog.update(task, completed=s["step"], info=f"loss {s['loss_ema']:.3f}"))
         rep.update(phantom=desc, phantom_clips=len(phantom), site_clips=len(site_seqs or []),
                    site_frames=int(sum(s.n_frames for s in site_seqs or [])), style=style.describe())
