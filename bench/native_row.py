@@ -47,8 +47,8 @@ def _results(data: dict, masks: np.ndarray) -> list[FrameResult]:
         lm = r.get("landmarks")
         fr = FrameResult(index=int(r["index"]), frame_hw=tuple(m.shape), state=r["state"],
                          landmarks=None if lm is None else np.asarray(lm, np.float32),
-                         view=r.get("view") or "", view_prob=float(r.get("view_prob") or np.nan),
-                         view_frame=r.get("view_frame") or "", confidence=float(r.get("confidence") or 0.0),
+                         view=r.get("view") or "", view_prob=float(r["view_prob"]) if r.get("view_prob") is not None else float("nan"),
+                         view_frame=r.get("view_frame") or "", confidence=float(r.get("confidence") or 0.0),   # null (NaN) reads as no confidence
                          reason=r.get("reason") or "",
                          ood_score=float(r["ood_score"]) if r.get("ood_score") is not None else float("nan"))
         fr.mask_origin, fr.mask_crop = (0, 0), (m > 0).astype(np.uint8)

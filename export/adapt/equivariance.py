@@ -17,10 +17,10 @@ import torch
 from torch.nn import functional as F
 
 from edge_tan.runtime.geometry import compose, invert_affine, perturb_affine, warp_image
+from edge_tan.runtime.intensity import input_normaliser
 
 from ..train.losses import LMK_NORM
 from ..train.samples import base_affine, normalize
-from edge_tan.runtime.intensity import input_normaliser
 
 W_LMK, W_SEG = 1.0, 1.0   # landmark agreement (smooth L1 / LMK_NORM) and mask agreement (mean |p1 - p2|)
 

@@ -81,8 +81,7 @@ def finetune(model, batches: MixedBatches, ckpt: Path, seconds: float, lr: float
         loss, parts = compute_loss(model, batch, dev, True, False, False)
         if eq is not None:
             from .equivariance import consistency_loss
-            eq_loss, eq_parts = consistency_loss(model, eq, template)
-            loss = loss + eq_loss
+            loss = loss + consistency_loss(model, eq, template)[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
