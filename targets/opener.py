@@ -39,10 +39,14 @@ def seal_fix(path: Path) -> str:
         return "re-export it with `edge-tan export` (or copy it again from where it was built)"
 
 
-def _torch_free_default(ref: ModelRef, b: registry.Backend) -> ModelRef:
+def _torch_free_default(ref: ModelRef, b: registry.Backend, precision: str) -> ModelRef:
     """The default model for a backend built from ONNX starts from the shipped ONNX (no torch needed),
-    when that ONNX was built from the shipped weights as they are now; else from the weights."""
+    when that ONNX was built from the shipped weights as they are now; else from the weights.
+    A backend that runs the .onnx file itself runs it as shipped (fp32): for another precision the
+    request goes the build path, which says what that target offers (never fp32 under another label)."""
     if ref.kind != "default" or b.target is None:
+        return ref
+    if b.suffix == ".onnx" and precision != "fp32":
         return ref
     onnx, _why = shipped_onnx()
     return ModelRef.parse(onnx) if onnx is not None else ref
@@ -60,7 +64,7 @@ def open_model(model: "str | Path | ModelRef | None", backend: str | None = None
     if backend is None and ref.kind in ("default", "registered"):
         raise UsageError(f"say which backend should open {ref.spec!r} (one of {', '.join(registry.names())})")
     b = backend_for(ref, backend)
-    ref = _torch_free_default(ref, b)
+    ref = _torch_free_default(ref, b, precision)
     t0 = time.perf_counter()
     if ref.path is not None and ref.path.suffix.lower() == b.suffix:
         return open_artifact(ref, b.name, seal_fix=seal_fix(ref.path), **runner_opts)

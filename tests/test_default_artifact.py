@@ -121,3 +121,14 @@ def test_default_track_on_an_openvino_only_install(tmp_path):
             assert not e.code, e.code
     """)
     _run_tracking(code, tmp_path, "openvino")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8", "bf16"])
+def test_default_onnx_is_never_opened_under_another_precision(precision):
+    """The shipped ONNX is fp32: ONNX Runtime asked for another precision of the default model must say
+    the onnx target does not offer it (parity: unsupported), not run the fp32 file under that label
+    (a parity record once showed onnxruntime fp16/bf16/int8 'pass' with fp32's exact logits)."""
+    from edge_tan.runtime.errors import UsageError
+    from edge_tan.targets.opener import open_model
+    with pytest.raises(UsageError, match="fp32 only"):
+        open_model(None, "onnxruntime", precision)

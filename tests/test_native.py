@@ -350,6 +350,9 @@ def test_parity_native_column(native, ir_fp32, monkeypatch):
     assert row["status"] == "pass" and rep["passed"], row["reason"]
     assert row["checks"]["open_dice"]["pass"] is None and row["checks"]["closed_dice"]["pass"] is True
     assert row["summary"]["state_agree"] == 1.0 and row["summary"]["ef_abs_diff"] <= MAX_EF_POINTS
+    bf = P.run_parity([seq], P.parse_requests("torch,native", "bf16"), lambda b, p: open_model(None, b, p), ref,
+                      {"bf16": PC.tolerances_for("bf16")})
+    assert bf["rows"][-1]["status"] == "unsupported" and "bf16" in bf["rows"][-1]["reason"]   # never fp32 as bf16
     monkeypatch.setattr(native_row, "find_cli", lambda: None)
     rep = P.run_parity([seq], reqs, lambda b, p: open_model(None, b, p), ref, {"fp32": PC.tolerances_for("fp32")})
     assert rep["rows"][1]["status"] == "unavailable" and "native/build.sh" in rep["rows"][1]["reason"]
