@@ -357,3 +357,19 @@ def test_parity_native_column(native, ir_fp32, monkeypatch):
     rep = P.run_parity([seq], reqs, lambda b, p: open_model(None, b, p), ref, {"fp32": PC.tolerances_for("fp32")})
     assert rep["rows"][1]["status"] == "unavailable" and "native/build.sh" in rep["rows"][1]["reason"]
     assert not rep["passed"]                      # nothing compared is not a pass
+
+
+def test_native_refuses_a_bf16_artifact(native, tmp_path):
+    """The native runtime computes float parts in f32: a bf16 artifact is refused by name (never run as
+    fp32 under its bf16 label)."""
+    from edge_tan.runtime.errors import UsageError
+    from edge_tan.targets.opener import open_model
+    try:
+        r = open_model(None, "openvino", "bf16")
+    except UsageError as e:
+        pytest.skip(f"no bf16 here: {e}")
+    np.save(tmp_path / "c.npy", _phantom((112, 112), 3))
+    proc = subprocess.run([str(CLI), "track", str(tmp_path / "c.npy"), "--model", str(r.origin.path)],
+                          capture_output=True, text=True, timeout=300)
+    r.close()
+    assert proc.returncode != 0 and "bf16 artifact" in proc.stderr, proc.stderr

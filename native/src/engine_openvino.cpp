@@ -74,6 +74,9 @@ public:
             throw Error(ET_ERR_MODEL, name + ": OpenVINO cannot read it: " + first_line(e.what()));
         }
         md_ = Metadata::from_props(read_props(model, onnx, name), name);
+        if (md_.precision == "bf16")   // never f32 under a bf16 label (the Python runner checks the read-back)
+            throw Error(ET_ERR_MODEL, name + ": a bf16 artifact: the native runtime computes float parts in f32 "
+                                             "(f16 for fp16 IR), so it runs fp32, fp16 and int8 IR only");
         const int W = md_.window;
         if (model->inputs().size() != 1)
             throw Error(ET_ERR_MODEL, name + ": expected 1 input, the model has " + std::to_string(model->inputs().size()));
