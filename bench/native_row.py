@@ -56,19 +56,26 @@ def _results(data: dict, masks: np.ndarray) -> list[FrameResult]:
     return out
 
 
-def track_native(cli: Path, ir: Path, frames: np.ndarray, threads: int = 0) -> list[FrameResult]:
-    """Track one clip (N, H, W) uint8 with the native CLI on the IR `ir`; per-frame FrameResults."""
+def _run(cli: Path, ir: Path, frames: np.ndarray, masks: bool) -> tuple[dict, np.ndarray | None]:
+    """One `edge-tan-native track` run on (N, H, W) uint8 frames: (its JSON, its masks or None)."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 3:
+        raise EdgeTanError(f"the native runtime here takes 8-bit grey frames, got {frames.dtype} {frames.shape}")
     with tempfile.TemporaryDirectory(prefix="edge-tan-native-") as d:
         clip, js, mk = Path(d) / "clip.npy", Path(d) / "r.json", Path(d) / "m.npy"
-        np.save(clip, np.ascontiguousarray(frames, np.uint8))
-        argv = [str(cli), "track", str(clip), "--model", str(ir), "--json", str(js), "--masks", str(mk)]
-        if threads:
-            argv += ["--threads", str(threads)]
+        np.save(clip, np.ascontiguousarray(frames))
+        argv = [str(cli), "track", str(clip), "--model", str(ir), "--json", str(js)] + (["--masks", str(mk)] if masks else [])
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
             raise EdgeTanError(f"edge-tan-native exited {proc.returncode}: {last}")
-        return _results(json.loads(js.read_text()), np.load(mk))
+        return json.loads(js.read_text()), (np.load(mk) if masks else None)
+
+
+def track_native(cli: Path, ir: Path, frames: np.ndarray) -> list[FrameResult]:
+    """Track one clip (N, H, W) uint8 with the native CLI on the IR `ir`; per-frame FrameResults."""
+    data, masks = _run(cli, ir, frames, masks=True)
+    return _results(data, masks)
 
 
 def native_e2e(ir: Path, frames: list, order: list[int], network_fps: float | None) -> dict:
@@ -78,24 +85,13 @@ def native_e2e(ir: Path, frames: list, order: list[int], network_fps: float | No
     cli = find_cli()
     if cli is None:
         return {"status": "unavailable", "reason": unavailable_reason()}
-    seq = np.stack([np.asarray(frames[i]) for i in order])
-    if seq.dtype != np.uint8 or seq.ndim != 3:
-        return {"status": "unavailable", "reason": f"needs 8-bit grey frames, got {seq.dtype} {seq.shape}"}
-    with tempfile.TemporaryDirectory(prefix="edge-tan-native-") as d:
-        clip, js = Path(d) / "clip.npy", Path(d) / "r.json"
-        np.save(clip, np.ascontiguousarray(seq))
-        proc = subprocess.run([str(cli), "track", str(clip), "--model", str(ir), "--json", str(js)],
-                              capture_output=True, text=True, timeout=3600)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-            return {"status": "failed", "reason": f"edge-tan-native exited {proc.returncode}: {last}"}
-        data = json.loads(js.read_text())
-    t = data.get("timing") or {}
+    try:
+        data, _ = _run(cli, ir, np.stack([np.asarray(frames[i]) for i in order]), masks=False)
+    except EdgeTanError as e:
+        return {"status": "failed", "reason": str(e)}
     lat = [float(r["latency_ms"]) for r in data["per_frame"][2:]]   # the first frames warm the request up
-    mean = float(np.mean(lat)) if lat else None
-    fps = 1000.0 / mean if mean else None
-    stages = t.get("stages_median_ms") or {}
+    fps = 1000.0 / float(np.mean(lat)) if lat else None
     return {"status": "ok", "fps": fps, "median_ms": float(np.median(lat)) if lat else None,
             "p95_ms": float(np.percentile(lat, 95)) if lat else None, "frames": len(lat),
-            "stages_median_ms": stages, "vs_network": fps / network_fps if fps and network_fps else None,
-            "cli": str(cli)}
+            "stages_median_ms": (data.get("timing") or {}).get("stages_median_ms") or {},
+            "vs_network": fps / network_fps if fps and network_fps else None, "cli": str(cli)}

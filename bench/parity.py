@@ -125,12 +125,15 @@ def open_loop(runner: Runner, ref: RefClip, view_margin: float = 1e-3) -> dict:
 
 
 def closed_loop(runner: Runner, ref: RefClip) -> dict:
+    return compare_run(Tracker(runner).track(list(ref.seq.frames)), ref)
+
+
+def compare_run(results: list, ref: RefClip) -> dict:
+    """A closed-loop run of the clip (any tracker's FrameResults) against the reference's."""
     seq = ref.seq
-    results = Tracker(runner).track(list(seq.frames))
-    cmp = compare_closed(ref.results, results)
-    clin = compare_clinical(ref.clinical, clinical(results, seq.spacing_mm, seq.fps))
-    gt = gt_accuracy(results, seq)
-    return {"compare": cmp, "clinical": clin, "gt": gt}
+    return {"compare": compare_closed(ref.results, results),
+            "clinical": compare_clinical(ref.clinical, clinical(results, seq.spacing_mm, seq.fps)),
+            "gt": gt_accuracy(results, seq)}
 
 
 def _mean(v):
@@ -258,14 +261,14 @@ def _compare(runner: Runner, refs: list, ref_md, tolerance: Tolerance, row: dict
     if wrong:   # another model's artifact (in a cache slot, say): no tolerance makes that a pass
         row.update(status="fail", reason=wrong, source_weights=md.weights_sha256 or None)
         return
-    opens = [open_loop(runner, r) for r in refs]
-    closeds = [closed_loop(runner, r) for r in refs]
-    s = summarise(opens, closeds, refs)
-    row["summary"] = s
-    row["checks"] = judge(s, tolerance)
+    _judge_row(row, summarise([open_loop(runner, r) for r in refs], [closed_loop(runner, r) for r in refs], refs),
+               tolerance)
+
+
+def _judge_row(row: dict, s: dict, tolerance: Tolerance) -> None:
+    row["summary"], row["checks"] = s, judge(s, tolerance)
     fails = [c["label"] for c in row["checks"].values() if c["pass"] is False]
-    row["status"] = "fail" if fails else "pass"
-    row["reason"] = ("out of tolerance: " + ", ".join(fails)) if fails else ""
+    row.update(status="fail" if fails else "pass", reason=("out of tolerance: " + ", ".join(fails)) if fails else "")
 
 
 def _request_row(rq: Request, refs: list, reference: Runner, open_fn, tolerances: dict, wrap) -> dict:
@@ -305,7 +308,7 @@ def _native_row(rq: Request, refs: list, reference: Runner, open_fn, tolerances:
     if cli is None:
         row.update(status="unavailable", reason=unavailable_reason())
         return row
-    if rq.precision == "bf16":   # never fp32 under a bf16 label
+    if rq.precision == "bf16":   # the native runtime refuses bf16 IR itself; say so without building one
         row.update(status="unsupported", reason="the native runtime computes an IR's float parts in f32 "
                                                 "(f16 for fp16 IR): bf16 is not a native precision")
         return row
@@ -319,20 +322,8 @@ def _native_row(rq: Request, refs: list, reference: Runner, open_fn, tolerances:
         if wrong:
             row.update(status="fail", reason=wrong, source_weights=md.weights_sha256 or None)
             return row
-        closeds = []
-        for r in refs:
-            frames = np.asarray(r.seq.frames)
-            if frames.dtype != np.uint8 or frames.ndim != 3:
-                raise EdgeTanError(f"{r.seq.name}: the native column needs 8-bit grey frames, got "
-                                   f"{frames.dtype} {frames.shape}")
-            res = track_native(cli, ir, frames)
-            closeds.append({"compare": compare_closed(r.results, res),
-                            "clinical": compare_clinical(r.clinical, clinical(res, r.seq.spacing_mm, r.seq.fps)),
-                            "gt": gt_accuracy(res, r.seq)})
-        s = summarise([], closeds, refs)
-        row["summary"], row["checks"] = s, judge(s, tolerances[rq.precision])
-        fails = [c["label"] for c in row["checks"].values() if c["pass"] is False]
-        row.update(status="fail" if fails else "pass", reason=("out of tolerance: " + ", ".join(fails)) if fails else "")
+        closeds = [compare_run(track_native(cli, ir, r.seq.frames), r) for r in refs]
+        _judge_row(row, summarise([], closeds, refs), tolerances[rq.precision])
     except EdgeTanError as e:
         row.update(status="error", reason=str(e))
     except Exception as e:
