@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_tan.runtime.artifact import ModelMetadata
 from edge_tan.runtime.errors import EdgeTanError
-from edge_tan.runtime.geometry import affine_to_template, crop_affine, letterbox_affine, warp_image
+from edge_tan.runtime.geometry import affine_to_template, crop_affine, cut_window, letterbox_affine, warp_image
 from edge_tan.runtime.intensity import input_normaliser
 
 
@@ -99,7 +99,7 @@ def dataset_windows(root: str | Path, md: ModelMetadata, split: str | None = "tr
         idx = np.sort(rng.choice(len(pool), size=n, replace=False))
         for i in idx:
             seq, t, M = pool[i]
-            out.windows.append(normalise(warp_image(norm(seq.frames[t]), M, W), md))
+            out.windows.append(normalise(cut_window(norm(seq.frames[t]), M, W), md))   # as the tracker cuts it
             mask = seq.masks[t] if seq.masks is not None else np.zeros(seq.frames.shape[1:], np.uint8)
             out.masks.append(warp_image(mask, M, W, nearest=True))
             out.kinds.append(kind)

@@ -71,3 +71,45 @@ def test_largest_component_and_unwarp_footprint():
     M = geo.letterbox_affine((50, 50))
     out = geo.unwarp_scores(np.ones((224, 224), np.float32), M, (50, 50))
     assert (out > 0).all()
+
+
+# sha256 (first 16 hex) of OpenCV 4.6's cv::warpAffine(INTER_LINEAR, BORDER_CONSTANT 0) of _PATTERN into
+# 64x64, computed once with the OS OpenCV the native runtime links (Debian 4.6.0)
+_CUT_GOLDEN = [([[0.4883720930232558, 0.0, 0.0], [0.0, 0.4883720930232558, 9.767441860465116]], "61cca07685cfdd7c"),
+               ([[1.7, 0.31, -20.25], [-0.2, 1.93, -15.5]], "4bb8d0dc79f7e95f"),
+               ([[0.45, -0.8, 60.0], [0.7, 0.52, -10.0]], "49696fee8877e9e8")]
+
+
+def _pattern():
+    y, x = np.mgrid[0:90, 0:130]
+    return (((x * 7 + y * 13) ^ (x * y)) & 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("M,digest", _CUT_GOLDEN)
+def test_window_cut_gives_the_same_bytes_on_any_opencv(M, digest):
+    """The tracker's window cut is OpenCV <= 4.10's fixed-point warpAffine, byte for byte, whatever cv2 this
+    is (the wheel's 5.x interpolates in float32 and differs by up to 5 grey levels): the native runtime,
+    linked against the OS OpenCV, cuts the same window, so an INT8 network sees identical input."""
+    import hashlib
+    from edge_tan.runtime.geometry import WindowCut
+    cut = WindowCut(64)
+    for _ in range(2):   # buffers are reused: a second cut is the same
+        w = cut(_pattern(), np.array(M))
+        assert w.shape == (64, 64) and w.dtype == np.uint8
+        assert hashlib.sha256(w.tobytes()).hexdigest()[:16] == digest
+
+
+def test_window_cut_handles_degenerate_affines():
+    from edge_tan.runtime.geometry import WindowCut
+    cut = WindowCut(32)
+    assert not cut(_pattern(), np.full((2, 3), np.nan)).any()                        # nothing of the frame
+    far = cut(_pattern(), np.array([[1e-4, 0.0, 0.0], [0.0, 1e-4, 0.0]]))            # coordinates beyond int16
+    assert far.shape == (32, 32) and far.dtype == np.uint8
+
+
+def test_skew_is_the_singular_value_ratio():
+    from edge_tan.runtime.tracker import skew
+    for M in (np.array([[2.0, 0.3, 1.0], [-0.4, 0.7, 2.0]]), np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])):
+        s = np.linalg.svd(M[:, :2], compute_uv=False)
+        assert skew(M) == pytest.approx(s[0] / s[1], rel=1e-12)
+    assert skew(np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0]])) == float("inf")

@@ -120,7 +120,7 @@ def test_input_norm_round_trip_weights_onnx_openvino(tmp_path):
 def test_tracker_and_calibration_apply_input_norm(tmp_path):
     from edge_tan.runtime.tracker import Tracker
     from edge_tan.targets.calibration import dataset_windows, normalise
-    from edge_tan.runtime.geometry import warp_image
+    from edge_tan.runtime.geometry import cut_window
     toy_dataset(tmp_path, n=2, T=4, H=80, W=96)
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 200, (80, 96)).astype(np.uint8)
@@ -134,7 +134,7 @@ def test_tracker_and_calibration_apply_input_norm(tmp_path):
     eq = dataset_windows(tmp_path, md_eq, split=None, limit=6, seed=0)
     assert len(plain) == len(eq) > 0
     assert any(not np.allclose(a, b) for a, b in zip(plain.windows, eq.windows))
-    # every INT8 calibration window is exactly a tracker input: equalise the frame, warp, normalise
+    # every INT8 calibration window is exactly a tracker input: equalise the frame, cut, normalise
     from edge_tan.dataset import list_split, load_sequence
     from edge_tan.runtime.geometry import affine_to_template, letterbox_affine
     cands = []
@@ -144,5 +144,5 @@ def test_tracker_and_calibration_apply_input_norm(tmp_path):
             Ms = [letterbox_affine(seq.frames.shape[1:], md_eq.window)]
             if t > 0:
                 Ms.append(affine_to_template(seq.landmarks[t - 1], md_eq.template_array))
-            cands += [normalise(warp_image(equalize(seq.frames[t]), M, md_eq.window), md_eq) for M in Ms]
+            cands += [normalise(cut_window(equalize(seq.frames[t]), M, md_eq.window), md_eq) for M in Ms]
     assert all(any(np.allclose(w, c, atol=1e-5) for c in cands) for w in eq.windows)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from edge_tan.runtime import geometry as geo
 from edge_tan.runtime.tracker import Tracker
 from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence
 
@@ -126,3 +127,14 @@ def test_snap_rounds_half_up_in_float64():
     p = np.array([[0.24, 0.25], [-0.25, 10.74], [3.0, -0.26]], np.float32)
     assert snap(p, 0.5).tolist() == [[0.0, 0.5], [0.0, 10.5], [3.0, -0.5]]
     assert snap(p, 0.0) is p
+
+
+def test_a_sliver_of_a_seed_triangle_re_detects(tracker):
+    """Landmarks read off a blob found in noise can form a sliver; the window they place is stretched
+    ~34x one way (real tracked frames: at most ~9) and shows nothing of the LV: detect instead."""
+    tracker._prev_lm = np.array([[0.8, 96.0], [111.3, 96.8], [111.3, 93.8]], np.float32)
+    M, detect = tracker.affine_for((96, 112))
+    assert detect and np.allclose(M, geo.letterbox_affine((96, 112), tracker.size))
+    tracker._prev_lm = np.array([[62.7, 11.7], [43.3, 59.2], [78.3, 64.6]], np.float32)   # an LV's
+    M, detect = tracker.affine_for((96, 112))
+    assert not detect

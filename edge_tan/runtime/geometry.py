@@ -121,6 +121,69 @@ def warp_image(image: np.ndarray, M: np.ndarray, size: int = WINDOW, nearest: bo
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+class WindowCut:
+    """The tracker's frame -> window cut (bilinear, black outside the frame), the same bytes on every
+    OpenCV version and CPU, so the native runtime (its own OpenCV) cuts the very same window.
+
+    Why not cv2.warpAffine: since OpenCV 4.11 it interpolates in float32 (and a wheel may route it
+    through IPP), while OpenCV <= 4.10 -- what Debian/Ubuntu and most firmware link -- uses 1/32 px
+    fixed-point weights; the two differ by up to 5 grey levels on echo speckle, enough to move an INT8
+    network's detect. This reproduces the fixed-point form exactly (inverse in float64, 10-bit row and
+    column terms rounded half-even, 5-bit sub-pixel index) and lets cv2.remap's fixed-point path, which
+    every OpenCV version computes alike, interpolate. Buffers are reused: one instance per tracker."""
+
+    def __init__(self, size: int = WINDOW):
+        self.size = size
+        g = np.arange(size, dtype=np.float64) * 1024.0
+        self._g = g
+        self._x = np.empty((size, size), np.int32)
+        self._y = np.empty((size, size), np.int32)
+        self._t = np.empty((size, size), np.int32)
+        self._xy = np.empty((size, size, 2), np.int16)
+        self._a = np.empty((size, size), np.uint16)
+
+    def maps(self, M: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """cv2.remap maps (CV_16SC2 source pixel, CV_16UC1 5+5-bit sub-pixel index) for window <- frame;
+        None for a non-finite affine (nothing of the frame is in such a window)."""
+        m = [float(v) for v in np.asarray(M, np.float64).ravel()]
+        if not np.isfinite(m).all():
+            return None
+        d = m[0] * m[4] - m[1] * m[3]           # inverse exactly as OpenCV's warpAffine computes it
+        d = 1.0 / d if d != 0 else 0.0
+        a11, a22 = m[4] * d, m[0] * d
+        m[0], m[1], m[3], m[4] = a11, m[1] * -d, m[3] * -d, a22
+        m[2], m[5] = -m[0] * m[2] - m[1] * m[5], -m[3] * m[2] - m[4] * m[5]
+        g, X, Y, xy, a = self._g, self._x, self._y, self._xy, self._a
+        # ×1024 is exact, so rint(m1·(y·1024) + m2·1024) == cvRound((m1·y + m2)·1024); +16 = half a 1/32 step
+        for c, V, row, col in ((0, X, m[1] * g + m[2] * 1024.0, m[0] * g), (1, Y, m[4] * g + m[5] * 1024.0, m[3] * g)):
+            r, k = np.rint(row).astype(np.int32) + 16, np.rint(col).astype(np.int32)
+            np.add.outer(r, k, out=V)
+            np.right_shift(V, 5, out=V)
+            # V = r[y] + k[x] (then >> 5): its extremes are those of r and k, so saturate only where needed
+            if (int(r.min()) + int(k.min())) >> 10 < -32768 or (int(r.max()) + int(k.max())) >> 10 > 32767:
+                np.clip(np.right_shift(V, 5), -32768, 32767, out=self._t)
+                xy[..., c] = self._t
+            else:
+                np.right_shift(V, 5, out=xy[..., c], casting="unsafe")
+        np.bitwise_and(X, 31, out=X)
+        np.bitwise_and(Y, 31, out=Y)
+        np.left_shift(Y, 5, out=Y)
+        np.bitwise_or(X, Y, out=a, casting="unsafe")
+        return self._xy, self._a
+
+    def __call__(self, image: np.ndarray, M: np.ndarray) -> np.ndarray:
+        maps = self.maps(M)
+        if maps is None:
+            return np.zeros((self.size, self.size), np.uint8)
+        xy, a = maps
+        return cv2.remap(image, xy, a, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def cut_window(image: np.ndarray, M: np.ndarray, size: int = WINDOW) -> np.ndarray:
+    """One window cut exactly as the tracker cuts it (WindowCut, fresh buffers)."""
+    return WindowCut(size)(image, M)
+
+
 def window_bbox_in_frame(M: np.ndarray, frame_hw: tuple[int, int], size: int = WINDOW) -> tuple[int, int, int, int] | None:
     """Integer (x0, y0, x1, y1) of the window's footprint in the frame, clipped; None if outside."""
     h, w = frame_hw

@@ -66,6 +66,14 @@ Affine invert_affine(const Affine &M) {
     return out;
 }
 
+double skew(const Affine &M) {
+    const double a = M(0, 0), b = M(0, 1), c = M(1, 0), d = M(1, 1);
+    const double det = std::fabs(a * d - b * c);
+    if (!(det > 0.0)) return std::numeric_limits<double>::infinity();
+    const double r = (a * a + b * b + c * c + d * d) / det;
+    return 0.5 * (r + std::sqrt(std::max(r * r - 4.0, 0.0)));
+}
+
 Affine compose(const Affine &A, const Affine &B) {
     double a[3][3] = {{A(0, 0), A(0, 1), A(0, 2)}, {A(1, 0), A(1, 1), A(1, 2)}, {0, 0, 1}};
     double b[3][3] = {{B(0, 0), B(0, 1), B(0, 2)}, {B(1, 0), B(1, 1), B(1, 2)}, {0, 0, 1}};
@@ -113,8 +121,43 @@ static void warp_bilinear(const cv::Mat &src, cv::Mat &dst, const Affine &A, T b
     }
 }
 
-void warp_bilinear_u8(const cv::Mat &src, cv::Mat &dst, const Affine &A, uchar border) {
-    warp_bilinear<uchar>(src, dst, A, border, [](float v) { return cv::saturate_cast<uchar>(std::nearbyint(v)); });
+void WindowCut::resize(int size) {
+    size_ = size;
+    if (size <= 0) return;
+    xy_.create(size, size, CV_16SC2);
+    a_.create(size, size, CV_16UC1);
+    adx_.assign(size_t(size), 0);
+    ady_.assign(size_t(size), 0);
+}
+
+void WindowCut::operator()(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
+    const int S = size_;
+    dst.create(S, S, CV_8U);
+    double m[6] = {M(0, 0), M(0, 1), M(0, 2), M(1, 0), M(1, 1), M(1, 2)};
+    for (double v : m)
+        if (!std::isfinite(v)) { dst.setTo(0); return; }   // nothing of the frame is in such a window
+    double d = m[0] * m[4] - m[1] * m[3];
+    d = d != 0 ? 1.0 / d : 0.0;
+    const double a11 = m[4] * d, a22 = m[0] * d;
+    m[0] = a11; m[1] *= -d; m[3] *= -d; m[4] = a22;
+    const double b1 = -m[0] * m[2] - m[1] * m[5], b2 = -m[3] * m[2] - m[4] * m[5];
+    m[2] = b1; m[5] = b2;
+    for (int x = 0; x < S; ++x) {
+        adx_[size_t(x)] = cvRound(m[0] * x * 1024.0);
+        ady_[size_t(x)] = cvRound(m[3] * x * 1024.0);
+    }
+    for (int y = 0; y < S; ++y) {
+        const int X0 = cvRound((m[1] * y + m[2]) * 1024.0) + 16, Y0 = cvRound((m[4] * y + m[5]) * 1024.0) + 16;
+        short *xy = xy_.ptr<short>(y);
+        ushort *al = a_.ptr<ushort>(y);
+        for (int x = 0; x < S; ++x) {
+            const int X = (X0 + adx_[size_t(x)]) >> 5, Y = (Y0 + ady_[size_t(x)]) >> 5;
+            xy[2 * x] = cv::saturate_cast<short>(X >> 5);
+            xy[2 * x + 1] = cv::saturate_cast<short>(Y >> 5);
+            al[x] = ushort((Y & 31) * 32 + (X & 31));
+        }
+    }
+    cv::remap(src, dst, xy_, a_, cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(0));
 }
 
 void warp_bilinear_f32(const cv::Mat &src, cv::Mat &dst, const Affine &A, float border) {

@@ -20,17 +20,33 @@ bool affine_to_template(const float lm[3][2], const float tpl[3][2], Affine &out
 Affine letterbox_affine(int h, int w, int size);
 Affine crop_affine(const float lm[3][2], int size, const RoiExpand &e);
 Affine invert_affine(const Affine &M);
+// singular-value ratio of M's linear part (closed form, as tracker.skew); inf when singular
+double skew(const Affine &M);
 Affine compose(const Affine &A, const Affine &B);   // A o B: B first
 Affine similarity_about(double cx, double cy, double scale, double dx, double dy);  // angle 0
 void transform_point(float x, float y, const Affine &M, float &ox, float &oy);
 void transform_tri(const float in[3][2], const Affine &M, float out[3][2]);
 
-// Bilinear warps computed the way the Python side's OpenCV (cv2 >= 4.11 / 5.x) computes them: source
-// coordinates in float32, float32 bilinear weights, uint8 rounded to nearest. The OS OpenCV this
-// library links (Debian: 4.6) uses 5-bit fixed-point weights instead, which moves window grey levels
-// by 1-2 and breaks bit-level parity with the Python tracker; these keep it.
+// The tracker's frame -> window cut, byte for byte what edge_tan/runtime/geometry.py WindowCut cuts on
+// any OpenCV version: OpenCV <= 4.10's fixed-point warpAffine maps (inverse in double, 10-bit row and
+// column terms, 5-bit sub-pixel index) built here, interpolated by cv::remap's fixed-point path, which
+// every OpenCV version computes alike. (cv::warpAffine itself changed in 4.11 to float32 weights, and
+// the Python wheel may route it through IPP.) Maps are allocated once; `dst` is size x size CV_8U.
+class WindowCut {
+public:
+    explicit WindowCut(int size = 0) { resize(size); }
+    void resize(int size);
+    void operator()(const cv::Mat &src, cv::Mat &dst, const Affine &M);
+private:
+    int size_ = 0;
+    cv::Mat xy_, a_;
+    std::vector<int> adx_, ady_;
+};
+
+// The mask's way back (window scores -> frame crop, border -1): bilinear in float as the Python side's
+// cv2 (>= 4.11 / 5.x) computes it -- source coordinates in float32, float32 weights. Scores only need to
+// agree on their sign, so this is close enough where the window cut above must be exact.
 // dst(x, y) = src(A . (x, y, 1)), A = dst -> src; outside the source: `border`.
-void warp_bilinear_u8(const cv::Mat &src, cv::Mat &dst, const Affine &A, uchar border);
 void warp_bilinear_f32(const cv::Mat &src, cv::Mat &dst, const Affine &A, float border);
 
 // Outer contour of the largest region (CHAIN_APPROX_NONE), as float points.

@@ -90,6 +90,7 @@ Tracker::Tracker(std::unique_ptr<Engine> engine, const TrackerConfig &cfg) : eng
     else if (!md.has_view || !md.has_val_view_acc || md.val_view_acc >= 0.9) min_view_prob_ = 0.6;
     else min_view_prob_ = 0.0;
     size_ = md.window;
+    cut_.resize(size_);
     double ta = triangle_area(md.tpl);
     tpl_area_ = std::fabs(ta);
     tpl_sign_ = sign(ta);
@@ -184,7 +185,10 @@ bool Tracker::affine_for(Affine &M) {
                 ? static_cast<float>(std::floor(static_cast<double>(prev_lm_[i][j]) / cfg_.seed_grid + 0.5) * cfg_.seed_grid)
                 : prev_lm_[i][j];
     Affine W;
-    if (!warp_affine(seed, W)) { M = letterbox_affine(gray_.rows, gray_.cols, size_); return true; }
+    if (!warp_affine(seed, W) || !(skew(W) <= cfg_.max_seed_skew)) {   // no window, or one from a sliver
+        M = letterbox_affine(gray_.rows, gray_.cols, size_);
+        return true;
+    }
     M = widened(W);
     return false;
 }
@@ -204,7 +208,7 @@ Pass &Tracker::analyse(const Affine &M) {
     Pass &p = passes_[next_pass_++ % 6];
     const double t0 = now_ms();
     const int S = size_;
-    warp_bilinear_u8(gray_, win_, invert_affine(M), 0);   // cv2.warpAffine(gray, M, (S, S)), see geometry.hpp
+    cut_(gray_, win_, M);   // the Python tracker's WindowCut, byte for byte (geometry.hpp)
     float *in = engine_->input();
     const float beta = float(beta_);
     for (int y = 0; y < S; ++y) {

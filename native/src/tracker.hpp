@@ -27,6 +27,7 @@ struct TrackerConfig {
     bool detect_anchor_mask = true;
     double view_memory = 0.99, detect_view_weight = 10.0;
     double seed_grid = 0.5;   // frame px grid the landmarks placing the next window snap to (0: off)
+    double max_seed_skew = 15.0;   // a window stretched this much more one way than the other: re-detect
     bool ood_gate = true;   // score windows against the artifact's out-of-domain reference (if it has one)
 };
 
@@ -92,6 +93,7 @@ private:
     double u16_alpha_ = 1.0;
     // buffers, sized on the first frame and reused
     cv::Mat gray_, gray_tmp_, sub_, win_, crop_score_, mask_buf_, mask_crop_, lut_;
+    WindowCut cut_;     // frame -> window, the Python tracker's bytes
     std::vector<std::vector<cv::Point>> contours_, contours2_;
     std::vector<cv::Point2f> contour_;
     Pass passes_[6];
