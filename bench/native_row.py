@@ -95,3 +95,56 @@ def native_e2e(ir: Path, frames: list, order: list[int], network_fps: float | No
             "p95_ms": float(np.percentile(lat, 95)) if lat else None, "frames": len(lat),
             "stages_median_ms": (data.get("timing") or {}).get("stages_median_ms") or {},
             "vs_network": fps / network_fps if fps and network_fps else None, "cli": str(cli)}
+
+
+# issue 22's native-vs-Python parity: the same artifact and frames through both trackers
+SAME_STATE, MAX_LM_PX, MIN_DICE, MAX_EF_POINTS = 0.99, 0.5, 0.995, 0.5
+
+
+def native_vs_python(cli: Path, runner, frames: np.ndarray, fps: float = 30.0) -> dict:
+    """The native tracker against the Python tracker on `runner`'s IR (the same artifact and frames):
+    compare_native of the two runs."""
+    from edge_tan.runtime.tracker import Tracker
+    frames = np.asarray(frames)
+    py = Tracker(runner).track(list(frames))
+    data, masks = _run(cli, Path(runner.origin.path), frames, masks=True)
+    return compare_native(py, data, masks, fps)
+
+
+def compare_native(py: list, data: dict, masks: np.ndarray, fps: float = 30.0) -> dict:
+    """Per frame, a native run (its JSON and masks) against Python FrameResults of the same clip: share
+    of frames in the same state, the largest landmark gap (frame px) on those, the smallest mask Dice
+    (frames where either mask is non-empty), the out-of-domain score gaps, ED/ES and EF from each side's
+    curves (clip_clinical), and `passed` against issue 22's limits."""
+    import math
+
+    from edge_tan.runtime.clinical import clip_clinical
+    nat = data["per_frame"]
+    if len(nat) != len(py):
+        raise EdgeTanError(f"native tracked {len(nat)} frames, Python {len(py)}")
+    same = [a.state == b["state"] for a, b in zip(py, nat)]
+    lm = [float(np.abs(a.landmarks - np.asarray(b["landmarks"])).max()) for a, b, s in zip(py, nat, same)
+          if s and a.landmarks is not None and b["landmarks"] is not None]
+    dice = []
+    for a, m in zip(py, masks):
+        pa, pb = a.mask > 0, m > 0
+        if pa.any() or pb.any():
+            dice.append(2.0 * float((pa & pb).sum()) / float(pa.sum() + pb.sum()))
+    # out-of-domain score: NaN (JSON null) on the same frames, else the gap
+    ood = [abs(a.ood_score - b["ood_score"]) if np.isfinite(a.ood_score) and b["ood_score"] is not None
+           else (0.0 if not np.isfinite(a.ood_score) and b["ood_score"] is None else math.inf)
+           for a, b, s in zip(py, nat, same) if s]
+    ref, got = clip_clinical(py, math.nan, fps), data["clinical"]
+    ef_gap = None if ref["ef_percent"] is None or got.get("ef_percent") is None else \
+        abs(float(got["ef_percent"]) - float(ref["ef_percent"]))
+    out = {"frames": len(py), "same_state": float(np.mean(same)) if same else 1.0,
+           "landmarks_max_px": max(lm, default=0.0), "dice_min": min(dice, default=1.0),
+           "ood_max_gap": max(ood, default=0.0), "ood_median_gap": float(np.median(ood)) if ood else 0.0,
+           "ed_es_same": (got["ed_frames"], got["es_frames"]) == (ref["ed_frames"], ref["es_frames"]),
+           "ef_python": ref["ef_percent"], "ef_native": got.get("ef_percent"), "ef_gap": ef_gap,
+           "mismatch": [(a.index, a.state, b["state"]) for a, b, s in zip(py, nat, same) if not s][:5]}
+    out["passed"] = bool(out["same_state"] >= SAME_STATE and out["landmarks_max_px"] <= MAX_LM_PX
+                         and out["dice_min"] >= MIN_DICE and out["ed_es_same"]
+                         and (ef_gap is None or ef_gap <= MAX_EF_POINTS)
+                         and (ref["ef_percent"] is None) == (got.get("ef_percent") is None))
+    return out

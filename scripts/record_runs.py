@@ -68,7 +68,7 @@ FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
 SOAK_EVERY, SOAK_WARMUP, SOAK_FLAT_KIB = 5000, 5000, 1024   # sample every, ignore the first, allowed growth after
 STEPS = ("bench", "speed", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile",
-         "real-dev", "ood", "soak")
+         "real-dev", "ood", "soak", "native-parity")
 SHARED = ROOT.parent / "shared"   # the workspace's shared tools and reference data, beside the checkout
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
@@ -493,6 +493,52 @@ def step_profile(a) -> None:
     write_record("profile", cmds, result, wall, 0)
 
 
+def step_native_parity(a) -> None:
+    """Issue 22's parity record: the native tracker against the Python tracker on the same OpenVINO IR and
+    frames, per frame (bench/native_row.compare_native, the limits tests/test_native.py asserts), on phantom
+    clips at 112, 224 and 600x800 px (final-test seed, A4C) and the GDCM ultrasound DICOM fixture, FP32 and
+    INT8 (NNCF, calibrated on a separate phantom set)."""
+    import numpy as np
+    from edge_tan.bench.native_row import find_cli, native_vs_python, unavailable_reason
+    from edge_tan.io.read import read_video
+    from edge_tan.synth.generate import sequence_seed
+    from edge_tan.synth.render import generate_sequence
+    from edge_tan.targets.opener import open_model
+    cmds, wall = [], 0.0
+    cli = find_cli()
+    if cli is None:
+        raise SystemExit(f"record_runs: {unavailable_reason()}")
+    calib, shown_, secs = synth_set(a.work, 8, None, 2500, "calib-phantom-s2500-n8")
+    cmds += shown_
+    wall += secs
+    dcm = SHARED / "fixtures" / "US-PAL-8-10x-echo.dcm"
+    clips = {f"phantom {h}x{w}": lambda h=h, w=w, n=n: np.asarray(generate_sequence(
+        sequence_seed(FINAL_TEST_SEED, 0), "A4C", n_frames=n, out_size=(h, w)).frames, np.uint8)
+        for h, w, n in ((112, 112, 60), (224, 224, 60), (600, 800, 30))}
+    if dcm.is_file():
+        clips["DICOM fixture (GDCM US-PAL-8-10x-echo)"] = lambda: np.asarray(read_video(dcm).frames)
+    rows = []
+    t0 = time.perf_counter()
+    for prec in ("fp32", "int8"):
+        runner = open_model(a.weights, "openvino", prec, calib=calib if prec == "int8" else None)
+        try:
+            for name, load in clips.items():
+                frames = load()
+                c = native_vs_python(cli, runner, frames)
+                rows.append({"clip": name, "size": list(frames.shape[1:]), "precision": prec,
+                             "artifact": Path(runner.origin.path).parent.name, **c})
+                print(f"  {prec} {name}: {'pass' if c['passed'] else 'FAIL'} lm {c['landmarks_max_px']:.4f} px "
+                      f"Dice {c['dice_min']:.4f} dEF {c['ef_gap']}", flush=True)
+        finally:
+            runner.close()
+    wall += time.perf_counter() - t0
+    cmds.append("python scripts/record_runs.py --only native-parity  (in-process: Tracker vs " + shown([str(cli)]) +
+                " track CLIP.npy --model IR --json R.json --masks M.npy per clip and precision)")
+    limits = {"same_state_min": 0.99, "landmarks_max_px": 0.5, "dice_min": 0.995, "ef_gap_max": 0.5}
+    write_record("native-parity", cmds, {"limits": limits, "rows": rows, "passed": all(r["passed"] for r in rows),
+                                         "cli": str(cli), "calibration": str(calib.name)}, wall, 0)
+
+
 def step_soak(a) -> None:
     """Issue 22: N frames through one native tracker (libedgetan via edgetan-soak, no Python in the process),
     resident memory sampled every SOAK_EVERY frames. Flat = the growth after warm-up stays under a page
@@ -597,7 +643,7 @@ def main(argv=None) -> int:
     todo = {"bench": step_bench, "speed": step_speed, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
             "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile,
-            "real-dev": step_real_dev, "ood": step_ood, "soak": step_soak}
+            "real-dev": step_real_dev, "ood": step_ood, "soak": step_soak, "native-parity": step_native_parity}
     for s in steps:
         todo[s](a)
     print("now: python scripts/render_docs.py   (README and model card tables from these records)")

@@ -355,6 +355,22 @@ def r_footprint(folder: Path, rec: dict, results: Path) -> str:
          "frame latency p50 (ms)", "p99 (ms)", "backend"], rows))
 
 
+@from_record("native-parity")
+def r_native_parity(folder: Path, rec: dict, results: Path) -> str:
+    """Issue 22's parity: the native tracker against the Python tracker, same IR and frames, per frame."""
+    r = rec["result"]
+    lim = r["limits"]
+    rows = [[x["clip"], "x".join(str(v) for v in x["size"]), x["precision"].upper(), str(x["frames"]),
+             pct(x["same_state"]), f"{x['landmarks_max_px']:.3f}", f"{x['dice_min']:.4f}",
+             "same" if x["ed_es_same"] else "**differ**", "—" if x["ef_gap"] is None else f"{x['ef_gap']:.2f}",
+             "pass" if x["passed"] else "**fail**"] for x in r["rows"]]
+    head = (f"{source_line(folder, rec)}. Limits (issue 22): same state on >= {pct(lim['same_state_min'])} of "
+            f"frames, landmarks within {lim['landmarks_max_px']} px, mask Dice >= {lim['dice_min']}, EF within "
+            f"{lim['ef_gap_max']} points. Verdict: {'all pass' if r['passed'] else '**not all pass**'}.")
+    return "\n".join([head, ""] + md_table(["clip", "size", "IR", "frames", "same state", "landmarks max px",
+                                             "mask Dice min", "ED/ES", "EF gap (points)", "verdict"], rows))
+
+
 @from_record("soak")
 def r_soak(folder: Path, rec: dict, results: Path) -> str:
     """Issue 22's memory soak: N frames through one native tracker, resident memory sampled."""
@@ -639,7 +655,7 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
 
 RENDERERS = {"headline": r_headline, "speed": r_speed, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
              "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
-             "adapt": r_adapt, "qc": r_qc, "ood": r_ood, "batch": r_batch, "per_view": r_per_view,
+             "adapt": r_adapt, "qc": r_qc, "native-parity": r_native_parity, "ood": r_ood, "batch": r_batch, "per_view": r_per_view,
              "profile": r_profile, "real_dev": r_real_dev, "soak": r_soak}
 
 
