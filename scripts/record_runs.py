@@ -68,7 +68,7 @@ FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
 SOAK_EVERY, SOAK_WARMUP, SOAK_FLAT_KIB = 5000, 5000, 1024   # sample every, ignore the first, allowed growth after
 STEPS = ("bench", "speed", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile",
-         "real-dev", "ood", "soak", "native-parity")
+         "real-dev", "ood", "soak", "native-parity", "ov-settings")
 SHARED = ROOT.parent / "shared"   # the workspace's shared tools and reference data, beside the checkout
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
@@ -254,6 +254,37 @@ def step_speed(a) -> None:
     result["parity"] = json.loads(js.read_text())
     write_record("speed", [shown(argv), shown(argv2)], result, wall + wall2, code or code2,
                  machine=result.get("machine"))
+
+
+def step_ov_settings(a) -> None:
+    """Issue 23: OpenVINO CPU settings at batch 1 (bench/ov_settings.py) on the shipped model's fp32 and INT8
+    IR, the phantom final-test clip bench uses (A4C, 112 px), 3 interleaved rounds; load before and after."""
+    import os
+
+    import numpy as np
+
+    from edge_tan.bench.machine import machine_info
+    from edge_tan.bench.ov_settings import sweep
+    from edge_tan.synth.generate import sequence_seed
+    from edge_tan.synth.render import generate_sequence
+    from edge_tan.targets.opener import open_model
+    calib, cmds, wall = synth_set(a.work, 8, None, 2500, "calib-phantom-s2500-n8")
+    frames = list(np.asarray(generate_sequence(sequence_seed(FINAL_TEST_SEED, 0), "A4C", n_frames=60,
+                                               out_size=(112, 112)).frames, np.uint8))
+    load = {"before": os.getloadavg()}
+    t = time.perf_counter()
+    result = {"clip": f"phantom A4C 112x112, 60 frames (seed {FINAL_TEST_SEED})", "precisions": {}}
+    for prec in ("fp32", "int8"):
+        runner = open_model(a.weights, "openvino", prec, calib=calib if prec == "int8" else None)
+        ir = Path(runner.origin.path)
+        runner.close()
+        result["precisions"][prec] = {"artifact": ir.parent.name,
+                                      "rows": sweep(ir, frames, progress=lambda m: print("  " + prec + " " + m, flush=True))}
+    load["after"] = os.getloadavg()
+    result["load"] = load
+    cmds.append("python scripts/record_runs.py --only ov-settings  (in-process: bench/ov_settings.sweep on the "
+                "fp32 and int8 IR)")
+    write_record("ov-settings", cmds, result, wall + time.perf_counter() - t, 0, machine=machine_info())
 
 
 def step_parity(a) -> None:
@@ -643,7 +674,8 @@ def main(argv=None) -> int:
     todo = {"bench": step_bench, "speed": step_speed, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
             "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile,
-            "real-dev": step_real_dev, "ood": step_ood, "soak": step_soak, "native-parity": step_native_parity}
+            "real-dev": step_real_dev, "ood": step_ood, "soak": step_soak, "native-parity": step_native_parity,
+            "ov-settings": step_ov_settings}
     for s in steps:
         todo[s](a)
     print("now: python scripts/render_docs.py   (README and model card tables from these records)")

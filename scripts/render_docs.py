@@ -371,6 +371,27 @@ def r_native_parity(folder: Path, rec: dict, results: Path) -> str:
                                              "mask Dice min", "ED/ES", "EF gap (points)", "verdict"], rows))
 
 
+@from_record("ov-settings")
+def r_ov_settings(folder: Path, rec: dict, results: Path) -> str:
+    """Issue 23: OpenVINO CPU settings at batch 1, interleaved rounds (scripts/record_runs.py --only ov-settings)."""
+    r = rec["result"]
+    rows = []
+    for prec, d in r["precisions"].items():
+        for x in d["rows"]:
+            c = x.get("compiled") or {}
+            rows.append([prec.upper(), x["setting"], f"{x['network_ms']:.2f} ({x['network_ms_range'][0]:.2f}–"
+                         f"{x['network_ms_range'][1]:.2f})", f"{x['e2e_ms']:.2f} ({x['e2e_ms_range'][0]:.2f}–"
+                         f"{x['e2e_ms_range'][1]:.2f})", f"{x['e2e_fps']:.1f}", f"×{x['e2e_vs_default']:.2f}",
+                         f"{c.get('PERFORMANCE_HINT')}, {c.get('NUM_STREAMS')} stream(s), "
+                         f"{c.get('INFERENCE_NUM_THREADS')} thread(s), pinning {c.get('ENABLE_CPU_PINNING')}"])
+    ld = r.get("load") or {}
+    head = (f"{source_line(folder, rec)}. Clip: {r['clip']}; each setting opened afresh in each of "
+            f"{r['precisions']['fp32']['rows'][0]['rounds']} interleaved rounds; medians, the rounds' range in "
+            f"brackets. Load average before / after: {ld.get('before', ['?'])[0]:.2f} / {ld.get('after', ['?'])[0]:.2f}.")
+    return "\n".join([head, ""] + md_table(["IR", "setting", "network ms", "end-to-end ms", "end-to-end fps",
+                                             "e2e vs default", "what the plugin compiled"], rows))
+
+
 @from_record("soak")
 def r_soak(folder: Path, rec: dict, results: Path) -> str:
     """Issue 22's memory soak: N frames through one native tracker, resident memory sampled."""
@@ -655,7 +676,7 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
 
 RENDERERS = {"headline": r_headline, "speed": r_speed, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
              "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
-             "adapt": r_adapt, "qc": r_qc, "native-parity": r_native_parity, "ood": r_ood, "batch": r_batch, "per_view": r_per_view,
+             "adapt": r_adapt, "qc": r_qc, "native-parity": r_native_parity, "ov-settings": r_ov_settings, "ood": r_ood, "batch": r_batch, "per_view": r_per_view,
              "profile": r_profile, "real_dev": r_real_dev, "soak": r_soak}
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_tan.runtime.artifact import PREFIX, ModelMetadata
 from edge_tan.runtime.errors import EdgeTanError, UsageError, first_line
-from edge_tan.runtime.runner import Runner
+from edge_tan.runtime.runner import Runner, window_outputs
 from edge_tan.runtime.seal import seal_ir
 
 from .openvino_window import WINDOW_GRAPH
@@ -201,6 +201,7 @@ class OpenVinoRunner(Runner):
         self._ov = ov
         self.fuse_window = bool(fuse_window)
         self._window = None
+        self._bound = None        # the tracker's request: input and outputs bound once (_bound_request)
         self._compile(static_batch)
         _LIVE.add(self)
 
@@ -248,12 +249,49 @@ class OpenVinoRunner(Runner):
                 self._window = False
         return self._window or None
 
+    def _bound_request(self):
+        """(request, input buffer, output buffers) for the tracker's one-window passes, or None.
+
+        Why: the native runtime binds its input and output tensors once and reads results in place; the
+        generic path wraps the input in a new Tensor and copies every output (the 2x224x224 logits)
+        on every call. Its own request, so batch calls through `infer` never rebind it."""
+        if self._bound is None:
+            self._bound = False
+            if self.static_batch == 1:
+                cm = self._compile(1)
+                if all(o.get_element_type() == self._ov.Type.f32 and o.get_partial_shape().is_static
+                       for o in cm.outputs):
+                    req = cm.create_infer_request()
+                    w = self.metadata.window
+                    x = np.zeros((1, 1, w, w), np.float32)
+                    req.set_input_tensor(self._ov.Tensor(x, shared_memory=True))
+                    outs = {}
+                    for o in cm.outputs:
+                        buf = np.zeros(tuple(o.get_shape()), np.float32)
+                        req.set_tensor(o, self._ov.Tensor(buf, shared_memory=True))
+                        for n in o.get_names():
+                            outs[n] = buf
+                    if all(n in outs for n in self._out_names):
+                        self._bound = (req, x, {n: outs[n] for n in self._out_names})
+        return self._bound or None
+
     def infer_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
-        """Runner.infer_window on the window graph: uint8 in, score and landmarks_win out (in-graph)."""
+        """Runner.infer_window: on the bound request (the same normalisation and outputs, no per-call
+        tensors or logit copies), or on the window graph when fuse_window is set."""
         w = self.metadata.window
         fused = self._window_request() if self.fuse_window else None
         if fused is None or not isinstance(window, np.ndarray) or window.dtype != np.uint8 or window.shape != (w, w):
-            return super().infer_window(window)
+            bound = self._bound_request() if fused is None and isinstance(window, np.ndarray) and \
+                window.shape == (w, w) else None
+            if bound is None:
+                return super().infer_window(window)
+            req, x, outs = bound
+            md = self.metadata
+            np.multiply(window, md.input_scale / md.input_std, out=x[0, 0], casting="unsafe")   # as Runner's
+            x += -md.input_mean / md.input_std
+            req.infer()
+            res = window_outputs(outs, md)   # score and landmarks_win are new arrays; copy what is a buffer
+            return {k: (v.copy() if any(v is b for b in outs.values()) else v) for k, v in res.items()}
         _, req, names = fused
         req.set_input_tensor(self._ov.Tensor(np.ascontiguousarray(window).reshape(1, 1, w, w), shared_memory=True))
         req.infer()
@@ -331,6 +369,7 @@ class OpenVinoRunner(Runner):
 
     def close(self) -> None:
         self._window = None
+        self._bound = None
         self._requests.clear()
         self._compiled.clear()
 

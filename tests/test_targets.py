@@ -115,6 +115,46 @@ def test_openvino_matches_torch_and_metadata_round_trips(tiny, tiny_ir):
                 assert np.abs(out[k] - ref[k][:n]).max() < 1e-4, k
 
 
+def test_openvino_bound_window_request_gives_the_generic_outputs(tiny_ir):
+    """infer_window on the request bound once (no per-call tensors, no logit copies) returns exactly what
+    the generic normalise-infer-copy path returns, and nothing it returns is overwritten by the next call."""
+    from edge_tan.runtime.runner import Runner
+    from edge_tan.targets.openvino import OpenVinoRunner
+
+    rng = np.random.default_rng(3)
+    with OpenVinoRunner(tiny_ir, threads=1) as r:
+        W = r.metadata.window
+        wins = [rng.integers(0, 256, (W, W), dtype=np.uint8) for _ in range(3)]
+        got = [r.infer_window(w) for w in wins]
+        assert r._bound, "the bound request was not used"
+        for w, a in zip(wins, got):
+            b = Runner.infer_window(r, w)
+            assert set(a) == set(b)
+            for k in a:
+                assert np.array_equal(a[k], b[k]), k
+        assert not np.array_equal(got[0]["score"], got[1]["score"])
+        x = rand_batch(2)                  # a batch call in between does not rebind the tracker's request
+        r.infer(x)
+        again = r.infer_window(wins[0])
+        for k in again:
+            assert np.array_equal(again[k], got[0][k]), k
+
+
+def test_ov_settings_sweep_reports_every_setting(tiny_ir):
+    from edge_tan.bench.ov_settings import sweep
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (40, 48), dtype=np.uint8) for _ in range(4)]
+    rows = sweep(tiny_ir, frames, rounds=2, network_runs=3, e2e_frames=4,
+                 settings=[("default", {}), ("1 thread", {"threads": 1})])
+    assert [r["setting"] for r in rows] == ["default", "1 thread"]
+    assert rows[0]["e2e_vs_default"] == 1.0 and rows[0]["network_vs_default"] == 1.0
+    for r in rows:
+        assert r["rounds"] == 2 and r["network_ms"] > 0 and r["e2e_ms"] > 0
+        assert r["network_ms_range"][0] <= r["network_ms"] <= r["network_ms_range"][1]
+    assert rows[1]["compiled"]["INFERENCE_NUM_THREADS"] == "1"
+
+
 def test_openvino_compiled_model_cache_dir(tiny_ir, tmp_path):
     from edge_tan.targets.openvino import OpenVinoRunner
 
