@@ -56,7 +56,7 @@ def _results(data: dict, masks: np.ndarray) -> list[FrameResult]:
     return out
 
 
-def _run(cli: Path, ir: Path, frames: np.ndarray, masks: bool) -> tuple[dict, np.ndarray | None]:
+def run_native(cli: Path, ir: Path, frames: np.ndarray, masks: bool) -> tuple[dict, np.ndarray | None]:
     """One `edge-tan-native track` run on (N, H, W) uint8 frames: (its JSON, its masks or None)."""
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 3:
@@ -74,7 +74,7 @@ def _run(cli: Path, ir: Path, frames: np.ndarray, masks: bool) -> tuple[dict, np
 
 def track_native(cli: Path, ir: Path, frames: np.ndarray) -> list[FrameResult]:
     """Track one clip (N, H, W) uint8 with the native CLI on the IR `ir`; per-frame FrameResults."""
-    data, masks = _run(cli, ir, frames, masks=True)
+    data, masks = run_native(cli, ir, frames, masks=True)
     return _results(data, masks)
 
 
@@ -86,7 +86,7 @@ def native_e2e(ir: Path, frames: list, order: list[int], network_fps: float | No
     if cli is None:
         return {"status": "unavailable", "reason": unavailable_reason()}
     try:
-        data, _ = _run(cli, ir, np.stack([np.asarray(frames[i]) for i in order]), masks=False)
+        data, _ = run_native(cli, ir, np.stack([np.asarray(frames[i]) for i in order]), masks=False)
     except EdgeTanError as e:
         return {"status": "failed", "reason": str(e)}
     lat = [float(r["latency_ms"]) for r in data["per_frame"][2:]]   # the first frames warm the request up
@@ -107,7 +107,7 @@ def native_vs_python(cli: Path, runner, frames: np.ndarray, fps: float = 30.0) -
     from edge_tan.runtime.tracker import Tracker
     frames = np.asarray(frames)
     py = Tracker(runner).track(list(frames))
-    data, masks = _run(cli, Path(runner.origin.path), frames, masks=True)
+    data, masks = run_native(cli, Path(runner.origin.path), frames, masks=True)
     return compare_native(py, data, masks, fps)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_tan.runtime.artifact import PREFIX, ModelMetadata
 from edge_tan.runtime.errors import EdgeTanError, UsageError, first_line
-from edge_tan.runtime.runner import Runner, window_outputs
+from edge_tan.runtime.runner import Runner, normalise_into, window_outputs
 from edge_tan.runtime.seal import seal_ir
 
 from .openvino_window import WINDOW_GRAPH
@@ -286,11 +286,9 @@ class OpenVinoRunner(Runner):
             if bound is None:
                 return super().infer_window(window)
             req, x, outs = bound
-            md = self.metadata
-            np.multiply(window, md.input_scale / md.input_std, out=x[0, 0], casting="unsafe")   # as Runner's
-            x += -md.input_mean / md.input_std
+            normalise_into(window, self.metadata, x[0, 0])
             req.infer()
-            res = window_outputs(outs, md)   # score and landmarks_win are new arrays; copy what is a buffer
+            res = window_outputs(outs, self.metadata)   # score and landmarks_win are new arrays; copy what is a buffer
             return {k: (v.copy() if any(v is b for b in outs.values()) else v) for k, v in res.items()}
         _, req, names = fused
         req.set_input_tensor(self._ov.Tensor(np.ascontiguousarray(window).reshape(1, 1, w, w), shared_memory=True))

@@ -86,12 +86,8 @@ def _dicom_frames():
 
 
 def _run_native(frames: np.ndarray, model: Path, tmp_path: Path) -> tuple[dict, np.ndarray]:
-    clip, out, masks = tmp_path / "clip.npy", tmp_path / "r.json", tmp_path / "m.npy"
-    np.save(clip, frames)
-    proc = subprocess.run([str(CLI), "track", str(clip), "--model", str(model), "--json", str(out),
-                           "--masks", str(masks)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(out.read_text()), np.load(masks)
+    from edge_tan.bench.native_row import run_native
+    return run_native(CLI, Path(model), frames, masks=True)
 
 
 def _compare(py, data, masks) -> dict:

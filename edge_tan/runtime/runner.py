@@ -97,8 +97,7 @@ class Runner(abc.ABC):
         buf = getattr(self, "_window_buf", None)
         if buf is None:
             buf = self._window_buf = np.zeros((1, 1, w, w), np.float32)
-        np.multiply(window, md.input_scale / md.input_std, out=buf[0, 0], casting="unsafe")
-        buf += -md.input_mean / md.input_std
+        normalise_into(window, md, buf[0, 0])
         return window_outputs(self.infer(buf), md)
 
     def close(self) -> None:  # noqa: B027 - optional hook
@@ -137,6 +136,14 @@ class Runner(abc.ABC):
                     w is not None and g != w for g, w in zip(v.shape, want)))):
                 raise EdgeTanError(f"{self.backend}: output {name!r} is {v.dtype} {v.shape}, the model contract "
                                    f"says float32 {want}")
+
+
+def normalise_into(window: np.ndarray, md: ModelMetadata, out: np.ndarray) -> np.ndarray:
+    """The network input of a grey window, written into `out` (float32, the window's shape): the one
+    place the arithmetic lives, so every path feeds the network the same float32 values."""
+    np.multiply(window, md.input_scale / md.input_std, out=out, casting="unsafe")
+    out += -md.input_mean / md.input_std
+    return out
 
 
 def window_outputs(out: dict, md: ModelMetadata) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ from . import ood as ood_mod
 from .artifact import ModelMetadata
 from .frames import GrayConverter
 from .intensity import input_normaliser
-from .runner import Runner
+from .runner import Runner, normalise_into
 
 STATES = ("detect", "track", "redetect", "lost")
 LEAVES = "LV leaves the window"
@@ -233,8 +233,6 @@ class Tracker:
         self._tpl_area = abs(geo.triangle_area(self.template))
         self._tpl_sign = np.sign(geo.triangle_area(self.template))
         self.expand = self.md.expand
-        self._alpha = self.md.input_scale / self.md.input_std
-        self._beta = -self.md.input_mean / self.md.input_std
         self._input = np.zeros((1, 1, self.size, self.size), np.float32)   # reused every frame
         self._cut = geo.WindowCut(self.size)
         self._gray = GrayConverter()
@@ -325,8 +323,7 @@ class Tracker:
     def window_input(self, gray: np.ndarray, M: np.ndarray) -> np.ndarray:
         """Warp + normalise into the reused input buffer (1, 1, S, S) float32."""
         win = self.window(gray, M)
-        np.multiply(win, self._alpha, out=self._input[0, 0], casting="unsafe")
-        self._input += self._beta
+        normalise_into(win, self.md, self._input[0, 0])
         return self._input
 
     def analyse(self, gray: np.ndarray, M: np.ndarray) -> tuple[_Pass, dict]:
