@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .latency import time_callable
 from edge_tan.runtime.geometry import letterbox_affine
 
+from .latency import time_callable
 from .run import end_to_end
 
 # (name, OpenVinoRunner options); the first is the runner's default
@@ -38,7 +38,7 @@ def sweep(ir: Path, frames: list, rounds: int = 3, network_runs: int = 200, e2e_
     from edge_tan.runtime.tracker import Tracker
     from edge_tan.targets.openvino import OpenVinoRunner
     settings = settings or SETTINGS
-    per: dict[str, dict] = {name: {"network_ms": [], "e2e_ms": [], "options": opts} for name, opts in settings}
+    per: dict[str, dict] = {name: {"network_ms": [], "e2e_ms": []} for name, _ in settings}
     for k in range(rounds):
         order = settings[k % len(settings):] + settings[:k % len(settings)]
         for name, opts in order:
@@ -62,7 +62,7 @@ def sweep(ir: Path, frames: list, rounds: int = 3, network_runs: int = 200, e2e_
     for name, opts in settings:
         d = per[name]
         net, e2e = np.asarray(d["network_ms"]), np.asarray(d["e2e_ms"])
-        out.append({"setting": name, "options": {k: v for k, v in opts.items()}, "compiled": d.get("compiled"),
+        out.append({"setting": name, "options": dict(opts), "compiled": d.get("compiled"),
                     "network_ms": float(np.median(net)), "network_ms_range": [float(net.min()), float(net.max())],
                     "e2e_ms": float(np.median(e2e)), "e2e_ms_range": [float(e2e.min()), float(e2e.max())],
                     "network_fps": 1000.0 / float(np.median(net)), "e2e_fps": 1000.0 / float(np.median(e2e)),

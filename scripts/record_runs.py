@@ -111,6 +111,15 @@ def write_record(what: str, commands: list[str], result: dict, wall_s: float, ex
     return dest
 
 
+def final_clip(h: int = 112, w: int = 112, n: int = 60):
+    """The final-test seed's first A4C phantom clip at (h, w), n frames, uint8 (parity, settings, soak)."""
+    import numpy as np
+    from edge_tan.synth.generate import sequence_seed
+    from edge_tan.synth.render import generate_sequence
+    return np.asarray(generate_sequence(sequence_seed(FINAL_TEST_SEED, 0), "A4C", n_frames=n,
+                                        out_size=(h, w)).frames, np.uint8)
+
+
 def synth_set(work: Path, n: int, family: str | None = None, seed: int = FINAL_TEST_SEED,
               name: str | None = None) -> tuple[Path, list[str], float]:
     """A phantom set, generated once per (family, seed, n) and reused; by default the final test set."""
@@ -261,16 +270,11 @@ def step_ov_settings(a) -> None:
     IR, the phantom final-test clip bench uses (A4C, 112 px), 3 interleaved rounds; load before and after."""
     import os
 
-    import numpy as np
-
     from edge_tan.bench.machine import machine_info
     from edge_tan.bench.ov_settings import sweep
-    from edge_tan.synth.generate import sequence_seed
-    from edge_tan.synth.render import generate_sequence
     from edge_tan.targets.opener import open_model
     calib, cmds, wall = synth_set(a.work, 8, None, 2500, "calib-phantom-s2500-n8")
-    frames = list(np.asarray(generate_sequence(sequence_seed(FINAL_TEST_SEED, 0), "A4C", n_frames=60,
-                                               out_size=(112, 112)).frames, np.uint8))
+    frames = list(final_clip())
     load = {"before": os.getloadavg()}
     t = time.perf_counter()
     result = {"clip": f"phantom A4C 112x112, 60 frames (seed {FINAL_TEST_SEED})", "precisions": {}}
@@ -530,10 +534,9 @@ def step_native_parity(a) -> None:
     clips at 112, 224 and 600x800 px (final-test seed, A4C) and the GDCM ultrasound DICOM fixture, FP32 and
     INT8 (NNCF, calibrated on a separate phantom set)."""
     import numpy as np
-    from edge_tan.bench.native_row import find_cli, native_vs_python, unavailable_reason
+    from edge_tan.bench.native_row import (MAX_EF_POINTS, MAX_LM_PX, MIN_DICE, SAME_STATE, find_cli,
+                                           native_vs_python, unavailable_reason)
     from edge_tan.io.read import read_video
-    from edge_tan.synth.generate import sequence_seed
-    from edge_tan.synth.render import generate_sequence
     from edge_tan.targets.opener import open_model
     cmds, wall = [], 0.0
     cli = find_cli()
@@ -543,9 +546,8 @@ def step_native_parity(a) -> None:
     cmds += shown_
     wall += secs
     dcm = SHARED / "fixtures" / "US-PAL-8-10x-echo.dcm"
-    clips = {f"phantom {h}x{w}": lambda h=h, w=w, n=n: np.asarray(generate_sequence(
-        sequence_seed(FINAL_TEST_SEED, 0), "A4C", n_frames=n, out_size=(h, w)).frames, np.uint8)
-        for h, w, n in ((112, 112, 60), (224, 224, 60), (600, 800, 30))}
+    clips = {f"phantom {h}x{w}": lambda h=h, w=w, n=n: final_clip(h, w, n)
+             for h, w, n in ((112, 112, 60), (224, 224, 60), (600, 800, 30))}
     if dcm.is_file():
         clips["DICOM fixture (GDCM US-PAL-8-10x-echo)"] = lambda: np.asarray(read_video(dcm).frames)
     rows = []
@@ -565,7 +567,8 @@ def step_native_parity(a) -> None:
     wall += time.perf_counter() - t0
     cmds.append("python scripts/record_runs.py --only native-parity  (in-process: Tracker vs " + shown([str(cli)]) +
                 " track CLIP.npy --model IR --json R.json --masks M.npy per clip and precision)")
-    limits = {"same_state_min": 0.99, "landmarks_max_px": 0.5, "dice_min": 0.995, "ef_gap_max": 0.5}
+    limits = {"same_state_min": SAME_STATE, "landmarks_max_px": MAX_LM_PX, "dice_min": MIN_DICE,
+              "ef_gap_max": MAX_EF_POINTS}
     write_record("native-parity", cmds, {"limits": limits, "rows": rows, "passed": all(r["passed"] for r in rows),
                                          "cli": str(cli), "calibration": str(calib.name)}, wall, 0)
 
@@ -581,11 +584,8 @@ def step_soak(a) -> None:
         argv = ["bash", "native/build.sh", "native/build"]
         run(argv)
         cmds.append(shown(argv))
-    from edge_tan.synth.generate import sequence_seed
-    from edge_tan.synth.render import generate_sequence
     from edge_tan.targets.opener import open_model
-    frames = np.asarray(generate_sequence(sequence_seed(FINAL_TEST_SEED, 0), "A4C", n_frames=60,
-                                          out_size=(112, 112)).frames, np.uint8)
+    frames = final_clip()
     raw = a.work / "soak-112.raw"
     raw.write_bytes(np.ascontiguousarray(frames).tobytes())
     runner = open_model(a.weights, "openvino", "fp32")   # builds (or reuses) the cached IR of these weights

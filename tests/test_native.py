@@ -85,7 +85,7 @@ def _dicom_frames():
     return np.asarray(read_video(DICOM).frames)
 
 
-def _run_native(frames: np.ndarray, model: Path, tmp_path: Path) -> tuple[dict, np.ndarray]:
+def _run_native(frames: np.ndarray, model: Path) -> tuple[dict, np.ndarray]:
     from edge_tan.bench.native_row import run_native
     return run_native(CLI, Path(model), frames, masks=True)
 
@@ -109,7 +109,7 @@ def test_native_matches_python_tracker(native, clip, precision, request, tmp_pat
     ir = request.getfixturevalue(f"ir_{precision}")
     frames = CLIPS[clip]()
     py = Tracker(ir).track(list(frames))
-    data, masks = _run_native(frames, ir.origin.path, tmp_path)
+    data, masks = _run_native(frames, ir.origin.path)
     c = _compare(py, data, masks)
     assert c["same_state"] >= SAME_STATE, f"{clip}: states differ on {c['mismatch']}"
     assert c["landmarks_max_px"] <= MAX_LM_PX, f"{clip}: landmarks differ by {c['landmarks_max_px']:.3f} px"
@@ -139,7 +139,7 @@ def test_native_reads_onnx_metadata_props(native, ir_fp32, tmp_path):
         runner.close()
     frames = _phantom((112, 112), 12)
     py = Tracker(ir_fp32).track(list(frames))
-    data, masks = _run_native(frames, onnx_path, tmp_path)
+    data, masks = _run_native(frames, onnx_path)
     c = _compare(py, data, masks)
     assert c["same_state"] >= SAME_STATE and c["landmarks_max_px"] <= MAX_LM_PX and c["dice_min"] >= MIN_DICE and c["ood_median_gap"] <= MAX_OOD, c
 
@@ -172,7 +172,7 @@ def test_native_ood_gate_refuses_the_frames_python_refuses(native, ir_fp32, tmp_
     md.ood = {**md.ood, "frame_threshold": NOISE_THRESHOLD}
     frames = _noisy_clip()
     py = Tracker(ir_fp32, metadata=md).track(list(frames))
-    data, masks = _run_native(frames, path, tmp_path)
+    data, masks = _run_native(frames, path)
     nat = data["per_frame"]
     refused_py = [r.index for r in py if OOD_REASON in r.reason]
     refused_nat = [r["index"] for r in nat if r["reason"] and OOD_REASON in r["reason"]]
@@ -212,7 +212,7 @@ def test_native_without_ood_reference_runs_ungated(native, ir_fp32, tmp_path):
     path = _edit_ir(ir_fp32, tmp_path, "noood.xml", lambda m: m.set_rt_info("null", ["edge_tan", "ood"]))
     frames = _phantom((112, 112), 12)   # (noise frames tracked ungated give garbage masks: no parity to hold)
     py = Tracker(ir_fp32, TrackerConfig(ood_gate=False)).track(list(frames))
-    data, masks = _run_native(frames, path, tmp_path)
+    data, masks = _run_native(frames, path)
     assert all(r["ood_score"] is None for r in data["per_frame"])
     assert not any(r["reason"] and OOD_REASON in r["reason"] for r in data["per_frame"])
     c = _compare(py, data, masks)

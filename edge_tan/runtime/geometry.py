@@ -145,14 +145,10 @@ class WindowCut:
     def maps(self, M: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """cv2.remap maps (CV_16SC2 source pixel, CV_16UC1 5+5-bit sub-pixel index) for window <- frame;
         None for a non-finite affine (nothing of the frame is in such a window)."""
-        m = [float(v) for v in np.asarray(M, np.float64).ravel()]
-        if not np.isfinite(m).all():
+        M = np.asarray(M, np.float64)
+        if not np.isfinite(M).all():
             return None
-        d = m[0] * m[4] - m[1] * m[3]           # inverse exactly as OpenCV's warpAffine computes it
-        d = 1.0 / d if d != 0 else 0.0
-        a11, a22 = m[4] * d, m[0] * d
-        m[0], m[1], m[3], m[4] = a11, m[1] * -d, m[3] * -d, a22
-        m[2], m[5] = -m[0] * m[2] - m[1] * m[5], -m[3] * m[2] - m[4] * m[5]
+        m = [float(v) for v in invert_affine(M).ravel()]   # window -> frame, as warpAffine inverts it
         g, X, Y, xy, a = self._g, self._x, self._y, self._xy, self._a
         # ×1024 is exact, so rint(m1·(y·1024) + m2·1024) == cvRound((m1·y + m2)·1024); +16 = half a 1/32 step
         for c, V, row, col in ((0, X, m[1] * g + m[2] * 1024.0, m[0] * g), (1, Y, m[4] * g + m[5] * 1024.0, m[3] * g)):

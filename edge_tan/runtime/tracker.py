@@ -14,6 +14,7 @@ landmarks, so blank/frozen/garbage frames cannot poison the state.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -201,7 +202,7 @@ def skew(M: np.ndarray) -> float:
     if not det > 0.0:
         return float("inf")
     r = (a * a + b * b + c * c + d * d) / det   # = s1/s2 + s2/s1
-    return 0.5 * (r + float(np.sqrt(max(r * r - 4.0, 0.0))))
+    return 0.5 * (r + math.sqrt(max(r * r - 4.0, 0.0)))
 
 
 def snap(points: np.ndarray, grid: float) -> np.ndarray:

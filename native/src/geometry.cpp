@@ -100,27 +100,6 @@ void transform_tri(const float in[3][2], const Affine &M, float out[3][2]) {
     for (int i = 0; i < 3; ++i) { out[i][0] = tmp[i][0]; out[i][1] = tmp[i][1]; }
 }
 
-template <class T, class Round>
-static void warp_bilinear(const cv::Mat &src, cv::Mat &dst, const Affine &A, T border, Round round) {
-    const int h = src.rows, w = src.cols;
-    for (int y = 0; y < dst.rows; ++y) {
-        T *o = dst.ptr<T>(y);
-        for (int x = 0; x < dst.cols; ++x) {
-            const float X = float(A(0, 0) * x + A(0, 1) * y + A(0, 2)), Y = float(A(1, 0) * x + A(1, 1) * y + A(1, 2));
-            const float fx0 = std::floor(X), fy0 = std::floor(Y);
-            if (!(fx0 >= -1.0f && fx0 < float(w) && fy0 >= -1.0f && fy0 < float(h))) { o[x] = border; continue; }
-            const int x0 = int(fx0), y0 = int(fy0);
-            const float fx = X - fx0, fy = Y - fy0;
-            auto px = [&](int yy, int xx) -> float {
-                return (unsigned(yy) < unsigned(h) && unsigned(xx) < unsigned(w)) ? float(src.ptr<T>(yy)[xx]) : float(border);
-            };
-            const float v = (px(y0, x0) * (1.0f - fx) + px(y0, x0 + 1) * fx) * (1.0f - fy) +
-                            (px(y0 + 1, x0) * (1.0f - fx) + px(y0 + 1, x0 + 1) * fx) * fy;
-            o[x] = round(v);
-        }
-    }
-}
-
 void WindowCut::resize(int size) {
     size_ = size;
     if (size <= 0) return;
@@ -133,15 +112,10 @@ void WindowCut::resize(int size) {
 void WindowCut::operator()(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
     const int S = size_;
     dst.create(S, S, CV_8U);
-    double m[6] = {M(0, 0), M(0, 1), M(0, 2), M(1, 0), M(1, 1), M(1, 2)};
-    for (double v : m)
-        if (!std::isfinite(v)) { dst.setTo(0); return; }   // nothing of the frame is in such a window
-    double d = m[0] * m[4] - m[1] * m[3];
-    d = d != 0 ? 1.0 / d : 0.0;
-    const double a11 = m[4] * d, a22 = m[0] * d;
-    m[0] = a11; m[1] *= -d; m[3] *= -d; m[4] = a22;
-    const double b1 = -m[0] * m[2] - m[1] * m[5], b2 = -m[3] * m[2] - m[4] * m[5];
-    m[2] = b1; m[5] = b2;
+    for (int i = 0; i < 6; ++i)
+        if (!std::isfinite(M.val[i])) { dst.setTo(0); return; }   // nothing of the frame is in such a window
+    const Affine I = invert_affine(M);   // window -> frame, as warpAffine inverts it
+    const double m[6] = {I(0, 0), I(0, 1), I(0, 2), I(1, 0), I(1, 1), I(1, 2)};
     for (int x = 0; x < S; ++x) {
         adx_[size_t(x)] = cvRound(m[0] * x * 1024.0);
         ady_[size_t(x)] = cvRound(m[3] * x * 1024.0);
@@ -161,7 +135,23 @@ void WindowCut::operator()(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
 }
 
 void warp_bilinear_f32(const cv::Mat &src, cv::Mat &dst, const Affine &A, float border) {
-    warp_bilinear<float>(src, dst, A, border, [](float v) { return v; });
+    const int h = src.rows, w = src.cols;
+    for (int y = 0; y < dst.rows; ++y) {
+        float *o = dst.ptr<float>(y);
+        for (int x = 0; x < dst.cols; ++x) {
+            const float X = float(A(0, 0) * x + A(0, 1) * y + A(0, 2)), Y = float(A(1, 0) * x + A(1, 1) * y + A(1, 2));
+            const float fx0 = std::floor(X), fy0 = std::floor(Y);
+            if (!(fx0 >= -1.0f && fx0 < float(w) && fy0 >= -1.0f && fy0 < float(h))) { o[x] = border; continue; }
+            const int x0 = int(fx0), y0 = int(fy0);
+            const float fx = X - fx0, fy = Y - fy0;
+            auto px = [&](int yy, int xx) -> float {
+                return (unsigned(yy) < unsigned(h) && unsigned(xx) < unsigned(w)) ? src.ptr<float>(yy)[xx] : border;
+            };
+            const float v = (px(y0, x0) * (1.0f - fx) + px(y0, x0 + 1) * fx) * (1.0f - fy) +
+                            (px(y0 + 1, x0) * (1.0f - fx) + px(y0 + 1, x0 + 1) * fx) * fy;
+            o[x] = v;
+        }
+    }
 }
 
 static int largest_index(const std::vector<std::vector<cv::Point>> &cs) {
