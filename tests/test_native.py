@@ -159,6 +159,29 @@ def _noisy_clip():
 NOISE_THRESHOLD = 2.0   # uniform noise scores ~2.7-3.2 through the shipped model, phantom windows ~1.0-1.4
 
 
+def _zoomed_clip(scale=0.7, at=15):
+    """The 224 px phantom clip whose image zooms out by `scale` (about the top centre) from frame `at` on:
+    the tracked long axis drops to ~0.64 of its recent length at once (the loop-collapse gate fires)."""
+    import cv2
+    frames = _phantom((224, 224))
+    M = np.float32([[scale, 0, (1 - scale) * frames.shape[2] / 2], [0, scale, 0]])
+    return np.stack([f if i < at else cv2.warpAffine(f, M, f.shape[::-1]) for i, f in enumerate(frames)])
+
+
+def test_native_long_axis_gate_re_detects_where_python_does(native, ir_fp32):
+    """The long-axis collapse gate (TrackerConfig.min_axis_ratio / axis_decay) fires on the same frame
+    with the same reason in both trackers, and the frames after it agree."""
+    from edge_tan.runtime.tracker import Tracker
+    frames = _zoomed_clip()
+    py = Tracker(ir_fp32).track(list(frames))
+    data, masks = _run_native(frames, ir_fp32.origin.path)
+    fired = [r.index for r in py if "long axis collapsed" in r.reason]
+    assert fired == [15], [(r.index, r.state, r.reason) for r in py if r.state != "track"]
+    assert [r.reason or None for r in py] == [r["reason"] for r in data["per_frame"]]
+    c = _compare(py, data, masks)
+    assert c["same_state"] >= SAME_STATE and c["landmarks_max_px"] <= MAX_LM_PX and c["dice_min"] >= MIN_DICE, c
+
+
 def test_native_ood_gate_refuses_the_frames_python_refuses(native, ir_fp32, tmp_path):
     """Noise frames: both trackers refuse the same frames as out-of-domain, with the same reason and scores.
 

@@ -138,3 +138,35 @@ def test_a_sliver_of_a_seed_triangle_re_detects(tracker):
     tracker._prev_lm = np.array([[62.7, 11.7], [43.3, 59.2], [78.3, 64.6]], np.float32)   # an LV's
     M, detect = tracker.affine_for((96, 112))
     assert not detect
+
+
+class _ShrinkingRunner(ThresholdRunner):
+    """TEST DOUBLE: the threshold segmenter whose annulus points, once `shrink` is set, slide up the
+    long axis to `shrink` of its length (the loop collapsing onto the apex)."""
+    shrink = 1.0
+
+    def _infer(self, batch):
+        out = super()._infer(batch)
+        if self.shrink != 1.0:
+            tpl = self.metadata.template_array
+            lm = out["landmarks"].reshape(-1, 3, 2) + tpl
+            up = (1.0 - self.shrink) * (0.5 * (lm[:, 1] + lm[:, 2]) - lm[:, 0])   # along the long axis
+            lm[:, 1:] -= up[:, None]
+            out["landmarks"] = (lm - tpl).reshape(-1, 6).astype(np.float32)
+        return out
+
+
+@pytest.mark.parametrize("shrink, ratio, redetects", [(0.6, 0.75, True), (0.92, 0.75, False), (0.6, 0.0, False)])
+def test_a_collapsing_long_axis_re_detects(shrink, ratio, redetects):
+    """A long axis that drops to 0.6 of its recent length is the loop sliding onto the apex: re-detect.
+    Shortening within systole's range (phantom truth >= 0.80 of the reference) is not; the gate can be
+    switched off."""
+    from edge_tan.runtime.tracker import TrackerConfig
+    runner = _ShrinkingRunner(toy_metadata(64))
+    tk = Tracker(runner, TrackerConfig(min_axis_ratio=ratio))
+    frames = toy_sequence(T=6).frames   # its own axis shortens 0.92x from frame 0 to 1 (0.75x by frame 5)
+    assert tk.step(frames[0]).state == "detect"
+    runner.shrink = shrink
+    r = tk.step(frames[1])
+    assert (r.state == "redetect") == redetects
+    assert ("long axis collapsed" in r.reason) == redetects

@@ -67,6 +67,13 @@ class TrackerConfig:
                                    # other comes from a sliver of a landmark triangle (e.g. a blob found in
                                    # noise): re-detect instead of tracking in it. Measured: tracked frames of
                                    # 8 real dev clips 2.1 median, 9.4 max; phantom 2.3 / 3.3; a noise sliver 34.
+    min_axis_ratio: float = 0.75   # a tracked long axis (apex to annulus midpoint) shorter than this share of its
+    axis_decay: float = 0.997      # recent longest (decayed by axis_decay a frame, restarted by a detect) is the
+                                   # loop collapsing, not systole: re-detect. Why: on real clips the window could
+                                   # slide, over ~10 frames, onto the apex alone and stay there for seconds
+                                   # (annulus points halfway up the LV). Measured, landmarks' ratio to that
+                                   # reference: phantom truth >= 0.80 (16 dev clips); real dev clips tracked
+                                   # without the gate: 21 of 73 spent > 2 % of frames below 0.75 of their median.
     ood_gate: bool = True          # score windows against the artifact's out-of-domain reference (if it has
                                    # one); a window above its frame threshold is not an LV (lost)
 
@@ -205,6 +212,12 @@ def skew(M: np.ndarray) -> float:
     return 0.5 * (r + math.sqrt(max(r * r - 4.0, 0.0)))
 
 
+def long_axis(lm: np.ndarray) -> float:
+    """Apex to annulus-midpoint distance of (3, 2) landmarks, in float64 (as the native tracker)."""
+    a, b, c = np.asarray(lm, np.float64)
+    return math.hypot(a[0] - 0.5 * (b[0] + c[0]), a[1] - 0.5 * (b[1] + c[1]))
+
+
 def snap(points: np.ndarray, grid: float) -> np.ndarray:
     """Points rounded to a grid, as the native tracker does: from their float32 values (what it stores),
     in float64, floor(x / grid + 0.5)."""
@@ -253,6 +266,7 @@ class Tracker:
     def reset(self) -> None:
         self._prev_lm: np.ndarray | None = None
         self._prev_area_win: float | None = None
+        self._axis_ref: float | None = None
         self._lost_run = 0
         self._index = 0
         self._view_ev: np.ndarray | None = None
@@ -400,6 +414,10 @@ class Tracker:
             if (lm[:, 0] < -mx).any() or (lm[:, 0] > w - 1 + mx).any() or (lm[:, 1] < -my).any() or \
                     (lm[:, 1] > h - 1 + my).any():
                 return "landmarks left the frame"
+            if not detect and c.min_axis_ratio > 0 and self._axis_ref is not None:
+                axis = long_axis(lm)
+                if axis < c.min_axis_ratio * self._axis_ref:
+                    return f"long axis collapsed ({axis / self._axis_ref:.2f} of its recent length)"
         return ""
 
     def _update_view(self, res: FrameResult, p: _Pass, detect_pass: _Pass | None) -> None:
@@ -461,6 +479,10 @@ class Tracker:
             except Exception:
                 lm = None
         res.landmarks = lm
+        axis = long_axis(lm) if lm is not None else math.nan
+        if np.isfinite(axis):   # the recent longest axis: restarted by a detect, else decayed
+            self._axis_ref = axis if detect_pass is not None or self._axis_ref is None else \
+                max(axis, self.cfg.axis_decay * self._axis_ref)
         if p.view_idx >= 0:
             res.view_frame = self.md.view_names[p.view_idx]
             self._update_view(res, p, detect_pass)
@@ -479,7 +501,7 @@ class Tracker:
                      # LV went: keep the lock, so tracking resumes from it when the images come back
         self._lost_run += 1
         if self._lost_run >= self.cfg.forget_after:
-            self._prev_lm, self._prev_area_win, self._view_ev = None, None, None
+            self._prev_lm, self._prev_area_win, self._view_ev, self._axis_ref = None, None, None, None
             self._widen = (1.0, 0.0, 0.0)
 
     # ------------------------------------------------------------------ the loop

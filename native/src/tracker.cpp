@@ -113,7 +113,7 @@ Tracker::Tracker(std::unique_ptr<Engine> engine, const TrackerConfig &cfg) : eng
 }
 
 void Tracker::reset() {
-    has_prev_lm_ = has_prev_area_ = has_view_ev_ = false;
+    has_prev_lm_ = has_prev_area_ = has_view_ev_ = has_axis_ref_ = false;
     lost_run_ = index_ = 0;
     widen_z_ = 1.0; widen_dx_ = widen_dy_ = 0.0;
     have_u16_alpha_ = false;
@@ -282,6 +282,10 @@ Pass &Tracker::analyse(const Affine &M) {
     return p;
 }
 
+static double long_axis(const float lm[3][2]) {   // apex to the annulus midpoint (frame px)
+    return std::hypot(double(lm[0][0]) - 0.5 * (double(lm[1][0]) + lm[2][0]), double(lm[0][1]) - 0.5 * (double(lm[1][1]) + lm[2][1]));
+}
+
 std::string Tracker::check(const Pass &p, bool detect, bool has_prev, double prev_area) const {
     const TrackerConfig &c = cfg_;
     const Metadata &md = engine_->metadata();
@@ -316,6 +320,14 @@ std::string Tracker::check(const Pass &p, bool detect, bool has_prev, double pre
         for (int i = 0; i < 3; ++i)
             if (lm[i][0] < -mx || lm[i][0] > w - 1 + mx || lm[i][1] < -my || lm[i][1] > h - 1 + my)
                 return "landmarks left the frame";
+        if (!detect && c.min_axis_ratio > 0 && has_axis_ref_) {
+            const double axis = long_axis(lm);
+            if (axis < c.min_axis_ratio * axis_ref_) {
+                char buf[80];
+                std::snprintf(buf, sizeof buf, "long axis collapsed (%.2f of its recent length)", axis / axis_ref_);
+                return buf;
+            }
+        }
     }
     return "";
 }
@@ -396,6 +408,11 @@ void Tracker::accept(const Pass &p, et_result &res, const float (*lm_win)[2], co
         has_lm = true;   // NaN when the crop is empty, as in Python
     }
     if (has_lm) {
+        const double axis = long_axis(lm);
+        if (std::isfinite(axis)) {   // the recent longest axis: restarted by a detect, else decayed
+            axis_ref_ = (detect_pass || !has_axis_ref_) ? axis : std::max(axis, cfg_.axis_decay * axis_ref_);
+            has_axis_ref_ = true;
+        }
         res.has_landmarks = 1;
         for (int i = 0; i < 3; ++i) { res.landmarks[2 * i] = lm[i][0]; res.landmarks[2 * i + 1] = lm[i][1]; }
     }
@@ -417,7 +434,7 @@ void Tracker::lose(et_result &res, const std::string &reason) {
     res.state = ET_STATE_LOST;
     copy_str(res.reason, ET_REASON_LEN, reason);
     if (++lost_run_ >= cfg_.forget_after) {
-        has_prev_lm_ = has_prev_area_ = has_view_ev_ = false;
+        has_prev_lm_ = has_prev_area_ = has_view_ev_ = has_axis_ref_ = false;
         widen_z_ = 1.0; widen_dx_ = widen_dy_ = 0.0;
     }
 }

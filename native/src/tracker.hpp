@@ -28,6 +28,8 @@ struct TrackerConfig {
     double view_memory = 0.99, detect_view_weight = 10.0;
     double seed_grid = 0.5;   // frame px grid the landmarks placing the next window snap to (0: off)
     double max_seed_skew = 15.0;   // a window stretched this much more one way than the other: re-detect
+    double min_axis_ratio = 0.75;  // a tracked long axis below this share of its recent longest: re-detect
+    double axis_decay = 0.997;     // per-frame decay of that recent longest
     bool ood_gate = true;   // score windows against the artifact's out-of-domain reference (if it has one)
 };
 
@@ -85,6 +87,8 @@ private:
     float prev_lm_[3][2];
     bool has_prev_area_ = false;
     double prev_area_ = 0;
+    bool has_axis_ref_ = false;
+    double axis_ref_ = 0;
     int lost_run_ = 0, index_ = 0;
     bool has_view_ev_ = false;
     std::vector<double> view_ev_, ev_tmp_, post_;
