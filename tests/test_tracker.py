@@ -164,9 +164,22 @@ def test_a_collapsing_long_axis_re_detects(shrink, ratio, redetects):
     from edge_tan.runtime.tracker import TrackerConfig
     runner = _ShrinkingRunner(toy_metadata(64))
     tk = Tracker(runner, TrackerConfig(min_axis_ratio=ratio))
-    frames = toy_sequence(T=6).frames   # its own axis shortens 0.92x from frame 0 to 1 (0.75x by frame 5)
-    assert tk.step(frames[0]).state == "detect"
+    frames = toy_sequence(T=6).frames   # its own axis shortens ~0.93x a frame here (0.75x by frame 5)
+    assert [tk.step(f).state for f in frames[:2]] == ["detect", "track"]   # the reference: tracked frames
     runner.shrink = shrink
-    r = tk.step(frames[1])
+    r = tk.step(frames[2])
     assert (r.state == "redetect") == redetects
     assert ("long axis collapsed" in r.reason) == redetects
+
+
+def test_a_detect_does_not_set_the_long_axis_reference():
+    """A whole-frame detect places landmarks coarsely (a foreign phantom clip: 100 px against 66 true);
+    measured against it, the first tracked frame looked collapsed and re-detected into a wrong lock.
+    The reference starts at the first tracked frame."""
+    from edge_tan.runtime.tracker import TrackerConfig, long_axis
+    runner = _ShrinkingRunner(toy_metadata(64))
+    tk = Tracker(runner, TrackerConfig(min_axis_ratio=0.75))
+    frames = toy_sequence(T=6).frames
+    assert tk.step(frames[0]).state == "detect" and tk._axis_ref is None
+    r = tk.step(frames[1])
+    assert r.state == "track" and tk._axis_ref == pytest.approx(long_axis(r.landmarks))

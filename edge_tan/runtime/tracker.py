@@ -68,7 +68,7 @@ class TrackerConfig:
                                    # noise): re-detect instead of tracking in it. Measured: tracked frames of
                                    # 8 real dev clips 2.1 median, 9.4 max; phantom 2.3 / 3.3; a noise sliver 34.
     min_axis_ratio: float = 0.75   # a tracked long axis (apex to annulus midpoint) shorter than this share of its
-    axis_decay: float = 0.997      # recent longest (decayed by axis_decay a frame, restarted by a detect) is the
+    axis_decay: float = 0.997      # recent longest tracked one (decayed by axis_decay a frame; a detect restarts it) is the
                                    # loop collapsing, not systole: re-detect. Why: on real clips the window could
                                    # slide, over ~10 frames, onto the apex alone and stay there for seconds
                                    # (annulus points halfway up the LV). Measured, landmarks' ratio to that
@@ -479,10 +479,13 @@ class Tracker:
             except Exception:
                 lm = None
         res.landmarks = lm
-        axis = long_axis(lm) if lm is not None else math.nan
-        if np.isfinite(axis):   # the recent longest axis: restarted by a detect, else decayed
-            self._axis_ref = axis if detect_pass is not None or self._axis_ref is None else \
-                max(axis, self.cfg.axis_decay * self._axis_ref)
+        # the recent longest tracked axis; a detect restarts it from the next tracked frame (a whole-frame
+        # detect places landmarks coarsely: one on a foreign phantom clip read 100 px against 66 px true)
+        axis = long_axis(lm) if lm is not None and detect_pass is None else math.nan
+        if detect_pass is not None:
+            self._axis_ref = None
+        elif np.isfinite(axis):
+            self._axis_ref = axis if self._axis_ref is None else max(axis, self.cfg.axis_decay * self._axis_ref)
         if p.view_idx >= 0:
             res.view_frame = self.md.view_names[p.view_idx]
             self._update_view(res, p, detect_pass)

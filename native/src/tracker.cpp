@@ -407,12 +407,15 @@ void Tracker::accept(const Pass &p, et_result &res, const float (*lm_win)[2], co
         for (int i = 0; i < 3; ++i) { lm[i][0] += float(res.mask_x); lm[i][1] += float(res.mask_y); }
         has_lm = true;   // NaN when the crop is empty, as in Python
     }
-    if (has_lm) {
+    // the recent longest tracked axis; a detect restarts it from the next tracked frame
+    if (detect_pass) {
+        has_axis_ref_ = false;
+    } else if (has_lm && std::isfinite(long_axis(lm))) {
         const double axis = long_axis(lm);
-        if (std::isfinite(axis)) {   // the recent longest axis: restarted by a detect, else decayed
-            axis_ref_ = (detect_pass || !has_axis_ref_) ? axis : std::max(axis, cfg_.axis_decay * axis_ref_);
-            has_axis_ref_ = true;
-        }
+        axis_ref_ = has_axis_ref_ ? std::max(axis, cfg_.axis_decay * axis_ref_) : axis;
+        has_axis_ref_ = true;
+    }
+    if (has_lm) {
         res.has_landmarks = 1;
         for (int i = 0; i < 3; ++i) { res.landmarks[2 * i] = lm[i][0]; res.landmarks[2 * i + 1] = lm[i][1]; }
     }
