@@ -58,9 +58,18 @@ def frame_error(pred: list, truth: int | None) -> float | None:
     return float(min(abs(int(p) - truth) for p in pred))
 
 
-def traced_measures(area: np.ndarray, tr) -> dict:
+def _triangle(lm) -> float:
+    a, b, c = np.asarray(lm, np.float64)
+    return 0.5 * abs((b[0] - a[0]) * (c[1] - a[1]) - (c[0] - a[0]) * (b[1] - a[1]))
+
+
+def traced_measures(area: np.ndarray, tr, landmarks: np.ndarray | None = None) -> dict:
     """FAC at the expert's ED/ES frames (tracked vs traced) and tracked/traced ED area, from per-frame
-    tracked areas (px). Empty without traced areas, None where a traced frame lies past the clip."""
+    tracked areas (px). Empty without traced areas, None where a traced frame lies past the clip.
+
+    With per-frame landmarks (T, 3, 2) it adds the apex-annulus triangle's own area change at those
+    frames (`fac_landmarks`): a contour that moves only with its three landmarks has FAC near it, one
+    that follows the walls has FAC near the expert's (shape_stats correlates the two over clips)."""
     if tr is None or tr.ed_area is None:
         return {}
     n = len(area)
@@ -69,8 +78,18 @@ def traced_measures(area: np.ndarray, tr) -> dict:
     a_ed, a_es = float(area[tr.ed]), float(area[tr.es])
     fac_ref = 1.0 - tr.es_area / tr.ed_area
     fac = float(np.clip(1.0 - a_es / a_ed, -1.0, 1.0)) if a_ed > 0 else None
-    return {"fac_pred": fac, "fac_ref": fac_ref, "fac_err": None if fac is None else 100.0 * abs(fac - fac_ref),
-            "ed_area_ratio": a_ed / tr.ed_area, "es_area_ratio": a_es / tr.es_area}
+    out = {"fac_pred": fac, "fac_ref": fac_ref, "fac_err": None if fac is None else 100.0 * abs(fac - fac_ref),
+           "ed_area_ratio": a_ed / tr.ed_area, "es_area_ratio": a_es / tr.es_area}
+    if landmarks is not None and np.isfinite(landmarks[[tr.ed, tr.es]]).all():
+        t_ed, t_es = _triangle(landmarks[tr.ed]), _triangle(landmarks[tr.es])
+        out["fac_landmarks"] = float(np.clip(1.0 - t_es / t_ed, -1.0, 1.0)) if t_ed > 0 else None
+    return out
+
+
+def _landmarks(res) -> np.ndarray:
+    """(T, 3, 2) frame landmarks, NaN where a frame has none."""
+    nan = np.full((3, 2), np.nan)
+    return np.stack([nan if r.landmarks is None else np.asarray(r.landmarks, np.float64) for r in res])
 
 
 def track_clip(tracker, path: Path, rep: Report, model, traced=None, overlays: Path | None = None) -> dict:
@@ -101,7 +120,7 @@ def track_clip(tracker, path: Path, rep: Report, model, traced=None, overlays: P
             "states": {s: sum(r.state == s for r in res) for s in ("detect", "track", "redetect", "lost")},
             "view_share": {v: views.count(v) / len(res) for v in sorted(set(views))},
             "lost_share": sum(r.state in ("lost", "redetect") for r in res) / len(res),
-            **traced_measures(masks.reshape(len(masks), -1).sum(1).astype(np.float64), traced),
+            **traced_measures(masks.reshape(len(masks), -1).sum(1).astype(np.float64), traced, _landmarks(res)),
             "qc": q, "wall_s": round(time.perf_counter() - t0, 3)}
 
 
@@ -112,6 +131,14 @@ def shape_stats(sel: list[dict]) -> dict:
     ratio = np.array([r["ed_area_ratio"] for r in sel if r.get("ed_area_ratio") is not None])
     if fe:
         out["fac_err"] = float(np.mean(fe))
+    both = [(r["fac_pred"], r["fac_ref"], r["fac_landmarks"]) for r in sel
+            if r.get("fac_pred") is not None and r.get("fac_landmarks") is not None]
+    if len(both) >= 3:   # does the contour contract with the walls (expert) or with its landmarks?
+        f = np.array(both, np.float64)
+        corr = lambda a, b: float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else None  # noqa: E731
+        out["fac_corr_expert"], out["fac_corr_landmarks"] = corr(f[:, 0], f[:, 1]), corr(f[:, 0], f[:, 2])
+        out["fac_landmarks_mean"], out["fac_pred_mean"] = float(f[:, 2].mean()), float(f[:, 0].mean())
+        out["fac_ref_mean"] = float(f[:, 1].mean())
     if len(ratio):
         out["ed_area_ratio_median"] = float(np.median(ratio))
         out["ed_area_within_0.8_1.25"] = float(np.mean((ratio >= 0.8) & (ratio <= 1.25)))
@@ -185,7 +212,10 @@ def print_report(full: dict) -> None:
              f"tracked/traced ED area median {v['ed_area_ratio_median']:.2f}, "
              f"{100 * v['ed_area_within_0.8_1.25']:.0f} % of clips within 0.8-1.25" if "ed_area_ratio_median" in v else "",
              "frames per view: " + ", ".join(f"{k} {100 * x:.0f} %" for k, x in v.get("view_share", {}).items()),
-             f"lost or re-detecting {100 * v.get('lost_share', 0.0):.1f} %"]
+             f"lost or re-detecting {100 * v.get('lost_share', 0.0):.1f} %",
+             f"tracked FAC correlates {cell(v['fac_corr_expert'], 2)} with the expert's and "
+             f"{cell(v['fac_corr_landmarks'], 2)} with its own landmark triangle's"
+             if v.get("fac_corr_expert") is not None and v.get("fac_corr_landmarks") is not None else ""]
     c.print(" · ".join(x for x in shape if x))
     a = s["qc_auroc_ef_err_gt"]
     c.print(f"QC AUROC for EF error > {a['points']:g} points: {cell(a['auroc'], 3)} ({a['positives']} of {a['clips']} clips; "

@@ -645,7 +645,9 @@ def _real_row(label: str, ev: dict) -> list[str]:
     q = ev["summary"]["qc_accepted"]
     au = ev["summary"]["qc_auroc_ef_err_gt"]["auroc"]
     vs = a.get("view_share") or {}
-    return [label, str(ev["clips"]), num(a["mae"]), num(a.get("fac_err")), num(a.get("ed_area_ratio_median"), 2),
+    corr = (f"{num(a['fac_corr_expert'], 2)} / {num(a['fac_corr_landmarks'], 2)}"
+            if a.get("fac_corr_expert") is not None and a.get("fac_corr_landmarks") is not None else "not recorded")
+    return [label, str(ev["clips"]), num(a["mae"]), num(a.get("fac_err")), corr, num(a.get("ed_area_ratio_median"), 2),
             pct(a.get("ed_area_within_0.8_1.25")), f"{num(a['ed_err_frames'])} / {num(a['es_err_frames'])}",
             pct(vs.get("A4C")), pct(a.get("lost_share")),
             f"{pct(q['clips'] / max(a['clips'], 1))}; {num(q['mae'])}; {num(au, 2)}"]
@@ -665,7 +667,8 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
              "final real test (never used to choose anything), the rest guided development. Backend "
              f"{base['backend']}. A constant answer scores, on the final part: EF 60 % → {num(b['ef_constant_60_mae'])} "
              f"points, the median FAC → {num(b['fac_constant_median_mae'])} points.", ""]
-    lines += md_table(["model, part", "clips", "EF abs err", "FAC err at expert frames", "ED area / expert (median)",
+    lines += md_table(["model, part", "clips", "EF abs err", "FAC err at expert frames",
+                       "FAC correlation with the expert's / with the landmark triangle's", "ED area / expert (median)",
                        "ED area within 0.8–1.25", "ED / ES frame err", "A4C frames", "lost or re-detect",
                        "QC accepted; EF err there; AUROC"], rows)
     if ad:

@@ -134,3 +134,22 @@ def test_traced_areas_give_fac_and_ed_area_ratio(tmp_path):
     assert s["view_share"] == {"A2C": 0.25, "A4C": 0.75} and s["lost_share"] == pytest.approx(0.05)
     with pytest.raises(EdgeTanError, match="positive traced areas"):
         read_tracings(_csv(tmp_path / "bad.csv", "FileName,ED_frame,ES_frame,ED_area_px,ES_area_px\nc1,2,5,0,600\n"))
+
+
+def test_fac_of_the_landmark_triangle_tells_contours_that_only_follow_their_landmarks():
+    """A contour whose area changes exactly as its apex-annulus triangle does correlates 1.0 with the
+    triangle's FAC; shape_stats reports that beside its correlation with the expert's FAC."""
+    from edge_tan.eval_reports import shape_stats, traced_measures
+    rows = []
+    for k, (fac_ref, shrink) in enumerate([(0.40, 0.9), (0.45, 0.8), (0.35, 0.85), (0.50, 0.95)]):
+        lm = np.tile(np.array([[50.0, 10.0], [30.0, 90.0], [70.0, 90.0]]), (6, 1, 1))
+        lm[5, 1:, 0] = 50.0 + shrink * (lm[5, 1:, 0] - 50.0)          # ES: the annulus narrows by `shrink`
+        area = np.full(6, 1000.0)
+        area[5] = 1000.0 * shrink                                      # the contour follows only the triangle
+        m = traced_measures(area, Traced(0, 5, 1000.0, 1000.0 * (1 - fac_ref)), lm)
+        assert m["fac_landmarks"] == pytest.approx(1 - shrink) and m["fac_pred"] == pytest.approx(1 - shrink)
+        rows.append(m)
+    s = shape_stats(rows)
+    assert s["fac_corr_landmarks"] == pytest.approx(1.0)
+    assert s["fac_corr_expert"] < 0.5                                  # this toy's expert FAC is unrelated
+    assert "fac_landmarks" not in traced_measures(area, Traced(0, 5, 1000.0, 600.0), np.full((6, 3, 2), np.nan))
