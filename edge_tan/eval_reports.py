@@ -23,6 +23,7 @@ import numpy as np
 from .runtime import qc as qcm
 from .runtime.atomic import write_text
 from .runtime.clinical import clip_clinical
+from .runtime.geometry import triangle_area
 from .numfmt import fmt
 from .runtime.errors import EdgeTanError
 from .runtime.jsonsafe import json_safe
@@ -58,11 +59,6 @@ def frame_error(pred: list, truth: int | None) -> float | None:
     return float(min(abs(int(p) - truth) for p in pred))
 
 
-def _triangle(lm) -> float:
-    a, b, c = np.asarray(lm, np.float64)
-    return 0.5 * abs((b[0] - a[0]) * (c[1] - a[1]) - (c[0] - a[0]) * (b[1] - a[1]))
-
-
 def traced_measures(area: np.ndarray, tr, landmarks: np.ndarray | None = None) -> dict:
     """FAC at the expert's ED/ES frames (tracked vs traced) and tracked/traced ED area, from per-frame
     tracked areas (px). Empty without traced areas, None where a traced frame lies past the clip.
@@ -81,7 +77,7 @@ def traced_measures(area: np.ndarray, tr, landmarks: np.ndarray | None = None) -
     out = {"fac_pred": fac, "fac_ref": fac_ref, "fac_err": None if fac is None else 100.0 * abs(fac - fac_ref),
            "ed_area_ratio": a_ed / tr.ed_area, "es_area_ratio": a_es / tr.es_area}
     if landmarks is not None and np.isfinite(landmarks[[tr.ed, tr.es]]).all():
-        t_ed, t_es = _triangle(landmarks[tr.ed]), _triangle(landmarks[tr.es])
+        t_ed, t_es = abs(triangle_area(landmarks[tr.ed])), abs(triangle_area(landmarks[tr.es]))
         out["fac_landmarks"] = float(np.clip(1.0 - t_es / t_ed, -1.0, 1.0)) if t_ed > 0 else None
     return out
 

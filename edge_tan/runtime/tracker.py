@@ -67,13 +67,14 @@ class TrackerConfig:
                                    # other comes from a sliver of a landmark triangle (e.g. a blob found in
                                    # noise): re-detect instead of tracking in it. Measured: tracked frames of
                                    # 8 real dev clips 2.1 median, 9.4 max; phantom 2.3 / 3.3; a noise sliver 34.
-    min_axis_ratio: float = 0.75   # a tracked long axis (apex to annulus midpoint) shorter than this share of its
-    axis_decay: float = 0.997      # recent longest tracked one (decayed by axis_decay a frame; a detect restarts it) is the
-                                   # loop collapsing, not systole: re-detect. Why: on real clips the window could
-                                   # slide, over ~10 frames, onto the apex alone and stay there for seconds
-                                   # (annulus points halfway up the LV). Measured, landmarks' ratio to that
-                                   # reference: phantom truth >= 0.80 (16 dev clips); real dev clips tracked
-                                   # without the gate: 21 of 73 spent > 2 % of frames below 0.75 of their median.
+    min_axis_ratio: float = 0.75   # a tracked long axis (apex to annulus midpoint) shorter than this share of
+    axis_decay: float = 0.997      # its recent longest tracked one (decayed by axis_decay a frame; a detect
+                                   # restarts it) is the loop collapsing, not systole: re-detect. Why: on real
+                                   # clips the window could slide, over ~10 frames, onto the apex alone and
+                                   # stay there for seconds (annulus points halfway up the LV). Measured,
+                                   # landmarks' ratio to that reference: phantom truth >= 0.80 (16 dev clips);
+                                   # real dev clips tracked without the gate: 21 of 73 spent > 2 % of frames
+                                   # below 0.75 of their median.
     ood_gate: bool = True          # score windows against the artifact's out-of-domain reference (if it has
                                    # one); a window above its frame threshold is not an LV (lost)
 
@@ -481,10 +482,9 @@ class Tracker:
         res.landmarks = lm
         # the recent longest tracked axis; a detect restarts it from the next tracked frame (a whole-frame
         # detect places landmarks coarsely: one on a foreign phantom clip read 100 px against 66 px true)
-        axis = long_axis(lm) if lm is not None and detect_pass is None else math.nan
         if detect_pass is not None:
             self._axis_ref = None
-        elif np.isfinite(axis):
+        elif lm is not None and np.isfinite(axis := long_axis(lm)):
             self._axis_ref = axis if self._axis_ref is None else max(axis, self.cfg.axis_decay * self._axis_ref)
         if p.view_idx >= 0:
             res.view_frame = self.md.view_names[p.view_idx]

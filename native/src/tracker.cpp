@@ -282,8 +282,9 @@ Pass &Tracker::analyse(const Affine &M) {
     return p;
 }
 
-static double long_axis(const float lm[3][2]) {   // apex to the annulus midpoint (frame px)
-    return std::hypot(double(lm[0][0]) - 0.5 * (double(lm[1][0]) + lm[2][0]), double(lm[0][1]) - 0.5 * (double(lm[1][1]) + lm[2][1]));
+static double long_axis(const float lm[3][2]) {   // apex to the annulus midpoint (frame px), in double
+    return std::hypot(double(lm[0][0]) - 0.5 * (double(lm[1][0]) + lm[2][0]),
+                      double(lm[0][1]) - 0.5 * (double(lm[1][1]) + lm[2][1]));
 }
 
 std::string Tracker::check(const Pass &p, bool detect, bool has_prev, double prev_area) const {
@@ -410,8 +411,7 @@ void Tracker::accept(const Pass &p, et_result &res, const float (*lm_win)[2], co
     // the recent longest tracked axis; a detect restarts it from the next tracked frame
     if (detect_pass) {
         has_axis_ref_ = false;
-    } else if (has_lm && std::isfinite(long_axis(lm))) {
-        const double axis = long_axis(lm);
+    } else if (const double axis = has_lm ? long_axis(lm) : NAN; std::isfinite(axis)) {
         axis_ref_ = has_axis_ref_ ? std::max(axis, cfg_.axis_decay * axis_ref_) : axis;
         has_axis_ref_ = true;
     }
