@@ -22,7 +22,7 @@ import numpy as np
 
 from .runtime import qc as qcm
 from .runtime.atomic import write_text
-from .runtime.clinical import clip_clinical
+from .runtime.clinical import clip_clinical, stack_landmarks
 from .runtime.geometry import triangle_area
 from .numfmt import fmt
 from .runtime.errors import EdgeTanError
@@ -82,12 +82,6 @@ def traced_measures(area: np.ndarray, tr, landmarks: np.ndarray | None = None) -
     return out
 
 
-def _landmarks(res) -> np.ndarray:
-    """(T, 3, 2) frame landmarks, NaN where a frame has none."""
-    nan = np.full((3, 2), np.nan)
-    return np.stack([nan if r.landmarks is None else np.asarray(r.landmarks, np.float64) for r in res])
-
-
 def track_clip(tracker, path: Path, rep: Report, model, traced=None, overlays: Path | None = None) -> dict:
     from .io.read import read_video
     seq = read_video(path)
@@ -116,7 +110,7 @@ def track_clip(tracker, path: Path, rep: Report, model, traced=None, overlays: P
             "states": {s: sum(r.state == s for r in res) for s in ("detect", "track", "redetect", "lost")},
             "view_share": {v: views.count(v) / len(res) for v in sorted(set(views))},
             "lost_share": sum(r.state in ("lost", "redetect") for r in res) / len(res),
-            **traced_measures(masks.reshape(len(masks), -1).sum(1).astype(np.float64), traced, _landmarks(res)),
+            **traced_measures(masks.reshape(len(masks), -1).sum(1).astype(np.float64), traced, stack_landmarks(res)),
             "qc": q, "wall_s": round(time.perf_counter() - t0, 3)}
 
 

@@ -423,7 +423,8 @@ def biplane_ef(masks_a2c: np.ndarray, masks_a4c: np.ndarray, landmarks_a2c=None,
                     extra={"a2c": res2, "a4c": res4})
 
 
-def _stack_landmarks(results: list) -> np.ndarray:
+def stack_landmarks(results: list) -> np.ndarray:
+    """(T, 3, 2) frame landmarks of tracked results, NaN where a frame has none or was lost."""
     lm = np.full((len(results), 3, 2), np.nan, np.float32)
     for i, r in enumerate(results):
         if r.landmarks is not None and r.state != "lost":
@@ -441,11 +442,11 @@ def clip_clinical(results: list, spacing_mm: float = math.nan, fps: float = 30.0
     if not masks.any():
         return {"ed_frames": [], "es_frames": [], "ef_percent": None, "method": "none (LV never found)"}
     if biplane:
-        res = biplane_ef(stack_masks(biplane), masks, _stack_landmarks(biplane), _stack_landmarks(results),
+        res = biplane_ef(stack_masks(biplane), masks, stack_landmarks(biplane), stack_landmarks(results),
                          fps_a2c=fps, fps_a4c=fps, spacing_a2c=spacing_mm, spacing_a4c=spacing_mm)
         method = "biplane-simpson"
     else:
-        res = ef_from_masks(masks, _stack_landmarks(results), spacing_mm=spacing_mm, fps=fps, method="simpson")
+        res = ef_from_masks(masks, stack_landmarks(results), spacing_mm=spacing_mm, fps=fps, method="simpson")
         method = "simpson-single-plane"
     ef = float(res.ef_percent)
     main = res.extra["a4c"] if biplane else res
@@ -457,7 +458,7 @@ def clip_clinical(results: list, spacing_mm: float = math.nan, fps: float = 30.0
         out["biplane_ed_frames"] = np.asarray(res.extra["a2c"].ed_frames).reshape(-1).astype(int).tolist()
         out["biplane_es_frames"] = np.asarray(res.extra["a2c"].es_frames).reshape(-1).astype(int).tolist()
     if not biplane:
-        al = ef_from_masks(masks, _stack_landmarks(results), spacing_mm=spacing_mm, fps=fps,
+        al = ef_from_masks(masks, stack_landmarks(results), spacing_mm=spacing_mm, fps=fps,
                            method="area-length", ed=res.ed_frames, es=res.es_frames)
         out["ef_area_length_percent"] = round(float(al.ef_percent), 2) if np.isfinite(al.ef_percent) else None
     return out
@@ -481,7 +482,7 @@ class ClinicalCurves:
         vs = va = math.nan
         if area > 0:
             lm = np.asarray(r.landmarks if r.landmarks is not None and r.state != "lost" else np.full((3, 2), np.nan),
-                            np.float32).astype(np.float64)      # as _stack_landmarks + _frame_landmarks
+                            np.float32).astype(np.float64)      # as stack_landmarks + _frame_landmarks
             if not np.isfinite(lm).all():
                 lm = landmarks_from_mask(m, None)
             if np.isfinite(lm).all():
