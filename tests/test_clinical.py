@@ -173,6 +173,7 @@ def test_clip_clinical_from_tracker_results():
           for i in range(len(masks))]
     c = C.clip_clinical(rs, spacing_mm=0.3, fps=40)
     assert c["es_frames"] == [20] and c["ed_frames"][0] == 0 and c["volume_units"] == "ml"
+    assert c["beats_left_out"] == 0
     assert c["ef_percent"] == pytest.approx((vol.max() - vol.min()) / vol.max() * 100, abs=1.5)
 
 
@@ -196,3 +197,29 @@ def test_lost_frames_over_an_ed_are_filled_from_the_same_phase():
     assert np.isnan(lost.volumes[23:28]).all()  # the reported curve keeps the gap
     # no clear cycle (a ramp): plain linear bridging, no period
     assert C.cycle_period(np.linspace(0, 1, 60), fps) is None
+
+
+def test_a_beat_with_an_implausible_ef_is_left_out_while_plausible_beats_remain():
+    """A contour that collapses at one ES gives that beat an EF no heart has (95 %): the clip's EF is
+    the mean of the other beats, and the summary says one beat was left out. When every beat is
+    implausible, nothing is left out (the clip keeps its EF rather than losing it)."""
+    fps, period = 50, 40
+    t = np.arange(120)
+    area = 2000 + 500 * np.cos(2 * np.pi * t / period)       # EDs at 0, 40, 80; ESs at 20, 60, 100
+    vol = area ** 1.5
+    whole = C._ef_result("simpson", area, vol, None, None, fps, math.nan)
+    assert len(whole.beats) == 3
+    broken = vol.copy()
+    broken[60] = 0.05 * broken[40]                            # the second beat's ES volume collapses
+    r = C._ef_result("simpson", area, broken, None, None, fps, math.nan)
+    assert r.beat_ef[1] > C.MAX_BEAT_EF
+    assert r.ef_percent == pytest.approx(np.mean(r.beat_ef[[0, 2]]))
+    assert r.ef_percent == pytest.approx(whole.ef_percent, abs=0.5)
+    assert C._left_out(r.beat_ef) == 1 and C._left_out(whole.beat_ef) == 0
+    every = vol.copy()
+    every[[20, 60, 100]] = 0.05 * vol[0]
+    r = C._ef_result("simpson", area, every, None, None, fps, math.nan)
+    assert (r.beat_ef > C.MAX_BEAT_EF).all() and r.ef_percent == pytest.approx(r.beat_ef.mean())
+    assert C._left_out(r.beat_ef) == 0
+    bi = C.biplane_ef(*[np.zeros((3, 8, 8), np.uint8)] * 2)   # no LV: no beats, NaN (not an error)
+    assert np.isnan(bi.ef_percent)

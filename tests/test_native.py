@@ -8,6 +8,7 @@ Parity feeds the native CLI the very frames the Python tracker gets (a .npy), so
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -392,3 +393,37 @@ def test_native_refuses_a_bf16_artifact(native, tmp_path):
                           capture_output=True, text=True, timeout=300)
     r.close()
     assert proc.returncode != 0 and "bf16 artifact" in proc.stderr, proc.stderr
+
+
+def _native_clinical(curve: np.ndarray, fps: float) -> float:
+    """EF of a (T, 3) area / Simpson / area-length curve through libedgetan's et_clinical_summary."""
+    import ctypes
+
+    class Volumes(ctypes.Structure):
+        _fields_ = [("area_px", ctypes.c_double), ("simpson_px3", ctypes.c_double),
+                    ("area_length_px3", ctypes.c_double)]
+
+    class Clinical(ctypes.Structure):
+        _fields_ = [("found", ctypes.c_int), ("ef_percent", ctypes.c_double),
+                    ("ef_area_length_percent", ctypes.c_double), ("n_ed", ctypes.c_int), ("n_es", ctypes.c_int),
+                    ("ed_frames", ctypes.c_int * 256), ("es_frames", ctypes.c_int * 256)]
+
+    lib = ctypes.CDLL(str(BUILD / "libedgetan.so"))
+    arr = (Volumes * len(curve))(*[Volumes(*map(float, row)) for row in curve])
+    out = Clinical()
+    assert lib.et_clinical_summary(arr, len(curve), ctypes.c_double(fps), ctypes.byref(out)) == 0
+    return out.ef_percent
+
+
+def test_native_leaves_out_an_implausible_beat_as_python_does(native):
+    """clinical.MAX_BEAT_EF in both runtimes: a beat whose ES volume collapsed (EF > 85 %) is left out of
+    the clip's EF while plausible beats remain, and kept when none does."""
+    from edge_tan.runtime import clinical as C
+    fps, t = 50, np.arange(120)
+    area = 2000 + 500 * np.cos(2 * np.pi * t / 40)
+    for collapse in ([60], [20, 60, 100], []):
+        vol = area ** 1.5
+        vol[collapse] = 0.05 * vol[0]
+        py = C._ef_result("simpson", area, vol, None, None, fps, math.nan)
+        nat = _native_clinical(np.stack([area, vol, vol], 1), fps)
+        assert nat == pytest.approx(py.ef_percent, abs=1e-9), (collapse, nat, py.beat_ef)

@@ -240,16 +240,22 @@ std::vector<std::pair<int, int>> pair_beats(std::vector<int> ed, std::vector<int
     return pairs;
 }
 
+// edge_tan.runtime.clinical.MAX_BEAT_EF: a beat above it (or not positive) is a tracking failure
+const double MAX_BEAT_EF = 85.0;
+
+// mean over the plausible beats (0 < EF <= MAX_BEAT_EF), every finite beat if none is (plausible_beats)
 double ef_of(const std::vector<std::pair<int, int>> &beats, const std::vector<double> &vol) {
-    double s = 0;
-    int n = 0;
+    double s = 0, s_all = 0;
+    int n = 0, n_all = 0;
     for (auto &b : beats) {
         double edv = vol[b.first], esv = vol[b.second];
         if (!(edv > 0)) continue;
         double ef = (edv - esv) / edv * 100.0;
-        if (std::isfinite(ef)) { s += ef; ++n; }
+        if (!std::isfinite(ef)) continue;
+        s_all += ef; ++n_all;
+        if (ef > 0 && ef <= MAX_BEAT_EF) { s += ef; ++n; }
     }
-    return n ? s / n : NaN;
+    return n ? s / n : n_all ? s_all / n_all : NaN;
 }
 }  // namespace
 
