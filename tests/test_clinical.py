@@ -216,6 +216,9 @@ def test_a_beat_with_an_implausible_ef_is_left_out_while_plausible_beats_remain(
     assert r.ef_percent == pytest.approx(np.mean(r.beat_ef[[0, 2]]))
     assert r.ef_percent == pytest.approx(whole.ef_percent, abs=0.5)
     assert C._left_out(r.beat_ef) == 1 and C._left_out(whole.beat_ef) == 0
+    from edge_tan.runtime.qc import ef_text   # every printout says so
+    assert ef_text({"ef_percent": 61.04, "beats_left_out": 1}) == "EF 61.0 % (1 implausible beat left out)"
+    assert ef_text({"ef_percent": 61.04, "beats_left_out": 0}) == "EF 61.0 %"
     every = vol.copy()
     every[[20, 60, 100]] = 0.05 * vol[0]
     r = C._ef_result("simpson", area, every, None, None, fps, math.nan)

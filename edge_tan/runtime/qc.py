@@ -408,6 +408,8 @@ def ef_text(clinical: dict) -> str:
     """'EF 52.1 %' or 'EF 52.1 % — UNRELIABLE (reasons)': how every printout shows EF."""
     ef = clinical.get("ef_percent")
     s = "EF n/a" if ef is None else f"EF {ef:.1f} %"
+    if n := clinical.get("beats_left_out"):
+        s += f" ({n} implausible beat{'s' if n > 1 else ''} left out)"
     if clinical.get("reliable") is False:
         s += f" — UNRELIABLE ({clinical.get('unreliable_reason', 'QC')})"
     return s
