@@ -344,8 +344,9 @@ def plausible_beats(beat_ef: np.ndarray) -> np.ndarray:
 
 
 def _mean_ef(beat_ef: np.ndarray) -> float:
-    use = plausible_beats(beat_ef)
-    return float(np.asarray(beat_ef, np.float64)[use].mean()) if use.any() else math.nan
+    bef = np.asarray(beat_ef, np.float64)
+    use = plausible_beats(bef)
+    return float(bef[use].mean()) if use.any() else math.nan
 
 
 def ef_from_masks(masks: np.ndarray, landmarks: np.ndarray | None = None, spacing_mm: float = math.nan,
