@@ -433,22 +433,31 @@ def step_real_dev(a) -> None:
 
     for part in real_dev.PARTS:
         evaluate("shipped", weights, part)
-    if a.real_dev_adapt_minutes > 0:
-        out = w / "adapted.safetensors"
-        shutil.rmtree(w / "adapted.work", ignore_errors=True)
+    def adapt(tag: str, extra: list) -> None:
+        nonlocal wall
+        out = w / f"{tag}.safetensors"
+        shutil.rmtree(w / f"{tag}.work", ignore_errors=True)
         # every clip of the real set is an apical four-chamber view (how it was built), as a site
         # adapting on its own A4C archive knows: --view says so to the pseudo-labels
-        argv = ET + ["adapt", weights, parts["dev"] / "videos", "--out", out, "--work", w / "adapted.work",
-                     "--minutes", str(a.real_dev_adapt_minutes), "--view", "A4C"]
+        argv = ET + ["adapt", weights, parts["dev"] / "videos", "--out", out, "--work", w / f"{tag}.work",
+                     "--minutes", str(a.real_dev_adapt_minutes), "--view", "A4C"] + extra
         t = run(argv)[1]
         wall += t
         cmds.append(shown(argv))
         from edge_tan.export.weights import read_header
         ad = json.loads(read_header(out)["edge_tan.training"])["adaptation"]
-        result["adaptation"] = {"wall_s": round(t, 1), "used_s": ad["used_s"], "plan": ad["plan"],
-                                "clips_used": ad["clips"]["used"], "phases": ad["phases"]}
+        result["adaptation" if tag == "adapted" else f"adaptation_{tag}"] = {
+            "wall_s": round(t, 1), "used_s": ad["used_s"], "plan": ad["plan"], "clips_used": ad["clips"]["used"],
+            "phases": ad["phases"]}
         for part in real_dev.PARTS:
-            evaluate("adapted", out, part)
+            evaluate(tag, out, part)
+
+    if a.real_dev_adapt_minutes > 0:
+        adapt("adapted", [])
+        # a site that keeps its ED/ES tracings (every echo lab does) gives them too: the development
+        # part's traced areas become labels; its final part is then the only held-out figure
+        if a.real_dev_traced and (parts["dev"] / "traced.csv").is_file():
+            adapt("traced", ["--tracings", parts["dev"] / "traced.csv"])
     write_record("real-dev", cmds, result, wall, 0)
 
 
@@ -654,6 +663,8 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None, help="weights for the model and real-dev records (default: the "
                     "shipped model)")
     ap.add_argument("--real-dev-backend", default="openvino", help="backend for the real-dev evals")
+    ap.add_argument("--real-dev-traced", type=int, default=1, help="real-dev: also adapt with the development "
+                    "part's traced areas (adapt --tracings); 0: only the unlabelled adaptation")
     ap.add_argument("--real-dev-adapt-minutes", type=float, default=30.0,
                     help="`adapt` budget on the real development clips (0: no adaptation)")
     ap.add_argument("--soak-frames", type=int, default=100_000, help="frames pushed through one native tracker")

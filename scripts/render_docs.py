@@ -657,7 +657,8 @@ def _real_row(label: str, ev: dict) -> list[str]:
 def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
     """Real echo: the shipped (and adapted) model on the real development set's two parts."""
     res = rec["result"]
-    names = {"shipped": "shipped model", "adapted": "after `edge-tan adapt` on the 73 development clips"}
+    names = {"shipped": "shipped model", "adapted": "after `edge-tan adapt` on the 73 development clips",
+             "traced": "after `edge-tan adapt --tracings` (the development clips and their traced areas)"}
     rows = [_real_row(f"{names.get(k.split('/')[0], k)}, {k.split('/')[1]} part", ev) for k, ev in res["evals"].items()]
     base = res["evals"].get("shipped/final") or next(iter(res["evals"].values()))
     b = base["baselines"]
@@ -674,6 +675,13 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
     if ad:
         lines += ["", f"`adapt` used {ad['used_s'] / 60:.1f} min of its budget on {ad['clips_used']} clips "
                       f"(phases {' → '.join(ad['plan'])})" + earlier_model_note(rec, results)]
+    at = res.get("adaptation_traced")
+    if at:
+        tr = (at["phases"].get("label") or {}).get("traced") or {}
+        lines += ["", f"`adapt --tracings` used {at['used_s'] / 60:.1f} min on {at['clips_used']} clips; "
+                      f"{tr.get('frames', 0)} frames around the traced ED/ES frames of {tr.get('clips_with_labels', 0)} "
+                      "clips became labels of the expert's area. Its development-part row is measured on the clips "
+                      "whose tracings it learned from; its final-part row is the held-out figure."]
     return "\n".join(lines)
 
 

@@ -120,13 +120,19 @@ def adapt(weights: Path = typer.Argument(..., help="trained TAN weights (.safete
           window_pairs: int = typer.Option(ADAPT["window_pairs"], "--window-pairs", help="self-training: site frames per "
                                            "batch cut by two jittered windows that must agree (0: off)"),
           view: Optional[str] = typer.Option(ADAPT["view"] or None, "--view", help="the view every clip shows, when the site knows it "
-                                   "(e.g. A4C): pseudo-labels take it instead of the model's own call")):
-    """Adapt a trained TAN to a site's unlabelled clips (BatchNorm, styled phantom, self-training)."""
+                                   "(e.g. A4C): pseudo-labels take it instead of the model's own call"),
+          tracings: Optional[Path] = typer.Option(None, "--tracings", help="the site's expert tracings, a traced-areas CSV "
+                                                  "(FileName, ED_frame, ES_frame, ED_area_px, ES_area_px): the traced "
+                                                  "frames become labels of the expert's LV area"),
+          traced_share: float = typer.Option(ADAPT["traced_share"], "--traced-share", help="share of a batch's site samples "
+                                             "taken from the traced labels")):
+    """Adapt a trained TAN to a site's clips (BatchNorm, styled phantom, self-training; expert tracings where given)."""
     from ..export.adapt.run import AdaptConfig, adapt as run_adapt
     run_adapt(AdaptConfig(weights=str(weights), clips=str(clips), out=str(out), minutes=minutes,
                           work=str(work) if work else "", seed=seed, phases=phases, max_frames=max_frames,
                           frame_stride=frame_stride, phantom=str(phantom) if phantom else "", threads=threads,
-                          view=view or "", window_pairs=window_pairs))
+                          view=view or "", window_pairs=window_pairs, tracings=str(tracings) if tracings else "",
+                          traced_share=traced_share))
 
 
 @command()

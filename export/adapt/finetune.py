@@ -34,17 +34,27 @@ def _collate(items: list[dict]) -> dict:
 
 
 class MixedBatches:
-    """Batch i: `n_site` samples from the site's pseudo-labels, the rest phantom (restyled)."""
+    """Batch i: `n_site` samples from the site (of them `n_traced` from the expert-traced labels, the
+    rest from the pseudo-labels), the rest phantom (restyled)."""
 
     def __init__(self, phantom: WarpedSamples | None, site: WarpedSamples | None, style: SiteStyle | None,
-                 batch: int, site_share: float, seed: int, pairs=None, n_pairs: int = 0):
+                 batch: int, site_share: float, seed: int, pairs=None, n_pairs: int = 0,
+                 traced: WarpedSamples | None = None, traced_share: float = 0.5):
         self.phantom, self.site, self.style, self.batch, self.seed = phantom, site, style, batch, seed
+        self.traced = traced
         self.pairs, self.n_pairs = pairs, (n_pairs if pairs is not None else 0)   # equivariance.WindowPairs
-        self.n_site = 0 if site is None else (batch if phantom is None else int(round(batch * site_share)))
+        has_site = site is not None or traced is not None
+        self.n_site = 0 if not has_site else (batch if phantom is None else int(round(batch * site_share)))
+        self.n_traced = 0 if traced is None else (self.n_site if site is None else int(round(self.n_site * traced_share)))
+
+    def _site_item(self, step: int, j: int) -> dict:
+        if j < self.n_traced:
+            return self.traced[step * self.batch + j]
+        return self.site[step * self.batch + j]
 
     def get(self, step: int) -> dict:
         rng = np.random.default_rng([self.seed, 7, step])
-        items = [self.site[step * self.batch + j] for j in range(self.n_site)]
+        items = [self._site_item(step, j) for j in range(self.n_site)]
         for j in range(self.n_site, self.batch):
             it = self.phantom[step * self.batch + j]
             if self.style is not None:
@@ -100,7 +110,7 @@ def finetune(model, batches: MixedBatches, ckpt: Path, seconds: float, lr: float
     _save_ckpt(ckpt, model, opt, state)
     model.eval()
     return {"steps": state["step"], "seconds": round(state["elapsed"], 1), "batch": batches.batch,
-            "site_per_batch": batches.n_site, "window_pairs_per_batch": batches.n_pairs, "lr": lr,
+            "site_per_batch": batches.n_site, "traced_per_batch": batches.n_traced, "window_pairs_per_batch": batches.n_pairs, "lr": lr,
             "loss_first": round(losses[0], 4) if losses else None,
             "loss_ema_last": round(state["loss_ema"], 4) if state["loss_ema"] is not None else None}
 

@@ -38,6 +38,7 @@ from edge_tan.runtime.atomic import check_can_create, ensure_dir, write_text
 from edge_tan.dataset import SPLITS, list_split, load_sequence, save_sequence
 from edge_tan.runtime import VIEW_NAMES
 from edge_tan.runtime.errors import EdgeTanError, UsageError
+from edge_tan.runtime.hashing import file_sha256
 
 from ..weights import load_weights, save_weights
 
@@ -71,6 +72,8 @@ class AdaptConfig:
     window_pairs: int = 2       # self-training: site frames per batch cut by two jittered windows that must
                                 # agree (equivariance.py: the network learns to correct its window on the site)
     view: str = ""              # the view every site clip shows, when the site knows it (pseudo-labels take it)
+    tracings: str = ""          # the site's expert tracings (traced-areas CSV): area-matched labels (traced.py)
+    traced_share: float = 0.5   # share of a batch's site samples taken from the traced labels, when there are any
 
 
 def _fail_weights(path: str, why: str) -> EdgeTanError:
@@ -107,6 +110,10 @@ def _check(cfg: AdaptConfig) -> list[str]:
         raise UsageError("--out must differ from WEIGHTS (the input weights are never overwritten)")
     if cfg.view and cfg.view not in VIEW_NAMES:
         raise UsageError(f"--view must be one of {', '.join(VIEW_NAMES)}, got {cfg.view!r}")
+    if cfg.tracings and "self" not in sel:
+        raise UsageError("--tracings feeds the self phase: keep `self` in --phases")
+    if not 0.0 <= cfg.traced_share <= 1.0:
+        raise UsageError(f"--traced-share must be within 0..1, got {cfg.traced_share}")
     if cfg.max_frames < 4 or cfg.batch_size < 2 or cfg.bn_windows < 2 or cfg.frame_stride < 1:
         raise UsageError("--max-frames must be >= 4, frame stride >= 1, batch size >= 2, BN windows >= 2")
     plan = ["look"]
@@ -146,8 +153,11 @@ class Clock:
 
 def _run_key(md, clips, cfg: AdaptConfig) -> str:
     """What a work folder belongs to: input weights, clip contents and the settings (not the budget)."""
-    s = {k: v for k, v in asdict(cfg).items() if k not in ("minutes", "work", "out", "threads", "weights", "clips")}
-    blob = json.dumps({"weights": md.weights_sha256, "clips": sorted(clips.sha256.values()), "settings": s},
+    s = {k: v for k, v in asdict(cfg).items() if k not in ("minutes", "work", "out", "threads", "weights", "clips",
+                                                           "tracings")}
+    tr = file_sha256(cfg.tracings) if cfg.tracings else ""
+    blob = json.dumps({"weights": md.weights_sha256, "clips": sorted(clips.sha256.values()), "settings": s,
+                       "tracings": tr},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -198,6 +208,23 @@ class Adapter:
 
     def _load_model(self, name: str) -> None:
         self.model, _ = load_weights(self.work / f"{name}.safetensors")
+
+    def _read_tracings(self) -> dict:
+        """{clip key: Traced with areas} for the clips found; one clear error when the file cannot serve."""
+        if not self.cfg.tracings:
+            return {}
+        from edge_tan.reports import clip_key, read_tracings
+        if not Path(self.cfg.tracings).is_file():
+            raise EdgeTanError(f"tracings CSV not found: {self.cfg.tracings}")
+        tr = {k: v for k, v in read_tracings(self.cfg.tracings).items() if v.ed_area is not None}
+        if not tr:
+            raise EdgeTanError(f"{self.cfg.tracings}: no traced areas (needs FileName, ED_frame, ES_frame, ED_area_px, "
+                               "ES_area_px)")
+        n = sum(clip_key(f) in tr for f in self.clips.files)
+        if not n:
+            raise EdgeTanError(f"{self.cfg.tracings}: none of its {len(tr)} clip names matches a clip under {self.cfg.clips}")
+        self.con.print(f"adapt: expert tracings for {n} of {len(self.clips.files)} clips ({Path(self.cfg.tracings).name})")
+        return tr
 
     # ---------------------------------------------------------------- phases
     def _frames(self) -> int:
@@ -260,7 +287,7 @@ class Adapter:
         return WarpedSamples(seqs, self.md.template_array, self.md.window, self.md.warp_mode, length=1 << 40,
                              seed=seed, input_norm=self.md.input_norm, domain=DomainConfig() if domain else None)
 
-    def _finetune(self, phase: str, site_seqs: list | None) -> dict:
+    def _finetune(self, phase: str, site_seqs: list | None, traced_seqs: list | None = None) -> dict:
         from .finetune import MixedBatches, finetune, load_phase_state
         from .style import SiteStyle
         phantom, desc = self._phantom_seqs()
@@ -271,8 +298,10 @@ class Adapter:
             from .equivariance import WindowPairs
             pairs = WindowPairs(site_seqs, self.md.template_array, self.md.window, self.md.warp_mode, self.md.input_norm,
                                 self.cfg.seed + 5)
+        traced = self._samples(traced_seqs, False, self.cfg.seed + 3) if traced_seqs else None
         batches = MixedBatches(self._samples(phantom, True, self.cfg.seed + 1), site, style, self.cfg.batch_size,
-                               self.cfg.site_share, self.cfg.seed, pairs=pairs, n_pairs=self.cfg.window_pairs)
+                               self.cfg.site_share, self.cfg.seed, pairs=pairs, n_pairs=self.cfg.window_pairs,
+                               traced=traced, traced_share=self.cfg.traced_share)
         secs = self.clock.seconds_for(phase)
         ckpt = self.work / f"{phase}.ckpt"
         total = load_phase_state(ckpt).get("elapsed", 0.0) + secs   # this phase's seconds across runs
@@ -282,6 +311,8 @@ class Adapter:
                            progress=lambda s: prog.update(task, completed=s["step"], info=f"loss {s['loss_ema']:.3f}"))
         rep.update(phantom=desc, phantom_clips=len(phantom), site_clips=len(site_seqs or []),
                    site_frames=int(sum(s.n_frames for s in site_seqs or [])), style=style.describe())
+        if traced_seqs:
+            rep.update(traced_clips=len(traced_seqs), traced_frames=int(sum(s.n_frames for s in traced_seqs)))
         return rep
 
     def phase_phantom(self) -> dict:
@@ -301,6 +332,9 @@ class Adapter:
         sign = float(np.sign(geo.triangle_area(self.md.template_array)))
         why, kept_clips, kept_frames, cfg, fwd = Counter(), 0, 0, PseudoConfig(), []
         deadline = self.clock.deadline("label")
+        self._area_maps: dict = {}
+        traced = self._traced_labels(runner, deadline) if self.tracings else None
+        rescaled = 0
         order = self._order("label")
         with _progress() as prog:
             task = prog.add_task("label: forward + backward tracking", total=len(order), info="")
@@ -314,23 +348,68 @@ class Adapter:
                 fwd.append(f)
                 ps, w = filter_clip(s, f, b, sign, cfg, self.cfg.view)
                 why.update(w)
+                if ps is not None and self._area_maps.get(i) is not None:
+                    from .traced import area_matched
+                    fit = self._area_maps[i]
+                    ps.masks = np.stack([area_matched(m, fit(m.sum())) for m in ps.masks])
+                    rescaled += ps.n_frames
                 if ps is not None:
                     save_sequence(ps, pdir / f"{i:05d}.npz")
                     kept_clips += 1
                     kept_frames += ps.n_frames
                 prog.update(task, advance=1, info=f"{kept_frames} frames kept")
         seen = sum(len(f) for f in fwd if f)
-        return {"clips_with_labels": kept_clips, "frames_kept": kept_frames, "frames_seen": seen,
-                "kept_share": round(why.get("kept", 0) / max(seen, 1), 4),
-                "reasons": dict(why), "filter": cfg.to_dict(),
-                "tracker_states": _state_shares(fwd)}
+        out = {"clips_with_labels": kept_clips, "frames_kept": kept_frames, "frames_seen": seen,
+               "kept_share": round(why.get("kept", 0) / max(seen, 1), 4),
+               "reasons": dict(why), "filter": cfg.to_dict(),
+               "tracker_states": _state_shares(fwd)}
+        if traced is not None:
+            out["traced"] = {**traced, "pseudo_frames_rescaled": rescaled}
+        return out
+
+    def _traced_labels(self, runner, deadline: float) -> dict:
+        """Area-matched labels at the site's traced frames (traced.py), saved in WORK/traced; first in
+        the label phase because they are the labels the site vouches for."""
+        from collections import Counter
+
+        from edge_tan.io.read import read_video
+        from edge_tan.reports import clip_key
+        from edge_tan.runtime.tracker import Tracker, TrackerConfig
+
+        from .traced import HALF, LEAD, traced_labels
+        tdir = self.work / "traced"
+        tdir.mkdir(exist_ok=True)
+        for p in tdir.glob("*.npz"):
+            p.unlink()
+        todo = [(i, self.tracings[clip_key(f)]) for i, f in enumerate(self.clips.files) if clip_key(f) in self.tracings]
+        why, clips, frames = Counter(), 0, 0
+        with _progress() as prog:
+            task = prog.add_task("label: traced frames", total=len(todo), info="")
+            for i, tr in todo:
+                if clips and time.monotonic() >= deadline:
+                    why["clip not reached in time"] += 1
+                    continue
+                seq = read_video(self.clips.root / self.clips.files[i])
+                ps, w = traced_labels(seq, tr, lambda fr: Tracker(runner, TrackerConfig()).track(fr), self.cfg.view)
+                why.update(w)
+                if ps is not None:
+                    from .traced import area_map
+                    self._area_maps[i] = area_map(ps.extra.get("pairs", []))
+                    save_sequence(ps, tdir / f"{i:05d}.npz")
+                    clips += 1
+                    frames += ps.n_frames
+                prog.update(task, advance=1, info=f"{frames} frames")
+        return {"file": Path(self.cfg.tracings).name, "sha256": file_sha256(self.cfg.tracings),
+                "clips_in_file": len(self.tracings), "clips_matched": len(todo), "clips_with_labels": clips,
+                "frames": frames, "lead_frames": LEAD, "neighbours": HALF, "reasons": dict(why)}
 
     def phase_self(self) -> dict:
         site = [load_sequence(p) for p in sorted((self.work / "pseudo").glob("*.npz"))]
-        if not site:
+        traced = [load_sequence(p) for p in sorted((self.work / "traced").glob("*.npz"))]
+        if not site and not traced:
             self.con.print("self: no frame passed the pseudo-label filters; self-training skipped")
             return {"skipped": "no pseudo-labels kept"}
-        return self._finetune("self", site)
+        return self._finetune("self", site or None, traced or None)
 
     def phase_final(self) -> dict:
         res, windows = self._track("final", "final: tracking with the adapted network", record=True)
@@ -352,6 +431,7 @@ class Adapter:
         from .clips import read_site_clips
         self.con.print(f"adapt: reading clips under {cfg.clips}")
         self.clips = read_site_clips(cfg.clips, cfg.max_frames, stride=cfg.frame_stride)
+        self.tracings = self._read_tracings()
         ensure_dir(self.work, "adapt work")   # only once there is something to adapt on: a refusal leaves no folder
         for s in self.clips.skipped:
             self.con.print(f"[yellow]skipped[/] {s['file']}: {s['reason']}")
