@@ -1,4 +1,5 @@
-"""`edge-tan adapt WEIGHTS CLIPS --out NEW`: adapt a trained TAN to a site's unlabelled clips.
+"""`edge-tan adapt WEIGHTS CLIPS --out NEW`: adapt a trained TAN to a site's clips (unlabelled, or
+with the site's ED/ES tracings).
 
 Phases (issue 12), each given a share of the time budget (a phase that ends early leaves its time to
 the next; deadlines are cumulative), each saved in the work folder so a re-run continues:
@@ -8,7 +9,8 @@ the next; deadlines are cumulative), each saved in the work folder so a re-run c
            site's style (style.py)
   phantom  fine-tune on labelled phantom windows restyled to the site (style.py + finetune.py)
   label    track every clip forward and backward; keep consistent, plausible, LK-coherent frames as
-           pseudo-labels (pseudo.py)
+           pseudo-labels (pseudo.py); with --tracings, first the traced frames become labels of the
+           expert's area and the clip's pseudo-labels take the traced size (traced.py)
   self     fine-tune on the pseudo-labelled site frames mixed with restyled phantom (finetune.py)
   final    track again with the adapted network and re-estimate BatchNorm on what it now sees
 
