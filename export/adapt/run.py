@@ -324,6 +324,7 @@ class Adapter:
         from collections import Counter
 
         from .pseudo import PseudoConfig, filter_clip
+        from .traced import area_matched
         from edge_tan.runtime import geometry as geo
         from .windows import fast_runner, track_all
         runner = fast_runner(self.model, self.md, self.work / "label.onnx", 2 * self._frames())
@@ -351,7 +352,6 @@ class Adapter:
                 ps, w = filter_clip(s, f, b, sign, cfg, self.cfg.view)
                 why.update(w)
                 if ps is not None and self._area_maps.get(i) is not None:
-                    from .traced import area_matched
                     fit = self._area_maps[i]
                     ps.masks = np.stack([area_matched(m, fit(m.sum())) for m in ps.masks])
                     rescaled += ps.n_frames
@@ -378,7 +378,7 @@ class Adapter:
         from edge_tan.reports import clip_key
         from edge_tan.runtime.tracker import Tracker, TrackerConfig
 
-        from .traced import HALF, LEAD, traced_labels
+        from .traced import HALF, LEAD, area_map, traced_labels
         tdir = self.work / "traced"
         tdir.mkdir(exist_ok=True)
         for p in tdir.glob("*.npz"):
@@ -395,7 +395,6 @@ class Adapter:
                 ps, w = traced_labels(seq, tr, lambda fr: Tracker(runner, TrackerConfig()).track(fr), self.cfg.view)
                 why.update(w)
                 if ps is not None:
-                    from .traced import area_map
                     self._area_maps[i] = area_map(ps.extra.get("pairs", []))
                     save_sequence(ps, tdir / f"{i:05d}.npz")
                     clips += 1
