@@ -47,9 +47,9 @@ def clip_key(name: str) -> str:
     return low
 
 
-def _open_rows(path: Path) -> tuple[list[str], list[dict], dict]:
+def _open_rows(path: Path, what: str = "reports") -> tuple[list[str], list[dict], dict]:
     if not path.is_file():
-        raise EdgeTanError(f"reports CSV not found: {path}")
+        raise EdgeTanError(f"{what} CSV not found: {path}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
@@ -145,7 +145,7 @@ def read_tracings(path: str | Path) -> dict[str, Traced]:
     """{clip key: Traced} from EchoNet's VolumeTracings.csv (frames only: the two traced frames, the one
     with the longer summed chords is ED) or from a traced-areas CSV (frames and areas)."""
     path = Path(path)
-    cols, rows, lower = _open_rows(path)
+    cols, rows, lower = _open_rows(path, "tracings")
     if set(AREA_COLS) <= set(lower):
         return _read_traced_areas(path, rows, lower)
     need = {"filename", "x1", "y1", "x2", "y2", "frame"}

@@ -40,10 +40,8 @@ def _result(i, state, mask):
 def test_traced_labels_take_the_expert_area_around_the_traced_frames():
     T = 30
     seq = Sequence(name="c", frames=np.zeros((T, 96, 96), np.uint8), fps=50.0)
-    calls = []
 
     def track(frames):
-        calls.append(len(frames))
         # the first frame of a run is a detect; the rest are tracked, all with a disc of area ~1257
         return [_result(i, "detect" if i == 0 else "track", _disc()) for i in range(len(frames))]
 

@@ -51,9 +51,11 @@ class PseudoConfig:
         return asdict(self)
 
 
-def signed_distance(mask: np.ndarray) -> np.ndarray:
+def signed_distance(mask: np.ndarray, precise: bool = False) -> np.ndarray:
+    """< 0 inside, > 0 outside; `precise`: exact Euclidean distances (else OpenCV's 3x3 approximation)."""
     m = (mask > 0).astype(np.uint8)
-    return (cv2.distanceTransform(1 - m, cv2.DIST_L2, 3) - cv2.distanceTransform(m, cv2.DIST_L2, 3)).astype(np.float32)
+    k = cv2.DIST_MASK_PRECISE if precise else 3
+    return (cv2.distanceTransform(1 - m, cv2.DIST_L2, k) - cv2.distanceTransform(m, cv2.DIST_L2, k)).astype(np.float32)
 
 
 def mean_shape(a: np.ndarray, b: np.ndarray) -> np.ndarray:

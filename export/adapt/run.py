@@ -216,8 +216,6 @@ class Adapter:
         if not self.cfg.tracings:
             return {}
         from edge_tan.reports import clip_key, read_tracings
-        if not Path(self.cfg.tracings).is_file():
-            raise EdgeTanError(f"tracings CSV not found: {self.cfg.tracings}")
         tr = {k: v for k, v in read_tracings(self.cfg.tracings).items() if v.ed_area is not None}
         if not tr:
             raise EdgeTanError(f"{self.cfg.tracings}: no traced areas (needs FileName, ED_frame, ES_frame, ED_area_px, "
@@ -335,8 +333,7 @@ class Adapter:
         sign = float(np.sign(geo.triangle_area(self.md.template_array)))
         why, kept_clips, kept_frames, cfg, fwd = Counter(), 0, 0, PseudoConfig(), []
         deadline = self.clock.deadline("label")
-        self._area_maps: dict = {}
-        traced = self._traced_labels(runner, deadline) if self.tracings else None
+        traced, area_maps = self._traced_labels(runner, deadline) if self.tracings else (None, {})
         rescaled = 0
         order = self._order("label")
         with _progress() as prog:
@@ -351,8 +348,8 @@ class Adapter:
                 fwd.append(f)
                 ps, w = filter_clip(s, f, b, sign, cfg, self.cfg.view)
                 why.update(w)
-                if ps is not None and self._area_maps.get(i) is not None:
-                    fit = self._area_maps[i]
+                if ps is not None and area_maps.get(i) is not None:
+                    fit = area_maps[i]
                     ps.masks = np.stack([area_matched(m, fit(m.sum())) for m in ps.masks])
                     rescaled += ps.n_frames
                 if ps is not None:
@@ -369,9 +366,10 @@ class Adapter:
             out["traced"] = {**traced, "pseudo_frames_rescaled": rescaled}
         return out
 
-    def _traced_labels(self, runner, deadline: float) -> dict:
+    def _traced_labels(self, runner, deadline: float) -> tuple[dict, dict]:
         """Area-matched labels at the site's traced frames (traced.py), saved in WORK/traced; first in
-        the label phase because they are the labels the site vouches for."""
+        the label phase because they are the labels the site vouches for. Returns (report, {clip index:
+        area map for that clip's pseudo-labels})."""
         from collections import Counter
 
         from edge_tan.io.read import read_video
@@ -384,7 +382,7 @@ class Adapter:
         for p in tdir.glob("*.npz"):
             p.unlink()
         todo = [(i, self.tracings[clip_key(f)]) for i, f in enumerate(self.clips.files) if clip_key(f) in self.tracings]
-        why, clips, frames = Counter(), 0, 0
+        why, clips, frames, maps = Counter(), 0, 0, {}
         with _progress() as prog:
             task = prog.add_task("label: traced frames", total=len(todo), info="")
             for i, tr in todo:
@@ -395,14 +393,14 @@ class Adapter:
                 ps, w = traced_labels(seq, tr, lambda fr: Tracker(runner, TrackerConfig()).track(fr), self.cfg.view)
                 why.update(w)
                 if ps is not None:
-                    self._area_maps[i] = area_map(ps.extra.get("pairs", []))
+                    maps[i] = area_map(ps.extra["pairs"])
                     save_sequence(ps, tdir / f"{i:05d}.npz")
                     clips += 1
                     frames += ps.n_frames
                 prog.update(task, advance=1, info=f"{frames} frames")
         return {"file": Path(self.cfg.tracings).name, "sha256": file_sha256(self.cfg.tracings),
                 "clips_in_file": len(self.tracings), "clips_matched": len(todo), "clips_with_labels": clips,
-                "frames": frames, "lead_frames": LEAD, "neighbours": HALF, "reasons": dict(why)}
+                "frames": frames, "lead_frames": LEAD, "neighbours": HALF, "reasons": dict(why)}, maps
 
     def phase_self(self) -> dict:
         site = [load_sequence(p) for p in sorted((self.work / "pseudo").glob("*.npz"))]

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-import cv2
 import numpy as np
 
 from edge_tan.dataset import Sequence
 from edge_tan.reports import Traced
 from edge_tan.runtime import geometry as geo
+
+from .pseudo import signed_distance
 
 
 LEAD = 10          # frames tracked before a traced frame (the tracker settles within a few)
@@ -41,8 +42,7 @@ def area_matched(mask: np.ndarray, area: float) -> np.ndarray:
     if n <= 0 or not mask.any():
         return np.zeros_like(mask, np.uint8)
     m = (mask > 0).astype(np.uint8)
-    sd = (cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-          - cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE))   # < 0 inside, > 0 outside
+    sd = signed_distance(m, precise=True)
     ys, xs = np.nonzero(m)
     yy, xx = np.indices(m.shape)
     # equal distances (many, on a pixel grid) go to the pixel nearer the centroid: a compact ring
