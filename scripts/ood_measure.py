@@ -8,7 +8,8 @@ copies `<clip>__<variant>`). Every clip is tracked with the shipped tracker and 
 "flagged" = the gate marks it out of domain (clip score above the artifact's threshold). The real
 development set (EchoNet-Dynamic clips with expert EF; never committed, only aggregates are written)
 also gets EF error overall and on the clips QC accepts. The noise burst puts 5 frames of uniform noise
-in the middle of phantom clips and compares with the undisturbed run. The cost compares, per frame,
+in the middle of phantom clips (and, with --burst-real N, of N real development clips: the issue's own
+test; aggregates only) and compares with the undisturbed run. The cost compares, per frame,
 the score's numpy work and the graph's extra output (ONNX Runtime asked for all outputs vs without
 `feat`) with the tracker's frame time.
 """
@@ -63,6 +64,10 @@ def summarise(rows: list[dict]) -> dict:
            "ood_median": _med([r["ood"] for r in rows]),
            "by_variant": {k: {"clips": len(v), "flagged_share": _share(v, "flagged"), "ood_median": _med([r["ood"] for r in v])}
                           for k, v in sorted(by.items())}}
+    bad = [r for r in rows if r["variant"] != "clean"]
+    if bad:   # the degraded copies alone (a degraded set also holds its clean sources)
+        out["degraded"] = {"clips": len(bad), "flagged_share": _share(bad, "flagged"),
+                           "unreliable_share": round(1 - _share(bad, "reliable"), 4)}
     out["clip_scores"] = [r["ood"] for r in rows]
     out["clip_ef_err"] = [None if r["ef_err"] is None else round(r["ef_err"], 2) for r in rows]
     out["clip_variant"] = [r["variant"] for r in rows]
@@ -99,18 +104,18 @@ def run_real(tk: Tracker, dev: Path, every: int, scores_out: str = "") -> dict:
     return out
 
 
-def noise_burst(tk: Tracker, path: Path, clips: int, burst: int = 5) -> dict:
-    """5 noise frames in the middle of each clip vs the undisturbed run."""
+def noise_burst(tk: Tracker, clips, burst: int = 5, per_clip: bool = True) -> dict:
+    """5 noise frames in the middle of each clip vs the undisturbed run. clips: (frames, fps, spacing)
+    tuples. per_clip=False (the real set) keeps aggregates only."""
     out = []
-    for p in list_split(path, None)[:clips]:
-        s = load_sequence(p)
-        frames = list(s.frames)
+    for frames, fps, spacing in clips:
+        frames = list(frames)
         T = len(frames)
         a = T // 2 - burst // 2
         rng = np.random.default_rng(0)
         noisy = frames[:a] + [rng.integers(0, 256, frames[0].shape, dtype=np.uint8) for _ in range(burst)] + frames[a + burst:]
-        _, c0, r0 = assess_clip(tk, frames, s.fps, s.spacing_mm)
-        _, c1, r1 = assess_clip(tk, noisy, s.fps, s.spacing_mm)
+        _, c0, r0 = assess_clip(tk, frames, fps, spacing)
+        _, c1, r1 = assess_clip(tk, noisy, fps, spacing)
         lost = all(r.state == "lost" for r in r1[a:a + burst])
         back = None
         for j in range(a + burst, T):
@@ -120,12 +125,33 @@ def noise_burst(tk: Tracker, path: Path, clips: int, burst: int = 5) -> dict:
                 break
         e0, e1 = c0.get("ef_percent"), c1.get("ef_percent")
         out.append({"noise_frames_lost": lost, "ef_change": None if e0 is None or e1 is None else round(abs(e1 - e0), 2),
-                    "frames_to_within_3px": back})
+                    "frames_to_within_3px": back, "frames": T})
     ch = [o["ef_change"] for o in out if o["ef_change"] is not None]
     bk = [o["frames_to_within_3px"] for o in out]
-    return {"clips": len(out), "burst_frames": burst, "all_noise_frames_lost": all(o["noise_frames_lost"] for o in out),
-            "ef_change_max": max(ch) if ch else None, "frames_to_within_3px_max": None if None in bk else max(bk),
-            "per_clip": out}
+    res = {"clips": len(out), "burst_frames": burst, "all_noise_frames_lost": all(o["noise_frames_lost"] for o in out),
+           "ef_change_max": max(ch) if ch else None, "ef_change_median": _med(ch),
+           "ef_within_1_share": round(sum(c <= 1.0 for c in ch) / len(ch), 4) if ch else None,
+           "frames_to_within_3px_max": None if None in bk else max(bk),
+           "back_within_5_share": round(sum(b is not None and b <= 5 for b in bk) / len(bk), 4) if bk else None,
+           "clip_frames_median": _med([o["frames"] for o in out])}
+    if per_clip:
+        res["per_clip"] = out
+    return res
+
+
+def _phantom_clips(path: Path, n: int):
+    for p in list_split(path, None)[:n]:
+        s = load_sequence(p)
+        yield s.frames, s.fps, s.spacing_mm
+
+
+def _real_clips(dev: Path, n: int):
+    """n development clips spread over the set (every k-th by name): the noise burst on real echo."""
+    from edge_tan.io.read import read_video
+    names = sorted(r["FileName"] for r in csv.DictReader(open(dev / "FileList.csv")))
+    for name in names[:: max(1, len(names) // max(1, n))][:n]:
+        seq = read_video(dev / "videos" / f"{name}.avi")
+        yield seq.frames, seq.fps, seq.spacing_mm
 
 
 def cost(model: str, path: Path, frames: int = 40) -> dict:
@@ -177,7 +203,9 @@ def _job(kind: str, arg: str, a) -> tuple[str, dict]:
             r["every"] = a.real_every
             return "real", r
         if kind == "burst":
-            return "noise_burst", noise_burst(tk, Path(arg), a.burst_clips)
+            return "noise_burst", noise_burst(tk, _phantom_clips(Path(arg), a.burst_clips))
+        if kind == "burst-real":   # aggregates only: no per-clip figure of the real set in the record
+            return "noise_burst_real", noise_burst(tk, _real_clips(a.real_burst_set, a.burst_real), per_clip=False)
         return "cost", cost(a.model, Path(arg))
     finally:
         runner.close()
@@ -190,7 +218,11 @@ def main(argv=None) -> int:
     ap.add_argument("--real-every", type=int, default=1, help="every k-th real clip (1: all 103)")
     ap.add_argument("--real-scores", default="", help="per-clip real scores and EF errors to this file (never commit it)")
     ap.add_argument("--limit", type=int, default=0, help="clips per set (0: all)")
-    ap.add_argument("--burst-clips", type=int, default=4)
+    ap.add_argument("--burst-clips", type=int, default=4, help="phantom clips given a noise burst")
+    ap.add_argument("--burst-real", type=int, default=0,
+                    help="real development clips given a noise burst (0: none; from --real-burst-set)")
+    ap.add_argument("--real-burst-set", type=Path, default=Path.home() / ".cache/edge-tan-real-dev/split/dev",
+                    help="the real clips the burst uses (development part: the final part chooses nothing)")
     ap.add_argument("--model", default="default")
     ap.add_argument("--backend", default="openvino")
     ap.add_argument("--json", type=Path, required=True)
@@ -214,12 +246,17 @@ def main(argv=None) -> int:
         print(out["real_absent"], flush=True)
     if "phantom" in sets:
         jobs += [("burst", sets["phantom"]), ("cost", sets["phantom"])]
+    if a.burst_real and (a.real_burst_set / "FileList.csv").is_file():
+        jobs.append(("burst-real", ""))
+    elif a.burst_real:
+        out["noise_burst_real"] = None
+        print(f"real development clips not found at {a.real_burst_set}: the real noise burst is skipped", flush=True)
     t0 = time.time()
     with ProcessPoolExecutor(max_workers=max(1, a.jobs)) as ex:
         futs = [ex.submit(_job, k, v, a) for k, v in jobs]
         for f in futs:
             name, res = f.result()
-            if name in ("real", "noise_burst", "cost"):
+            if name in ("real", "noise_burst", "noise_burst_real", "cost"):
                 out[name] = res
             else:
                 out["sets"][name] = res

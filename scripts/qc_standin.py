@@ -6,7 +6,9 @@
 Why: QC must be calibrated on clips where EF goes wrong. The foreign phantom family (never trained
 on) already fails on some clips; each clip also gets one degraded copy, cycling through: heavy noise,
 blur, low contrast, moving dropouts, a crop that cuts the LV base or side out of the frame, a
-sideways (non-apical) orientation, and a clip with no heart at all (smooth texture). Every copy keeps
+sideways (non-apical) orientation, and a clip with no heart at all (smooth texture). `--variants`
+picks others (e.g. "blank": the probe off the patient) and `--every-variant` gives each clip one copy
+of each (the out-of-domain record's degraded set, scripts/ood_measure.py). Every copy keeps
 the source clip's EF as its "report" (a clip that cannot give that EF should be flagged). The
 reports CSV is EchoNet-style: FileName without extension, EF, ED, ES.
 """
@@ -31,6 +33,7 @@ from edge_tan.dataset import Sequence, list_split, load_sequence, read_manifest,
 
 FORBIDDEN_SEEDS = (1000, 4242)
 VARIANTS = ("noise", "blur", "lowcontrast", "dropout", "crop", "sideways", "texture")
+KINDS = VARIANTS + ("blank",)
 
 
 def _u8(x) -> np.ndarray:
@@ -66,6 +69,10 @@ def degrade(seq: Sequence, kind: str, rng: np.random.Generator) -> Sequence:
     elif kind == "sideways":
         f, m = np.rot90(f, 1, (1, 2)).copy(), np.rot90(m, 1, (1, 2)).copy()
         lm = np.full((T, 3, 2), np.nan, np.float32)
+    elif kind == "blank":      # probe off the patient: a dark frame with faint electronic noise
+        f = rng.normal(6, 1.5, f.shape)
+        m = np.zeros((T, H, W), np.uint8)
+        lm, lab = np.full((T, 3, 2), np.nan, np.float32), np.zeros(T, bool)
     elif kind == "texture":
         base = cv2.GaussianBlur(rng.normal(90, 60, (H, W)).astype(np.float32), (0, 0), 0.04 * min(H, W))
         f = np.stack([base + rng.normal(0, 12, (H, W)) for _ in range(T)])
@@ -83,7 +90,14 @@ def main(argv=None) -> int:
     ap.add_argument("src", type=Path, help="edge-tan dataset (e.g. a foreign-family synth set)")
     ap.add_argument("out", type=Path, help="folder for the clips and reports.csv")
     ap.add_argument("--seed", type=int, required=True, help="seed for the degradations")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help=f"degradations, comma-separated, from {', '.join(KINDS)} (default: the QC set)")
+    ap.add_argument("--every-variant", action="store_true",
+                    help="give each clip one copy per variant (default: one copy per clip, cycling through them)")
     a = ap.parse_args(argv)
+    kinds = tuple(k.strip() for k in a.variants.split(",") if k.strip())
+    if not kinds or set(kinds) - set(KINDS):
+        raise SystemExit(f"--variants: unknown {sorted(set(kinds) - set(KINDS)) or 'empty list'}; choose from {', '.join(KINDS)}")
     man = read_manifest(a.src)
     if man.get("seed") in FORBIDDEN_SEEDS or a.seed in FORBIDDEN_SEEDS:
         raise SystemExit("seeds 1000 (dev) and 4242 (final test) must not be used for QC calibration")
@@ -92,7 +106,8 @@ def main(argv=None) -> int:
     rows = []
     for i, p in enumerate(list_split(a.src, None)):
         seq = load_sequence(p)
-        for s in (seq, degrade(seq, VARIANTS[i % len(VARIANTS)], rng)):
+        mine = kinds if a.every_variant else (kinds[i % len(kinds)],)
+        for s in (seq, *(degrade(seq, k, rng) for k in mine)):
             save_sequence(s, a.out / f"{s.name}.npz")
             rows.append([s.name, f"{seq.ef:.2f}", int(seq.ed[0]) if seq.ed.size else "",
                          int(seq.es[0]) if seq.es.size else ""])
@@ -102,9 +117,11 @@ def main(argv=None) -> int:
     w.writerows(rows)
     write_text(a.out / "reports.csv", buf.getvalue())
     write_text(a.out / "standin.json", json.dumps({"source": {k: man.get(k) for k in ("generator", "family", "seed", "n")},
-                                                   "degradation_seed": a.seed, "variants": VARIANTS,
+                                                   "degradation_seed": a.seed, "variants": kinds,
+                                                   "every_variant": a.every_variant,
                                                    "clips": len(rows)}, indent=1))
-    print(f"{a.out}: {len(rows)} clips ({len(rows) // 2} clean + {len(rows) // 2} degraded), reports.csv")
+    clean = len(list_split(a.src, None))
+    print(f"{a.out}: {len(rows)} clips ({clean} clean + {len(rows) - clean} degraded), reports.csv")
     return 0
 
 

@@ -34,8 +34,9 @@ record of each kind, so no figure is typed by hand. Steps:
                 clips (default budget) evaluated on both parts. Aggregate figures only; skipped with a message
                 where the set is absent (CI, other machines). The adapted weights stay in --work.
 - ood           out-of-domain gate (issue 25): flagged share on the final test and foreign phantom, on
-                degraded copies of phantom seed 2400 (scripts/qc_standin.py) and on the real development set
-                (~/.cache/edge-tan-real-dev; skipped with a message when absent), a noise burst, the cost
+                degraded copies of phantom seed 2400 (scripts/qc_standin.py: noise, blank, cropped LV,
+                wrong view; milder kinds apart) and on the real development set (~/.cache/edge-tan-real-dev;
+                skipped with a message when absent), a noise burst (phantom and real clips), the cost
 - --import      a JSON made elsewhere (e.g. the GPU recipe's baseline evals as eval-unet and
                 eval-pspnet), with its exact command and the machine it ran on
 
@@ -220,23 +221,29 @@ def step_ood(a) -> None:
     """Out-of-domain gate (issue 25): final test + foreign phantom, degraded copies, the real dev set."""
     ph, c1, w1 = synth_set(a.work, a.eval_n)
     fo, c2, w2 = synth_set(a.work, a.eval_n, "foreign")
-    # degraded copies of another phantom seed: qc_standin refuses the final test seed (kept for figures);
-    # 7 source clips give one copy per degradation (noise, blur, low contrast, dropouts, a cropped LV,
-    # a sideways non-apical image, no heart at all): 14 clips, all within --limit
+    # degraded copies of another phantom seed (qc_standin refuses the final test seed, kept for figures):
+    # each of 7 source clips gets one copy of each kind the issue names (noise, blank: the probe off the
+    # patient, a cropped LV, a wrong (sideways, non-apical) view), and one copy of each milder kind (blur,
+    # low contrast, moving dropouts, a texture with no heart), reported apart
     src, c3, w3 = synth_set(a.work, 7, None, 2400, "ood-phantom-s2400-n7")
-    deg = a.work / "ood-degraded-s2400-n7"
     cmds, wall = c1 + c2 + c3, w1 + w2 + w3
-    argv = [sys.executable, "scripts/qc_standin.py", src, deg, "--seed", "2400"]
-    if not (deg / "manifest.json").is_file():
-        wall += run(argv)[1]
-    cmds.append(shown(argv))
+    degs = {}
+    for name, kinds in (("degraded", "noise,blank,crop,sideways"), ("degraded_other", "blur,lowcontrast,dropout,texture")):
+        degs[name] = a.work / f"ood-{name.replace('_', '-')}-s2400-n7"
+        argv = [sys.executable, "scripts/qc_standin.py", src, degs[name], "--seed", "2400", "--variants", kinds,
+                "--every-variant"]
+        if not (degs[name] / "standin.json").is_file():
+            wall += run(argv)[1]
+        cmds.append(shown(argv))
     real = Path.home() / ".cache" / "edge-tan-real-dev"
     if not (real / "FileList.csv").is_file():
         print(f"ood: the real development set is absent ({real}): its row is skipped", flush=True)
     js = a.work / "ood.json"
-    # on a shared 2-core machine: 14 clips per set, every 8th real clip, parts side by side
+    # every clip of each set; every 8th real clip; a noise burst in 6 phantom and 12 real development
+    # clips (the issue's own test is on real clips); parts side by side
     argv = [sys.executable, "scripts/ood_measure.py", "--set", f"phantom={ph}", "--set", f"foreign={fo}",
-            "--set", f"degraded={deg}", "--real", real, "--limit", "14", "--real-every", "8", "--burst-clips", "3",
+            "--set", f"degraded={degs['degraded']}", "--set", f"degraded_other={degs['degraded_other']}",
+            "--real", real, "--real-every", "8", "--burst-clips", "6", "--burst-real", "12",
             "--backend", a.backend, "--jobs", "6", "--json", js]
     wall += run(argv)[1]
     write_record("ood", cmds + [shown(argv)], json.loads(js.read_text()), wall, 0)

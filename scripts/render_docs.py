@@ -468,16 +468,22 @@ def r_ood(folder: Path, rec: dict, results: Path) -> str:
     r = rec["result"]
     ref = r.get("reference") or {}
     names = {"phantom": "phantom final test (seed 4242), undegraded", "foreign": "foreign phantom (seed 4242), undegraded",
-             "degraded": "phantom seed 2400 + degraded copies (scripts/qc_standin.py)"}
+             "degraded": "phantom seed 2400 + degraded copies (scripts/qc_standin.py)",
+             "degraded_other": "phantom seed 2400 + milder degraded copies"}
     rows = []
     for k, v in r["sets"].items():
         label = names.get(k, k)
         acc = v["accepted"]
         rows.append([label, str(v["clips"]), pct(v["flagged_share"]), num(v["ood_median"]), pct(v["reliable_share"]),
                      num(v["ef_mae"]), f"{num(acc['ef_mae'])} ({acc['clips']} clips)"])
-        if k == "degraded":
+        if k.startswith("degraded"):
+            if "degraded" in v:   # the copies alone (the set also holds its clean sources)
+                d = v["degraded"]
+                rows.append(["… degraded copies alone", str(d["clips"]), pct(d["flagged_share"]), "",
+                             pct(1 - d["unreliable_share"]), "", ""])
             for var, vv in v["by_variant"].items():
-                rows.append([f"… {var}", str(vv["clips"]), pct(vv["flagged_share"]), num(vv["ood_median"]), "", "", ""])
+                if var != "clean" or k == "degraded":
+                    rows.append([f"… {var}", str(vv["clips"]), pct(vv["flagged_share"]), num(vv["ood_median"]), "", "", ""])
     real = r.get("real")
     if real:
         acc = real["accepted"]
@@ -491,12 +497,19 @@ def r_ood(folder: Path, rec: dict, results: Path) -> str:
         out += [f"Real development set: {r.get('real_absent', 'absent')} (row skipped).", ""]
     out += md_table(["clip set", "clips", "flagged out of domain", "median clip score", "QC reliable",
                      "EF abs err, all", "EF abs err, QC accepted"], rows)
-    nb, c = r.get("noise_burst"), r.get("cost")
-    if nb:
-        out += ["", f"Noise burst ({nb['burst_frames']} noise frames mid-clip, {nb['clips']} phantom clips): noise frames "
-                f"all lost: {'yes' if nb['all_noise_frames_lost'] else 'no'}; EF change at most "
-                f"{num(nb['ef_change_max'])} points; back within 3 px of the undisturbed run after at most "
-                f"{nb['frames_to_within_3px_max']} frames."]
+    c = r.get("cost")
+    for key, what in (("noise_burst", "phantom"), ("noise_burst_real", "real development")):
+        nb = r.get(key)
+        if not nb:
+            continue
+        back = "never, in some clip" if nb["frames_to_within_3px_max"] is None else f"at most {nb['frames_to_within_3px_max']}"
+        more = "" if nb.get("ef_within_1_share") is None else (
+            f" (median {num(nb['ef_change_median'])}; within 1 point in {pct(nb['ef_within_1_share'])} of clips)")
+        more5 = "" if nb.get("back_within_5_share") is None else f"; within 5 frames in {pct(nb['back_within_5_share'])} of clips"
+        out += ["", f"Noise burst, {what} clips ({nb['burst_frames']} noise frames mid-clip, {nb['clips']} clips"
+                f"{'' if nb.get('clip_frames_median') is None else ', median ' + str(int(nb['clip_frames_median'])) + ' frames'}): "
+                f"noise frames all lost: {'yes' if nb['all_noise_frames_lost'] else 'no'}; EF change at most "
+                f"{num(nb['ef_change_max'])} points{more}; back within 3 px of the undisturbed run after {back} frames{more5}."]
     if c:
         busy = " on a busy machine" if c["load_avg"][0] > 2 else ""   # 2 cores: more runnable than cores
         out += ["", f"Cost per frame ({c['backend']}, load average {c['load_avg'][0]}{busy}): score "

@@ -199,6 +199,34 @@ def test_lost_frames_over_an_ed_are_filled_from_the_same_phase():
     assert C.cycle_period(np.linspace(0, 1, 60), fps) is None
 
 
+def test_a_beat_whose_ed_is_in_lost_frames_is_left_out_while_whole_beats_remain():
+    """Noise over the second beat's ED: that beat's EDV would be a stand-in read from another beat's
+    phase, so the clip's EF is the mean of the beats measured whole, as if the burst had not happened
+    there. With a single beat there is nothing else to use: the stand-in is kept."""
+    fps, period = 50, 40
+    t = np.arange(120)
+    area = 2000 + 500 * np.cos(2 * np.pi * t / period)       # EDs at 0, 40, 80; ESs at 20, 60, 100
+    vol = area ** 1.5 * (1 - 0.1 * (t >= 50) * (t < 70))     # the second beat empties more: another EF
+    whole = C._ef_result("simpson", area, vol, None, None, fps, math.nan)
+    assert len(whole.beats) == 3 and abs(whole.beat_ef[1] - whole.beat_ef[0]) > 2
+    gap_area, gap_vol = area.copy(), vol.copy()
+    gap_area[38:43] = np.nan
+    gap_vol[38:43] = np.nan
+    r = C._ef_result("simpson", gap_area, gap_vol, None, None, fps, math.nan)
+    assert list(r.extra["beats_over_lost_frames"]) == [False, True, False]
+    assert r.ef_percent == pytest.approx(np.mean(whole.beat_ef[[0, 2]]), abs=0.3)
+    assert C._left_out(r.beat_ef) == 0          # not implausible: set aside for its lost frames
+    edge_area, edge_vol = area.copy(), vol.copy()    # the gap ends just before the second ES (60)
+    edge_area[55:60] = np.nan
+    edge_vol[55:60] = np.nan
+    r = C._ef_result("simpson", edge_area, edge_vol, None, None, fps, math.nan)
+    assert list(r.extra["beats_over_lost_frames"]) == [False, True, False]
+    assert r.ef_percent == pytest.approx(np.mean(whole.beat_ef[[0, 2]]), abs=0.3)
+    one = slice(30, 70)                         # ED 40, ES 60: one beat, its ED lost
+    r1 = C._ef_result("simpson", gap_area[one], gap_vol[one], None, None, fps, math.nan)
+    assert len(r1.beats) == 1 and r1.extra["beats_over_lost_frames"][0] and np.isfinite(r1.ef_percent)
+
+
 def test_a_beat_with_an_implausible_ef_is_left_out_while_plausible_beats_remain():
     """A contour that collapses at one ES gives that beat an EF no heart has (95 %): the clip's EF is
     the mean of the other beats, and the summary says one beat was left out. When every beat is

@@ -427,3 +427,20 @@ def test_native_leaves_out_an_implausible_beat_as_python_does(native):
         py = C._ef_result("simpson", area, vol, None, None, fps, math.nan)
         nat = _native_clinical(np.stack([area, vol, vol], 1), fps)
         assert nat == pytest.approx(py.ef_percent, abs=1e-9), (collapse, nat, py.beat_ef)
+
+
+def test_native_sets_aside_a_beat_over_lost_frames_as_python_does(native):
+    """clinical.beats_used in both runtimes: a beat whose ED lies in lost frames (NaN volumes) is left
+    out while beats measured whole remain; a clip whose only beat is over lost frames keeps it."""
+    from edge_tan.runtime import clinical as C
+    fps, t = 50, np.arange(120)
+    area = 2000 + 500 * np.cos(2 * np.pi * t / 40)
+    vol = area ** 1.5 * (1 - 0.1 * (t >= 50) * (t < 70))    # the second beat empties more: another EF
+    for lost, part in ((slice(38, 43), slice(None)), (slice(55, 60), slice(None)), (slice(0, 0), slice(None)),
+                       (slice(38, 43), slice(30, 70))):
+        a, v = area.copy(), vol.copy()
+        a[lost], v[lost] = np.nan, np.nan
+        a, v = a[part], v[part]
+        py = C._ef_result("simpson", a, v, None, None, fps, math.nan)
+        nat = _native_clinical(np.stack([np.nan_to_num(a), v, v], 1), fps)
+        assert nat == pytest.approx(py.ef_percent, abs=1e-9), (lost, part, nat, py.beat_ef)

@@ -143,6 +143,33 @@ def test_gate_phantom_vs_restyled_phantom(tan):
     assert all(x.state == "lost" and "image unlike the training data" in x.reason for x in res3[3:])
 
 
+def test_a_blank_clip_is_out_of_domain_with_its_own_reason(tan):
+    """A clip (or a stream) whose every frame is blank reaches the network nowhere: no score, and
+    nothing says it is an echo the model knows. It is UNRELIABLE, and the next step named is the video
+    source, not adapt; one readable frame among blank ones is scored as usual."""
+    from edge_tan.export.ood_fit import feature_runner
+    from edge_tan.runtime.embed import LVTracker
+    m, md, ref = tan
+    r = feature_runner(m, md, ref)
+    seq = toy_sequence("in", T=4, seed=202)
+    blank = [np.full_like(seq.frames[0], 17) for _ in range(4)]
+    res = Tracker(r).track(blank)
+    assert all(x.state == "lost" and x.reason == "blank frame" for x in res)
+    q, _ = qcm.assess(res, blank, 25.0, {"ef_percent": None})
+    assert q["ood"]["out_of_domain"] and q["ood"]["score"] is None and not q["reliable"]
+    assert q["reasons"][0] == "no image the model could read (every frame blank): check the probe and the video source"
+    assert qcm.gate_other_view({"reliable": True, "reasons": []}, res)["reasons"][0].startswith("no second-view image")
+    live = LVTracker(r)
+    assert not live.domain()["out_of_domain"]            # nothing pushed yet: no verdict
+    for f in blank:
+        live.push(f)
+    dom = live.domain()
+    assert dom["out_of_domain"] and dom["score"] is None and "every frame blank" in dom["reason"]
+    live.push(seq.frames[0])
+    dom = live.domain()
+    assert dom["score"] is not None and dom["out_of_domain"] == (dom["score"] > dom["threshold"])
+
+
 def test_qc_without_gate_says_so_and_site_threshold_overrides(tan):
     m, md, ref = tan
     from edge_tan.export.ood_fit import feature_runner

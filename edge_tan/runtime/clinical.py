@@ -343,9 +343,30 @@ def plausible_beats(beat_ef: np.ndarray) -> np.ndarray:
     return ok if ok.any() else fin
 
 
-def _mean_ef(beat_ef: np.ndarray) -> float:
+def beats_used(beat_ef: np.ndarray, over_gap: np.ndarray | None = None) -> np.ndarray:
+    """Beats the clip's EF averages: the plausible ones (plausible_beats) and, where at least one of them
+    has its ED and ES on measured frames away from any gap, only those. An ED or ES in lost frames
+    (noise, blank) reads its volume from the same phase of another beat, and one at a gap's edge may be
+    where the curve was cut: stand-ins, kept only when no beat was measured whole."""
+    use = plausible_beats(beat_ef)
+    if over_gap is not None and len(over_gap) and (use & ~over_gap).any():
+        use = use & ~over_gap
+    return use
+
+
+def _over_gap(vol: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """Per beat: its ED or ES frame has no measured volume (a lost frame) or is next to one (an extreme
+    found at the edge of a gap is where the curve was cut, not necessarily where it turned)."""
+    gap = ~np.isfinite(np.asarray(vol, np.float64))
+    near = gap.copy()
+    near[1:] |= gap[:-1]
+    near[:-1] |= gap[1:]
+    return near[beats[:, 0]] | near[beats[:, 1]] if len(beats) else np.zeros(0, bool)
+
+
+def _mean_ef(beat_ef: np.ndarray, over_gap: np.ndarray | None = None) -> float:
     bef = np.asarray(beat_ef, np.float64)
-    use = plausible_beats(bef)
+    use = beats_used(bef, over_gap)
     return float(bef[use].mean()) if use.any() else math.nan
 
 
@@ -405,9 +426,11 @@ def _ef_result(method, area_px, vol_px3, ed, es, fps, spacing_mm) -> EFResult:
     at = fill_gaps_periodic(vol, fps if fps and fps > 0 else 30.0) if len(beats) and not np.isfinite(vol).all() else vol
     edv, esv = at[beats[:, 0]], at[beats[:, 1]]
     bef = _ef(edv, esv)
-    return EFResult(method=method, ef_percent=_mean_ef(bef),
+    over = _over_gap(vol, beats)
+    return EFResult(method=method, ef_percent=_mean_ef(bef, over),
                     ed_frames=ed, es_frames=es, beats=beats, edv=edv, esv=esv, beat_ef=bef,
-                    volumes=vol, units=units, extra={"area_px": np.asarray(area_px, np.float64)})
+                    volumes=vol, units=units, extra={"area_px": np.asarray(area_px, np.float64),
+                                                     "beats_over_lost_frames": over})
 
 
 def biplane_ef(masks_a2c: np.ndarray, masks_a4c: np.ndarray, landmarks_a2c=None, landmarks_a4c=None,

@@ -71,10 +71,12 @@ class LVTracker:
         ref = self._tracker.ood
         if ref is None:
             return {"score": None, "threshold": None, "out_of_domain": False, "reason": ood.gate_status(self.metadata)}
+        from .qc import ood_words
         s = ood.OODReference.clip_score(self._ood)
-        out = s == s and s > ref.clip_threshold
-        return {"score": s if s == s else None, "threshold": ref.clip_threshold, "out_of_domain": bool(out),
-                "reason": ood.reason(s, ref.clip_threshold) if out else ""}
+        # frames pushed and none scored (every one blank): nothing says the stream is an echo it knows
+        out = len(self._ood) > 0 and (s != s or s > ref.clip_threshold)
+        block = {"score": s if s == s else None, "threshold": ref.clip_threshold, "out_of_domain": bool(out)}
+        return {**block, "reason": ood_words(block) if out else ""}
 
     def reset(self) -> None:
         """Forget the stream (a new clip, a probe moved to another patient): the next frame is a detect."""

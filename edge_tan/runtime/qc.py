@@ -327,12 +327,20 @@ def ood_block(results: Seq, model: "QCModel | None" = None) -> dict:
     t = float(site) if site is not None else float(thr[0])
     s = ood.OODReference.clip_score(getattr(r, "ood_score", math.nan) for r in results)
     refused = sum(r.state == "lost" and "unlike the training data" in r.reason for r in results)
-    out = not math.isfinite(s) or s > t
-    if not math.isfinite(s):    # no frame reached the network (all blank): nothing says it is in domain
-        out = refused > 0
+    # no frame reached the network (every one blank): nothing says it is an image the model knows
+    out = len(results) > 0 and (not math.isfinite(s) or s > t)
     return {"status": "site threshold (qc-calibrate)" if site is not None else "gate on",
             "score": json_number(s, 3), "threshold": round(t, 3),
             "frames_refused": int(refused), "out_of_domain": bool(out)}
+
+
+def ood_words(odb: dict, what: str = "images") -> str:
+    """The reason an out-of-domain block gives: the score against its threshold, or that no frame
+    could be scored at all (a blank clip: the next step is the video source, not adapt)."""
+    from .ood import reason as ood_reason
+    if odb["score"] is None:
+        return f"no {what[:-1] if what.endswith('s') else what} the model could read (every frame blank): check the probe and the video source"
+    return ood_reason(odb["score"], odb["threshold"], what)
 
 
 def _with_confidence(r, c: float):
@@ -362,9 +370,8 @@ def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical:
         reliable, reasons = False, ["no EF (LV not found on enough frames)"] + reasons
     odb = ood_block(results, model)
     if odb["out_of_domain"]:
-        from .ood import reason as ood_reason
         reliable = False
-        reasons = [ood_reason(odb["score"] if odb["score"] is not None else math.nan, odb["threshold"])] + reasons
+        reasons = [ood_words(odb)] + reasons
     if not reliable and not reasons:
         i = int(np.argmax(parts))
         reasons = [REASONS[model.features[i]](feats[model.features[i]])]
@@ -380,10 +387,8 @@ def gate_other_view(qc: dict, other_results: Seq, model: QCModel | None = None) 
     odb = ood_block(other_results, model)
     qc = {**qc, "ood_biplane": odb}
     if odb["out_of_domain"]:
-        from .ood import reason as ood_reason
         qc["reliable"] = False
-        qc["reasons"] = _dedupe(qc["reasons"] + [ood_reason(odb["score"] if odb["score"] is not None else math.nan,
-                                                            odb["threshold"], "second-view images")])
+        qc["reasons"] = _dedupe(qc["reasons"] + [ood_words(odb, "second-view images")])
     return qc
 
 

@@ -243,19 +243,34 @@ std::vector<std::pair<int, int>> pair_beats(std::vector<int> ed, std::vector<int
 // edge_tan.runtime.clinical.MAX_BEAT_EF: a beat above it (or not positive) is a tracking failure
 const double MAX_BEAT_EF = 85.0;
 
-// mean over the plausible beats (0 < EF <= MAX_BEAT_EF), every finite beat if none is (plausible_beats)
-double ef_of(const std::vector<std::pair<int, int>> &beats, const std::vector<double> &vol) {
-    double s = 0, s_all = 0;
-    int n = 0, n_all = 0;
+// frame t and its neighbours have measured volumes (clinical._over_gap: not in or next to a lost frame)
+bool measured_near(const std::vector<double> &raw, int t) {
+    for (int u = t - 1; u <= t + 1; ++u)
+        if (u >= 0 && u < int(raw.size()) && !std::isfinite(raw[u])) return false;
+    return true;
+}
+
+// clinical.beats_used: mean over the plausible beats (0 < EF <= MAX_BEAT_EF), every finite beat if none
+// is (plausible_beats); of the plausible ones, only those with ED and ES on measured frames away from
+// any gap (measured_near on `raw`) when any is: a volume filled into a lost frame is a stand-in
+double ef_of(const std::vector<std::pair<int, int>> &beats, const std::vector<double> &vol,
+             const std::vector<double> &raw) {
+    double s[2] = {0, 0}, s_all[2] = {0, 0};   // [any beat, beats measured whole]
+    int n[2] = {0, 0}, n_all[2] = {0, 0};
     for (auto &b : beats) {
         double edv = vol[b.first], esv = vol[b.second];
         if (!(edv > 0)) continue;
         double ef = (edv - esv) / edv * 100.0;
         if (!std::isfinite(ef)) continue;
-        s_all += ef; ++n_all;
-        if (ef > 0 && ef <= MAX_BEAT_EF) { s += ef; ++n; }
+        const bool whole = measured_near(raw, b.first) && measured_near(raw, b.second);
+        const bool plausible = ef > 0 && ef <= MAX_BEAT_EF;
+        for (int w = 0; w < (whole ? 2 : 1); ++w) {
+            s_all[w] += ef; ++n_all[w];
+            if (plausible) { s[w] += ef; ++n[w]; }
+        }
     }
-    return n ? s / n : n_all ? s_all / n_all : NaN;
+    if (n[0]) return n[1] ? s[1] / n[1] : s[0] / n[0];
+    return n_all[1] ? s_all[1] / n_all[1] : n_all[0] ? s_all[0] / n_all[0] : NaN;
 }
 }  // namespace
 
@@ -301,8 +316,8 @@ ClinicalSummary clinical_summary(const std::vector<FrameVolumes> &curve, double 
         for (double a : v) if (!std::isfinite(a)) return fill_gaps_periodic(v, fps > 0 ? fps : 30.0);
         return v;
     };
-    out.ef = beats.empty() ? NaN : ef_of(beats, filled(vs));
-    out.ef_area_length = beats.empty() ? NaN : ef_of(beats, filled(va));
+    out.ef = beats.empty() ? NaN : ef_of(beats, filled(vs), vs);
+    out.ef_area_length = beats.empty() ? NaN : ef_of(beats, filled(va), va);
     return out;
 }
 
