@@ -4,11 +4,12 @@ On a labelled dataset (`ood_fit`, the CLI) the reference (edge_tan.runtime.ood) 
 the way training cuts them (export/train/samples.WarpedSamples without photometric augmentation or
 domain randomisation: the previous frame's landmarks warped onto the template with the paper's
 jitter, 20 % letterboxed whole frames), i.e. what the network sees when tracking works. Only the
-encoder runs, batched: the fit takes about a minute on a CPU. DATA is an edge-tan dataset (e.g.
-`edge-tan synth DIR --n 24 --seed 3100`): its train split gives the statistics, its val and test splits
-(held out: never a window the statistics came from) the thresholds. On unlabelled clips (`edge-tan
-adapt`) the windows are the ones the tracker itself feeds the network (`source="tracker"`). The result is stored in the weights file's metadata
-(`ModelMetadata.ood`), so every export of it (ONNX, OpenVINO, TensorRT) carries it.
+encoder runs, batched. DATA is an edge-tan dataset (e.g. `edge-tan synth DIR --n 32 --seed 3100`): its
+train split gives the statistics, its val and test splits (held out: never a window the statistics came
+from) the thresholds, scored on the windows the tracker runs on them (as any clip at run time). On
+unlabelled clips (`edge-tan adapt`) the windows are the ones the tracker itself feeds the network
+(`source="tracker"`). The result is stored in the weights file's metadata (`ModelMetadata.ood`), so
+every export of it (ONNX, OpenVINO, TensorRT) carries it.
 
 `edge-tan adapt` calls `refit_on_clips` (export/adapt/ood.py) to move the reference to a site.
 """
@@ -25,7 +26,7 @@ import numpy as np
 from edge_tan.runtime.artifact import ModelMetadata
 from edge_tan.dataset import list_split, load_sequence
 from edge_tan.runtime.errors import EdgeTanError
-from edge_tan.runtime.ood import OODReference, fit_reference, set_thresholds
+from edge_tan.runtime.ood import ARRAYS, fit_reference, set_thresholds
 from edge_tan.runtime.runner import Runner
 
 DEFAULT_K = 32
@@ -49,7 +50,7 @@ class FeatureRecorder(Runner):
         self.inner.close()
 
 
-def feature_runner(model, md: ModelMetadata, ref: OODReference | None = None) -> Runner:
+def feature_runner(model, md: ModelMetadata, ref=None) -> Runner:
     """The torch reference runner with the `feat` output, carrying `ref` (None: none) in its metadata."""
     from edge_tan.export.torch_ref import TorchRunner
     md = copy.deepcopy(md)
@@ -76,7 +77,7 @@ def window_features(model, md: ModelMetadata, seqs, max_frames: int = 0) -> np.n
     return np.stack(rec.feats)
 
 
-def clip_frame_scores(model, md: ModelMetadata, ref: OODReference, seqs, max_frames: int = 0) -> list[np.ndarray]:
+def clip_frame_scores(model, md: ModelMetadata, ref, seqs, max_frames: int = 0) -> list[np.ndarray]:
     """Per clip, the per-frame scores the runtime tracker reports (frame gate off: nothing refused)."""
     from edge_tan.runtime.tracker import Tracker, TrackerConfig
     r = feature_runner(model, md, ref.with_thresholds(frame=float("inf")))
@@ -110,22 +111,27 @@ def warped_clip_features(model, md: ModelMetadata, seqs, per_clip: int = 24, see
 
 
 def fit_sequences(model, md: ModelMetadata, fit_seqs, held_seqs, k: int = DEFAULT_K, max_frames: int = 0,
-                  info: dict | None = None, source: str = "tracker", windows: int = 2000,
-                  **threshold_opts) -> OODReference:
+                  info: dict | None = None, source: str = "tracker", windows: int = 2000, method: str = "knn",
+                  held_windows: str = "tracker", **threshold_opts):
     """Statistics on `fit_seqs`' windows, thresholds from `held_seqs`' (see the module docstring).
 
     source "tracker": the windows the tracker runs (any clips); "warped": training-style windows of
-    labelled clips (`windows` of them for the statistics), held-out clips scored on theirs too."""
+    labelled clips (`windows` of them for the statistics). held_windows "tracker": held-out clips are
+    scored on the windows the tracker runs on them, as every clip at run time (a nearest-neighbour
+    score reads tracker windows, which sit off the training jitter, higher than training-style ones:
+    thresholds from the latter flagged in-domain clips); "warped": on training-style windows (before)."""
     t0 = time.time()
     model = model.eval()
     if source == "warped":
         feats = encoder_features(model, warped_windows(md, fit_seqs, windows, seed=0), md)
     else:
         feats = window_features(model, md, fit_seqs, max_frames)
-    ref = fit_reference(feats, k, dict(info or {}, fit_clips=len(fit_seqs), windows_from=source))
-    if source == "warped":
+    ref = fit_reference(feats, k, dict(info or {}, fit_clips=len(fit_seqs), windows_from=source,
+                                       held_out_windows="warped" if source == "warped" and held_windows == "warped"
+                                       else "tracker"), method=method)
+    if source == "warped" and held_windows == "warped":
         scores = [ref.scores(f) for f in warped_clip_features(model, md, held_seqs)]
-    else:
+    else:   # the windows the tracker runs on the held-out clips: what a clip's score is made of at run time
         scores = clip_frame_scores(model, md, ref, held_seqs, max_frames)
     ref = set_thresholds(ref, scores, **threshold_opts)
     ref.info["seconds"] = round(time.time() - t0, 1)
@@ -136,7 +142,8 @@ def _load_split(data: Path, splits) -> list:
     return [load_sequence(p) for s in splits for p in list_split(data, s)]
 
 
-def ood_fit(weights: str, data: str, out: str, k: int = DEFAULT_K, windows: int = 2000, **threshold_opts) -> dict:
+def ood_fit(weights: str, data: str, out: str, k: int = DEFAULT_K, windows: int = 2000, method: str = "knn",
+            **threshold_opts) -> dict:
     """Fit and store the reference; returns the stored `ood` dict (without its arrays)."""
     from .weights import load_weights, save_weights
 
@@ -160,7 +167,8 @@ def ood_fit(weights: str, data: str, out: str, k: int = DEFAULT_K, windows: int 
     info = {"fitted_on": f"train split of {dp.name}", "held_out": f"val+test splits of {dp.name}",
             "dataset": manifest, "weights_sha256": md.weights_sha256,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    ref = fit_sequences(model, md, fit, held, k, 0, info, source="warped", windows=windows, **threshold_opts)
+    ref = fit_sequences(model, md, fit, held, k, 0, info, source="warped", windows=windows, method=method,
+                        **threshold_opts)
     md.ood = ref.to_dict()
     save_weights(model, md, out, half=_stored_fp16(str(wp)))
     return summary(md.ood)
@@ -176,4 +184,4 @@ def _stored_fp16(path: str) -> bool:
 
 def summary(ood: dict) -> dict:
     """The reference's dict without its arrays (for printing and records)."""
-    return {k: v for k, v in ood.items() if k not in ("mean", "basis", "var")}
+    return {k: v for k, v in ood.items() if k not in ARRAYS}

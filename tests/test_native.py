@@ -339,9 +339,10 @@ def _set_ood(model, **kv):
     (lambda m: _set_outputs(m, "uncertainty", "N,1 a head from the future"), "declares output 'uncertainty'"),
     # a reference this port cannot read: refused, never run ungated
     (lambda m: _set_ood(m, format="edge-tan-ood/9"), "out-of-domain reference has format"),
-    (lambda m: _set_ood(m, mean={"shape": [3], "f32_b64": "AAAA"}), "out-of-domain reference malformed"),
+    (lambda m: _set_ood(m, prototypes={"shape": [2, 1280], "f32_b64": "AAAA"}), "out-of-domain reference malformed"),
     (lambda m: _set_ood(m, frame_threshold=0), "thresholds must be > 0"),
-], ids=["unknown-output", "ood-format", "ood-mean", "ood-threshold"])
+    (lambda m: _set_ood(m, k=0), "k neighbours must be"),
+], ids=["unknown-output", "ood-format", "ood-prototypes", "ood-threshold", "ood-k"])
 def test_unported_or_bad_metadata_is_refused_not_skipped(native, ir_fp32, tmp_path, edit, message):
     path = _edit_ir(ir_fp32, tmp_path, "edited.xml", edit)
     np.save(tmp_path / "clip.npy", _phantom((112, 112), 2))
@@ -444,3 +445,25 @@ def test_native_sets_aside_a_beat_over_lost_frames_as_python_does(native):
         py = C._ef_result("simpson", a, v, None, None, fps, math.nan)
         nat = _native_clinical(np.stack([np.nan_to_num(a), v, v], 1), fps)
         assert nat == pytest.approx(py.ef_percent, abs=1e-9), (lost, part, nat, py.beat_ef)
+
+
+def test_native_scores_an_older_lowrank_reference_as_python_does(native, ir_fp32, tmp_path):
+    """Artifacts fitted before the nearest-neighbour reference carry edge-tan-ood/1 (the low-rank
+    Gaussian): both runtimes still read it and give the same per-frame scores."""
+    import copy
+
+    from edge_tan.runtime.ood import FORMAT, fit_reference
+    from edge_tan.runtime.tracker import Tracker
+    rng = np.random.default_rng(3)
+    X = np.abs(rng.normal(0.3, 0.2, (200, ir_fp32.metadata.ood["dim"])))   # non-negative, as pooled ReLU6 features
+    old = fit_reference(X, k=8, method="lowrank").with_thresholds(1e6, 1e6).to_dict()
+    assert old["format"] == FORMAT
+    path = _edit_ir(ir_fp32, tmp_path, "lowrank.xml", lambda m: m.set_rt_info(json.dumps(old), ["edge_tan", "ood"]))
+    md = copy.deepcopy(ir_fp32.metadata)
+    md.ood = old
+    frames = _phantom((112, 112), 8)
+    py = Tracker(ir_fp32, metadata=md).track(list(frames))
+    data, _ = _run_native(frames, path)
+    s_py = np.array([r.ood_score for r in py])
+    s_nat = np.array([r["ood_score"] for r in data["per_frame"]])
+    assert np.isfinite(s_py).all() and np.abs(s_py - s_nat).max() <= 1e-3 * max(1.0, np.abs(s_py).max())

@@ -88,14 +88,20 @@ def ood_fit(weights: Path = typer.Argument(..., help="trained TAN weights (.safe
             data_dir: Path = typer.Argument(..., help="in-domain dataset, e.g. `edge-tan synth DIR --n 24 --seed 3100`: "
                                             "its train split gives the statistics, val+test the thresholds"),
             out: Path = typer.Option(..., "--out", help="weights to write (.safetensors; may be WEIGHTS itself)"),
-            k: int = typer.Option(32, "--k", help="principal directions kept"),
+            method: str = typer.Option("knn", "--method", help="knn (cosine distance to the nearest prototype "
+                                       "windows; the default) or lowrank (the Gaussian of artifacts fitted before)"),
+            k: int = typer.Option(32, "--k", help="lowrank: principal directions kept"),
             windows: int = typer.Option(2000, "--windows", help="training-style windows for the statistics"),
             clip_margin: float = typer.Option(1.0, "--clip-margin", help="clip threshold = this x the largest "
                                               "held-out clip median")):
     """Fit the out-of-domain reference (pooled-feature statistics + thresholds) into a TAN weights file."""
     from ..export.ood_fit import ood_fit as fit
-    rep = fit(str(weights), str(data_dir), str(out), k=k, windows=windows, clip_margin=clip_margin)
-    typer.echo(f"{out}: out-of-domain reference of {rep['info']['windows']} windows (k={rep['k']}, C={rep['dim']}); "
+    from ..runtime.errors import UsageError
+    if method not in ("knn", "lowrank"):
+        raise UsageError(f"--method must be knn or lowrank, got {method!r}")
+    rep = fit(str(weights), str(data_dir), str(out), k=k, windows=windows, clip_margin=clip_margin, method=method)
+    typer.echo(f"{out}: out-of-domain reference ({rep.get('method', 'lowrank')}) of {rep['info']['windows']} windows "
+               f"(k={rep['k']}, C={rep['dim']}); "
                f"frame threshold {rep['frame_threshold']:.2f}, clip threshold {rep['clip_threshold']:.2f} "
                f"({rep['info']['threshold_rule']['clip']}); export it again to carry it")
 

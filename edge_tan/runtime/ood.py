@@ -1,21 +1,33 @@
 """Out-of-domain score from the network itself (issue 25): how unlike its training windows a window is.
 
 The exported TAN graph has a small extra output, `feat`: the globally average-pooled deepest encoder
-map (N, C). The artifact's metadata (`ModelMetadata.ood`) carries a low-rank Gaussian model of that
-feature over the windows the tracker fed the network on the data the model was fitted and validated on
-(the mean, the top-k principal directions with their variances, and one variance for everything
-else) plus two thresholds. Per window:
+map (N, C). The artifact's metadata (`ModelMetadata.ood`) carries a reference of that feature over the
+windows the network was fitted and validated on, plus two thresholds. Two forms:
 
-    score = sqrt( (sum_i (u_i . (f - mean))^2 / var_i  +  |residual|^2 / resid_var) / C )
+- `edge-tan-ood/2` (KNNReference, the default since the record of 2026-12-06): P prototype windows'
+  features (unit length) and, per window, the cosine distance to its k nearest prototypes,
 
-a Mahalanobis distance per feature dimension: about 1 for windows like the training ones, far above
-for images the network has never seen (noise, a blank or foreign view, another scanner's speckle).
-Per frame: a window scoring above `frame_threshold` is not accepted as an LV (the tracker's state
-is `lost`). Per clip: the median over the frames the network saw; above `clip_threshold` the QC
-verdict is UNRELIABLE with the next step (adapt the model to the scanner).
+      score = (1 - mean of the k largest cos(f, prototype_j)) / scale
 
-Numpy only: every runner, the embedding API and the batch path score the same way. An artifact
-without the `feat` output or without a reference has no gate, and reports say so.
+  with `scale` the median of that distance over fit windows that are not prototypes: about 1 for
+  windows like the training ones. A nearest-neighbour distance follows the training set's shape (the
+  phantom's many anatomies and poses) where one Gaussian cannot: on the real development set it put
+  every real clip above every phantom and foreign-phantom clip, the Gaussian did not (README, "Out
+  of domain").
+- `edge-tan-ood/1` (OODReference, artifacts fitted before): a low-rank Gaussian, the mean, the top-k
+  principal directions with their variances and one variance for everything else,
+
+      score = sqrt( (sum_i (u_i . (f - mean))^2 / var_i  +  |residual|^2 / resid_var) / C )
+
+Either way about 1 for windows like the training ones, far above for images the network has never
+seen (noise, a blank or foreign view, another scanner's speckle). Per frame: a window scoring above
+`frame_threshold` is not accepted as an LV (the tracker's state is `lost`). Per clip: the median over
+the frames the network saw; above `clip_threshold` the QC verdict is UNRELIABLE with the next step
+(adapt the model to the scanner).
+
+Numpy only: every runner, the embedding API and the batch path score the same way (the native runtime
+ports both forms). An artifact without the `feat` output or without a reference has no gate, and
+reports say so.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ import numpy as np
 from .errors import EdgeTanError, one_line
 
 FORMAT = "edge-tan-ood/1"
+FORMAT_KNN = "edge-tan-ood/2"
 NEXT_STEP = "adapt the model to this scanner with `edge-tan adapt`"
 
 
@@ -115,6 +128,81 @@ class OODReference:
                             self.clip_threshold if clip is None else float(clip), {**self.info, **info})
 
 
+@dataclass
+class KNNReference:
+    prototypes: np.ndarray     # (P, C) features of fit windows, unit length
+    k: int                     # neighbours averaged
+    scale: float               # median raw distance of non-prototype fit windows (score ~1 in domain)
+    frame_threshold: float
+    clip_threshold: float
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        P = np.asarray(self.prototypes, np.float32)
+        if P.ndim != 2 or P.shape[0] < 1 or P.shape[1] < 1:
+            raise EdgeTanError(f"out-of-domain reference: prototypes of shape {P.shape}, need (P, C)")
+        if not (1 <= int(self.k) <= P.shape[0]):
+            raise EdgeTanError(f"out-of-domain reference: k = {self.k} neighbours of {P.shape[0]} prototypes")
+        if not (self.scale > 0 and self.frame_threshold > 0 and self.clip_threshold > 0):
+            raise EdgeTanError("out-of-domain reference: scale and thresholds must be > 0")
+        n = np.linalg.norm(P, axis=1, keepdims=True)
+        if not np.all(np.abs(n - 1) < 1e-3):
+            raise EdgeTanError("out-of-domain reference: prototypes must have unit length")
+        self.prototypes, self.k = P, int(self.k)
+
+    @property
+    def dim(self) -> int:
+        return int(self.prototypes.shape[1])
+
+    def scores(self, feats: np.ndarray) -> np.ndarray:
+        """(N,) scores of (N, C) features (see the module docstring); a zero feature scores as far."""
+        f = np.asarray(feats, np.float32).reshape(-1, self.dim)
+        n = np.linalg.norm(f, axis=1, keepdims=True)
+        sim = (f / np.maximum(n, 1e-12)) @ self.prototypes.T                      # (N, P) cosines
+        top = np.partition(sim, sim.shape[1] - self.k, axis=1)[:, sim.shape[1] - self.k:]
+        d = 1.0 - top.astype(np.float64).mean(1)
+        return np.where(n[:, 0] > 0, d, 1.0) / self.scale
+
+    def score(self, feat: np.ndarray) -> float:
+        return float(self.scores(feat)[0])
+
+    clip_score = staticmethod(OODReference.clip_score)
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT_KNN, "method": "knn-cosine", "dim": self.dim, "k": self.k,
+                "prototypes": _enc(self.prototypes), "scale": float(self.scale),
+                "frame_threshold": round(float(self.frame_threshold), 4),
+                "clip_threshold": round(float(self.clip_threshold), 4), "info": self.info}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "KNNReference":
+        if d.get("format") != FORMAT_KNN:
+            raise EdgeTanError(f"out-of-domain reference has format {d.get('format')!r}, not {FORMAT_KNN}")
+        try:
+            return cls(_dec(d["prototypes"]), int(d["k"]), float(d["scale"]), float(d["frame_threshold"]),
+                       float(d["clip_threshold"]), dict(d.get("info", {})))
+        except (KeyError, TypeError, ValueError) as e:
+            raise EdgeTanError(f"out-of-domain reference malformed ({one_line(e)})") from None
+
+    def with_thresholds(self, frame: float | None = None, clip: float | None = None, **info) -> "KNNReference":
+        return KNNReference(self.prototypes, self.k, self.scale,
+                            self.frame_threshold if frame is None else float(frame),
+                            self.clip_threshold if clip is None else float(clip), {**self.info, **info})
+
+
+ARRAYS = ("mean", "basis", "var", "prototypes")   # the reference's arrays (reports show the rest)
+
+
+def load_reference(d: dict) -> "OODReference | KNNReference":
+    """The reference a metadata `ood` dict holds, whichever form (see the module docstring)."""
+    if d.get("format") == FORMAT_KNN:
+        return KNNReference.from_dict(d)
+    if d.get("format") == FORMAT:
+        return OODReference.from_dict(d)
+    raise EdgeTanError(f"out-of-domain reference has format {d.get('format')!r}, this edge-tan reads "
+                       f"{FORMAT_KNN} and {FORMAT}")
+
+
 def with_feat_output(md):
     """A copy of `md` that also declares the `feat` output (what an export of a TAN carries)."""
     import copy
@@ -125,11 +213,11 @@ def with_feat_output(md):
     return out
 
 
-def reference_of(md) -> OODReference | None:
+def reference_of(md) -> "OODReference | KNNReference | None":
     """The artifact's reference, or None where it has no `feat` output or no statistics (no gate)."""
     if not getattr(md, "ood", None) or not md.has_feat:
         return None
-    return OODReference.from_dict(md.ood)
+    return load_reference(md.ood)
 
 
 def gate_status(md) -> str:
@@ -138,15 +226,26 @@ def gate_status(md) -> str:
         return "no out-of-domain gate: the artifact has no 'feat' output (exported before issue 25; re-export it)"
     if not getattr(md, "ood", None):
         return "no out-of-domain gate: the artifact carries no reference statistics (run `edge-tan ood-fit`)"
-    r = OODReference.from_dict(md.ood)
+    r = load_reference(md.ood)
     return f"out-of-domain gate on: frame > {r.frame_threshold:.2f} lost, clip > {r.clip_threshold:.2f} unreliable"
 
 
-def fit_reference(feats: np.ndarray, k: int = 32, info: dict | None = None) -> OODReference:
-    """Low-rank Gaussian over (N, C) features; thresholds are set afterwards (`set_thresholds`)."""
+METHODS = ("knn", "lowrank")
+
+
+def fit_reference(feats: np.ndarray, k: int = 32, info: dict | None = None, method: str = "knn",
+                  prototypes: int = 512, neighbours: int = 5, seed: int = 0) -> "OODReference | KNNReference":
+    """A reference over (N, C) features; thresholds are set afterwards (`set_thresholds`).
+
+    method "knn": `prototypes` windows drawn at random (seeded) are kept, the others (at least a
+    quarter) set the scale; "lowrank": the Gaussian with `k` principal directions."""
     X = np.asarray(feats, np.float64)
     if X.ndim != 2 or len(X) < 8:
         raise EdgeTanError(f"out-of-domain fit needs at least 8 feature vectors, got {X.shape}")
+    if method not in METHODS:
+        raise EdgeTanError(f"out-of-domain method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "knn":
+        return _fit_knn(X, prototypes, neighbours, seed, info)
     mean = X.mean(0)
     D = X - mean
     k = int(min(k, len(X) - 1, X.shape[1] - 1))
@@ -159,18 +258,34 @@ def fit_reference(feats: np.ndarray, k: int = 32, info: dict | None = None) -> O
     return OODReference(mean, vt[:k], var, resid, 1.0, 1.0, dict(info or {}, windows=int(len(X)), k=k))
 
 
+def _fit_knn(X: np.ndarray, prototypes: int, neighbours: int, seed: int, info: dict | None) -> KNNReference:
+    n = np.linalg.norm(X, axis=1)
+    X = X[n > 0]
+    if len(X) < 8:
+        raise EdgeTanError("out-of-domain fit needs at least 8 non-zero feature vectors")
+    order = np.random.default_rng([seed, 2]).permutation(len(X))
+    P = int(min(prototypes, len(X) - max(2, len(X) // 4)))   # keep a quarter (at least 2) for the scale
+    protos = X[order[:P]] / np.linalg.norm(X[order[:P]], axis=1, keepdims=True)
+    k = int(min(neighbours, P))
+    raw = KNNReference(protos, k, 1.0, 1.0, 1.0).scores(X[order[P:]])
+    scale = max(float(np.median(raw)), 1e-9)
+    return KNNReference(protos, k, scale, 1.0, 1.0,
+                        dict(info or {}, windows=int(len(X)), method="knn-cosine", prototypes=P, k=k,
+                             scale_windows=int(len(X) - P)))
+
+
 def set_thresholds(ref: OODReference, clip_frame_scores: list, frame_q: float = 99.9, frame_margin: float = 1.5,
-                   clip_q: float = 100.0, clip_margin: float = 1.0, **info) -> OODReference:
+                   clip_q: float = 100.0, clip_margin: float = 1.0, **info):
     """Thresholds from held-out in-domain clips (a list of per-frame score arrays, one per clip).
 
     frame: `frame_margin` x the `frame_q` percentile of held-out window scores (only a window far
     beyond anything in-domain is refused as an LV); clip: `clip_margin` x the `clip_q` percentile of
     held-out clip medians (by default the largest: no held-out in-domain clip is flagged).
 
-    Why these defaults (shipped model db837aa30e74, record docs/results/*-ood): uniform noise and blank
-    windows score ~2x an in-domain window, so 2 x p99.9 let noise through as an LV while 1.5 x refuses
-    it; real echo clips' medians lay only a few per cent above the largest held-out phantom clip's
-    (the gap is narrow), so any clip margin above 1 accepted most of them."""
+    Why these defaults (shipped model db837aa30e74 with its first, low-rank reference, record
+    docs/results/*-ood): uniform noise and blank windows scored ~2x an in-domain window, so 2 x p99.9
+    let noise through as an LV while 1.5 x refused it; real echo clips' medians lay only a few per cent
+    above the largest held-out phantom clip's, so any clip margin above 1 accepted most of them."""
     per = [np.asarray(c, np.float64) for c in clip_frame_scores if len(c)]
     if len(per) < 2:
         raise EdgeTanError("out-of-domain thresholds need at least 2 held-out clips")

@@ -14,6 +14,7 @@ import numpy as np
 
 from .atomic import atomic_path, write_text
 from .jsonsafe import json_number
+from .ood import ARRAYS as ood_arrays
 from .tracker import STATES, FrameResult
 
 
@@ -69,7 +70,7 @@ def results_dict(video: str, backend: str, metadata: dict, results: Seq[FrameRes
     """The results.json body; `qc` is edge_tan.runtime.qc.assess's block (clinical then carries `reliable`);
     `wall_s`, the tracking wall time, goes into "timing" when given."""
     if metadata.get("ood"):   # the reference's arrays (~200 kB) stay in the artifact; its thresholds and origin here
-        metadata = {**metadata, "ood": {k: v for k, v in metadata["ood"].items() if k not in ("mean", "basis", "var")}}
+        metadata = {**metadata, "ood": {k: v for k, v in metadata["ood"].items() if k not in ood_arrays}}
     out = {"video": str(video), "frames": len(results), "backend": backend, "model": metadata,
            "per_frame": [per_frame_record(r) for r in results], "clinical": clinical,
            "states": state_summary(results), "timing": timing_summary(results)}

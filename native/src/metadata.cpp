@@ -87,13 +87,43 @@ std::vector<double> ood_array(const json &d, const char *key, const std::string 
     return out;
 }
 
+// edge_tan.runtime.ood.KNNReference.from_dict + __post_init__: the same checks, the same float32 rows.
+OodRef parse_ood_knn(const json &d, const std::string &name) {
+    std::vector<size_t> sp;
+    std::vector<double> protos = ood_array(d, "prototypes", name, sp);
+    if (sp.size() != 2 || sp[0] == 0 || sp[1] == 0)
+        throw Error(ET_ERR_MODEL, name + ": out-of-domain reference: prototypes must be (P, C)");
+    OodRef r;
+    r.knn = true;
+    r.n_proto = int(sp[0]);
+    r.dim = int(sp[1]);
+    const double k = num(need(d, "k", name), "ood.k", name);
+    if (!(k >= 1 && k <= r.n_proto && k == std::floor(k)))
+        throw Error(ET_ERR_MODEL, name + ": out-of-domain reference: k neighbours must be 1.." + std::to_string(r.n_proto));
+    r.k = int(k);
+    r.scale = num(need(d, "scale", name), "ood.scale", name);
+    r.frame_threshold = num(need(d, "frame_threshold", name), "ood.frame_threshold", name);
+    r.clip_threshold = num(need(d, "clip_threshold", name), "ood.clip_threshold", name);
+    if (!(r.scale > 0 && r.frame_threshold > 0 && r.clip_threshold > 0))
+        throw Error(ET_ERR_MODEL, name + ": out-of-domain reference: scale and thresholds must be > 0");
+    r.prototypes.assign(protos.begin(), protos.end());
+    for (int i = 0; i < r.n_proto; ++i) {
+        double n2 = 0;
+        for (int j = 0; j < r.dim; ++j) n2 += double(r.prototypes[size_t(i) * r.dim + j]) * r.prototypes[size_t(i) * r.dim + j];
+        if (std::abs(std::sqrt(n2) - 1.0) >= 1e-3)
+            throw Error(ET_ERR_MODEL, name + ": out-of-domain reference: prototypes must have unit length");
+    }
+    return r;
+}
+
 // edge_tan.runtime.ood.OODReference.from_dict + __post_init__: the same checks, the same float32 arrays.
 OodRef parse_ood(const json &d, const std::string &name) {
-    const char *fmt = "edge-tan-ood/1";
+    const char *fmt = "edge-tan-ood/1", *fmt_knn = "edge-tan-ood/2";
+    if (d.is_object() && d.contains("format") && d["format"] == fmt_knn) return parse_ood_knn(d, name);
     if (!d.is_object() || !d.contains("format") || d["format"] != fmt)
         throw Error(ET_ERR_MODEL, name + ": out-of-domain reference has format " +
                                       (d.is_object() && d.contains("format") ? d["format"].dump() : std::string("None")) +
-                                      ", this libedgetan reads " + fmt);
+                                      ", this libedgetan reads " + fmt_knn + " and " + fmt);
     std::vector<size_t> sm, sb, sv;
     std::vector<double> mean = ood_array(d, "mean", name, sm), basis = ood_array(d, "basis", name, sb),
                         var = ood_array(d, "var", name, sv);
@@ -123,6 +153,24 @@ OodRef parse_ood(const json &d, const std::string &name) {
 // d in float32 as numpy forms it, the dot products and sums in double (numpy sums float32 in its own
 // order; double is at least as close to the exact value), the result rounded to float32 as numpy's is.
 double OodRef::score(const float *feat) const {
+    if (knn) {   // KNNReference.scores: (1 - mean of the k largest cosines to the prototypes) / scale
+        double n2 = 0;
+        for (int j = 0; j < dim; ++j) n2 += double(feat[j]) * feat[j];
+        if (!(n2 > 0)) return 1.0 / scale;
+        const double inv = 1.0 / std::sqrt(n2);
+        thread_local std::vector<double> sim;
+        sim.resize(size_t(n_proto));
+        for (int i = 0; i < n_proto; ++i) {
+            const float *p = &prototypes[size_t(i) * dim];
+            double s = 0;
+            for (int j = 0; j < dim; ++j) s += double(feat[j]) * p[j];
+            sim[size_t(i)] = s * inv;
+        }
+        std::nth_element(sim.begin(), sim.begin() + (n_proto - k), sim.end());
+        double top = 0;
+        for (int i = n_proto - k; i < n_proto; ++i) top += sim[size_t(i)];
+        return (1.0 - top / k) / scale;
+    }
     double dd = 0, ww = 0, pp = 0;
     thread_local std::vector<float> d;
     d.resize(size_t(dim));
@@ -235,7 +283,7 @@ std::string Metadata::to_json() const {
     for (const auto &kv : props) d[kv.first] = json::parse(kv.second, nullptr, false);
     // as edge_tan.runtime.results.results_dict: the reference's arrays stay in the artifact, its thresholds and origin here
     if (d.contains("ood") && d["ood"].is_object() && !d["ood"].empty())
-        for (const char *k : {"mean", "basis", "var"}) d["ood"].erase(k);
+        for (const char *k : {"mean", "basis", "var", "prototypes"}) d["ood"].erase(k);
     return d.dump();
 }
 

@@ -16,13 +16,15 @@ struct Error : std::runtime_error {
 
 struct RoiExpand { double left = 0, bottom = 0, top = 0, right = 0; };
 
-// The out-of-domain reference (edge_tan.runtime.ood.OODReference, metadata 'ood', format edge-tan-ood/1),
-// held as the float32 arrays OODReference.scores() uses: mean, whitening rows basis/sqrt(var)
-// (divided in float64, then rounded) and the basis itself, k x dim row-major.
+// The out-of-domain reference (edge_tan.runtime.ood, metadata 'ood'), either form:
+// - edge-tan-ood/2 (KNNReference): P unit-length prototype rows (P x dim, row-major), k neighbours, scale;
+// - edge-tan-ood/1 (OODReference): the float32 arrays OODReference.scores() uses: mean, whitening rows
+//   basis/sqrt(var) (divided in float64, then rounded) and the basis itself, k x dim row-major.
 struct OodRef {
-    int dim = 0, k = 0;
-    std::vector<float> mean, whiten, basis;
-    double resid_var = 0, frame_threshold = 0, clip_threshold = 0;
+    bool knn = false;
+    int dim = 0, k = 0, n_proto = 0;
+    std::vector<float> mean, whiten, basis, prototypes;
+    double resid_var = 0, scale = 0, frame_threshold = 0, clip_threshold = 0;
     // score of one window's (dim,) features, as OODReference.score (float32 arithmetic, value as float64)
     double score(const float *feat) const;
 };
