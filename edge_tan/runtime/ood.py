@@ -45,7 +45,12 @@ FORMAT_KNN = "edge-tan-ood/2"
 NEXT_STEP = "adapt the model to this scanner with `edge-tan adapt`"
 
 
-def _enc(a: np.ndarray) -> dict:
+def _enc(a: np.ndarray, half: bool = False) -> dict:
+    """{"shape", "f32_b64"} (little-endian float32 in base64), or "f16_b64" (half: the prototypes, which
+    would otherwise put ~3.5 MB of text into every artifact; a unit vector's cosines move ~1e-4)."""
+    if half:
+        a = np.ascontiguousarray(a, np.float16)
+        return {"shape": list(a.shape), "f16_b64": base64.b64encode(a.astype("<f2").tobytes()).decode("ascii")}
     a = np.ascontiguousarray(a, np.float32)
     return {"shape": list(a.shape), "f32_b64": base64.b64encode(a.astype("<f4").tobytes()).decode("ascii")}
 
@@ -53,6 +58,8 @@ def _enc(a: np.ndarray) -> dict:
 def _dec(d) -> np.ndarray:
     if isinstance(d, list):
         return np.asarray(d, np.float64)
+    if "f16_b64" in d:
+        return np.frombuffer(base64.b64decode(d["f16_b64"]), "<f2").astype(np.float64).reshape(d["shape"])
     a = np.frombuffer(base64.b64decode(d["f32_b64"]), "<f4").astype(np.float64)
     return a.reshape(d["shape"])
 
@@ -170,7 +177,7 @@ class KNNReference:
 
     def to_dict(self) -> dict:
         return {"format": FORMAT_KNN, "method": "knn-cosine", "dim": self.dim, "k": self.k,
-                "prototypes": _enc(self.prototypes), "scale": float(self.scale),
+                "prototypes": _enc(self.prototypes, half=True), "scale": float(self.scale),
                 "frame_threshold": round(float(self.frame_threshold), 4),
                 "clip_threshold": round(float(self.clip_threshold), 4), "info": self.info}
 
@@ -266,6 +273,7 @@ def _fit_knn(X: np.ndarray, prototypes: int, neighbours: int, seed: int, info: d
     order = np.random.default_rng([seed, 2]).permutation(len(X))
     P = int(min(prototypes, len(X) - max(2, len(X) // 4)))   # keep a quarter (at least 2) for the scale
     protos = X[order[:P]] / np.linalg.norm(X[order[:P]], axis=1, keepdims=True)
+    protos = protos.astype(np.float16).astype(np.float32)   # as stored (to_dict): scale set on what is scored
     k = int(min(neighbours, P))
     raw = KNNReference(protos, k, 1.0, 1.0, 1.0).scores(X[order[P:]])
     scale = max(float(np.median(raw)), 1e-9)

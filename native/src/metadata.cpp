@@ -27,7 +27,27 @@ std::string str(const json &v, const char *key, const std::string &name) {
     return v.get<std::string>();
 }
 
-// edge_tan.runtime.ood._dec: a list of numbers, or {"shape": [...], "f32_b64": little-endian float32 in base64}
+// IEEE half (binary16) to float, exactly (numpy's float16 -> float32)
+float half_to_float(uint16_t h) {
+    const uint32_t sign = uint32_t(h & 0x8000u) << 16, exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
+    uint32_t u;
+    if (exp == 0) {
+        if (man == 0) u = sign;
+        else {   // subnormal: normalise
+            int e = -1;
+            uint32_t m = man;
+            do { m <<= 1; ++e; } while (!(m & 0x400u));
+            u = sign | uint32_t(127 - 15 - e) << 23 | (m & 0x3FFu) << 13;
+        }
+    } else if (exp == 31) u = sign | 0x7F800000u | man << 13;
+    else u = sign | (exp + 127 - 15) << 23 | man << 13;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+// edge_tan.runtime.ood._dec: a list of numbers, or {"shape": [...], "f32_b64" | "f16_b64": little-endian
+// float32 | float16 in base64}
 std::vector<double> ood_array(const json &d, const char *key, const std::string &name, std::vector<size_t> &shape) {
     auto bad = [&](const std::string &why) {
         return Error(ET_ERR_MODEL, name + ": out-of-domain reference malformed ('" + key + "' " + why + ")");
@@ -44,16 +64,19 @@ std::vector<double> ood_array(const json &d, const char *key, const std::string 
         shape.push_back(out.size());
         return out;
     }
-    if (!it->is_object() || !it->contains("shape") || !it->contains("f32_b64") || !(*it)["f32_b64"].is_string() ||
+    const bool half = it->is_object() && it->contains("f16_b64");
+    const char *data_key = half ? "f16_b64" : "f32_b64";
+    const size_t width = half ? 2 : 4;
+    if (!it->is_object() || !it->contains("shape") || !it->contains(data_key) || !(*it)[data_key].is_string() ||
         !(*it)["shape"].is_array())
-        throw bad("is neither a list nor {shape, f32_b64}");
+        throw bad("is neither a list nor {shape, f32_b64 | f16_b64}");
     size_t n = 1;
     for (const auto &v : (*it)["shape"]) {
         if (!v.is_number_integer() || v.get<long long>() < 0) throw bad("has a bad shape");
         shape.push_back(size_t(v.get<long long>()));
         n *= shape.back();
     }
-    const std::string b64 = (*it)["f32_b64"].get<std::string>();
+    const std::string b64 = (*it)[data_key].get<std::string>();
     std::vector<unsigned char> bytes;
     bytes.reserve(b64.size() / 4 * 3);
     unsigned acc = 0;
@@ -74,10 +97,14 @@ std::vector<double> ood_array(const json &d, const char *key, const std::string 
             bytes.push_back((unsigned char)((acc >> bits) & 0xFF));
         }
     }
-    if (bytes.size() != 4 * n) throw bad("holds " + std::to_string(bytes.size() / 4) + " floats, its shape says " +
-                                         std::to_string(n));
+    if (bytes.size() != width * n) throw bad("holds " + std::to_string(bytes.size() / width) + " floats, its shape says " +
+                                             std::to_string(n));
     out.resize(n);
-    for (size_t i = 0; i < n; ++i) {   // little-endian float32, whatever the host
+    for (size_t i = 0; i < n; ++i) {   // little-endian, whatever the host
+        if (half) {
+            out[i] = half_to_float(uint16_t(bytes[2 * i] | bytes[2 * i + 1] << 8));
+            continue;
+        }
         uint32_t u = uint32_t(bytes[4 * i]) | uint32_t(bytes[4 * i + 1]) << 8 | uint32_t(bytes[4 * i + 2]) << 16 |
                      uint32_t(bytes[4 * i + 3]) << 24;
         float f;
