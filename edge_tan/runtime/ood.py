@@ -11,9 +11,9 @@ windows the network was fitted and validated on, plus two thresholds. Two forms:
 
   with `scale` the median of that distance over fit windows that are not prototypes: about 1 for
   windows like the training ones. A nearest-neighbour distance follows the training set's shape (the
-  phantom's many anatomies and poses) where one Gaussian cannot: on the real development set it put
-  every real clip above every phantom and foreign-phantom clip, the Gaussian did not (README, "Out
-  of domain").
+  phantom's many anatomies and poses) where one Gaussian cannot: on tracked windows of 25 real
+  development clips and the phantom and foreign final-test clips it left a gap between real and
+  phantom clip scores where the Gaussian's overlapped (README, "Out-of-domain gate").
 - `edge-tan-ood/1` (OODReference, artifacts fitted before): a low-rank Gaussian, the mean, the top-k
   principal directions with their variances and one variance for everything else,
 
