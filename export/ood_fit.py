@@ -105,21 +105,16 @@ def warped_windows(md: ModelMetadata, seqs, n: int, seed: int) -> np.ndarray:
     return np.stack([ws[i]["image"] for i in range(n)])
 
 
-def warped_clip_features(model, md: ModelMetadata, seqs, per_clip: int = 24, seed: int = 1) -> list[np.ndarray]:
-    """Per clip, the features of `per_clip` training-style windows of it."""
-    return [encoder_features(model, warped_windows(md, [s], per_clip, seed + i), md) for i, s in enumerate(seqs)]
-
-
 def fit_sequences(model, md: ModelMetadata, fit_seqs, held_seqs, k: int = DEFAULT_K, max_frames: int = 0,
                   info: dict | None = None, source: str = "tracker", windows: int = 2000, method: str = "knn",
-                  held_windows: str = "tracker", **threshold_opts):
+                  **threshold_opts):
     """Statistics on `fit_seqs`' windows, thresholds from `held_seqs`' (see the module docstring).
 
     source "tracker": the windows the tracker runs (any clips); "warped": training-style windows of
-    labelled clips (`windows` of them for the statistics). held_windows "tracker": held-out clips are
-    scored on the windows the tracker runs on them, as every clip at run time (a nearest-neighbour
-    score reads tracker windows, which sit off the training jitter, higher than training-style ones:
-    thresholds from the latter flagged in-domain clips); "warped": on training-style windows (before)."""
+    labelled clips (`windows` of them for the statistics). Held-out clips are always scored on the
+    windows the tracker runs on them, as every clip at run time (a nearest-neighbour score reads them,
+    off the training jitter, higher than training-style ones: thresholds from those flagged in-domain
+    clips)."""
     t0 = time.time()
     model = model.eval()
     if source == "warped":
@@ -127,12 +122,8 @@ def fit_sequences(model, md: ModelMetadata, fit_seqs, held_seqs, k: int = DEFAUL
     else:
         feats = window_features(model, md, fit_seqs, max_frames)
     ref = fit_reference(feats, k, dict(info or {}, fit_clips=len(fit_seqs), windows_from=source,
-                                       held_out_windows="warped" if source == "warped" and held_windows == "warped"
-                                       else "tracker"), method=method)
-    if source == "warped" and held_windows == "warped":
-        scores = [ref.scores(f) for f in warped_clip_features(model, md, held_seqs)]
-    else:   # the windows the tracker runs on the held-out clips: what a clip's score is made of at run time
-        scores = clip_frame_scores(model, md, ref, held_seqs, max_frames)
+                                       held_out_windows="tracker"), method=method)
+    scores = clip_frame_scores(model, md, ref, held_seqs, max_frames)
     ref = set_thresholds(ref, scores, **threshold_opts)
     ref.info["seconds"] = round(time.time() - t0, 1)
     return ref

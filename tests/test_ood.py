@@ -162,8 +162,8 @@ def test_a_blank_clip_is_out_of_domain_with_its_own_reason(tan):
     assert all(x.state == "lost" and x.reason == "blank frame" for x in res)
     q, _ = qcm.assess(res, blank, 25.0, {"ef_percent": None})
     assert q["ood"]["out_of_domain"] and q["ood"]["score"] is None and not q["reliable"]
-    assert q["reasons"][0] == "no image the model could read (every frame blank): check the probe and the video source"
-    assert qcm.gate_other_view({"reliable": True, "reasons": []}, res)["reasons"][0].startswith("no second-view image")
+    assert q["reasons"][0] == "images: every frame blank, none the model could read: check the probe and the video source"
+    assert qcm.gate_other_view({"reliable": True, "reasons": []}, res)["reasons"][0].startswith("second-view images: every frame blank")
     live = LVTracker(r)
     assert not live.domain()["out_of_domain"]            # nothing pushed yet: no verdict
     for f in blank:

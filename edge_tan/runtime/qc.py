@@ -339,7 +339,7 @@ def ood_words(odb: dict, what: str = "images") -> str:
     could be scored at all (a blank clip: the next step is the video source, not adapt)."""
     from .ood import reason as ood_reason
     if odb["score"] is None:
-        return f"no {what[:-1] if what.endswith('s') else what} the model could read (every frame blank): check the probe and the video source"
+        return f"{what}: every frame blank, none the model could read: check the probe and the video source"
     return ood_reason(odb["score"], odb["threshold"], what)
 
 
