@@ -4,6 +4,7 @@ reads "none" for files from before it, and is applied by the tracker and the INT
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -146,3 +147,26 @@ def test_tracker_and_calibration_apply_input_norm(tmp_path):
                 Ms.append(affine_to_template(seq.landmarks[t - 1], md_eq.template_array))
             cands += [normalise(cut_window(equalize(seq.frames[t]), M, md_eq.window), md_eq) for M in Ms]
     assert all(any(np.allclose(w, c, atol=1e-5) for c in cands) for w in eq.windows)
+
+
+def test_neighbour_correlation_tells_an_image_from_noise():
+    """Any image is smooth at the pixel scale, i.i.d. noise is not: the real ultrasound DICOM fixture
+    (600 px, every 4th pair) and a phantom frame read far above the tracker's 0.3, uniform noise ~0;
+    the grid of pairs is the same figure as the full sum on a small frame."""
+    from edge_tan.io.read import read_video
+    from edge_tan.runtime.intensity import neighbour_correlation
+    from edge_tan.runtime.tracker import TrackerConfig
+    from tests.test_readers import FIXTURE
+    cut = TrackerConfig().min_structure
+    real = read_video(FIXTURE).frames
+    assert min(neighbour_correlation(f) for f in real) > 0.7 > cut
+    rng = np.random.default_rng(0)
+    for shape in ((112, 112), (600, 800)):
+        assert abs(neighbour_correlation(rng.integers(0, 256, shape, dtype=np.uint8))) < 0.05
+    smooth = cv2.GaussianBlur(rng.normal(128, 60, (90, 100)).astype(np.float32), (0, 0), 2.0)
+    g = np.clip(smooth, 0, 255).astype(np.uint8)
+    a, b = g.astype(float), g.astype(float)
+    across = np.corrcoef(a[:, :-1].ravel(), a[:, 1:].ravel())[0, 1]
+    down = np.corrcoef(b[:-1].ravel(), b[1:].ravel())[0, 1]
+    assert neighbour_correlation(g) == pytest.approx((across + down) / 2, abs=1e-9) and neighbour_correlation(g) > cut
+    assert neighbour_correlation(np.full((50, 60), 7, np.uint8)) == 0.0   # flat: no correlation to speak of

@@ -148,16 +148,23 @@ def test_native_reads_onnx_metadata_props(native, ir_fp32, tmp_path):
 NOISE_FRAMES = (8, 9, 10, 17, 24)
 
 
-def _noisy_clip():
-    """A phantom clip with some frames replaced by uniform noise (never an LV, far from the training windows)."""
+def _noisy_clip(kind: str = "noise"):
+    """A phantom clip with some frames replaced by uniform noise (no image structure: refused before the
+    network) or, kind "blobs", by smooth random blobs (image structure, nothing like a heart: the
+    out-of-domain frame gate's case)."""
+    import cv2
     frames = _phantom((112, 112), 30)
     rng = np.random.default_rng(25)
     for i in NOISE_FRAMES:
-        frames[i] = rng.integers(0, 256, frames[i].shape, dtype=np.uint8)
+        if kind == "noise":
+            frames[i] = rng.integers(0, 256, frames[i].shape, dtype=np.uint8)
+        else:
+            b = cv2.GaussianBlur(rng.normal(128, 90, frames[i].shape).astype(np.float32), (0, 0), 1.5)
+            frames[i] = np.clip(128 + 4 * (b - 128), 0, 255).astype(np.uint8)
     return frames
 
 
-NOISE_THRESHOLD = 2.0   # uniform noise scores ~2.7-3.2 through the shipped model, phantom windows ~1.0-1.4
+NOISE_THRESHOLD = 2.0   # below what smooth random blobs score through the shipped model (phantom windows ~1.0-1.7)
 
 
 def _zoomed_clip(scale=0.7, at=15):
@@ -186,15 +193,16 @@ def test_native_long_axis_gate_re_detects_where_python_does(native, ir_fp32):
 def test_native_ood_gate_refuses_the_frames_python_refuses(native, ir_fp32, tmp_path):
     """Noise frames: both trackers refuse the same frames as out-of-domain, with the same reason and scores.
 
-    The shipped frame threshold (~3.2) is set for real foreign images; uniform noise lands just under it,
-    so the artifact's threshold is lowered (in the artifact, for both trackers) to put the noise frames over."""
+    Smooth random blobs (uniform noise is refused before the network, the next test): the shipped frame
+    threshold is set for real foreign images, so it is lowered (in the artifact, for both trackers) to put
+    the blob frames over."""
     import copy
 
     from edge_tan.runtime.tracker import Tracker
     path = _edit_ir(ir_fp32, tmp_path, "gate.xml", lambda m: _set_ood(m, frame_threshold=NOISE_THRESHOLD))
     md = copy.deepcopy(ir_fp32.metadata)
     md.ood = {**md.ood, "frame_threshold": NOISE_THRESHOLD}
-    frames = _noisy_clip()
+    frames = _noisy_clip("blobs")
     py = Tracker(ir_fp32, metadata=md).track(list(frames))
     data, masks = _run_native(frames, path)
     nat = data["per_frame"]
@@ -218,6 +226,22 @@ def test_native_ood_gate_refuses_the_frames_python_refuses(native, ir_fp32, tmp_
     # results.json "model": the thresholds and origin, not the reference's arrays (as results_dict)
     assert data["model"]["ood"]["frame_threshold"] == NOISE_THRESHOLD
     assert not {"mean", "basis", "var"} & set(data["model"]["ood"])
+
+
+def test_native_refuses_noise_frames_as_python_does_and_keeps_the_lock(native, ir_fp32):
+    """Uniform noise frames: both trackers lose them before the network with the same reason (the same
+    neighbour correlation to 2 decimals), keep the lock through them, and agree on every frame."""
+    from edge_tan.runtime.tracker import NOISE_REASON, Tracker
+    frames = _noisy_clip("noise")
+    py = Tracker(ir_fp32).track(list(frames))
+    data, masks = _run_native(frames, ir_fp32.origin.path)
+    nat = data["per_frame"]
+    assert all(py[i].state == "lost" and py[i].reason.startswith(NOISE_REASON) for i in NOISE_FRAMES)
+    assert [r.reason or None for r in py] == [r["reason"] for r in nat]
+    assert [r.state for r in py] == [r["state"] for r in nat]
+    assert all(py[i + 1].state == "track" for i in NOISE_FRAMES if i + 1 not in NOISE_FRAMES)   # no re-detect
+    c = _compare(py, data, masks)
+    assert c["landmarks_max_px"] <= MAX_LM_PX and c["dice_min"] >= MIN_DICE, c
 
 
 def _edit_ir(ir_fp32, tmp_path, name, edit) -> Path:

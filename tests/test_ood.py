@@ -4,6 +4,7 @@ artifacts without the gate. Tiny TAN (width 0.25, 64 px window) and toy clips; n
 
 import copy
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,7 +14,7 @@ from edge_tan.runtime import qc as qcm
 from edge_tan.runtime.artifact import ModelMetadata
 from edge_tan.runtime.ood import (FORMAT, FORMAT_KNN, fit_reference, gate_status, load_reference,
                                   reference_of, set_thresholds)
-from edge_tan.runtime.tracker import Tracker
+from edge_tan.runtime.tracker import NOISE_REASON, OOD_REASON, Tracker
 from tests.conftest import export_onnx as export_plain, tiny_model, toy_sequence
 
 W = 64
@@ -26,6 +27,13 @@ def _restyle(frames: np.ndarray, seed: int = 0) -> np.ndarray:
     f *= np.linspace(0.4, 1.0, f.shape[-1])[None, None, :]
     f += rng.normal(0, 40, f.shape)
     return np.clip(f, 0, 255).astype(np.uint8)
+
+
+def _foreign_structure(shape, seed: int) -> np.ndarray:
+    """Smooth random blobs: image structure (passes the noise check), nothing like a heart."""
+    rng = np.random.default_rng(seed)
+    f = cv2.GaussianBlur(rng.normal(128, 90, shape).astype(np.float32), (0, 0), 1.5)
+    return np.clip(128 + 4 * (f - 128), 0, 255).astype(np.uint8)
 
 
 class _Clip:
@@ -142,10 +150,14 @@ def test_gate_phantom_vs_restyled_phantom(tan):
     assert q2["ood"]["score"] > 2 * q["ood"]["score"]
     cl = qcm.mark_clinical({"ef_percent": 55.0}, q2)
     assert "UNRELIABLE (images unlike the model's training data" in qcm.ef_text(cl)
-    # a per-frame refusal: noise is not an LV
-    noise = [np.random.default_rng(i).integers(0, 256, seq.frames[0].shape, dtype=np.uint8) for i in range(3)]
-    res3 = tk.track(list(seq.frames[:3]) + noise)
-    assert all(x.state == "lost" and "image unlike the training data" in x.reason for x in res3[3:])
+    # per frame: noise is not an LV (refused before the network, the lock kept for when images return) ...
+    noise = [np.random.default_rng(i).integers(0, 256, seq.frames[0].shape, dtype=np.uint8) for i in range(6)]
+    res3 = tk.track(list(seq.frames[:3]) + noise)   # (the lock kept: test_tracker_sizes, on the shipped model)
+    assert all(x.state == "lost" and x.reason.startswith(NOISE_REASON) for x in res3[3:])
+    # ... and a structured window far beyond the training windows is refused by the frame gate
+    odd_frames = [_foreign_structure(seq.frames[0].shape, i) for i in range(3)]
+    res4 = tk.track(list(seq.frames[:3]) + odd_frames)
+    assert all(x.state == "lost" and x.reason.startswith(OOD_REASON) for x in res4[3:]), [x.reason for x in res4[3:]]
 
 
 def test_a_blank_clip_is_out_of_domain_with_its_own_reason(tan):
@@ -162,7 +174,7 @@ def test_a_blank_clip_is_out_of_domain_with_its_own_reason(tan):
     assert all(x.state == "lost" and x.reason == "blank frame" for x in res)
     q, _ = qcm.assess(res, blank, 25.0, {"ef_percent": None})
     assert q["ood"]["out_of_domain"] and q["ood"]["score"] is None and not q["reliable"]
-    assert q["reasons"][0] == "images: every frame blank, none the model could read: check the probe and the video source"
+    assert q["reasons"][0] == "images: every frame blank or noise, none the model could read: check the probe and the video source"
     assert qcm.gate_other_view({"reliable": True, "reasons": []}, res)["reasons"][0].startswith("second-view images: every frame blank")
     live = LVTracker(r)
     assert not live.domain()["out_of_domain"]            # nothing pushed yet: no verdict

@@ -24,7 +24,7 @@ def _degraded(seq):
             f[t] = 60   # blank frame
         elif t % 2:
             f[t] = np.roll(f[t], (int(rng.integers(-20, 20)), int(rng.integers(-25, 25))), (0, 1))
-            f[t] = np.clip(f[t].astype(int) + rng.normal(0, 25, f[t].shape), 0, 255).astype(np.uint8)
+            f[t] = np.clip(f[t].astype(int) + rng.normal(0, 10, f[t].shape), 0, 255).astype(np.uint8)   # still an image
     return f
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_tan.runtime.geometry import similarity_about
-from edge_tan.runtime.tracker import LEAVES, Tracker, edge_contact
+from edge_tan.runtime.tracker import LEAVES, NOISE_REASON, Tracker, edge_contact
 from tests.conftest import ThresholdRunner, toy_metadata, toy_sequence
 
 SIZES = [(112, 112), (128, 128), (224, 224), (480, 640), (600, 800)]
@@ -69,11 +69,28 @@ def test_recovers_within_five_frames_after_blank_and_noise(shipped_runner):
     frames = f[:15] + [np.zeros_like(f[0])] * 10 + noise + f[15:]
     res = Tracker(shipped_runner).track(frames)
     assert all(r.state == "lost" for r in res[15:25])
+    assert all(r.state == "lost" and r.reason.startswith(NOISE_REASON) for r in res[25:30])
     after = res[30:]
     back = next(i for i, r in enumerate(after) if r.state == "track")
     assert back <= 5, [r.state for r in after[:8]]
     assert sum(r.state == "track" for r in after[back:]) >= 0.9 * len(after[back:])   # and stays locked
     assert np.mean([_dice(r.mask, m) for r, m in zip(after[back:], seq.masks[15 + back:])]) >= 0.85
+
+
+def test_a_noise_burst_keeps_the_lock(shipped_runner):
+    """Noise frames say nothing about where the LV went: they are lost without dropping the last
+    landmarks (however long the burst), so tracking resumes from the lock on the next image."""
+    seq = _heart(0, "A2C", (112, 112), n_frames=30)
+    f = list(seq.frames)
+    rng = np.random.default_rng(1)
+    tk = Tracker(shipped_runner)
+    before = [tk.step(x) for x in f[:12]]
+    assert before[-1].state == "track"
+    held = tk.landmarks
+    burst = [tk.step(rng.integers(0, 256, f[0].shape, dtype=np.uint8)) for _ in range(8)]   # > forget_after
+    assert all(r.state == "lost" and r.reason.startswith(NOISE_REASON) for r in burst)
+    assert np.array_equal(tk.landmarks, held)
+    assert tk.step(f[12]).state == "track"   # straight back on the lock, no re-detect
 
 
 def test_forced_redetect_records_the_first_pass_reason():

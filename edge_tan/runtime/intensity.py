@@ -68,3 +68,31 @@ def input_normaliser(name: str) -> Callable[[np.ndarray], np.ndarray]:
     if name == "equalize":
         return equalize
     raise EdgeTanError(f"unknown input_norm {name!r} (known: {', '.join(INPUT_NORMS)})")
+
+
+def neighbour_correlation(gray: np.ndarray) -> float:
+    """Correlation of neighbouring pixels (mean of across and down), on a regular grid of pairs.
+
+    Why: an image of anything -- echo, a phantom, a foreign scanner -- is smooth at the pixel scale
+    (speckle spans pixels): real development frames read >= 0.84 at 112 px, the real DICOM fixture
+    0.82 at 600 px, phantom frames >= 0.93; i.i.d. noise (a probe fault, static, a burst of garbage)
+    reads ~0. Pairs are adjacent pixels at full resolution; on a large frame only every s-th pair
+    (s = min(h, w) // 128) is taken, so the cost stays that of a ~128 px frame. Integer sums, so the
+    native runtime (native/src/tracker.cpp) gets the same figure exactly.
+    """
+    g = np.asarray(gray)
+    h, w = g.shape[:2]
+    s = max(1, min(h, w) // 128)
+    out = []
+    for a, b in ((g[::s, 0:w - 1:s], g[::s, 1:w:s]), (g[0:h - 1:s, ::s], g[1:h:s, ::s])):
+        a, b = a.astype(np.int64).ravel(), b.astype(np.int64).ravel()
+        n = a.size
+        if n < 2:
+            out.append(0.0)
+            continue
+        sa, sb = int(a.sum()), int(b.sum())
+        cab = float(int((a * b).sum()) * n - sa * sb)
+        vaa = float(int((a * a).sum()) * n - sa * sa)
+        vbb = float(int((b * b).sum()) * n - sb * sb)
+        out.append(cab / np.sqrt(vaa * vbb) if vaa > 0 and vbb > 0 else 0.0)
+    return float(0.5 * (out[0] + out[1]))

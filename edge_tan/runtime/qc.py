@@ -327,7 +327,7 @@ def ood_block(results: Seq, model: "QCModel | None" = None) -> dict:
     t = float(site) if site is not None else float(thr[0])
     s = ood.OODReference.clip_score(getattr(r, "ood_score", math.nan) for r in results)
     refused = sum(r.state == "lost" and "unlike the training data" in r.reason for r in results)
-    # no frame reached the network (every one blank): nothing says it is an image the model knows
+    # no frame reached the network (every one blank or noise): nothing says it is an image the model knows
     out = len(results) > 0 and (not math.isfinite(s) or s > t)
     return {"status": "site threshold (qc-calibrate)" if site is not None else "gate on",
             "score": json_number(s, 3), "threshold": round(t, 3),
@@ -336,10 +336,10 @@ def ood_block(results: Seq, model: "QCModel | None" = None) -> dict:
 
 def ood_words(odb: dict, what: str = "images") -> str:
     """The reason an out-of-domain block gives: the score against its threshold, or that no frame
-    could be scored at all (a blank clip: the next step is the video source, not adapt)."""
+    could be scored at all (a blank or noise clip: the next step is the video source, not adapt)."""
     from .ood import reason as ood_reason
     if odb["score"] is None:
-        return f"{what}: every frame blank, none the model could read: check the probe and the video source"
+        return f"{what}: every frame blank or noise, none the model could read: check the probe and the video source"
     return ood_reason(odb["score"], odb["threshold"], what)
 
 

@@ -8,7 +8,7 @@ refined once with the warp on the same frame so frame 0 is as good as the rest.
 Tracking loss is detected from what the network says about its own window (low view confidence,
 degenerate or flipped landmark triangle, a mask that vanishes, fills the window or jumps in area,
 landmarks leaving the frame, and a window whose encoder features lie far from the training
-windows': edge_tan.runtime.ood); blank frames skip the network. A lost frame never overwrites the last good
+windows': edge_tan.runtime.ood); blank and noise frames skip the network. A lost frame never overwrites the last good
 landmarks, so blank/frozen/garbage frames cannot poison the state.
 """
 
@@ -25,12 +25,13 @@ from . import geometry as geo
 from . import ood as ood_mod
 from .artifact import ModelMetadata
 from .frames import GrayConverter
-from .intensity import input_normaliser
+from .intensity import input_normaliser, neighbour_correlation
 from .runner import Runner, normalise_into
 
 STATES = ("detect", "track", "redetect", "lost")
 LEAVES = "LV leaves the window"
 OOD_REASON = "image unlike the training data"
+NOISE_REASON = "noise frame, no image structure"
 
 
 @dataclass
@@ -44,6 +45,8 @@ class TrackerConfig:
     max_area_jump: float = 0.6     # relative change of window area vs the last good frame
     tri_ratio: tuple = (0.3, 3.0)  # landmark triangle area / template triangle area (track mode)
     blank_std: float = 2.0         # frame intensity std below this = blank frame
+    min_structure: float = 0.3     # neighbour-pixel correlation below this = noise frame (0: off); any
+                                   # image reads >= 0.8, i.i.d. noise ~0 (intensity.neighbour_correlation)
     forget_after: int = 5          # consecutive lost frames before the last landmarks are dropped
     landmark_margin: float = 0.05  # landmarks may leave the frame by this fraction of its size
     frame_by_frame: bool = False   # ablation (paper Table 2): whole frame every time, no warp, no state
@@ -499,8 +502,8 @@ class Tracker:
 
     def _lose(self, res: FrameResult, reason: str) -> None:
         res.state, res.reason = "lost", reason
-        if reason.startswith(OOD_REASON):
-            return   # an image unlike any LV (noise, blank, a burst of artefact) says nothing about where the
+        if reason.startswith((OOD_REASON, NOISE_REASON)):
+            return   # an image unlike any LV (noise, a burst of artefact) says nothing about where the
                      # LV went: keep the lock, so tracking resumes from it when the images come back
         self._lost_run += 1
         if self._lost_run >= self.cfg.forget_after:
@@ -509,7 +512,7 @@ class Tracker:
 
     # ------------------------------------------------------------------ the loop
     def step(self, frame: np.ndarray) -> FrameResult:
-        """Track one frame: a blank frame is lost at once, any other goes through `_frame_states`."""
+        """Track one frame: a blank or noise frame is lost at once, any other goes through `_frame_states`."""
         t_start = time.perf_counter()
         gray = self.to_gray(frame)
         fw = _FrameWork(gray, FrameResult(index=self._index, frame_hw=gray.shape[:2], state="lost",
@@ -517,6 +520,8 @@ class Tracker:
         self._index += 1
         if float(cv2.meanStdDev(gray[::4, ::4])[1][0, 0]) < self.cfg.blank_std:
             self._lose(fw.res, "blank frame")
+        elif self.cfg.min_structure > 0 and (c := neighbour_correlation(gray)) < self.cfg.min_structure:
+            self._lose(fw.res, f"{NOISE_REASON} (neighbour correlation {c:.2f} < {self.cfg.min_structure:.2f})")
         else:
             self._frame_states(fw)
         res = fw.res

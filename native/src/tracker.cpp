@@ -433,9 +433,36 @@ void Tracker::accept(const Pass &p, et_result &res, const float (*lm_win)[2], co
     lost_run_ = 0;
 }
 
+// Python intensity.neighbour_correlation: mean of the across and down correlations of adjacent pixels,
+// every s-th pair (s = min(h, w) / 128), from exact integer sums.
+static double neighbour_correlation(const cv::Mat &g) {
+    const int h = g.rows, w = g.cols, s = std::max(1, std::min(h, w) / 128);
+    double out[2];
+    for (int dir = 0; dir < 2; ++dir) {
+        long long n = 0, sa = 0, sb = 0, sab = 0, saa = 0, sbb = 0;
+        const int dy = dir, dx = 1 - dir;
+        for (int y = 0; y + dy < h; y += s) {
+            const uchar *ra = g.ptr<uchar>(y), *rb = g.ptr<uchar>(y + dy);
+            for (int x = 0; x + dx < w; x += s) {
+                const long long a = ra[x], b = rb[x + dx];
+                ++n; sa += a; sb += b; sab += a * b; saa += a * a; sbb += b * b;
+            }
+        }
+        const double cab = double(sab * n - sa * sb), vaa = double(saa * n - sa * sa), vbb = double(sbb * n - sb * sb);
+        out[dir] = (n >= 2 && vaa > 0 && vbb > 0) ? cab / std::sqrt(vaa * vbb) : 0.0;
+    }
+    return 0.5 * (out[0] + out[1]);
+}
+
+static bool keeps_lock(const std::string &reason) {
+    // an image unlike any LV (noise, a burst of artefact) says nothing about where the LV went
+    return reason.rfind("image unlike the training data", 0) == 0 || reason.rfind("noise frame, no image structure", 0) == 0;
+}
+
 void Tracker::lose(et_result &res, const std::string &reason) {
     res.state = ET_STATE_LOST;
     copy_str(res.reason, ET_REASON_LEN, reason);
+    if (keeps_lock(reason)) return;
     if (++lost_run_ >= cfg_.forget_after) {
         has_prev_lm_ = has_prev_area_ = has_view_ev_ = has_axis_ref_ = false;
         widen_z_ = 1.0; widen_dx_ = widen_dy_ = 0.0;
@@ -486,8 +513,14 @@ void Tracker::step(const cv::Mat &frame, et_result &res) {
     }
     cv::Scalar mean, sd;
     cv::meanStdDev(sub_, mean, sd);
+    double structure = 1.0;
     if (sd[0] < cfg_.blank_std) {
         lose(res, "blank frame");
+    } else if (cfg_.min_structure > 0 && (structure = neighbour_correlation(gray_)) < cfg_.min_structure) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "noise frame, no image structure (neighbour correlation %.2f < %.2f)",
+                      structure, cfg_.min_structure);
+        lose(res, buf);
     } else {
         const Metadata &md = engine_->metadata();
         Affine M;

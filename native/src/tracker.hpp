@@ -21,6 +21,7 @@ struct TrackerConfig {
     double min_area_frac = 0.02, max_area_frac = 0.65, max_area_jump = 0.6;
     double tri_lo = 0.3, tri_hi = 3.0;
     double blank_std = 2.0;
+    double min_structure = 0.3;   // neighbour-pixel correlation below: noise frame (0: off)
     int forget_after = 5;
     double landmark_margin = 0.05;
     double widen_at = 0.01, max_edge_frac = 0.12, widen_scale = 0.85, widen_shift = 10.0, widen_step = 0.05;
