@@ -93,13 +93,16 @@ def ood_fit(weights: Path = typer.Argument(..., help="trained TAN weights (.safe
             k: int = typer.Option(32, "--k", help="lowrank: principal directions kept"),
             windows: int = typer.Option(2000, "--windows", help="training-style windows for the statistics"),
             clip_margin: float = typer.Option(1.0, "--clip-margin", help="clip threshold = this x the largest "
-                                              "held-out clip median")):
+                                              "held-out clip median"),
+            frame_margin: float = typer.Option(2.5, "--frame-margin", help="frame threshold = this x p99.9 of the "
+                                               "held-out windows' scores")):
     """Fit the out-of-domain reference (pooled-feature statistics + thresholds) into a TAN weights file."""
     from ..export.ood_fit import ood_fit as fit
     from ..runtime.errors import UsageError
     if method not in ("knn", "lowrank"):
         raise UsageError(f"--method must be knn or lowrank, got {method!r}")
-    rep = fit(str(weights), str(data_dir), str(out), k=k, windows=windows, clip_margin=clip_margin, method=method)
+    rep = fit(str(weights), str(data_dir), str(out), k=k, windows=windows, clip_margin=clip_margin,
+              frame_margin=frame_margin, method=method)
     typer.echo(f"{out}: out-of-domain reference ({rep.get('method', 'lowrank')}) of {rep['info']['windows']} windows "
                f"(k={rep['k']}, C={rep['dim']}); "
                f"frame threshold {rep['frame_threshold']:.2f}, clip threshold {rep['clip_threshold']:.2f} "
