@@ -207,6 +207,10 @@ def r_speed(folder: Path, rec: dict, results: Path) -> str:
                      "native end-to-end fps (÷ network)", "e2e vs fp32",
                      "Dice on the clip", "parity vs torch fp32 (fp32 tolerances for bf16)"], rows)
     out.append("")
+    if any(x.get("network_fps_mean") for x in sp.get("rows", [])):
+        out += ["e2e ÷ network: throughput over throughput (frames, or network calls, per second of total time; "
+                "1000 / mean ms each). Median frame ÷ median network call: " + ", ".join(
+                    f"{x['backend']} {x['precision']} ×{num(x.get('e2e_vs_network_median'))}" for x in sp["rows"]) + ".", ""]
     for t in sp.get("targets", []):
         val = "not measured" if t.get("value") is None else f"×{num(t['value'])}: " + (
             "timed on a busy machine, not judged" if t.get("busy") else "met" if t["met"] else "**not met**")

@@ -188,6 +188,14 @@ def test_speed_summary_ratios_and_targets():
     assert set(by) == {"fp32", "bf16", "int8"}          # TAN rows that ran only
     assert by["bf16"]["e2e_vs_fp32"] == pytest.approx(1.5) and by["fp32"]["e2e_vs_fp32"] == 1.0
     assert by["int8"]["e2e_vs_network"] == pytest.approx(200.0 / 250.0)
+    # the ratio is throughput over throughput: with the network's mean call time on record, that is its base
+    # (an occasional slow call lowers the network's throughput below 1000 / median ms)
+    rows[2]["network_fps_mean"] = 1000.0 / 4.4
+    rows[2]["e2e"]["median_ms"] = 4.8
+    by = {r["precision"]: r for r in speed_summary(rows)["rows"]}
+    assert by["int8"]["e2e_vs_network"] == pytest.approx(200.0 / (1000.0 / 4.4))
+    assert by["int8"]["e2e_vs_network_median"] == pytest.approx((1000.0 / 4.8) / 250.0)
+    del rows[2]["network_fps_mean"]
     t = {x["name"]: x for x in s["targets"]}
     assert t["bf16_vs_fp32_e2e"]["met"] is True and t["int8_e2e_vs_network"]["met"] is False
     # timed while other processes took the CPU: the ratio is reported, never judged
