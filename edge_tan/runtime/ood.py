@@ -313,9 +313,9 @@ def set_thresholds(ref: OODReference, clip_frame_scores: list, frame_q: float = 
 
     Why these defaults (shipped model db837aa30e74, nearest-neighbour reference): noise frames are
     refused before the network (the tracker's neighbour-correlation check), so the frame gate is left
-    for structured images far from anything seen. At 1.5 x p99.9 (3.6) it refused 21 % of real
-    development frames (tracker windows, every 4th dev clip, gate off: p50 2.9, p99 5.5) and the
-    lost frames cost EF beats; 2.5 x (6.1) refuses 0.4 %. The clip gate still flags the real clips:
+    for structured images far from anything seen. In a scratch measurement (tracker windows of every
+    4th real development clip, gate off: p50 2.9, p99 5.5) 1.5 x p99.9 (3.6) refused 21 % of real
+    frames, and lost frames cost EF beats; 2.5 x (6.1) refused 0.4 %. The clip gate still flags the real clips:
     real clip medians lie above the largest held-out phantom clip's, so the clip margin stays 1."""
     per = [np.asarray(c, np.float64) for c in clip_frame_scores if len(c)]
     if len(per) < 2:
