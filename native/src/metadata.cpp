@@ -188,9 +188,15 @@ double OodRef::score(const float *feat) const {
         thread_local std::vector<double> sim;
         sim.resize(size_t(n_proto));
         for (int i = 0; i < n_proto; ++i) {
+            // 8 independent partial sums: one running sum is a chain of dependent adds the compiler
+            // may not reorder (~0.9 ms for 512 x 1280, the bulk of the native tracker's post time)
             const float *p = &prototypes[size_t(i) * dim];
-            double s = 0;
-            for (int j = 0; j < dim; ++j) s += double(feat[j]) * p[j];
+            double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            int j = 0;
+            for (; j + 8 <= dim; j += 8)
+                for (int u = 0; u < 8; ++u) acc[u] += double(feat[j + u]) * p[j + u];
+            double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+            for (; j < dim; ++j) s += double(feat[j]) * p[j];
             sim[size_t(i)] = s * inv;
         }
         std::nth_element(sim.begin(), sim.begin() + (n_proto - k), sim.end());
