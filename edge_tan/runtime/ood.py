@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import base64
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -137,9 +137,7 @@ class OODReference:
             raise EdgeTanError(f"out-of-domain reference malformed ({one_line(e)})") from None
 
     def with_thresholds(self, frame: float | None = None, clip: float | None = None, **info) -> "OODReference":
-        return OODReference(self.mean, self.basis, self.var, self.resid_var,
-                            self.frame_threshold if frame is None else float(frame),
-                            self.clip_threshold if clip is None else float(clip), {**self.info, **info})
+        return _with_thresholds(self, frame, clip, info)
 
 
 @dataclass
@@ -213,9 +211,13 @@ class KNNReference:
             raise EdgeTanError(f"out-of-domain reference malformed ({one_line(e)})") from None
 
     def with_thresholds(self, frame: float | None = None, clip: float | None = None, **info) -> "KNNReference":
-        return KNNReference(self.prototypes, self.k, self.scale,
-                            self.frame_threshold if frame is None else float(frame),
-                            self.clip_threshold if clip is None else float(clip), {**self.info, **info})
+        return _with_thresholds(self, frame, clip, info)
+
+
+def _with_thresholds(ref, frame: float | None, clip: float | None, info: dict):
+    """A copy of either reference with new thresholds (None: keep) and more info."""
+    return replace(ref, frame_threshold=ref.frame_threshold if frame is None else float(frame),
+                   clip_threshold=ref.clip_threshold if clip is None else float(clip), info={**ref.info, **info})
 
 
 ARRAYS = ("mean", "basis", "var", "prototypes")   # the reference's arrays (reports show the rest)
@@ -303,8 +305,8 @@ def _fit_knn(X: np.ndarray, prototypes: int, neighbours: int, seed: int, info: d
                              scale_windows=int(len(X) - P)))
 
 
-def set_thresholds(ref: OODReference, clip_frame_scores: list, frame_q: float = 99.9, frame_margin: float = 2.5,
-                   clip_q: float = 100.0, clip_margin: float = 1.0, **info):
+def set_thresholds(ref: "OODReference | KNNReference", clip_frame_scores: list, frame_q: float = 99.9,
+                   frame_margin: float = 2.5, clip_q: float = 100.0, clip_margin: float = 1.0, **info):
     """Thresholds from held-out in-domain clips (a list of per-frame score arrays, one per clip).
 
     frame: `frame_margin` x the `frame_q` percentile of held-out window scores (only a window far
@@ -315,8 +317,8 @@ def set_thresholds(ref: OODReference, clip_frame_scores: list, frame_q: float = 
     refused before the network (the tracker's neighbour-correlation check), so the frame gate is left
     for structured images far from anything seen. In a scratch measurement (tracker windows of every
     4th real development clip, gate off: p50 2.9, p99 5.5) 1.5 x p99.9 (3.6) refused 21 % of real
-    frames, and lost frames cost EF beats; 2.5 x (6.1) refused 0.4 %. The clip gate still flags the real clips:
-    real clip medians lie above the largest held-out phantom clip's, so the clip margin stays 1."""
+    frames, and lost frames cost EF beats; 2.5 x (6.1) refused 0.4 %. The clip gate still flags the
+    real clips: their medians lie above the largest held-out phantom clip's, so the clip margin stays 1."""
     per = [np.asarray(c, np.float64) for c in clip_frame_scores if len(c)]
     if len(per) < 2:
         raise EdgeTanError("out-of-domain thresholds need at least 2 held-out clips")

@@ -13,6 +13,9 @@ namespace edgetan {
 namespace {
 
 const char *const LEAVES = "LV leaves the window";
+// Python tracker.OOD_REASON / NOISE_REASON: the reasons that keep the lock
+const char *const OOD_REASON = "image unlike the training data";
+const char *const NOISE_REASON = "noise frame, no image structure";
 const double NaN = std::numeric_limits<double>::quiet_NaN();
 
 double now_ms() {
@@ -292,7 +295,7 @@ std::string Tracker::check(const Pass &p, bool detect, bool has_prev, double pre
     const Metadata &md = engine_->metadata();
     if (ood_ && p.ood > ood_->frame_threshold) {   // noise, blank, another view, ...
         char buf[96];
-        std::snprintf(buf, sizeof buf, "image unlike the training data (score %.1f > %.1f)", p.ood, ood_->frame_threshold);
+        std::snprintf(buf, sizeof buf, "%s (score %.1f > %.1f)", OOD_REASON, p.ood, ood_->frame_threshold);
         return buf;
     }
     if (md.has_view && p.view_prob < min_view_prob_) {
@@ -456,7 +459,7 @@ static double neighbour_correlation(const cv::Mat &g) {
 
 static bool keeps_lock(const std::string &reason) {
     // an image unlike any LV (noise, a burst of artefact) says nothing about where the LV went
-    return reason.rfind("image unlike the training data", 0) == 0 || reason.rfind("noise frame, no image structure", 0) == 0;
+    return reason.rfind(OOD_REASON, 0) == 0 || reason.rfind(NOISE_REASON, 0) == 0;
 }
 
 void Tracker::lose(et_result &res, const std::string &reason) {
@@ -518,8 +521,8 @@ void Tracker::step(const cv::Mat &frame, et_result &res) {
         lose(res, "blank frame");
     } else if (cfg_.min_structure > 0 && (structure = neighbour_correlation(gray_)) < cfg_.min_structure) {
         char buf[96];
-        std::snprintf(buf, sizeof buf, "noise frame, no image structure (neighbour correlation %.2f < %.2f)",
-                      structure, cfg_.min_structure);
+        std::snprintf(buf, sizeof buf, "%s (neighbour correlation %.2f < %.2f)", NOISE_REASON, structure,
+                      cfg_.min_structure);
         lose(res, buf);
     } else {
         const Metadata &md = engine_->metadata();
