@@ -244,3 +244,53 @@ def test_window_pairs_consistency_sees_what_follows_the_window():
                 a12=torch.eye(3)[:2].expand(4, 2, 3).contiguous())
     loss, parts = consistency_loss(_DarkIsLV(shift=4), same, t)
     assert float(loss) < 1e-6                              # one window twice: nothing to disagree on
+
+
+def test_view_refit_fits_only_the_head_linears_and_keeps_both_phantom_views():
+    """view_refit: the head learns the site's view on held-out site windows while the phantom's two
+    views stay apart; nothing but the head's two Linear layers moves. The encoder is a fixed stand-in
+    (pooled 8x8 image through a fixed projection) so the features are informative without training."""
+    from torch import nn as tnn
+
+    from edge_tan.export.adapt.view_refit import refit_view_head
+
+    class FixedEncoder(tnn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.proj = tnn.Linear(64, c)
+            self.proj.requires_grad_(False)
+
+        def forward(self, x):
+            f = self.proj(tnn.functional.adaptive_avg_pool2d(x, 8).flatten(1))[:, :, None, None]
+            return [None] * 4 + [f]
+
+    torch.manual_seed(0)
+    m = build_model("tan", width=0.25).eval()
+    m.encoder = FixedEncoder(m.view_head[0].num_features)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64]
+
+    def wins(n, pattern):
+        return np.stack([np.clip(pattern + rng.normal(0, 20, (64, 64)), 0, 255).astype(np.uint8) for _ in range(n)])
+    site = wins(60, 120 + 80 * ((xx // 8 + yy // 8) % 2))                 # the site's look: a checkerboard
+    a2c, a4c = wins(40, 200 * (xx < 32)), wins(40, 200 * (xx >= 32))       # the two "views": bright left / right
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    rep = refit_view_head(m, site, 1, np.concatenate([a2c, a4c]), np.r_[np.zeros(40), np.ones(40)].astype(int))
+    moved = {k for k, v in m.state_dict().items() if not torch.equal(before[k], v)}
+    assert moved and all(k.startswith("view_head.") and k.split(".")[1] in ("1", "3") for k in moved)
+    assert rep["site_windows"] == 60 and rep["phantom_windows"] == 80 and rep["steps"] > 0
+    assert rep["held_out_accuracy_after"]["site"] == 1.0 and rep["held_out_accuracy_after"]["phantom"] == 1.0
+    assert rep["held_out_accuracy_before"]["phantom"] < 1.0     # it had to learn it
+    assert all(p.requires_grad for p in m.view_head.parameters())
+
+
+def test_adapt_with_a_site_view_refits_the_view_head(site, tmp_path):
+    rec = adapt(_cfg(site, out=str(tmp_path / "v.safetensors"), work=str(tmp_path / "v.work"), phases="bn,self",
+                     view="A4C"))
+    v = rec["phases"]["final"]["view_refit"]
+    assert v["site_windows"] > 0 and v["phantom_windows"] == v["site_windows"]
+    assert "view_refit" not in json.dumps(adapt_rec_without_view(site, tmp_path)["phases"]["final"])
+
+
+def adapt_rec_without_view(site, tmp_path):
+    return adapt(_cfg(site, out=str(tmp_path / "n.safetensors"), work=str(tmp_path / "n.work"), phases="bn,self"))

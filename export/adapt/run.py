@@ -412,8 +412,27 @@ class Adapter:
 
     def phase_final(self) -> dict:
         res, windows = self._track("final", "final: tracking with the adapted network", record=True)
-        return {"clips_tracked": sum(r is not None for r in res), "windows_seen": len(windows),
+        info = {"clips_tracked": sum(r is not None for r in res), "windows_seen": len(windows),
                 "tracker_states_after": _state_shares(res), "bn": self._bn("final", windows)}
+        if self.cfg.view and windows:
+            info["view_refit"] = self._refit_view(windows)
+        return info
+
+    def _refit_view(self, windows: list) -> dict:
+        """The view head re-fitted on the features the final BatchNorm pass left (view_refit.py): the
+        site's tracked windows labelled with its view, as many site-styled phantom windows with theirs."""
+        from .style import SiteStyle, stylise
+        from .view_refit import refit_view_head
+        from .windows import sample_windows
+        site = sample_windows(windows, self.cfg.bn_windows, self.cfg.seed + 11)
+        phantom, _ = self._phantom_seqs()
+        ds = self._samples(phantom, True, self.cfg.seed + 12)
+        style = SiteStyle.load(self.work / "style.npz")
+        rng = np.random.default_rng([self.cfg.seed, 12])
+        items = [ds[i] for i in range(len(site))]
+        ph = np.stack([stylise(it["image"][0], style, rng) for it in items])
+        views = np.array([int(it["view"]) for it in items])
+        return refit_view_head(self.model, site, VIEW_NAMES.index(self.cfg.view), ph, views, self.cfg.seed)
 
     # ---------------------------------------------------------------- main
     def run(self) -> dict:
@@ -485,13 +504,23 @@ def _stored_fp16(path: str) -> bool:
     return "F16" in dtypes and "F32" not in dtypes
 
 
+def _brief_view(v: dict | None) -> str:
+    if not v:
+        return ""
+    a, b = v["held_out_accuracy_after"], v["held_out_accuracy_before"]
+    pct = lambda x: "-" if x is None else f"{x:.0%}"  # noqa: E731
+    return (f"; view head re-fitted: held-out site windows {pct(b['site'])} -> {pct(a['site'])} right, "
+            f"phantom {pct(b['phantom'])} -> {pct(a['phantom'])}")
+
+
 def _brief(ph: str, info: dict) -> str:
     if ph in ("look", "final"):
         bn = info.get("bn") or {}
         st = info.get("tracker_states_before") or info.get("tracker_states_after") or {}
         return (f"{info['clips_tracked']} clips, {info['windows_seen']} windows; "
                 + (f"BN on {bn.get('windows')} windows; " if bn else "")
-                + f"redetect {st.get('redetect', 0):.1%}, lost {st.get('lost', 0):.1%}")
+                + f"redetect {st.get('redetect', 0):.1%}, lost {st.get('lost', 0):.1%}"
+                + _brief_view(info.get("view_refit")))
     if ph == "label":
         return f"{info['frames_kept']} of {info['frames_seen']} frames kept in {info['clips_with_labels']} clips"
     if "skipped" in info:
