@@ -285,12 +285,10 @@ def test_view_refit_fits_only_the_head_linears_and_keeps_both_phantom_views():
 
 
 def test_adapt_with_a_site_view_refits_the_view_head(site, tmp_path):
-    rec = adapt(_cfg(site, out=str(tmp_path / "v.safetensors"), work=str(tmp_path / "v.work"), phases="bn,self",
-                     view="A4C"))
-    v = rec["phases"]["final"]["view_refit"]
+    def final(**kw):
+        name = kw.get("view") or "none"
+        cfg = _cfg(site, out=str(tmp_path / f"{name}.safetensors"), work=str(tmp_path / f"{name}.work"), phases="bn,self", **kw)
+        return adapt(cfg)["phases"]["final"]
+    v = final(view="A4C")["view_refit"]
     assert v["site_windows"] > 0 and v["phantom_windows"] == v["site_windows"]
-    assert "view_refit" not in json.dumps(adapt_rec_without_view(site, tmp_path)["phases"]["final"])
-
-
-def adapt_rec_without_view(site, tmp_path):
-    return adapt(_cfg(site, out=str(tmp_path / "n.safetensors"), work=str(tmp_path / "n.work"), phases="bn,self"))
+    assert "view_refit" not in final()      # no site view: the head keeps what self-training left

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..train.samples import normalize
+from ..train.view_head import pooled_features
 
 EPOCHS = 60
 BATCH = 64
@@ -28,12 +29,12 @@ LR = 1e-3
 
 @torch.no_grad()
 def pooled(model, windows_u8: np.ndarray, batch: int = 32) -> torch.Tensor:
-    """(N, C) head input: the deepest encoder map pooled, as TAN.forward feeds the view head."""
+    """(N, C) view-head input of uint8 windows, in batches."""
     model.eval()
     out = []
     for i in range(0, len(windows_u8), batch):
         x = normalize(torch.from_numpy(np.ascontiguousarray(windows_u8[i:i + batch]))[:, None])
-        out.append(model.encoder(x)[4].mean((2, 3)))
+        out.append(pooled_features(model, x))
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 

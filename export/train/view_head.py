@@ -22,7 +22,8 @@ from ..weights import load_weights, save_weights
 from .samples import WarpedSamples, load_split_sequences, normalize, validation_arrays
 
 
-def _pooled(model, x: torch.Tensor) -> torch.Tensor:
+def pooled_features(model, x: torch.Tensor) -> torch.Tensor:
+    """The view head's input: the deepest encoder map, pooled (as TAN.forward computes it)."""
     return model.encoder(x)[4].mean((2, 3))
 
 
@@ -32,7 +33,7 @@ def _accuracy(model, head, val: dict, bs: int = 64) -> float:
         for i in range(0, len(val["image"]), bs):
             x = normalize(torch.from_numpy(val["image"][i:i + bs]))
             v = torch.from_numpy(val["view"][i:i + bs])
-            pred = head(_pooled(model, x)).argmax(1)
+            pred = head(pooled_features(model, x)).argmax(1)
             ok = v >= 0
             hits += int((pred[ok] == v[ok]).sum())
             n += int(ok.sum())
@@ -69,7 +70,7 @@ def fit_view_head(weights: str | Path, data_dir: str | Path, out: str | Path, mi
             items = [ds[i + k] for k in range(batch_size)]
             i += batch_size
             x = normalize(torch.from_numpy(np.stack([it["image"] for it in items])))
-            feats.append(_pooled(model, x))
+            feats.append(pooled_features(model, x))
             labels.append(torch.from_numpy(np.stack([it["view"] for it in items])))
     g, y = torch.cat(feats), torch.cat(labels)
     # 2) the head on standardised features: the pooled ReLU6 features share a large common offset, and a
