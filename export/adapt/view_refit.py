@@ -64,7 +64,7 @@ def refit_view_head(model, site_u8: np.ndarray, site_view: int, phantom_u8: np.n
     before = {"site": _accuracy(head.eval(), g[held & is_site], y[held & is_site]),
               "phantom": _accuracy(head, g[held & ~is_site], y[held & ~is_site])}
     lin = [p for m in head if isinstance(m, nn.Linear) for p in m.parameters()]
-    frozen = [p for p in head.parameters() if all(p is not q for q in lin)]
+    frozen = [p for m in head if not isinstance(m, nn.Linear) for p in m.parameters()]   # the head's BatchNorm
     for p in frozen:
         p.requires_grad_(False)
     opt = torch.optim.AdamW(lin, lr=LR, weight_decay=1e-4)
