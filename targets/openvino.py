@@ -7,9 +7,10 @@ N streams driven by an AsyncInferQueue. The CPU plugin here defaults to bf16 inf
 AVX512-BF16 CPUs, so fp32 artifacts pin INFERENCE_PRECISION_HINT=f32 (parity with torch) unless the
 caller asks otherwise; `describe()` reports what the compiled model actually runs in.
 
-bf16 artifacts are the fp32 IR marked "bf16": the CPU plugin computes the float graph in bfloat16
-where the CPU has native BF16 (OPTIMIZATION_CAPABILITIES lists BF16: AVX512-BF16, AMX). Where it does
-not, export and open refuse with "unsupported" (UsageError) instead of running fp32 under a bf16
+bf16 artifacts are the fp32 IR marked "bf16": the CPU plugin computes the segmentation decoder in
+bfloat16 and the ops the landmarks, view and feature outputs depend on in f32 (openvino_mixed says
+why) where the CPU has native BF16 (OPTIMIZATION_CAPABILITIES lists BF16: AVX512-BF16, AMX). Where it
+does not, export and open refuse with "unsupported" (UsageError) instead of running fp32 under a bf16
 label, and the precision the compiled model reads back is checked after every compile.
 """
 
@@ -82,14 +83,20 @@ def onnx_to_ov(onnx_path: str | Path):
         raise EdgeTanError(f"{Path(onnx_path).name}: OpenVINO cannot convert it: {first_line(e)}") from None
 
 
-def save_ir(model, xml_path: str | Path, metadata: ModelMetadata, compress_to_fp16: bool = False) -> Path:
+def save_ir(model, xml_path: str | Path, metadata: ModelMetadata, compress_to_fp16: bool = False,
+            precise_ops: list[str] | None = None) -> Path:
     """Write model.xml + model.bin with metadata in rt_info. Callers write into a temp dir that is
-    renamed into place afterwards (build.py), so the pair appears atomically."""
+    renamed into place afterwards (build.py), so the pair appears atomically. `precise_ops`: layers
+    that keep f32 under a lower inference precision (openvino_mixed), marked before the seal."""
     import openvino as ov
 
     set_metadata(model, metadata)
     xml_path = Path(xml_path)
     ov.save_model(model, str(xml_path), compress_to_fp16=bool(compress_to_fp16))
+    if precise_ops:
+        from .openvino_mixed import mark_precise
+
+        mark_precise(xml_path, precise_ops)
     seal_ir(xml_path)   # the IR carries a sha256 of its own .xml + .bin (edge_tan.runtime.seal)
     return xml_path
 
@@ -383,11 +390,17 @@ def build_ir(onnx_path: Path, xml: Path, md: ModelMetadata, req: BuildRequest) -
     ov_model = onnx_to_ov(onnx_path)
     if req.precision != "int8":
         # The CPU plugin here computes in f32/bf16 either way; fp16 halves the .bin, speed unchanged.
-        # bf16: fp32 weights, the plugin converts them at compile time (INFERENCE_PRECISION_HINT=bf16).
+        # bf16: fp32 weights, the plugin converts them at compile time (INFERENCE_PRECISION_HINT=bf16);
+        # the encoder and heads stay f32 (openvino_mixed: bf16 there moved the landmarks).
+        keep = None
         if req.precision == "bf16":
-            md.producer = {**md.producer, "inference_precision": "bf16"}
-        save_ir(ov_model, xml, md, compress_to_fp16=(req.precision == "fp16"))
-        return {}
+            from .openvino_mixed import MIXED_WHAT, f32_ops
+
+            keep = f32_ops(ov_model)
+            md.producer = {**md.producer, "inference_precision": "bf16",
+                           "mixed_precision": {"f32": MIXED_WHAT, "f32_ops": len(keep)}}
+        save_ir(ov_model, xml, md, compress_to_fp16=(req.precision == "fp16"), precise_ops=keep)
+        return {"mixed_precision": md.producer["mixed_precision"]} if keep else {}
     from .calibration import compare_outputs, quantize_ov
 
     q, rep = quantize_ov(onnx_to_ov(onnx_path), req.calib_set, req.val_set, accuracy_control=req.accuracy_control,
@@ -426,6 +439,13 @@ def throughput(path: Path, window: np.ndarray, n: int, streams: int = 2) -> dict
         r.close()
 
 
+def _build_key(req: BuildRequest) -> dict:
+    """What else decides the IR's bytes: bf16's f32/bf16 split (a cached all-bf16 IR is not reused)."""
+    from .openvino_mixed import MIXED_RECIPE
+
+    return {"bf16_split": MIXED_RECIPE} if req.precision == "bf16" else {}
+
+
 def _env_info() -> dict:
     return {"devices": list(core().available_devices)}
 
@@ -433,5 +453,5 @@ def _env_info() -> dict:
 register_backend(Backend(
     name="openvino", runner=OpenVinoRunner, suffix=".xml", requires=("openvino",), aliases=("ov",),
     target="openvino", precisions=("fp32", "fp16", "int8", "bf16"), build_requires=("torch", "onnx", "openvino", "nncf"),
-    build=build_ir, accuracy_control=True, env_info=_env_info, throughput=throughput,
+    build=build_ir, build_key=_build_key, accuracy_control=True, env_info=_env_info, throughput=throughput,
 ))

@@ -148,6 +148,50 @@ def test_other_backends_report_bf16_unsupported(tiny, tmp_path):
         build_artifact(model=str(tiny[2]), target="onnx", precision="bf16", out_dir=tmp_path)
 
 
+def test_bf16_split_keeps_every_op_the_tracking_outputs_read_in_f32(tiny, tmp_path):
+    """The f32 set is the ancestors of the non-segmentation outputs, found from the graph: it holds the
+    encoder and the heads, not the decoder's ops, and the saved IR carries `precise` on exactly those."""
+    ov = pytest.importorskip("openvino")
+    from edge_tan.targets import openvino as tov
+    from edge_tan.targets.openvino_mixed import f32_ops
+
+    model = tov.onnx_to_ov(tiny[2])
+    keep = f32_ops(model)
+    ops = {op.get_friendly_name(): op for op in model.get_ordered_ops()}
+    compute = [n for n, op in ops.items() if op.get_type_name() not in ("Parameter", "Constant", "Result")]
+    assert keep and set(keep) < set(compute)
+    seg_only = set(compute) - set(keep)
+    assert any(ops[n].get_type_name() in ("ConvolutionBackpropData", "Convolution") for n in seg_only)   # decoder
+    for name in ("landmarks", "view"):   # the heads' last ops are kept
+        assert any(o.get_any_name() == name for o in model.outputs)
+        result = next(o for o in model.outputs if o.get_any_name() == name).get_node()
+        assert result.input_value(0).get_node().get_friendly_name() in keep
+    xml = tov.save_ir(model, tmp_path / "model.xml", tiny[1], precise_ops=keep)
+    back = ov.Core().read_model(str(xml))
+    marked = {op.get_friendly_name() for op in back.get_ordered_ops()
+              if "DisablePrecisionConversion_0" in list(op.get_rt_info().keys())}
+    assert marked == set(keep)
+    from edge_tan.runtime.seal import read_seal
+
+    claimed, actual = read_seal(xml)
+    assert claimed == actual   # marked before the seal
+
+
+def test_bf16_split_refuses_names_that_are_not_layers(tiny_ir, tmp_path):
+    import shutil
+
+    from edge_tan.runtime.errors import EdgeTanError
+    from edge_tan.targets.openvino_mixed import mark_precise
+
+    xml = tmp_path / "model.xml"
+    shutil.copy(tiny_ir, xml)
+    shutil.copy(tiny_ir.with_suffix(".bin"), xml.with_suffix(".bin"))
+    before = xml.read_bytes()
+    with pytest.raises(EdgeTanError, match="not layers of the IR"):
+        mark_precise(xml, ["no-such-op"])
+    assert xml.read_bytes() == before
+
+
 def test_bf16_where_supported_runs_bf16_and_says_so(tiny, tmp_path):
     pytest.importorskip("openvino")
     from edge_tan.targets.build import build_artifact
@@ -163,10 +207,13 @@ def test_bf16_where_supported_runs_bf16_and_says_so(tiny, tmp_path):
     ref = torch_outputs(tiny[0], x)
     with open_model(xml, threads=1) as r:
         assert r.metadata.precision == "bf16" and r.metadata.producer["inference_precision"] == "bf16"
+        assert r.metadata.producer["mixed_precision"]["f32_ops"] > 0   # the artifact says what runs f32
         assert r.describe()["inference_precision"] == "bf16"
         out = r.infer(x)
         for k in ref:   # bf16 rounding, not fp32's 1e-4, and not garbage
             assert np.abs(out[k] - ref[k]).max() < 0.1, k
+        # the decoder really runs bf16 (the split did not silently make the whole graph f32)
+        assert np.abs(out["seg"] - ref["seg"]).max() > 1e-5
 
 
 # ---- the speed summary and its README section -------------------------------------------------
