@@ -658,7 +658,7 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="onnxruntime", help="backend for the evals")
     ap.add_argument("--parity-clips", type=int, default=2)
     ap.add_argument("--parity-backends", default="torch,onnxruntime,openvino,tensorrt,native")
-    ap.add_argument("--parity-precisions", default="fp32,fp16,int8")
+    ap.add_argument("--parity-precisions", default="fp32,fp16,bf16,int8")
     ap.add_argument("--qc-clips", type=int, default=80, help="clips per QC set (clean + degraded pairs)")
     ap.add_argument("--bench-args", default="", help="extra `edge-tan bench` options, recorded with the command")
     ap.add_argument("--speed-args", default="", help="extra `edge-tan bench` options of the speed step")
