@@ -99,6 +99,7 @@ Tracker::Tracker(std::unique_ptr<Engine> engine, const TrackerConfig &cfg) : eng
     tpl_sign_ = sign(ta);
     alpha_ = md.input_scale / md.input_std;
     beta_ = -md.input_mean / md.input_std;
+    for (int v = 0; v < 256; ++v) in_lut_[v] = float(double(v) * alpha_) + float(beta_);
     equalize_ = md.input_norm == "equalize";
     ood_ = cfg_.ood_gate && md.has_ood ? &md.ood : nullptr;
     lut_.create(1, 256, CV_8U);
@@ -213,11 +214,10 @@ Pass &Tracker::analyse(const Affine &M) {
     const int S = size_;
     cut_(gray_, win_, M);   // the Python tracker's WindowCut, byte for byte (geometry.hpp)
     float *in = engine_->input();
-    const float beta = float(beta_);
-    for (int y = 0; y < S; ++y) {
+    for (int y = 0; y < S; ++y) {   // 256-entry table of float(double(v) * alpha) + beta: Python's values
         const uchar *r = win_.ptr<uchar>(y);
         float *o = in + size_t(y) * S;
-        for (int x = 0; x < S; ++x) o[x] = float(double(r[x]) * alpha_) + beta;
+        for (int x = 0; x < S; ++x) o[x] = in_lut_[r[x]];
     }
     const double t1 = now_ms();
     engine_->infer();
@@ -264,12 +264,16 @@ Pass &Tracker::analyse(const Affine &M) {
     if (b.width && b.height) {   // how decisive the logits are around the LV
         int y0 = std::max(b.y - 4, 0), y1 = std::min(b.y + b.height + 4, S);
         int x0 = std::max(b.x - 4, 0), x1 = std::min(b.x + b.width + 4, S);
-        double s = 0;
-        for (int y = y0; y < y1; ++y) {
-            const float *r = p.score.ptr<float>(y);
-            for (int x = x0; x < x1; ++x) s += std::fabs(std::tanh(0.5f * r[x]));
-        }
-        p.certainty = s / double((y1 - y0) * (x1 - x0));
+        // mean |tanh(s / 2)| = mean (1 - e^-|s|) / (1 + e^-|s|), with OpenCV's vectorised exp: a
+        // scalar tanhf per pixel took ~0.2 ms of each frame (perf, INT8 on a 2-core Xeon)
+        const cv::Mat roi = p.score(cv::Range(y0, y1), cv::Range(x0, x1));
+        cv::absdiff(roi, cv::Scalar::all(0), cert_a_);
+        cert_a_.convertTo(cert_a_, CV_32F, -1.0);
+        cv::exp(cert_a_, cert_e_);
+        cv::subtract(cv::Scalar::all(1), cert_e_, cert_a_);
+        cv::add(cert_e_, cv::Scalar::all(1), cert_e_);
+        cv::divide(cert_a_, cert_e_, cert_a_);
+        p.certainty = cv::sum(cert_a_)[0] / double((y1 - y0) * (x1 - x0));
     } else {
         p.certainty = 0.0;
     }

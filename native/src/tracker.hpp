@@ -81,6 +81,8 @@ private:
     double min_view_prob_;
     int size_;
     double tpl_area_, tpl_sign_, alpha_, beta_;
+    float in_lut_[256];          // the network input of each grey level (float(double(v) * alpha) + beta)
+    cv::Mat cert_a_, cert_e_;    // scratch of the certainty (reused: no allocation per frame)
     bool equalize_;
     const OodRef *ood_ = nullptr;   // the artifact's out-of-domain reference (null: no gate)
     // state
