@@ -308,10 +308,6 @@ def _native_row(rq: Request, refs: list, reference: Runner, open_fn, tolerances:
     if cli is None:
         row.update(status="unavailable", reason=unavailable_reason())
         return row
-    if rq.precision == "bf16":   # the native runtime refuses bf16 IR itself; say so without building one
-        row.update(status="unsupported", reason="the native runtime computes an IR's float parts in f32 "
-                                                "(f16 for fp16 IR): bf16 is not a native precision")
-        return row
     runner = _open_for(Request("openvino", rq.precision), open_fn, row)
     if runner is None:
         return row

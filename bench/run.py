@@ -250,8 +250,7 @@ def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, fram
         progress(f"end-to-end ({n_e2e} frames)")
         with LoadMonitor() as lm2:
             row["e2e"] = end_to_end(runner, list(first), n_e2e)
-        if backend == "openvino" and path is not None and not baseline and precision != "bf16":
-            # (bf16 is not offered by the native runtime: it compiles fp32/int8 IR with f32 float parts)
+        if backend == "openvino" and path is not None and not baseline:
             from .native_row import native_e2e
             progress(f"native end-to-end ({n_e2e} frames)")
             with LoadMonitor() as lm3:

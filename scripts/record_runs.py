@@ -547,8 +547,8 @@ def step_profile(a) -> None:
 def step_native_parity(a) -> None:
     """Issue 22's parity record: the native tracker against the Python tracker on the same OpenVINO IR and
     frames, per frame (bench/native_row.compare_native, the limits tests/test_native.py asserts), on phantom
-    clips at 112, 224 and 600x800 px (final-test seed, A4C) and the GDCM ultrasound DICOM fixture, FP32 and
-    INT8 (NNCF, calibrated on a separate phantom set)."""
+    clips at 112, 224 and 600x800 px (final-test seed, A4C) and the GDCM ultrasound DICOM fixture, FP32,
+    INT8 (NNCF, calibrated on a separate phantom set) and, where the CPU has BF16, bf16."""
     import numpy as np
     from edge_tan.bench.native_row import (MAX_EF_POINTS, MAX_LM_PX, MIN_DICE, SAME_STATE, find_cli,
                                            native_vs_python, unavailable_reason)
@@ -568,7 +568,9 @@ def step_native_parity(a) -> None:
         clips["DICOM fixture (GDCM US-PAL-8-10x-echo)"] = lambda: np.asarray(read_video(dcm).frames)
     rows = []
     t0 = time.perf_counter()
-    for prec in ("fp32", "int8"):
+    from edge_tan.targets.openvino import bf16_support
+    precs = ("fp32", "int8") + (("bf16",) if bf16_support()[0] else ())   # bf16 where this CPU runs it
+    for prec in precs:
         runner = open_model(a.weights, "openvino", prec, calib=calib if prec == "int8" else None)
         try:
             for name, load in clips.items():

@@ -73,6 +73,19 @@ def ir_int8(tmp_path_factory):
     runner.close()
 
 
+@pytest.fixture(scope="module")
+def ir_bf16():
+    """The shipped model as a bf16 IR (its tracking path f32, the decoder bf16), where the CPU has BF16."""
+    from edge_tan.runtime.errors import UsageError
+    from edge_tan.targets.opener import open_model
+    try:
+        runner = open_model(None, "openvino", "bf16")
+    except UsageError as e:
+        pytest.skip(f"no bf16 here: {e}")
+    yield runner
+    runner.close()
+
+
 def _phantom(size, n_frames=30):
     from edge_tan.synth.generate import sequence_seed
     from edge_tan.synth.render import generate_sequence
@@ -100,7 +113,7 @@ CLIPS = {"phantom-112": lambda: _phantom((112, 112)), "phantom-224": lambda: _ph
          "phantom-600x800": lambda: _phantom((600, 800), 20), "dicom-fixture": _dicom_frames}
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("precision", ["fp32", "int8", "bf16"])
 @pytest.mark.parametrize("clip", list(CLIPS))
 def test_native_matches_python_tracker(native, clip, precision, request, tmp_path):
     """Issue 22's parity on every listed clip and precision. INT8 is the sharp one: one grey level of
@@ -397,27 +410,38 @@ def test_parity_native_column(native, ir_fp32, monkeypatch):
     assert row["summary"]["state_agree"] == 1.0 and row["summary"]["ef_abs_diff"] <= MAX_EF_POINTS
     bf = P.run_parity([seq], P.parse_requests("torch,native", "bf16"), lambda b, p: open_model(None, b, p), ref,
                       {"bf16": PC.tolerances_for("bf16")})
-    assert bf["rows"][-1]["status"] == "unsupported" and "bf16" in bf["rows"][-1]["reason"]   # never fp32 as bf16
+    from edge_tan.targets.openvino import bf16_support
+    if bf16_support()[0]:   # the bf16 IR in the C++ tracker, judged at fp32's tolerances as the openvino row
+        assert bf["rows"][-1]["status"] == "pass", bf["rows"][-1]["reason"]
+    else:                   # never fp32 under the bf16 label
+        assert bf["rows"][-1]["status"] == "unsupported" and "bf16" in bf["rows"][-1]["reason"]
     monkeypatch.setattr(native_row, "find_cli", lambda: None)
     rep = P.run_parity([seq], reqs, lambda b, p: open_model(None, b, p), ref, {"fp32": PC.tolerances_for("fp32")})
     assert rep["rows"][1]["status"] == "unavailable" and "native/build.sh" in rep["rows"][1]["reason"]
     assert not rep["passed"]                      # nothing compared is not a pass
 
 
-def test_native_refuses_a_bf16_artifact(native, tmp_path):
-    """The native runtime computes float parts in f32: a bf16 artifact is refused by name (never run as
-    fp32 under its bf16 label)."""
-    from edge_tan.runtime.errors import UsageError
+def test_native_bf16_runs_bf16_or_refuses_by_name(native, tmp_path):
+    """Where the CPU has BF16 the native runtime compiles a bf16 IR in bf16 (checked by reading the
+    compiled precision back); where it has not, it refuses the artifact by name, never f32 under its
+    label. Which branch runs depends on this machine's CPU; the other is covered where it has the other."""
+    from edge_tan.targets import openvino as tov
     from edge_tan.targets.opener import open_model
-    try:
-        r = open_model(None, "openvino", "bf16")
-    except UsageError as e:
-        pytest.skip(f"no bf16 here: {e}")
+    from edge_tan.targets.openvino_mixed import f32_ops
+    ok, _ = tov.bf16_support()
+    onnx = ROOT / "edge_tan" / "assets" / "tan_default.onnx"
+    with open_model(onnx) as r:   # a bf16 IR written directly (export itself refuses bf16 without BF16)
+        md = r.metadata.__class__.from_dict({**r.metadata.to_dict(), "precision": "bf16"})
+    model = tov.onnx_to_ov(onnx)
+    xml = tov.save_ir(model, tmp_path / "model.xml", md, precise_ops=f32_ops(model))
     np.save(tmp_path / "c.npy", _phantom((112, 112), 3))
-    proc = subprocess.run([str(CLI), "track", str(tmp_path / "c.npy"), "--model", str(r.origin.path)],
-                          capture_output=True, text=True, timeout=300)
-    r.close()
-    assert proc.returncode != 0 and "bf16 artifact" in proc.stderr, proc.stderr
+    proc = subprocess.run([str(CLI), "track", str(tmp_path / "c.npy"), "--model", str(xml),
+                           "--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=300)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads((tmp_path / "r.json").read_text())["model"]["precision"] == "bf16"
+    else:
+        assert proc.returncode != 0 and "bf16 unsupported" in proc.stderr, proc.stderr
 
 
 def _native_clinical(curve: np.ndarray, fps: float) -> float:

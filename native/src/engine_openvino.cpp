@@ -1,7 +1,8 @@
 // OpenVINO runtime (C++ API) for IR (.xml/.bin, metadata in rt_info/edge_tan/<field>) and ONNX
 // (metadata_props "edge_tan.<field>", which OpenVINO's ONNX frontend exposes as rt_info/framework).
 // Compiled like targets/openvino.py's LATENCY runner: static batch 1, one stream, one request, and
-// INFERENCE_PRECISION_HINT from the artifact precision (f32 for fp32/int8, f16 for fp16).
+// INFERENCE_PRECISION_HINT from the artifact precision (f32 for fp32/int8, f16 for fp16, bf16 for bf16
+// where the CPU has native BF16: the IR keeps its tracking path f32 itself, targets/openvino_mixed.py).
 #include <fstream>
 #include <vector>
 
@@ -74,9 +75,9 @@ public:
             throw Error(ET_ERR_MODEL, name + ": OpenVINO cannot read it: " + first_line(e.what()));
         }
         md_ = Metadata::from_props(read_props(model, onnx, name), name);
-        if (md_.precision == "bf16")   // never f32 under a bf16 label (the Python runner checks the read-back)
-            throw Error(ET_ERR_MODEL, name + ": a bf16 artifact: the native runtime computes float parts in f32 "
-                                             "(f16 for fp16 IR), so it runs fp32, fp16 and int8 IR only");
+        const bool bf16 = md_.precision == "bf16";
+        std::string dev = opt.device.empty() ? "CPU" : opt.device;
+        if (bf16) check_bf16(dev, name);   // never f32 under a bf16 label
         const int W = md_.window;
         if (model->inputs().size() != 1)
             throw Error(ET_ERR_MODEL, name + ": expected 1 input, the model has " + std::to_string(model->inputs().size()));
@@ -88,9 +89,9 @@ public:
                 throw Error(ET_ERR_MODEL, name + ": input shape does not match the metadata window (1, " +
                                               std::to_string(W) + ", " + std::to_string(W) + ")");
         ov::AnyMap cfg{ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY), ov::num_streams(1)};
-        std::string dev = opt.device.empty() ? "CPU" : opt.device;
         if (dev.rfind("CPU", 0) == 0 || dev.rfind("GPU", 0) == 0)
-            cfg.emplace(ov::hint::inference_precision(md_.precision == "fp16" ? ov::element::f16 : ov::element::f32));
+            cfg.emplace(ov::hint::inference_precision(bf16 ? ov::element::bf16
+                                                      : md_.precision == "fp16" ? ov::element::f16 : ov::element::f32));
         if (opt.threads > 0 && dev.rfind("CPU", 0) == 0) {
             cfg.emplace(ov::inference_num_threads(opt.threads));
             cfg.emplace(ov::hint::enable_cpu_pinning(false));
@@ -102,6 +103,9 @@ public:
         } catch (const std::exception &e) {
             throw Error(ET_ERR_MODEL, "OpenVINO cannot compile " + name + " for " + dev + ": " + first_line(e.what()));
         }
+        if (bf16 && compiled_.get_property(ov::hint::inference_precision) != ov::element::bf16)   // read back
+            throw Error(ET_ERR_MODEL, name + ": bf16 unsupported on " + dev + ": the compiled model runs " +
+                                          compiled_.get_property(ov::hint::inference_precision).get_type_name());
         in_.assign(size_t(W) * W, 0.0f);
         req_.set_input_tensor(ov::Tensor(ov::element::f32, ov::Shape{1, 1, size_t(W), size_t(W)}, in_.data()));
         bind("seg", ov::Shape{1, 2, size_t(W), size_t(W)}, seg_, true, name);
@@ -126,6 +130,24 @@ public:
     std::string backend() const override { return "native-openvino"; }
 
 private:
+    // bf16 only where the device computes it natively (as targets/openvino.bf16_support): a CPU whose
+    // OPTIMIZATION_CAPABILITIES list BF16 (AVX512-BF16, AMX); elsewhere the plugin would emulate or
+    // silently run f32.
+    void check_bf16(const std::string &dev, const std::string &name) {
+        if (dev.rfind("CPU", 0) != 0)
+            throw Error(ET_ERR_MODEL, name + ": bf16 unsupported on " + dev + ": bf16 artifacts run on CPU only");
+        std::vector<std::string> caps;
+        try {
+            caps = core_.get_property(dev, ov::device::capabilities);
+        } catch (const std::exception &e) {
+            throw Error(ET_ERR_MODEL, name + ": bf16 unsupported on " + dev + ": " + first_line(e.what()));
+        }
+        for (const auto &c : caps)
+            if (c == "BF16") return;
+        throw Error(ET_ERR_MODEL, name + ": bf16 unsupported on " + dev +
+                                      ": no native BF16 (OPTIMIZATION_CAPABILITIES lacks BF16)");
+    }
+
     // Output tensors are our own buffers, bound once: infer() allocates nothing.
     void bind(const char *out, const ov::Shape &want, std::vector<float> &buf, bool, const std::string &name) {
         const ov::Output<const ov::Node> *port = nullptr;
