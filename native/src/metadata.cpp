@@ -176,9 +176,6 @@ OodRef parse_ood(const json &d, const std::string &name) {
 }
 }  // namespace
 
-// score = sqrt((sum_i (w_i . d)^2 + max(|d|^2 - sum_i (u_i . d)^2, 0) / resid_var) / C), d = f - mean:
-// d in float32 as numpy forms it, the dot products and sums in double (numpy sums float32 in its own
-// order; double is at least as close to the exact value), the result rounded to float32 as numpy's is.
 // 64 independent float partial sums (vectorised by the compiler); on x86-64 GCC builds one clone per
 // vector width and the loader picks the CPU's widest (the library itself targets baseline x86-64).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -196,6 +193,9 @@ static float dot_f32(const float *a, const float *b, int n) {
     return s;
 }
 
+// score = sqrt((sum_i (w_i . d)^2 + max(|d|^2 - sum_i (u_i . d)^2, 0) / resid_var) / C), d = f - mean:
+// d in float32 as numpy forms it, the dot products and sums in double (numpy sums float32 in its own
+// order; double is at least as close to the exact value), the result rounded to float32 as numpy's is.
 double OodRef::score(const float *feat) const {
     if (knn) {   // KNNReference.scores: (1 - mean of the k largest cosines to the prototypes) / scale
         double n2 = 0;
