@@ -267,13 +267,15 @@ Pass &Tracker::analyse(const Affine &M) {
         // mean |tanh(s / 2)| = mean (1 - e^-|s|) / (1 + e^-|s|), with OpenCV's vectorised exp: a
         // scalar tanhf per pixel took ~0.2 ms of each frame (perf, INT8 on a 2-core Xeon)
         const cv::Mat roi = p.score(cv::Range(y0, y1), cv::Range(x0, x1));
-        cv::absdiff(roi, cv::Scalar::all(0), cert_a_);
-        cert_a_.convertTo(cert_a_, CV_32F, -1.0);
-        cv::exp(cert_a_, cert_e_);
-        cv::subtract(cv::Scalar::all(1), cert_e_, cert_a_);
-        cv::add(cert_e_, cv::Scalar::all(1), cert_e_);
-        cv::divide(cert_a_, cert_e_, cert_a_);
-        p.certainty = cv::sum(cert_a_)[0] / double((y1 - y0) * (x1 - x0));
+        if (cert_buf_.cols != 2 * S * S) cert_buf_.create(1, 2 * S * S, CV_32F);   // once: headers below
+        cv::Mat a(roi.rows, roi.cols, CV_32F, cert_buf_.ptr<float>()), e(roi.rows, roi.cols, CV_32F, cert_buf_.ptr<float>() + S * S);
+        cv::absdiff(roi, cv::Scalar::all(0), a);
+        a.convertTo(a, CV_32F, -1.0);
+        cv::exp(a, e);
+        cv::subtract(cv::Scalar::all(1), e, a);
+        cv::add(e, cv::Scalar::all(1), e);
+        cv::divide(a, e, a);
+        p.certainty = cv::sum(a)[0] / double((y1 - y0) * (x1 - x0));
     } else {
         p.certainty = 0.0;
     }

@@ -82,7 +82,7 @@ private:
     int size_;
     double tpl_area_, tpl_sign_, alpha_, beta_;
     float in_lut_[256];          // the network input of each grey level (float(double(v) * alpha) + beta)
-    cv::Mat cert_a_, cert_e_;    // scratch of the certainty (reused: no allocation per frame)
+    cv::Mat cert_buf_;           // scratch of the certainty, 2 windows' worth, allocated once
     bool equalize_;
     const OodRef *ood_ = nullptr;   // the artifact's out-of-domain reference (null: no gate)
     // state
