@@ -69,7 +69,7 @@ FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
 SOAK_EVERY, SOAK_WARMUP, SOAK_FLAT_KIB = 5000, 5000, 1024   # sample every, ignore the first, allowed growth after
 STEPS = ("bench", "speed", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile",
-         "real-dev", "ood", "soak", "native-parity", "ov-settings")
+         "real-dev", "real-adapt-reach", "ood", "soak", "native-parity", "ov-settings")
 SHARED = ROOT.parent / "shared"   # the workspace's shared tools and reference data, beside the checkout
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
@@ -468,6 +468,44 @@ def step_real_dev(a) -> None:
     write_record("real-dev", cmds, result, wall, 0)
 
 
+def step_real_adapt_reach(a) -> None:
+    """Issue 24's reach target: `edge-tan adapt` with its default budget on all 103 real clips (both parts),
+    recording only how far each phase got (clips tracked, labelled, minutes). Nothing is evaluated: the
+    adapted weights are thrown away, so the final part still chooses and scores nothing adapted on it."""
+    from edge_tan.bench import real_dev
+    if not real_dev.present():
+        print(f"skip real-adapt-reach: the real development set is not on this machine ({real_dev.DEFAULT_ROOT})",
+              flush=True)
+        return
+    from edge_tan.export.weights import read_header
+    from edge_tan.runtime.defaults import default_weights_path
+    import shutil
+    w = a.work / "real-adapt-reach"
+    shutil.rmtree(w, ignore_errors=True)
+    w.mkdir(parents=True)
+    weights = Path(a.weights) if a.weights else default_weights_path()
+    out = w / "adapted.safetensors"
+    argv = ET + ["adapt", weights, real_dev.DEFAULT_ROOT / "videos", "--out", out, "--work", w / "adapted.work",
+                 "--view", "A4C"]
+    t = run(argv)[1]
+    ad = json.loads(read_header(out)["edge_tan.training"])["adaptation"]
+    ph = ad["phases"]
+    result = {"clips_given": len(list((real_dev.DEFAULT_ROOT / "videos").glob("*.avi"))),
+              "clips_used": ad["clips"]["used"], "clips_skipped": ad["clips"]["skipped"],
+              "frames_read": ad["clips"]["frames_read"], "budget_min": ad["budget_min"], "used_s": ad["used_s"],
+              "wall_s": round(t, 1),
+              "plan": ad["plan"],
+              "reach": {"look_clips_tracked": ph.get("look", {}).get("clips_tracked"),
+                        "label_clips_with_labels": ph.get("label", {}).get("clips_with_labels"),
+                        "label_frames_kept": ph.get("label", {}).get("frames_kept"),
+                        "self_steps": ph.get("self", {}).get("steps"),
+                        "final_clips_tracked": ph.get("final", {}).get("clips_tracked")},
+              "phase_wall_s": {k: v.get("wall_s") for k, v in ph.items()},
+              "evaluated": "nothing (the weights are discarded; the final part stays unscored by them)"}
+    out.unlink(missing_ok=True)
+    write_record("real-adapt-reach", [shown(argv)], result, t, 0)
+
+
 def run_captured(argv: list) -> tuple[str, float]:
     """Run one command in the checkout, print and return its stdout; (stdout, wall seconds)."""
     print("$ " + shown(argv), flush=True)
@@ -694,7 +732,7 @@ def main(argv=None) -> int:
     todo = {"bench": step_bench, "speed": step_speed, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
             "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile,
-            "real-dev": step_real_dev, "ood": step_ood, "soak": step_soak, "native-parity": step_native_parity,
+            "real-dev": step_real_dev, "real-adapt-reach": step_real_adapt_reach, "ood": step_ood, "soak": step_soak, "native-parity": step_native_parity,
             "ov-settings": step_ov_settings}
     for s in steps:
         todo[s](a)
