@@ -73,7 +73,8 @@ def from_record(what: str, command: str | None = None):
 # ---- which model and phantom a record describes -----------------------------------------------
 # what a record's figures depend on: the model record describes weights only, the profile the
 # phantom only (against real echo statistics), every other one both
-DEPENDS = {"model": ("model",), "profile": ("phantom",), "real-dev": ("model",)}   # real clips: no phantom
+DEPENDS = {"model": ("model",), "profile": ("phantom",), "real-dev": ("model",),   # real clips: no phantom
+           "real-adapt-reach": ("model",)}
 
 
 def shipped_phantom() -> str:
@@ -702,10 +703,25 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
     return "\n".join(lines)
 
 
+@from_record("real-adapt-reach", "python scripts/record_runs.py --only real-adapt-reach")
+def r_real_adapt_reach(folder: Path, rec: dict, results: Path) -> str:
+    """Issue 24's reach target: adapt with its default budget on all the real clips, how far each phase got."""
+    r = rec["result"]
+    reach = r["reach"]
+    rows = [[f"{r['clips_given']}", f"{r['clips_used']} ({r['clips_skipped']} skipped)",
+             f"{reach['look_clips_tracked']}", f"{reach['label_clips_with_labels']} ({reach['label_frames_kept']:,} frames)",
+             f"{reach['self_steps']:,}", f"{reach['final_clips_tracked']}",
+             f"{r['used_s'] / 60:.1f} of {r['budget_min']:g} min"]]
+    return "\n".join([source_line(folder, rec) + ". " + r["evaluated"].capitalize() + ".", ""] + md_table(
+        ["real clips given", "read", "tracked (look)", "with pseudo-labels (label)", "self-training steps",
+         "tracked again (final)", "budget used"], rows))
+
+
 RENDERERS = {"headline": r_headline, "speed": r_speed, "bench": r_bench, "eval": r_eval, "parity": r_parity, "model": r_model,
              "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
              "adapt": r_adapt, "qc": r_qc, "native-parity": r_native_parity, "ov-settings": r_ov_settings, "ood": r_ood, "batch": r_batch, "per_view": r_per_view,
-             "profile": r_profile, "real_dev": r_real_dev, "soak": r_soak}
+             "profile": r_profile, "real_dev": r_real_dev, "soak": r_soak,
+             "real-adapt-reach": r_real_adapt_reach}
 
 
 # ---- documents ------------------------------------------------------------------------------
