@@ -146,6 +146,14 @@ def _cache_hit(dest: Path, artifact: Path) -> str | None:
     return sealed
 
 
+def _intact(dest: Path, artifact: Path) -> str | None:
+    """`_cache_hit` without raising: the seal digest of a complete, intact entry, else None."""
+    try:
+        return _cache_hit(dest, artifact)
+    except SealError:
+        return None
+
+
 def _source_onnx(ref: ModelRef, dest: Path, window: int | None, opset: int, onnx_b: Backend) -> None:
     """The fp32 ONNX every other artifact starts from: an .onnx source restamped, else exported."""
     from .onnx_file import onnx_metadata, restamp_onnx
@@ -233,7 +241,8 @@ def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "on
             return Built(artifact, True, time.perf_counter() - t0, sealed)
 
     report: dict = {}
-    with atomic_dir(dest) as tmp:
+    # another process (a batch worker) may finish the same entry first: keep its intact one
+    with atomic_dir(dest, keep=None if force else lambda: _intact(dest, artifact) is not None) as tmp:
         if b is registry.for_target(ONNX_SOURCE_TARGET):   # 1) the fp32 ONNX itself
             _source_onnx(ref, tmp / b.artifact_name, window, opset, b)
         else:             # 2) from the cached fp32 ONNX, by the backend's own builder
@@ -247,4 +256,5 @@ def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "on
                 "key_inputs": key_doc, "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "build_seconds": round(time.perf_counter() - t0, 2), **report}
         write_text(tmp / "build.json", json.dumps(info, indent=1, default=str))
+    digest = _intact(dest, artifact) or digest   # ours, or the equivalent entry another process wrote first
     return Built(artifact, False, time.perf_counter() - t0, digest)

@@ -8,6 +8,7 @@ the network. What is under test is the registry plumbing, not inference.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -89,3 +90,32 @@ def test_the_cli_sees_it_too(thr, tmp_path):
     save_sequence(toy_sequence("clip", T=3), tmp_path / "clip.npz")
     bad = CliRunner().invoke(app, ["track", str(tmp_path / "clip.npz"), "--backend", "tflite"])
     assert bad.exit_code != 0 and "thr-test" in bad.output   # the registry's names, new one included
+
+
+def test_an_entry_another_process_finished_first_is_kept_not_swapped(thr, tmp_path):
+    """Two batch workers opening the same artifact on a fresh machine both build it: the one that ends
+    second keeps the first one's intact entry (replacing it takes two renames, and the first worker
+    could open the path in between and miss it) and reports that entry's digest."""
+    from edge_tan.targets.build import build_artifact
+    art = tmp_path / "art"
+    seen = {}
+
+    def racing_build(onnx_path, dest, md, request):
+        if "started" not in seen:   # while this build runs, "another process" finishes the same entry
+            seen["started"] = True
+            seen["inner"] = build_artifact(thr, "thr", "fp32", art)
+            seen["ino"] = seen["inner"].path.parent.stat().st_ino
+        return build_thr(onnx_path, dest, md, request)
+
+    registry.unregister_backend(BACKEND.name)
+    registry.register_backend(dataclasses.replace(BACKEND, build=racing_build))
+    try:
+        outer = build_artifact(thr, "thr", "fp32", art)
+    finally:
+        registry.unregister_backend(BACKEND.name)
+        registry.register_backend(BACKEND)
+    assert not seen["inner"].cached and not outer.cached
+    assert outer.path == seen["inner"].path and outer.path.parent.stat().st_ino == seen["ino"]   # not swapped
+    assert outer.sha256 == seen["inner"].sha256 is not None
+    assert not [p for p in art.iterdir() if p.name.startswith(".")]   # no temp left behind
+    assert build_artifact(thr, "thr", "fp32", art).cached

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .errors import EdgeTanError
 
@@ -91,8 +91,13 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 
 @contextlib.contextmanager
-def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp directory beside `dest`; it replaces `dest` only if the block succeeds."""
+def atomic_dir(dest: str | os.PathLike, keep: Callable[[], bool] | None = None) -> Iterator[Path]:
+    """Yield a temp directory beside `dest`; it replaces `dest` only if the block succeeds.
+
+    keep: for caches that several processes may fill at once (batch workers opening the same artifact):
+    when `dest` exists by the time the block ends and keep() says it is complete, the existing `dest` is
+    left alone and the temp directory dropped. Replacing it takes two renames, and a reader that had
+    just found it could open the path in between and miss it."""
     dest = Path(dest)
     ensure_dir(dest.parent)
     try:
@@ -102,13 +107,20 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        if dest.exists():
+        if dest.exists() and keep is not None and keep():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
             os.replace(dest, old / "x")
             os.replace(tmp, dest)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, dest)
+            try:
+                os.replace(tmp, dest)
+            except OSError:   # another writer's `dest` appeared since the check: keep it if complete
+                if not (dest.exists() and keep is not None and keep()):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError):
