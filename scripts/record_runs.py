@@ -355,7 +355,6 @@ def step_adapt(a) -> None:
     import os
     import shutil
     from edge_tan.runtime.defaults import default_weights_path
-    from edge_tan.export.weights import read_header
     w, cmds, wall = a.work / "adapt", [], 0.0
     load = {"before": os.getloadavg()}
     sets = {}
@@ -378,9 +377,7 @@ def step_adapt(a) -> None:
         wall += t
         cmds.append(shown(argv))
         weights[name] = out
-        head = read_header(out)
-        result["adaptation"][name] = {"wall_s": round(t, 1),
-                                      **json.loads(head["edge_tan.training"])["adaptation"]}
+        result["adaptation"][name] = {"wall_s": round(t, 1), **adaptation_of(out)}
     load["after_adapt"] = os.getloadavg()
     for name, wt in weights.items():
         js = w / f"eval-{name}.json"
@@ -409,6 +406,12 @@ def real_dev_summary(js: Path) -> dict:
                           "fac_constant_median_mae": float(np.mean(np.abs(fac_ref - np.median(fac_ref))) * 100)
                           if len(fac_ref) else None},
             "reference_ef": {"mean": float(ref.mean()), "sd": float(ref.std(ddof=1)) if len(ref) > 1 else None}}
+
+
+def adaptation_of(weights: Path) -> dict:
+    """What `edge-tan adapt` wrote into its weights' header: clips, phases, budget (never an image)."""
+    from edge_tan.export.weights import read_header
+    return json.loads(read_header(weights)["edge_tan.training"])["adaptation"]
 
 
 def step_real_dev(a) -> None:
@@ -451,8 +454,7 @@ def step_real_dev(a) -> None:
         t = run(argv)[1]
         wall += t
         cmds.append(shown(argv))
-        from edge_tan.export.weights import read_header
-        ad = json.loads(read_header(out)["edge_tan.training"])["adaptation"]
+        ad = adaptation_of(out)
         result["adaptation" if tag == "adapted" else f"adaptation_{tag}"] = {
             "wall_s": round(t, 1), "used_s": ad["used_s"], "plan": ad["plan"], "clips_used": ad["clips"]["used"],
             "phases": ad["phases"]}
@@ -477,7 +479,6 @@ def step_real_adapt_reach(a) -> None:
         print(f"skip real-adapt-reach: the real development set is not on this machine ({real_dev.DEFAULT_ROOT})",
               flush=True)
         return
-    from edge_tan.export.weights import read_header
     from edge_tan.runtime.defaults import default_weights_path
     import shutil
     w = a.work / "real-adapt-reach"
@@ -488,7 +489,7 @@ def step_real_adapt_reach(a) -> None:
     argv = ET + ["adapt", weights, real_dev.DEFAULT_ROOT / "videos", "--out", out, "--work", w / "adapted.work",
                  "--view", "A4C"]
     t = run(argv)[1]
-    ad = json.loads(read_header(out)["edge_tan.training"])["adaptation"]
+    ad = adaptation_of(out)
     ph = ad["phases"]
     result = {"clips_given": len(list((real_dev.DEFAULT_ROOT / "videos").glob("*.avi"))),
               "clips_used": ad["clips"]["used"], "clips_skipped": ad["clips"]["skipped"],

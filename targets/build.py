@@ -241,8 +241,14 @@ def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "on
             return Built(artifact, True, time.perf_counter() - t0, sealed)
 
     report: dict = {}
-    # another process (a batch worker) may finish the same entry first: keep its intact one
-    with atomic_dir(dest, keep=None if force else lambda: _intact(dest, artifact) is not None) as tmp:
+    # another process (a batch worker) may finish the same entry first: keep its intact one (and its digest)
+    theirs: dict = {}
+
+    def keep_theirs() -> bool:
+        theirs["digest"] = _intact(dest, artifact)
+        return theirs["digest"] is not None
+
+    with atomic_dir(dest, keep=None if force else keep_theirs) as tmp:
         if b is registry.for_target(ONNX_SOURCE_TARGET):   # 1) the fp32 ONNX itself
             _source_onnx(ref, tmp / b.artifact_name, window, opset, b)
         else:             # 2) from the cached fp32 ONNX, by the backend's own builder
@@ -256,5 +262,4 @@ def build_artifact(model: "str | Path | ModelRef" = "default", target: str = "on
                 "key_inputs": key_doc, "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "build_seconds": round(time.perf_counter() - t0, 2), **report}
         write_text(tmp / "build.json", json.dumps(info, indent=1, default=str))
-    digest = _intact(dest, artifact) or digest   # ours, or the equivalent entry another process wrote first
-    return Built(artifact, False, time.perf_counter() - t0, digest)
+    return Built(artifact, False, time.perf_counter() - t0, theirs.get("digest") or digest)

@@ -105,9 +105,10 @@ def atomic_dir(dest: str | os.PathLike, keep: Callable[[], bool] | None = None) 
     except OSError as e:
         raise WriteFailed(f"cannot write {dest}: {e.strerror or e}") from None
     os.chmod(tmp, 0o777 & ~_umask())
+    kept = lambda: keep is not None and dest.exists() and keep()  # noqa: E731
     try:
         yield tmp
-        if dest.exists() and keep is not None and keep():
+        if kept():
             shutil.rmtree(tmp, ignore_errors=True)
         elif dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
@@ -118,7 +119,7 @@ def atomic_dir(dest: str | os.PathLike, keep: Callable[[], bool] | None = None) 
             try:
                 os.replace(tmp, dest)
             except OSError:   # another writer's `dest` appeared since the check: keep it if complete
-                if not (dest.exists() and keep is not None and keep()):
+                if not kept():
                     raise
                 shutil.rmtree(tmp, ignore_errors=True)
     except BaseException as e:
