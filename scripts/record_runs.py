@@ -504,7 +504,8 @@ def step_real_adapt_reach(a) -> None:
                         "final_clips_tracked": ph.get("final", {}).get("clips_tracked")},
               "phase_wall_s": {k: v.get("wall_s") for k, v in ph.items()},
               "evaluated": "nothing (the weights are discarded; the final part stays unscored by them)"}
-    out.unlink(missing_ok=True)
+    out.unlink(missing_ok=True)   # discarded with its work folder (pseudo-labels of real frames): nothing stays
+    shutil.rmtree(w / "adapted.work", ignore_errors=True)
     write_record("real-adapt-reach", [shown(argv)], result, t, 0)
 
 
@@ -734,8 +735,8 @@ def main(argv=None) -> int:
     todo = {"bench": step_bench, "speed": step_speed, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
             "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile,
-            "real-dev": step_real_dev, "real-adapt-reach": step_real_adapt_reach, "ood": step_ood, "soak": step_soak, "native-parity": step_native_parity,
-            "ov-settings": step_ov_settings}
+            "real-dev": step_real_dev, "real-adapt-reach": step_real_adapt_reach, "ood": step_ood, "soak": step_soak,
+            "native-parity": step_native_parity, "ov-settings": step_ov_settings}
     for s in steps:
         todo[s](a)
     print("now: python scripts/render_docs.py   (README and model card tables from these records)")

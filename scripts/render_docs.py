@@ -709,7 +709,8 @@ def r_real_adapt_reach(folder: Path, rec: dict, results: Path) -> str:
     r = rec["result"]
     reach = r["reach"]
     rows = [[f"{r['clips_given']}", f"{r['clips_used']} ({r['clips_skipped']} skipped)",
-             f"{reach['look_clips_tracked']}", f"{reach['label_clips_with_labels']} ({reach['label_frames_kept']:,} frames)",
+             f"{reach['look_clips_tracked']}",
+             f"{reach['label_clips_with_labels']} ({reach['label_frames_kept']:,} frames)",
              f"{reach['self_steps']:,}", f"{reach['final_clips_tracked']}",
              f"{r['used_s'] / 60:.1f} of {r['budget_min']:g} min"]]
     return "\n".join([source_line(folder, rec) + ". " + r["evaluated"].capitalize() + ".", ""] + md_table(

@@ -8,8 +8,9 @@ out-of-domain feature outputs depend on (the encoder and the two heads) and leav
 decoder in bf16: open-loop landmarks 0.07 px, closed-loop landmarks 0.004 px, network 1.8x faster
 than f32 (all-bf16 2.5x). The CPU plugin still runs the heads' fully connected layers in bf16 (it
 does not honour the mark on the FullyConnected it makes of a MatMul): the feature output is exact,
-and the landmarks' remaining 0.07 px come from those two small layers. The split is found from the graph (ancestors of the non-segmentation
-outputs), not from layer names, so it follows the architecture.
+and the landmarks' remaining 0.07 px come from those two small layers. The split is found from the
+graph (ancestors of the non-segmentation outputs), not from layer names, so it follows the
+architecture.
 
 How: OpenVINO keeps an op in its original precision under a lower inference precision when the op
 carries the `precise` runtime attribute (ov::DisableFP16Compression, read back as

@@ -268,7 +268,8 @@ Pass &Tracker::analyse(const Affine &M) {
         // scalar tanhf per pixel took ~0.2 ms of each frame (perf, INT8 on a 2-core Xeon)
         const cv::Mat roi = p.score(cv::Range(y0, y1), cv::Range(x0, x1));
         if (cert_buf_.cols != 2 * S * S) cert_buf_.create(1, 2 * S * S, CV_32F);   // once: headers below
-        cv::Mat a(roi.rows, roi.cols, CV_32F, cert_buf_.ptr<float>()), e(roi.rows, roi.cols, CV_32F, cert_buf_.ptr<float>() + S * S);
+        float *buf = cert_buf_.ptr<float>();
+        cv::Mat a(roi.rows, roi.cols, CV_32F, buf), e(roi.rows, roi.cols, CV_32F, buf + S * S);
         cv::absdiff(roi, cv::Scalar::all(0), a);
         a.convertTo(a, CV_32F, -1.0);
         cv::exp(a, e);
