@@ -23,4 +23,4 @@ a split would pass dozens of intermediate values around or risk reordering draws
 phantom clip staying identical is the check).
 """
 
-GENERATOR_VERSION = "edge-tan-synth/2"
+GENERATOR_VERSION = "edge-tan-synth/3"

@@ -4,7 +4,8 @@ Heart-local frame: origin at the LV endocardial apex, v along the LV long axis t
 plane (v = L), u perpendicular (u < 0: septal / inferior side, image left; u > 0: lateral /
 anterior side, image right). Shapes are analytic profiles so the cavity (the ground-truth label)
 is exact. The echogenicity map is painted from the same profiles but not on the label's level set:
-its endocardium is ragged, with trabeculae and papillary muscles inside the traced cavity.
+its endocardium is ragged; the wall's trabecular inner layer lies outside the traced cavity (the
+blood-pool convention of real tracings), papillary muscles inside it.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class Tissue:
     aorta: bool = False
     dropouts: tuple = ()       # ((u, v, radius_mm, strength), ...)
     segment_var: float = 0.3   # slow brightness change along the wall
-    trabeculae: float = 0.4    # echo level of endocardial trabeculae (inside the labelled cavity)
+    trabeculae: float = 0.4    # echo level of the wall's trabecular inner layer (outside the label)
     lung: float = 0.6          # darkening beside the heart
     lung_gap: float = 10.0
     ragged_mm: float = 1.2     # amplitude of the rendered endocardium's departure from the label
@@ -150,7 +151,7 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
     """Paint the reference echogenicity (float32, same shape as the U, V grids; res mm/px).
 
     The painted endocardium is deliberately not the label: a smooth random displacement (ragged
-    border), trabeculae and papillary muscles inside the traced cavity, blur, dropouts.
+    border), a trabecular inner wall layer outside it, papillary muscles inside it, blur, dropouts.
 
     Long on purpose (~110 lines): one fixed-order random recipe (why: `edge_tan.synth`)."""
     tex = lambda s_mm: smooth_noise(rng, U.shape, max(s_mm / res, 0.5))  # noqa: E731
@@ -229,12 +230,16 @@ def echogenicity_map(an: Anatomy, ts: Tissue, U: np.ndarray, V: np.ndarray, res:
     cav_img = (an.cavity_level(Uo, V) + rag > 0) & (V <= an.L + 0.5)
     cav = an.cavity_level(Uo, V) > 0
     E[cav_img | cav & (V > an.L - 2.0)] = ts.blood
-    # trabeculae: irregular echoes lining the endocardium (inside the labelled cavity, as in CAMUS)
-    depth_in = an.a0(V) - au
+    # trabeculae: the wall's inner layer is a patchy, less echogenic speckle (trabeculae and
+    # non-compacted myocardium) just outside the labelled cavity. Why outside: real tracings
+    # (EchoNet-Dynamic's, the real development set's) follow the blood side of that layer, and a
+    # label that took it in taught the network to trace the outer edge of real walls (ED area x1.2)
+    depth_out = au - an.a0(V)
     if ts.trabeculae > 0:
-        band = cav & (depth_in < 5.0) & (V < 0.85 * an.L)
-        blobs = np.clip(tex(1.3) - 0.4, 0, None) * np.clip(1 - depth_in / 5.0, 0, 1)
-        E[band] = np.maximum(E[band], (ts.trabeculae * ts.myo * blobs)[band])
+        layer = in_epi & ~cav_img & (depth_out >= -0.5) & (depth_out < 4.0) & (V > 0.1 * an.L) & (V < 0.9 * an.L)
+        patch = np.clip(tex(1.3) + 0.6, 0, 1)
+        mult = _blend(ts.trabeculae * (0.35 + 0.65 * patch), 1.0, np.clip(depth_out / 4.0, 0, 1))
+        E[layer] = (E * mult)[layer]
     # mitral orifice joins LV and LA
     ori = (V >= an.L - 1) & (V <= an.L + 3) & (au < ab)
     E[ori] = ts.blood

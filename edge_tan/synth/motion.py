@@ -71,6 +71,7 @@ class Deformation:
     eps_rv: float = 0.3     # RV free wall inward fraction of RV width
     apex_in: float = 1.5    # endocardial apex moves towards the base (mm) at c = 1
     fade: float = 18.0      # mm over which motion fades outside the heart
+    base_frac: float = 0.5  # radial shortening at the mitral plane, as a fraction of the mid-cavity's
 
     def forward(self, u0, v0, c):
         """Reference (u0, v0) -> current (u, v) at contraction c (scalar)."""
@@ -86,7 +87,8 @@ class Deformation:
         e = an.epi(vc, h)
         e = np.maximum(e, a + 0.5)
         lshort = max(1.0 - self.eps_l * c, 0.3)
-        a_t = a * (1.0 - self.eps_r * c)
+        fv = 1.0 - (1.0 - self.base_frac) * np.clip((vc - 0.5 * an.L) / (0.5 * an.L), 0.0, 1.0)
+        a_t = a * (1.0 - self.eps_r * c * fv)
         e_t = np.minimum(np.sqrt(a_t ** 2 + (e ** 2 - a ** 2) / lshort), e)
         d_a, d_e = a - a_t, e - e_t
         zero = np.zeros_like(au)
