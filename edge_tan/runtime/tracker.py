@@ -38,8 +38,9 @@ NOISE_REASON = "noise frame, no image structure"
 class TrackerConfig:
     refine_first: int = 1          # extra warped passes on a detect frame
     contour_points: int = 64       # resampled contour length in results
-    min_view_prob: float | None = None  # below: no apical LV in the window. None: 0.6 if the model's
-                                        # view head validated >= 90 % accuracy, else the check is off
+    min_view_prob: float = 0.0     # view probability below which a frame is lost (0: off). Off by
+                                   # default: a head that learned A2C/A4C on the phantom misreads real
+                                   # views; out-of-domain frames are the OOD gate's job
     min_area_frac: float = 0.02    # window mask area bounds (fraction of the window)
     max_area_frac: float = 0.65
     max_area_jump: float = 0.6     # relative change of window area vs the last good frame
@@ -245,7 +246,7 @@ class Tracker:
         self.on_pass = on_pass   # on_pass(gray, M, pass): called after every network pass of step()
         self.md = metadata or runner.metadata
         self.cfg = config or TrackerConfig()
-        self.min_view_prob = self._view_gate()
+        self.min_view_prob = float(self.cfg.min_view_prob)
         self.size = int(self.md.window)
         self.template = self.md.template_array
         self._tpl_area = abs(geo.triangle_area(self.template))
@@ -258,13 +259,6 @@ class Tracker:
         # out-of-domain reference (None: the artifact has no 'feat' output or no statistics: no gate)
         self.ood = ood_mod.reference_of(self.md) if self.cfg.ood_gate else None
         self.reset()
-
-    def _view_gate(self) -> float:
-        """Trust the view probability as a tracking-loss signal only if the view head earned it."""
-        if self.cfg.min_view_prob is not None:
-            return float(self.cfg.min_view_prob)
-        acc = (self.md.training or {}).get("val_view_acc") if self.md.has_view else None
-        return 0.6 if acc is None or acc >= 0.9 else 0.0
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:

@@ -310,13 +310,6 @@ Metadata Metadata::from_props(const std::map<std::string, std::string> &props, c
         md.expand.top = num(need(e, "top", name), "roi_expand.top", name);
         md.expand.right = num(need(e, "right", name), "roi_expand.right", name);
     }
-    if (d.contains("training") && d["training"].is_object()) {
-        auto it = d["training"].find("val_view_acc");
-        if (it != d["training"].end() && it->is_number()) {
-            md.has_val_view_acc = true;
-            md.val_view_acc = it->get<double>();
-        }
-    }
     return md;
 }
 

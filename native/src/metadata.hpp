@@ -40,8 +40,6 @@ struct Metadata {
     bool has_seg = false, has_landmarks = false, has_view = false, has_feat = false;
     bool has_ood = false;                        // 'feat' output and an 'ood' reference: the gate is on
     OodRef ood;
-    bool has_val_view_acc = false;
-    double val_view_acc = 0;
 
     // props: keys without the "edge_tan." prefix; `name` labels error messages.
     static Metadata from_props(const std::map<std::string, std::string> &props, const std::string &name);

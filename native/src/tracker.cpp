@@ -89,9 +89,7 @@ double bit_depth_scale(double peak) {
 
 Tracker::Tracker(std::unique_ptr<Engine> engine, const TrackerConfig &cfg) : engine_(std::move(engine)), cfg_(cfg) {
     const Metadata &md = engine_->metadata();
-    if (cfg_.min_view_prob >= 0) min_view_prob_ = cfg_.min_view_prob;
-    else if (!md.has_view || !md.has_val_view_acc || md.val_view_acc >= 0.9) min_view_prob_ = 0.6;
-    else min_view_prob_ = 0.0;
+    min_view_prob_ = cfg_.min_view_prob;
     size_ = md.window;
     cut_.resize(size_);
     double ta = triangle_area(md.tpl);

@@ -17,7 +17,7 @@ namespace edgetan {
 // Mirrors edge_tan.runtime.tracker.TrackerConfig's defaults (tracker behaviour, not artifact metadata).
 struct TrackerConfig {
     int refine_first = 1;
-    double min_view_prob = -1;   // < 0: 0.6 if the view head validated >= 90 %, else off
+    double min_view_prob = 0;    // view probability below which a frame is lost (0: off, the default)
     double min_area_frac = 0.02, max_area_frac = 0.65, max_area_jump = 0.6;
     double tri_lo = 0.3, tri_hi = 3.0;
     double blank_std = 2.0;
