@@ -246,7 +246,6 @@ class Tracker:
         self.on_pass = on_pass   # on_pass(gray, M, pass): called after every network pass of step()
         self.md = metadata or runner.metadata
         self.cfg = config or TrackerConfig()
-        self.min_view_prob = float(self.cfg.min_view_prob)
         self.size = int(self.md.window)
         self.template = self.md.template_array
         self._tpl_area = abs(geo.triangle_area(self.template))
@@ -383,7 +382,7 @@ class Tracker:
         c = self.cfg
         if self.ood is not None and p.ood > self.ood.frame_threshold:   # noise, blank, another view, ...
             return f"{OOD_REASON} (score {p.ood:.1f} > {self.ood.frame_threshold:.1f})"
-        if self.md.has_view and p.view_prob < self.min_view_prob:
+        if self.md.has_view and p.view_prob < c.min_view_prob:
             return f"low view confidence {p.view_prob:.2f}"
         area = p.area_frac
         lo = c.min_area_frac * (0.1 if detect else 1.0)

@@ -89,7 +89,6 @@ double bit_depth_scale(double peak) {
 
 Tracker::Tracker(std::unique_ptr<Engine> engine, const TrackerConfig &cfg) : engine_(std::move(engine)), cfg_(cfg) {
     const Metadata &md = engine_->metadata();
-    min_view_prob_ = cfg_.min_view_prob;
     size_ = md.window;
     cut_.resize(size_);
     double ta = triangle_area(md.tpl);
@@ -303,7 +302,7 @@ std::string Tracker::check(const Pass &p, bool detect, bool has_prev, double pre
         std::snprintf(buf, sizeof buf, "%s (score %.1f > %.1f)", OOD_REASON, p.ood, ood_->frame_threshold);
         return buf;
     }
-    if (md.has_view && p.view_prob < min_view_prob_) {
+    if (md.has_view && p.view_prob < c.min_view_prob) {
         char buf[64];
         std::snprintf(buf, sizeof buf, "low view confidence %.2f", p.view_prob);
         return buf;

@@ -78,7 +78,6 @@ private:
 
     std::unique_ptr<Engine> engine_;
     TrackerConfig cfg_;
-    double min_view_prob_;
     int size_;
     double tpl_area_, tpl_sign_, alpha_, beta_;
     float in_lut_[256];          // the network input of each grey level (float(double(v) * alpha) + beta)
