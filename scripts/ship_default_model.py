@@ -83,7 +83,7 @@ def main() -> None:
                    "wall_s": summary.get("wall_s"), "device": summary.get("device"),
                    "best_val": summary.get("best"), "selected": summary.get("selected", "best validation Dice"),
                    "source_commit": _git_head(), "shipped_dtype": "fp16",
-                   # the tracker trusts view confidence as a loss signal only when this is >= 0.9
+                   # the phantom view accuracy, for the card (it no longer switches a tracker check on)
                    "val_view_acc": md.training.get("val_view_acc", (summary.get("best") or {}).get("val_view_acc"))}
     dst = default_weights_path()
     sha = save_weights(model, md, dst, half=True)

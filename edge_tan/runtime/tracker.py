@@ -5,11 +5,12 @@ network -> mask and landmarks warped back (paper Fig. 2). The first frame, and a
 tracking is lost, is analysed on the whole frame letterboxed into the window ("detect"), then
 refined once with the warp on the same frame so frame 0 is as good as the rest.
 
-Tracking loss is detected from what the network says about its own window (low view confidence,
-degenerate or flipped landmark triangle, a mask that vanishes, fills the window or jumps in area,
+Tracking loss is detected from what the network says about its own window (degenerate or flipped
+landmark triangle, a mask that vanishes, fills the window or jumps in area,
 landmarks leaving the frame, and a window whose encoder features lie far from the training
 windows': edge_tan.runtime.ood); blank and noise frames skip the network. A lost frame never overwrites the last good
-landmarks, so blank/frozen/garbage frames cannot poison the state.
+landmarks, so blank/frozen/garbage frames cannot poison the state. Low view confidence counts only
+when `TrackerConfig.min_view_prob` asks for it.
 """
 
 from __future__ import annotations
