@@ -86,7 +86,7 @@ class SampledFrames:
 
 
 def qc_samples(frames: list) -> list[int]:
-    """The frames QC reads image contrast on (edge_tan.runtime.qc.clip_features: 8 spread over non-lost frames)."""
+    """The frames QC reads image contrast and pixel noise on (edge_tan.runtime.qc.clip_features: 8 spread over non-lost frames)."""
     ok = [i for i, r in enumerate(frames) if r.state != "lost"]
     if not ok:
         return []

@@ -14,7 +14,10 @@ and, when given, the grey frames. Per clip, each feature is oriented "higher = w
   makes ED/ES and EF noise;
 - net_doubt, view_doubt: 1 - the network's segmentation certainty x view probability, 1 - view prob;
 - poor_contrast: 1 / (1 + CNR) of blood pool vs the band around it in the frames (image quality);
-- pass_shift: median landmark disagreement between a frame's two passes, where there were two.
+- pass_shift: median landmark disagreement between a frame's two passes, where there were two;
+- lv_cut_share, pixel_noise: the inputs of the hard rules (edge_tan.runtime.qc_rules: the LV cut by the
+  image edge, noise-dominated images, the LV found on too few frames), which make a clip UNRELIABLE
+  whatever its score; they are reported, not scored.
 
 The clip score is 1 - P(EF error > 10 points) from a logistic model over the standardised features,
 with non-negative weights (a worse feature never raises the score), fitted on calibration clips; the
@@ -51,6 +54,7 @@ from .defaults import assets_dir
 from .errors import EdgeTanError
 from .frames import collapse_channels
 from .jsonsafe import json_number
+from . import qc_rules as rules
 
 ASSET = assets_dir() / "qc_model.json"
 ENV = "EDGE_TAN_QC_MODEL"
@@ -158,8 +162,8 @@ def clip_features(results: Seq, frames: Seq | None = None, fps: float = 30.0, fq
     vp = np.array([r.view_prob for r in results if r.state != "lost"], np.float64)
     vp = vp[np.isfinite(vp)]
     cnr = float("nan")
-    if frames is not None and ok:
-        pick = [ok[j] for j in np.linspace(0, len(ok) - 1, min(8, len(ok))).round().astype(int)]
+    pick = [ok[j] for j in np.linspace(0, len(ok) - 1, min(8, len(ok))).round().astype(int)] if ok else []
+    if frames is not None and pick:
         cnr = _nanmed([_cnr(frames[i], results[i]) for i in pick], float("nan"))
     sd = fq.shape[np.isfinite(fq.shape)]
     ps = np.array([r.pass_shift for r in results], np.float64)
@@ -175,6 +179,8 @@ def clip_features(results: Seq, frames: Seq | None = None, fps: float = 30.0, fq
         "view_doubt": 1.0 - float(vp.mean()) if vp.size else 0.0,
         "poor_contrast": 1.0 / (1.0 + max(cnr, 0.0)) if math.isfinite(cnr) else float("nan"),
         "pass_shift": _nanmed(ps, 0.0),
+        "lv_cut_share": rules.lv_cut_share(results),     # hard rules (edge_tan.runtime.qc_rules), not scored
+        "pixel_noise": rules.pixel_noise(frames, pick),
     }
 
 
@@ -366,6 +372,8 @@ def assess(results: Seq, frames: Seq | None = None, fps: float = 30.0, clinical:
     reliable = score >= model.threshold
     if model.info.get("uncalibrated"):
         reliable, reasons = False, ["QC not calibrated"]
+    if broken := rules.reasons(feats):   # unfit images or a cut LV: no score makes the EF reliable
+        reliable, reasons = False, broken + reasons
     if clinical is not None and clinical.get("ef_percent") is None:
         reliable, reasons = False, ["no EF (LV not found on enough frames)"] + reasons
     odb = ood_block(results, model)
