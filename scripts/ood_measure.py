@@ -5,7 +5,8 @@
 
 Each set is an edge-tan dataset folder (npz clips; a degraded set from scripts/qc_standin.py names its
 copies `<clip>__<variant>`). Every clip is tracked with the shipped tracker and scored by `qc.assess`:
-"flagged" = the gate marks it out of domain (clip score above the artifact's threshold). The real
+"flagged" = the gate marks it out of domain (clip score above the artifact's threshold); "reliable" =
+QC's verdict with the gate and the hard rules (edge_tan.runtime.qc_rules) applied. The real
 development set (EchoNet-Dynamic clips with expert EF; never committed, only aggregates are written)
 also gets EF error overall and on the clips QC accepts. The noise burst puts 5 frames of uniform noise
 in the middle of phantom clips (and, with --burst-real N, of N real development clips: the issue's own
@@ -62,7 +63,8 @@ def summarise(rows: list[dict]) -> dict:
         by.setdefault(r["variant"], []).append(r)
     out = {"clips": len(rows), "flagged_share": _share(rows, "flagged"), "reliable_share": _share(rows, "reliable"),
            "ood_median": _med([r["ood"] for r in rows]),
-           "by_variant": {k: {"clips": len(v), "flagged_share": _share(v, "flagged"), "ood_median": _med([r["ood"] for r in v])}
+           "by_variant": {k: {"clips": len(v), "flagged_share": _share(v, "flagged"), "reliable_share": _share(v, "reliable"),
+                              "ood_median": _med([r["ood"] for r in v])}
                           for k, v in sorted(by.items())}}
     bad = [r for r in rows if r["variant"] != "clean"]
     if bad:   # the degraded copies alone (a degraded set also holds its clean sources)

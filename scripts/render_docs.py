@@ -488,7 +488,8 @@ def r_ood(folder: Path, rec: dict, results: Path) -> str:
                              pct(1 - d["unreliable_share"]), "", ""])
             for var, vv in v["by_variant"].items():
                 if var != "clean" or k == "degraded":
-                    rows.append([f"… {var}", str(vv["clips"]), pct(vv["flagged_share"]), num(vv["ood_median"]), "", "", ""])
+                    rel = pct(vv["reliable_share"]) if vv.get("reliable_share") is not None else ""   # older records: not kept
+                    rows.append([f"… {var}", str(vv["clips"]), pct(vv["flagged_share"]), num(vv["ood_median"]), rel, "", ""])
     real = r.get("real")
     if real:
         acc = real["accepted"]
