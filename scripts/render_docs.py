@@ -416,9 +416,14 @@ def earlier_model_note(rec: dict, results: Path) -> str:
     """A sentence when a record was measured before the shipped model's own record was made (its
     figures describe the previous default model), else ""."""
     m = newest("model", results)
-    if m is None or rec.get("date", "") >= m[1].get("date", ""):
+    if m is None:
         return ""
     sha = (m[1]["result"].get("metadata") or {}).get("weights_sha256") or ""
+    if rec.get("model_sha256") and sha:   # the record names its weights: that decides, not the dates
+        if rec["model_sha256"] == sha:
+            return ""
+    elif rec.get("date", "") >= m[1].get("date", ""):
+        return ""
     return (f" Measured with the previous default model, before the shipped one (`{sha[:12]}`) was made: "
             "re-run its record_runs step to measure the shipped model.")
 
