@@ -82,7 +82,7 @@ class _ViewScript(ThresholdRunner):
         return out
 
 
-def test_clip_view_holds_the_detect_call_until_a_lasting_change():
+def test_clip_view_is_the_detect_call_and_windows_outvote_it_only_at_a_low_weight():
     from dataclasses import replace
 
     from edge_tan.runtime.tracker import TrackerConfig
@@ -92,9 +92,11 @@ def test_clip_view_holds_the_detect_call_until_a_lasting_change():
     res = Tracker(_ViewScript(md)).track(seq.frames)
     assert all(r.state != "lost" for r in res)
     assert all(r.view_frame == "A2C" for r in res)            # each window alone
-    assert all(r.view == "A4C" for r in res[:30])              # the clip call keeps the detect's view...
-    assert all(r.view == "A2C" for r in res[60:])              # ...until the windows outvote it (~40 frames)
+    assert all(r.view == "A4C" for r in res)                   # the default: the detect decides the clip
     assert res[0].view_prob > 0.99
+    voting = Tracker(_ViewScript(md), replace(TrackerConfig(), detect_view_weight=10.0)).track(seq.frames)
+    assert all(r.view == "A4C" for r in voting[:30])           # weight 10: the clip call keeps the detect's view...
+    assert all(r.view == "A2C" for r in voting[60:])           # ...until the windows outvote it (~40 frames)
     per_frame = Tracker(_ViewScript(md), replace(TrackerConfig(), view_memory=0.0)).track(seq.frames)
     assert all(r.view == r.view_frame == "A2C" for r in per_frame)
 

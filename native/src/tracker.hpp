@@ -26,7 +26,7 @@ struct TrackerConfig {
     double landmark_margin = 0.05;
     double widen_at = 0.01, max_edge_frac = 0.12, widen_scale = 0.85, widen_shift = 10.0, widen_step = 0.05;
     bool detect_anchor_mask = true;
-    double view_memory = 0.99, detect_view_weight = 10.0;
+    double view_memory = 0.99, detect_view_weight = 1e4;   // the detect pass decides the clip view (tracker.py)
     double seed_grid = 0.5;   // frame px grid the landmarks placing the next window snap to (0: off)
     double max_seed_skew = 15.0;   // a window stretched this much more one way than the other: re-detect
     double min_axis_ratio = 0.75;  // a tracked long axis below this share of its recent longest: re-detect
