@@ -16,7 +16,7 @@ from edge_tan.runtime.hashing import file_sha256
 from edge_tan.export.adapt.pseudo import filter_clip
 from edge_tan.export.adapt.run import AdaptConfig, adapt
 from edge_tan.export.models.registry import build_model, make_metadata, model_kwargs
-from edge_tan.export.weights import read_header, save_weights
+from edge_tan.export.weights import load_weights, read_header, save_weights
 from edge_tan.runtime.tracker import FrameResult
 from tests.conftest import toy_dataset, toy_sequence
 
@@ -282,6 +282,11 @@ def test_view_refit_fits_only_the_head_linears_and_keeps_both_phantom_views():
     assert rep["held_out_accuracy_after"]["site"] == 1.0 and rep["held_out_accuracy_after"]["phantom"] == 1.0
     assert rep["held_out_accuracy_before"]["phantom"] < 1.0     # it had to learn it
     assert all(p.requires_grad for p in m.view_head.parameters())
+    # one view per window (clips of both views at the site): the checkerboard's dark-left copies say A2C
+    mixed = np.concatenate([np.minimum(site[:30], 255 - 200 * (xx >= 32)[None]).astype(np.uint8), site[30:]])
+    rep = refit_view_head(m, mixed, np.r_[np.zeros(30), np.ones(30)].astype(int), np.concatenate([a2c, a4c]),
+                          np.r_[np.zeros(40), np.ones(40)].astype(int))
+    assert rep["site_windows"] == 60 and rep["held_out_accuracy_after"]["site"] >= 0.9
 
 
 def test_adapt_with_a_site_view_refits_the_view_head(site, tmp_path):
@@ -291,4 +296,27 @@ def test_adapt_with_a_site_view_refits_the_view_head(site, tmp_path):
         return adapt(cfg)["phases"]["final"]
     v = final(view="A4C")["view_refit"]
     assert v["site_windows"] > 0 and v["phantom_windows"] == v["site_windows"]
-    assert "view_refit" not in final()      # no site view: the head keeps what self-training left
+    v = final()["view_refit"]               # no site view: each clip's pseudo-labels give its view
+    assert v["labels"] == "pseudo-label clip views"
+    assert "skipped" in v or sum(v["clips_per_view"].values()) >= 3
+
+
+def test_view_refit_labels_windows_by_their_clip_and_leaves_unknown_clips_out():
+    from edge_tan.export.adapt.view_refit import labelled_windows
+    owners = [0, 0, 1, 1, 1, 2, 2, 3]
+    pick, views = labelled_windows(owners, {0: 1, 2: 0, 3: 1}, 0, 0)
+    assert pick.tolist() == [0, 1, 5, 6, 7] and views.tolist() == [1, 1, 0, 0, 1]
+    pick, views = labelled_windows(owners, {0: 1, 2: 0, 3: 1}, 3, 0)
+    assert len(pick) == 3 and set(pick) <= {0, 1, 5, 6, 7}
+    assert views.tolist() == [{0: 1, 1: 1, 5: 0, 6: 0, 7: 1}[k] for k in pick]
+    assert labelled_windows(owners, {}, 0, 0)[0].size == 0
+
+
+def test_recording_runner_knows_which_clip_each_window_came_from(site):
+    from edge_tan.export.adapt.windows import RecordingRunner, torch_runner, track_all
+    m, md = load_weights(site / "tiny.safetensors")
+    rec = RecordingRunner(torch_runner(m, md))
+    seqs = [toy_sequence(T=3, H=80, W=96, seed=s) for s in (1, 2)]
+    track_all(rec, seqs)
+    assert len(rec.owners) == len(rec.windows) and set(rec.owners) == {0, 1}
+    assert rec.owners == sorted(rec.owners)          # clip 0's windows, then clip 1's

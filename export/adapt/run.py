@@ -73,7 +73,8 @@ class AdaptConfig:
     threads: int = 0
     window_pairs: int = 2       # self-training: site frames per batch cut by two jittered windows that must
                                 # agree (equivariance.py: the network learns to correct its window on the site)
-    view: str = ""              # the view every site clip shows, when the site knows it (pseudo-labels take it)
+    view: str = ""              # the view every site clip shows, when the site knows it (pseudo-labels and the
+                                # final view-head re-fit take it; else each clip's pseudo-labels carry their own)
     tracings: str = ""          # the site's expert tracings (traced-areas CSV): area-matched labels (traced.py)
     traced_share: float = 0.5   # share of a batch's site samples taken from the traced labels, when there are any
 
@@ -245,6 +246,8 @@ class Adapter:
             task = prog.add_task(desc, total=len(seqs), info="")
             res = track_all(rec or runner, seqs, self.clock.deadline(phase, LOOK_TRACK_SHARE),
                             progress=lambda: prog.update(task, advance=1))
+        order = self._order(phase)
+        self._window_clips = [order[k] for k in rec.owners] if rec else []   # clip index of each window
         return res, (rec.windows if rec else None)
 
     def _bn(self, phase: str, windows: list) -> dict:
@@ -414,17 +417,39 @@ class Adapter:
         res, windows = self._track("final", "final: tracking with the adapted network", record=True)
         info = {"clips_tracked": sum(r is not None for r in res), "windows_seen": len(windows),
                 "tracker_states_after": _state_shares(res), "bn": self._bn("final", windows)}
-        if self.cfg.view and windows:
+        if windows:
             info["view_refit"] = self._refit_view(windows)
         return info
 
+    def _clip_views(self) -> dict[int, int]:
+        """{clip index: view index} for each clip whose pseudo-labels carry a view (pseudo.py: both
+        tracking passes agreed on nearly every frame); `--view` gives every clip the site's view."""
+        if self.cfg.view:
+            return {i: VIEW_NAMES.index(self.cfg.view) for i in range(len(self.clips.seqs))}
+        out = {}
+        for p in sorted((self.work / "pseudo").glob("*.npz")):
+            with np.load(p) as z:
+                v = str(z["view"])
+            if v in VIEW_NAMES:
+                out[int(p.stem)] = VIEW_NAMES.index(v)
+        return out
+
     def _refit_view(self, windows: list) -> dict:
         """The view head re-fitted on the features the final BatchNorm pass left (view_refit.py): the
-        site's tracked windows labelled with its view, as many site-styled phantom windows with theirs."""
+        site's tracked windows labelled with their clip's view (`--view`, else the view its pseudo-labels
+        carry; windows of clips without one are left out), as many site-styled phantom windows with theirs.
+        Skipped with fewer than MIN_VIEW_CLIPS clips of known view."""
+        from collections import Counter
+
         from .style import SiteStyle, stylise
-        from .view_refit import refit_view_head
-        from .windows import sample_windows
-        site = sample_windows(windows, self.cfg.bn_windows, self.cfg.seed + 11)
+        from .view_refit import MIN_VIEW_CLIPS, labelled_windows, refit_view_head
+        views_of = self._clip_views()
+        clips = Counter(VIEW_NAMES[v] for i, v in views_of.items() if i in set(self._window_clips))
+        source = "--view" if self.cfg.view else "pseudo-label clip views"
+        if sum(clips.values()) < MIN_VIEW_CLIPS:
+            return {"skipped": f"{sum(clips.values())} clips of known view (< {MIN_VIEW_CLIPS})", "labels": source}
+        pick, site_views = labelled_windows(self._window_clips, views_of, self.cfg.bn_windows, self.cfg.seed + 11)
+        site = np.stack([windows[k] for k in pick])
         phantom, _ = self._phantom_seqs()
         ds = self._samples(phantom, True, self.cfg.seed + 12)
         style = SiteStyle.load(self.work / "style.npz")
@@ -432,7 +457,8 @@ class Adapter:
         items = [ds[i] for i in range(len(site))]
         ph = np.stack([stylise(it["image"][0], style, rng) for it in items])
         views = np.array([int(it["view"]) for it in items])
-        return refit_view_head(self.model, site, VIEW_NAMES.index(self.cfg.view), ph, views, self.cfg.seed)
+        return {**refit_view_head(self.model, site, site_views, ph, views, self.cfg.seed),
+                "labels": source, "clips_per_view": dict(sorted(clips.items()))}
 
     # ---------------------------------------------------------------- main
     def run(self) -> dict:
@@ -507,6 +533,8 @@ def _stored_fp16(path: str) -> bool:
 def _brief_view(v: dict | None) -> str:
     if not v:
         return ""
+    if "skipped" in v:
+        return f"; view head kept ({v['skipped']})"
     a, b = v["held_out_accuracy_after"], v["held_out_accuracy_before"]
     pct = lambda x: "-" if x is None else f"{x:.0%}"  # noqa: E731
     return (f"; view head re-fitted: held-out site windows {pct(b['site'])} -> {pct(a['site'])} right, "

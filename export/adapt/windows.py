@@ -18,13 +18,14 @@ from edge_tan.runtime.tracker import FrameResult, Tracker, TrackerConfig
 
 
 class RecordingRunner(Runner):
-    """Pass-through runner that records its input windows (uint8, (S, S)) up to `limit`."""
+    """Pass-through runner that records its input windows (uint8, (S, S)) up to `limit`, and in
+    `owners` which clip (`clip`, set by track_all: the clip's position in its list) each came from."""
 
     backend = "recording"
 
     def __init__(self, inner: Runner, limit: int = 0):
         super().__init__(inner.metadata)
-        self.inner, self.limit, self.windows = inner, int(limit), []
+        self.inner, self.limit, self.windows, self.owners, self.clip = inner, int(limit), [], [], -1
         md = inner.metadata
         self._alpha = md.input_scale / md.input_std
         self._beta = -md.input_mean / md.input_std
@@ -36,6 +37,7 @@ class RecordingRunner(Runner):
     def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         if not self.limit or len(self.windows) < self.limit:
             self.windows.extend(self.to_uint8(batch))
+            self.owners.extend([self.clip] * len(batch))
         return self.inner.infer(batch)
 
     def close(self) -> None:
@@ -79,10 +81,12 @@ def track_all(runner: Runner, seqs, deadline: float | None = None, reverse: bool
     reversed order too). Clips not reached before `deadline` (time.monotonic) are None."""
     tracker = Tracker(runner, TrackerConfig())
     out: list = []
-    for s in seqs:
+    for k, s in enumerate(seqs):
         if deadline is not None and time.monotonic() >= deadline and out:
             out.append(None)
             continue
+        if isinstance(runner, RecordingRunner):
+            runner.clip = k
         frames = s.frames[::-1] if reverse else s.frames
         out.append(tracker.track(frames))
         if progress:
@@ -90,11 +94,16 @@ def track_all(runner: Runner, seqs, deadline: float | None = None, reverse: bool
     return out
 
 
+def sample_indices(count: int, n: int, seed: int) -> np.ndarray:
+    """At most n of range(count), drawn evenly at random (fixed seed), sorted."""
+    idx = np.arange(count)
+    if n and len(idx) > n:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, n, replace=False))
+    return idx
+
+
 def sample_windows(windows: list[np.ndarray], n: int, seed: int) -> np.ndarray:
     """At most n windows, drawn evenly at random (fixed seed), as (N, S, S) uint8."""
     if not windows:
         return np.zeros((0, 0, 0), np.uint8)
-    idx = np.arange(len(windows))
-    if n and len(idx) > n:
-        idx = np.sort(np.random.default_rng(seed).choice(idx, n, replace=False))
-    return np.stack([windows[i] for i in idx])
+    return np.stack([windows[i] for i in sample_indices(len(windows), n, seed)])
