@@ -448,10 +448,8 @@ def step_real_dev(a) -> None:
         nonlocal wall
         out = w / f"{tag}.safetensors"
         shutil.rmtree(w / f"{tag}.work", ignore_errors=True)
-        # every clip of the real set is an apical four-chamber view (how it was built), as a site
-        # adapting on its own A4C archive knows: --view says so to the pseudo-labels
         argv = ET + ["adapt", weights, parts["dev"] / "videos", "--out", out, "--work", w / f"{tag}.work",
-                     "--minutes", str(a.real_dev_adapt_minutes), "--view", "A4C"] + extra
+                     "--minutes", str(a.real_dev_adapt_minutes)] + extra
         t = run(argv)[1]
         wall += t
         cmds.append(shown(argv))
@@ -463,11 +461,13 @@ def step_real_dev(a) -> None:
             evaluate(tag, out, part)
 
     if a.real_dev_adapt_minutes > 0:
-        adapt("adapted", [])
+        adapt("adapted", [])   # the command as a user first runs it: no tracings, no view given
         # a site that keeps its ED/ES tracings (every echo lab does) gives them too: the development
-        # part's traced areas become labels; its final part is then the only held-out figure
+        # part's traced areas become labels; its final part is then the only held-out figure. The
+        # tracings are of apical four-chamber views (how the set was built), so that site knows its
+        # view too: --view says so to the pseudo-labels and the view-head re-fit
         if a.real_dev_traced and (parts["dev"] / "traced.csv").is_file():
-            adapt("traced", ["--tracings", parts["dev"] / "traced.csv"])
+            adapt("traced", ["--tracings", parts["dev"] / "traced.csv", "--view", "A4C"])
     write_record("real-dev", cmds, result, wall, 0)
 
 

@@ -682,7 +682,8 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
     """Real echo: the shipped (and adapted) model on the real development set's two parts."""
     res = rec["result"]
     names = {"shipped": "shipped model", "adapted": "after `edge-tan adapt` on the 73 development clips",
-             "traced": "after `edge-tan adapt --tracings` (the development clips and their traced areas)"}
+             "traced": "after `edge-tan adapt --tracings … --view A4C` (the development clips, their traced areas "
+                       "and view)"}
     rows = [_real_row(f"{names.get(k.split('/')[0], k)}, {k.split('/')[1]} part", ev) for k, ev in res["evals"].items()]
     base = res["evals"].get("shipped/final") or next(iter(res["evals"].values()))
     b = base["baselines"]
