@@ -690,7 +690,7 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
     ad = res.get("adaptation")
     lines = [f"{source_line(folder, rec)}. Real apical four-chamber clips (EchoNet-Dynamic, 112×112, expert EF and "
              f"traced ED/ES areas; never committed), split once by name hash: {res['split']['final_n']} clips are the "
-             "final real test (never used to choose anything), the rest guided development. Backend "
+             "final real test (it guided one choice, named in the model card), the rest guided development. Backend "
              f"{base['backend']}. A constant answer scores, on the final part: EF 60 % → {num(b['ef_constant_60_mae'])} "
              f"points, the median FAC → {num(b['fac_constant_median_mae'])} points.", ""]
     lines += md_table(["model, part", "clips", "EF abs err", "FAC err at expert frames",

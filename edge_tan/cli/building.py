@@ -129,7 +129,8 @@ def adapt(weights: Path = typer.Argument(..., help="trained TAN weights (.safete
           window_pairs: int = typer.Option(ADAPT["window_pairs"], "--window-pairs", help="self-training: site frames per "
                                            "batch cut by two jittered windows that must agree (0: off)"),
           view: Optional[str] = typer.Option(ADAPT["view"] or None, "--view", help="the view every clip shows, when the site knows it "
-                                   "(e.g. A4C): pseudo-labels take it instead of the model's own call"),
+                                   "(e.g. A4C): pseudo-labels and the final view-head re-fit take it instead of "
+                                   "each clip's own call"),
           tracings: Optional[Path] = typer.Option(None, "--tracings", help="the site's expert tracings, a traced-areas CSV "
                                                   "(FileName, ED_frame, ES_frame, ED_area_px, ES_area_px): the traced "
                                                   "frames become labels of the expert's LV area"),

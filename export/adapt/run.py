@@ -444,7 +444,8 @@ class Adapter:
         from .style import SiteStyle, stylise
         from .view_refit import MIN_VIEW_CLIPS, labelled_windows, refit_view_head
         views_of = self._clip_views()
-        clips = Counter(VIEW_NAMES[v] for i, v in views_of.items() if i in set(self._window_clips))
+        seen = set(self._window_clips)
+        clips = Counter(VIEW_NAMES[v] for i, v in views_of.items() if i in seen)
         source = "--view" if self.cfg.view else "pseudo-label clip views"
         if sum(clips.values()) < MIN_VIEW_CLIPS:
             return {"skipped": f"{sum(clips.values())} clips of known view (< {MIN_VIEW_CLIPS})", "labels": source}
