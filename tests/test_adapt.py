@@ -312,6 +312,22 @@ def test_view_refit_labels_windows_by_their_clip_and_leaves_unknown_clips_out():
     assert labelled_windows(owners, {}, 0, 0)[0].size == 0
 
 
+def test_clip_views_come_from_pseudo_labels_or_the_site(tmp_path):
+    """_clip_views: without --view, a clip's view is the one its saved pseudo-labels carry (none: left
+    out); with --view every clip gets the site's."""
+    from types import SimpleNamespace
+
+    from edge_tan.dataset import save_sequence
+    from edge_tan.export.adapt.run import Adapter
+    (tmp_path / "pseudo").mkdir()
+    for i, view in ((0, "A4C"), (2, "A2C"), (3, "")):
+        save_sequence(toy_sequence(T=2, view=view), tmp_path / "pseudo" / f"{i:05d}.npz")
+    me = SimpleNamespace(cfg=SimpleNamespace(view=""), work=tmp_path, clips=SimpleNamespace(seqs=[None] * 5))
+    assert Adapter._clip_views(me) == {0: 1, 2: 0}
+    me.cfg.view = "A2C"
+    assert Adapter._clip_views(me) == {i: 0 for i in range(5)}
+
+
 def test_recording_runner_knows_which_clip_each_window_came_from(site):
     from edge_tan.export.adapt.windows import RecordingRunner, torch_runner, track_all
     m, md = load_weights(site / "tiny.safetensors")
