@@ -440,8 +440,10 @@ def r_adapt(folder: Path, rec: dict, results: Path) -> str:
         cl = ev["results"]["closed_loop"]
         share = (cl.get("states") or {}).get("state_share", {})
         wall = res.get("adapt_wall_s", {}).get(key) or res.get("adaptation", {}).get(key, {}).get("wall_s")
+        view = (cl["frames"].get("view_acc") or {}).get("mean")
         rows.append([label.get(key, key), pct(cl["frames"]["dice"]["mean"]), num(cl["frames"]["lm_err_px"]["mean"]),
-                     num(cl["videos"]["ef_abs_err"]["mean"]), pct(share.get("redetect", 0) + share.get("lost", 0)),
+                     num(cl["videos"]["ef_abs_err"]["mean"]), "—" if view is None else pct(view),
+                     pct(share.get("redetect", 0) + share.get("lost", 0)),
                      "—" if wall is None else f"{wall / 60:.1f} min"])
     ds = res["datasets"]
     head = (f"{source_line(folder, rec)}. Site: foreign phantom, adapt on {ds['adapt']['n']} unlabelled clips "
@@ -452,7 +454,8 @@ def r_adapt(folder: Path, rec: dict, results: Path) -> str:
                " The default phases were chosen on these same seeds.")
             + earlier_model_note(rec, results))
     return "\n".join([head, ""] + md_table(["model", "Dice", "landmarks px", "EF abs err (points)",
-                                             "frames re-detected or lost", "adapt wall"], rows))
+                                             "view right (clip call, both views)", "frames re-detected or lost",
+                                             "adapt wall"], rows))
 
 
 @from_record("qc")
