@@ -438,7 +438,7 @@ class Adapter:
         """The view head re-fitted on the features the final BatchNorm pass left (view_refit.py): the
         site's tracked windows labelled with their clip's view (`--view`, else the view its pseudo-labels
         carry; windows of clips without one are left out), as many site-styled phantom windows with theirs.
-        Skipped with fewer than MIN_VIEW_CLIPS clips of known view."""
+        Without `--view`, skipped with fewer than MIN_VIEW_CLIPS clips of known view."""
         from collections import Counter
 
         from .style import SiteStyle, stylise
@@ -447,7 +447,7 @@ class Adapter:
         seen = set(self._window_clips)
         clips = Counter(VIEW_NAMES[v] for i, v in views_of.items() if i in seen)
         source = "--view" if self.cfg.view else "pseudo-label clip views"
-        if sum(clips.values()) < MIN_VIEW_CLIPS:
+        if not self.cfg.view and sum(clips.values()) < MIN_VIEW_CLIPS:   # the site's word needs no quorum
             return {"skipped": f"{sum(clips.values())} clips of known view (< {MIN_VIEW_CLIPS})", "labels": source}
         pick, site_views = labelled_windows(self._window_clips, views_of, self.cfg.bn_windows, self.cfg.seed + 11)
         site = np.stack([windows[k] for k in pick])
