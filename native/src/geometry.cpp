@@ -103,17 +103,17 @@ void transform_tri(const float in[3][2], const Affine &M, float out[3][2]) {
 void WindowCut::resize(int size) {
     size_ = size;
     if (size <= 0) return;
-    xy_.create(size, size, CV_16SC2);
-    a_.create(size, size, CV_16UC1);
     adx_.assign(size_t(size), 0);
     ady_.assign(size_t(size), 0);
 }
 
-void WindowCut::operator()(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
+void WindowCut::remap_reference(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
     const int S = size_;
     dst.create(S, S, CV_8U);
     for (int i = 0; i < 6; ++i)
         if (!std::isfinite(M.val[i])) { dst.setTo(0); return; }   // nothing of the frame is in such a window
+    xy_.create(S, S, CV_16SC2);
+    a_.create(S, S, CV_16UC1);
     const Affine I = invert_affine(M);   // window -> frame, as warpAffine inverts it
     const double m[6] = {I(0, 0), I(0, 1), I(0, 2), I(1, 0), I(1, 1), I(1, 2)};
     for (int x = 0; x < S; ++x) {
@@ -132,6 +132,63 @@ void WindowCut::operator()(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
         }
     }
     cv::remap(src, dst, xy_, a_, cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(0));
+}
+
+// One window row at a time: X, Y are the source position in 1/32 px (warpAffine's rounding), sx, sy
+// its pixel and tx, ty the sub-pixel index remap would look up. remap's source coordinates are int16
+// (saturated), but a saturated coordinate lies outside any frame either way: 0 both ways.
+template <class Sink>
+void WindowCut::cut(const cv::Mat &src, const Affine &M, Sink &&sink) {
+    const int S = size_;
+    for (int i = 0; i < 6; ++i)
+        if (!std::isfinite(M.val[i])) {   // nothing of the frame is in such a window
+            for (int y = 0; y < S; ++y)
+                for (int x = 0; x < S; ++x) sink(y, x, 0);
+            return;
+        }
+    CV_Assert(src.type() == CV_8UC1);
+    const Affine I = invert_affine(M);   // window -> frame, as warpAffine inverts it
+    const double m[6] = {I(0, 0), I(0, 1), I(0, 2), I(1, 0), I(1, 1), I(1, 2)};
+    for (int x = 0; x < S; ++x) {
+        adx_[size_t(x)] = cvRound(m[0] * x * 1024.0);
+        ady_[size_t(x)] = cvRound(m[3] * x * 1024.0);
+    }
+    const int h = src.rows, w = src.cols;
+    const size_t st = src.step[0];
+    const uchar *base = src.data;
+    auto px = [&](int yy, int xx) -> int {   // 0 outside the frame (BORDER_CONSTANT 0)
+        return (unsigned(yy) < unsigned(h) && unsigned(xx) < unsigned(w)) ? base[size_t(yy) * st + size_t(xx)] : 0;
+    };
+    for (int y = 0; y < S; ++y) {
+        const int X0 = cvRound((m[1] * y + m[2]) * 1024.0) + 16, Y0 = cvRound((m[4] * y + m[5]) * 1024.0) + 16;
+        for (int x = 0; x < S; ++x) {
+            const int X = (X0 + adx_[size_t(x)]) >> 5, Y = (Y0 + ady_[size_t(x)]) >> 5;
+            const int sx = X >> 5, sy = Y >> 5, tx = X & 31, ty = Y & 31;
+            int v;
+            if (unsigned(sx) < unsigned(w - 1) && unsigned(sy) < unsigned(h - 1)) {   // all four inside
+                const uchar *p = base + size_t(sy) * st + size_t(sx);
+                v = ((p[0] * (32 - tx) + p[1] * tx) * (32 - ty) + (p[st] * (32 - tx) + p[st + 1] * tx) * ty + 512) >> 10;
+            } else if (sx >= w || sx + 1 < 0 || sy >= h || sy + 1 < 0) {            // all four outside
+                v = 0;
+            } else {
+                v = ((px(sy, sx) * (32 - tx) + px(sy, sx + 1) * tx) * (32 - ty) +
+                     (px(sy + 1, sx) * (32 - tx) + px(sy + 1, sx + 1) * tx) * ty + 512) >> 10;
+            }
+            sink(y, x, v);
+        }
+    }
+}
+
+void WindowCut::operator()(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
+    dst.create(size_, size_, CV_8U);
+    uchar *d = dst.data;
+    const size_t st = dst.step[0];
+    cut(src, M, [d, st](int y, int x, int v) { d[size_t(y) * st + size_t(x)] = uchar(v); });
+}
+
+void WindowCut::operator()(const cv::Mat &src, const Affine &M, const float lut[256], float *out) {
+    const size_t S = size_t(size_);
+    cut(src, M, [lut, out, S](int y, int x, int v) { out[size_t(y) * S + size_t(x)] = lut[v]; });
 }
 
 void warp_bilinear_f32(const cv::Mat &src, cv::Mat &dst, const Affine &A, float border) {

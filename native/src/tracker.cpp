@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <system_error>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -99,6 +101,9 @@ Tracker::Tracker(std::unique_ptr<Engine> engine, const TrackerConfig &cfg) : eng
     for (int v = 0; v < 256; ++v) in_lut_[v] = float(double(v) * alpha_) + float(beta_);
     equalize_ = md.input_norm == "equalize";
     ood_ = cfg_.ood_gate && md.has_ood ? &md.ood : nullptr;
+    if (ood_ && std::thread::hardware_concurrency() >= 2) {   // one core: nothing to overlap with
+        try { ood_worker_ = std::make_unique<OodWorker>(*ood_); } catch (const std::system_error &) {}
+    }
     lut_.create(1, 256, CV_8U);
     const size_t nv = md.view_names.size();
     view_ev_.assign(nv, 0.0);
@@ -109,7 +114,6 @@ Tracker::Tracker(std::unique_ptr<Engine> engine, const TrackerConfig &cfg) : eng
         p.win_mask.create(size_, size_, CV_8U);
         p.view_logp.assign(nv, 0.0);
     }
-    win_.create(size_, size_, CV_8U);
     reset();
 }
 
@@ -209,16 +213,23 @@ Pass &Tracker::analyse(const Affine &M) {
     Pass &p = passes_[next_pass_++ % 6];
     const double t0 = now_ms();
     const int S = size_;
-    cut_(gray_, win_, M);   // the Python tracker's WindowCut, byte for byte (geometry.hpp)
-    float *in = engine_->input();
-    for (int y = 0; y < S; ++y) {   // 256-entry table of float(double(v) * alpha) + beta: Python's values
-        const uchar *r = win_.ptr<uchar>(y);
-        float *o = in + size_t(y) * S;
-        for (int x = 0; x < S; ++x) o[x] = in_lut_[r[x]];
-    }
+    // the Python tracker's WindowCut, byte for byte (geometry.hpp), each byte through the 256-entry
+    // table of float(double(v) * alpha) + beta (Python's values) straight into the network input
+    cut_(gray_, M, in_lut_, engine_->input());
     const double t1 = now_ms();
     engine_->infer();
     const double t2 = now_ms();
+    // the out-of-domain kNN runs on the helper while this thread does the rest of the post-pass work;
+    // collected below, or by the guard if anything in between throws (the features must not be
+    // overwritten by the next inference while it reads them)
+    const float *feat = engine_->feat();
+    struct Collect {
+        OodWorker *w;
+        bool on;
+        double get() { on = false; return w->wait(); }
+        ~Collect() { if (on) w->wait(); }
+    } bg{ood_worker_.get(), ood_ && feat && ood_worker_};
+    if (bg.on) ood_worker_->start(feat);
     const float *seg = engine_->seg();
     const size_t n = size_t(S) * S;
     float *sc = p.score.ptr<float>();
@@ -282,8 +293,7 @@ Pass &Tracker::analyse(const Affine &M) {
     p.contact = p.push_x = p.push_y = 0.0;
     if (ci >= 0) edge_contact(p.win_mask, contours_[ci], p.Minv, gray_.rows, gray_.cols, p.contact, p.push_x, p.push_y);
     p.zoom = 1.0;
-    const float *feat = engine_->feat();
-    p.ood = ood_ && feat ? ood_->score(feat) : NaN;
+    p.ood = !(ood_ && feat) ? NaN : bg.on ? bg.get() : ood_->score(feat);
     const double t3 = now_ms();
     t_pre_ += t1 - t0; t_infer_ += t2 - t1; t_post_ += t3 - t2;
     return p;

@@ -11,6 +11,7 @@
 #include "edgetan.h"
 #include "engine.hpp"
 #include "geometry.hpp"
+#include "ood_worker.hpp"
 
 namespace edgetan {
 
@@ -84,6 +85,7 @@ private:
     cv::Mat cert_buf_;           // scratch of the certainty, 2 windows' worth, allocated once
     bool equalize_;
     const OodRef *ood_ = nullptr;   // the artifact's out-of-domain reference (null: no gate)
+    std::unique_ptr<OodWorker> ood_worker_;   // scores it beside the post-pass work (null: inline)
     // state
     bool has_prev_lm_ = false;
     float prev_lm_[3][2];
@@ -98,7 +100,7 @@ private:
     bool have_u16_alpha_ = false;
     double u16_alpha_ = 1.0;
     // buffers, sized on the first frame and reused
-    cv::Mat gray_, gray_tmp_, sub_, win_, crop_score_, mask_buf_, mask_crop_, lut_;
+    cv::Mat gray_, gray_tmp_, sub_, crop_score_, mask_buf_, mask_crop_, lut_;
     WindowCut cut_;     // frame -> window, the Python tracker's bytes
     std::vector<std::vector<cv::Point>> contours_, contours2_;
     std::vector<cv::Point2f> contour_;
