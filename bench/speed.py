@@ -16,6 +16,8 @@ from __future__ import annotations
 TARGETS = (("bf16_vs_fp32_e2e", "BF16 end-to-end fps ÷ FP32's", 1.4),
            ("int8_e2e_vs_network", "INT8 end-to-end fps ÷ the INT8 network's own throughput", 0.92),
            # issue 22: the C++ tracker keeps >= 90 % of the network's own speed, at each precision it runs
+           # (its own network alone, timed by the same runtime in the same run; older records: the
+           # Python runner's figure)
            ("native_e2e_vs_network", "native end-to-end fps ÷ the network's own throughput (worst precision)", 0.9))
 
 
@@ -46,6 +48,8 @@ def speed_summary(rows: list[dict], model: str = "tan") -> dict:
                     "e2e_vs_fp32": _ratio(e2e, ((fp32 or {}).get("e2e") or {}).get("fps")) if fp32 is not r else 1.0,
                     "native_e2e_fps": (r.get("native_e2e") or {}).get("fps"),
                     "native_vs_network": (r.get("native_e2e") or {}).get("vs_network"),
+                    "native_network_fps": ((r.get("native_e2e") or {}).get("network") or {}).get("fps"),
+                    "native_vs_own_network": (r.get("native_e2e") or {}).get("vs_own_network"),
                     "native_busy": bool(((r.get("native_e2e") or {}).get("load") or {}).get("busy")),
                     "dice": (r.get("accuracy") or {}).get("dice"),
                     "busy": any(l.get("busy") for l in r.get("load") or [])})
@@ -59,8 +63,10 @@ def speed_summary(rows: list[dict], model: str = "tan") -> dict:
             elif name == "int8_e2e_vs_network" and p == "int8" and b == "openvino":
                 got, busy = (b, x["e2e_vs_network"]), x["busy"]
             elif name == "native_e2e_vs_network" and x["native_vs_network"] is not None:
-                if got is None or x["native_vs_network"] < got[1]:
-                    got, busy = (f"native {p}", x["native_vs_network"]), x["busy"] or x["native_busy"]
+                v = x["native_vs_own_network"] if x["native_vs_own_network"] is not None else x["native_vs_network"]
+                if got is None or v < got[1]:
+                    own = x["native_vs_own_network"] is not None
+                    got, busy = (f"native {p}", v), x["native_busy"] or (not own and x["busy"])
         # a ratio timed while other processes took the CPU is reported, never judged
         targets.append({"name": name, "what": what, "min": need, "backend": got[0] if got else None,
                         "value": got[1] if got else None, "busy": busy,

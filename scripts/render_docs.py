@@ -198,14 +198,17 @@ def r_speed(folder: Path, rec: dict, results: Path) -> str:
         rows.append([f"{x['backend']} {x['precision']}", x.get("inference_precision") or "—",
                      f"{num(x.get('model_ms'))} / {num(x.get('model_p95_ms'))}", num(x.get("network_fps"), 0),
                      num(x.get("e2e_fps"), 1), "×" + num(x.get("e2e_vs_network")), pct(x.get("non_network_share"), 0),
-                     (f"{num(x['native_e2e_fps'], 1)} (×{num(x.get('native_vs_network'))})"
+                     (f"{num(x['native_e2e_fps'], 1)} (×{num(x.get('native_vs_own_network'))} of its own "
+                      f"{num(x.get('native_network_fps'), 0)}; ×{num(x.get('native_vs_network'))} of the bench's)"
+                      if x.get("native_e2e_fps") and x.get("native_vs_own_network") else
+                      f"{num(x['native_e2e_fps'], 1)} (×{num(x.get('native_vs_network'))})"
                       if x.get("native_e2e_fps") else "—"),
                      "×" + num(x.get("e2e_vs_fp32")), pct(x.get("dice")),
                      (p["status"] + (f" ({p['reason']})" if p.get("reason") else "")) if p else "—"])
     out = [source_line(folder, rec) + f"; {res.get('source', '')}.", ""] + busy_warning(res)
     out += md_table(["TAN on", "runs in (read back)", "model-only ms (median / p95)", "network alone fps",
                      "end-to-end fps", "e2e ÷ network", "time outside the network",
-                     "native end-to-end fps (÷ network)", "e2e vs fp32",
+                     "native end-to-end fps (÷ network alone)", "e2e vs fp32",
                      "Dice on the clip", "parity vs torch fp32 (fp32 tolerances for bf16)"], rows)
     out.append("")
     if any(x.get("network_fps_mean") for x in sp.get("rows", [])):

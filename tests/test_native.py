@@ -295,6 +295,7 @@ def test_bad_inputs_return_codes(native, ir_fp32, tmp_path):
     (["track", "CLIP", "--model", "BAD.xml"], "not an OpenVINO IR"),
     (["track", "CLIP"], "track needs CLIP and --model"),
     (["track", "CLIP", "--model", "M.xml", "--bogus"], "unknown option --bogus"),
+    (["track", "CLIP", "--model", "M.xml", "--time-network", "0"], "--time-network needs a count >= 1"),
 ])
 def test_cli_bad_input_is_one_line(native, tmp_path, args, message):
     np.save(tmp_path / "CLIP.npy", np.zeros((2, 32, 32), np.uint8))
@@ -347,6 +348,20 @@ def test_unit_tests_clean_under_asan_ubsan(native, ir_fp32, tmp_path, monkeypatc
                          capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0 and "all passed" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
     assert "runtime error" not in run.stderr and "AddressSanitizer" not in run.stderr, run.stderr[-3000:]
+
+
+def test_cli_times_the_network_alone_after_the_clip(native, ir_fp32, tmp_path):
+    """`--time-network N`: N back-to-back network calls on the last window after the clip (the native
+    speed row's like-for-like base), reported as timing.network; the tracked frames are unchanged."""
+    frames = _phantom((112, 112), 6)
+    from edge_tan.bench.native_row import run_native
+    a, _ = run_native(CLI, Path(ir_fp32.origin.path), frames, masks=False, extra=["--time-network", "7"])
+    b, _ = run_native(CLI, Path(ir_fp32.origin.path), frames, masks=False)
+    net = a["timing"]["network"]
+    assert net["runs"] == 7 and 0 < net["median_ms"] and net["fps"] == pytest.approx(1000.0 / net["mean_ms"], rel=1e-2)
+    assert "network" not in b["timing"]
+    strip = lambda d: [{k: v for k, v in r.items() if k != "latency_ms"} for r in d["per_frame"]]  # noqa: E731
+    assert strip(a) == strip(b)
 
 
 def test_native_window_cut_is_remaps_bytes(native):

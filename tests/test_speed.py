@@ -265,6 +265,14 @@ def test_speed_summary_ratios_and_targets():
     assert t["backend"] == "native int8" and t["met"] is True
     rows[2]["native_e2e"]["load"] = {"busy": True}
     assert {x["name"]: x for x in speed_summary(rows)["targets"]}["native_e2e_vs_network"]["met"] is None
+    # with its own network-alone timing on record (et_time_network), that is the native ratio's base
+    rows[2]["native_e2e"] = {"fps": 170.0, "vs_network": 0.93, "vs_own_network": 0.88, "network": {"fps": 193.2},
+                             "load": {"busy": False}}
+    s2 = speed_summary(rows)
+    t = {x["name"]: x for x in s2["targets"]}["native_e2e_vs_network"]
+    assert t["backend"] == "native int8" and t["value"] == 0.88 and t["met"] is False
+    by = {r["precision"]: r for r in s2["rows"]}
+    assert by["int8"]["native_network_fps"] == 193.2 and by["int8"]["native_vs_own_network"] == 0.88
 
 
 def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):

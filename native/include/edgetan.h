@@ -110,6 +110,12 @@ typedef struct et_tracker et_tracker;
 et_status et_open(const char *model_path, const et_options *options, et_tracker **out);
 et_status et_push(et_tracker *tracker, const et_frame *frame, et_result *out);
 et_status et_reset(et_tracker *tracker);
+/* The network alone, benchmark_app style: `runs` back-to-back inferences on the tracker's input buffer
+ * as the last et_push left it (its last window; zeros before any push), each timed; ms_out (may be
+ * NULL) receives the `runs` per-call milliseconds. The base of "end-to-end vs the network" on this
+ * runtime's own terms. Tracking state is untouched, but the network outputs are overwritten: call it
+ * between et_push calls, after reading what you need of the last result. */
+et_status et_time_network(et_tracker *tracker, int runs, float *ms_out);
 et_status et_info(const et_tracker *tracker, et_model_info *out);
 /* JSON object of the artifact's metadata (what `edge-tan track --json` writes as "model");
  * valid until et_close. */

@@ -101,6 +101,12 @@ et_status et_reset(et_tracker *t) {
     return guarded(t, [&] { t->tracker->reset(); });
 }
 
+et_status et_time_network(et_tracker *t, int runs, float *ms_out) {
+    if (!t) return fail(nullptr, ET_ERR_ARGUMENT, "et_time_network: tracker is NULL");
+    if (runs < 1) return fail(t, ET_ERR_ARGUMENT, "et_time_network: runs must be >= 1");
+    return guarded(t, [&] { t->tracker->time_network(runs, ms_out); });
+}
+
 et_status et_info(const et_tracker *t, et_model_info *out) {
     if (!t || !out) return fail(nullptr, ET_ERR_ARGUMENT, "et_info: tracker or out is NULL");
     std::memset(out, 0, sizeof *out);

@@ -5,6 +5,10 @@
 
 #include <opencv2/imgproc.hpp>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 namespace edgetan {
 
 double triangle_area(const float p[3][2]) {
@@ -134,48 +138,105 @@ void WindowCut::remap_reference(const cv::Mat &src, cv::Mat &dst, const Affine &
     cv::remap(src, dst, xy_, a_, cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(0));
 }
 
-// One window row at a time: X, Y are the source position in 1/32 px (warpAffine's rounding), sx, sy
-// its pixel and tx, ty the sub-pixel index remap would look up. remap's source coordinates are int16
-// (saturated), but a saturated coordinate lies outside any frame either way: 0 both ways.
-template <class Sink>
-void WindowCut::cut(const cv::Mat &src, const Affine &M, Sink &&sink) {
-    const int S = size_;
-    for (int i = 0; i < 6; ++i)
-        if (!std::isfinite(M.val[i])) {   // nothing of the frame is in such a window
-            for (int y = 0; y < S; ++y)
-                for (int x = 0; x < S; ++x) sink(y, x, 0);
-            return;
+namespace {
+// The window byte at source position (X, Y) in 1/32 px: pixel (X >> 5, Y >> 5), sub-pixel index
+// (X & 31, Y & 31), remap's integer bilinear with 0 outside the frame. remap's source coordinates are
+// int16 (saturated), but a saturated coordinate lies outside any frame either way: 0 both ways.
+inline int sample_exact(const uchar *base, size_t st, int w, int h, int X, int Y) {
+    const int sx = X >> 5, sy = Y >> 5, tx = X & 31, ty = Y & 31;
+    if (unsigned(sx) < unsigned(w - 1) && unsigned(sy) < unsigned(h - 1)) {   // all four inside
+        const uchar *p = base + size_t(sy) * st + size_t(sx);
+        return ((p[0] * (32 - tx) + p[1] * tx) * (32 - ty) + (p[st] * (32 - tx) + p[st + 1] * tx) * ty + 512) >> 10;
+    }
+    if (sx >= w || sx + 1 < 0 || sy >= h || sy + 1 < 0) return 0;          // all four outside
+    auto px = [&](int yy, int xx) -> int {
+        return (unsigned(yy) < unsigned(h) && unsigned(xx) < unsigned(w)) ? base[size_t(yy) * st + size_t(xx)] : 0;
+    };
+    return ((px(sy, sx) * (32 - tx) + px(sy, sx + 1) * tx) * (32 - ty) +
+            (px(sy + 1, sx) * (32 - tx) + px(sy + 1, sx + 1) * tx) * ty + 512) >> 10;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define EDGETAN_CUT_AVX2 1
+// Eight window pixels at a time where all four neighbours of all eight lie inside the frame (the rest
+// go to sample_exact): two 4-byte gathers fetch each pixel's neighbour pairs (row sy at sx, row sy + 1
+// at sx - 2: both reads stay inside the frame's rows above/below, so never outside the image buffer),
+// pmaddwd forms p0 * (32 - t) + p1 * t exactly in int32, and a float gather reads the input table.
+// Same integers as sample_exact, so the same bytes. Returns how many pixels of the row it wrote
+// (a multiple of 8; the caller does the rest).
+__attribute__((target("avx2"))) int cut_row_avx2(const uchar *base, size_t st, int w, int h, int X0, int Y0,
+                                                  const int *adx, const int *ady, int S, const float *lut,
+                                                  float *out) {
+    const __m256i x0 = _mm256_set1_epi32(X0), y0 = _mm256_set1_epi32(Y0), m31 = _mm256_set1_epi32(31);
+    const __m256i m255 = _mm256_set1_epi32(255), c32 = _mm256_set1_epi32(32), half = _mm256_set1_epi32(512);
+    const __m256i neg1 = _mm256_set1_epi32(-1), wlim = _mm256_set1_epi32(w - 1), hlim = _mm256_set1_epi32(h - 1);
+    const __m256i stv = _mm256_set1_epi32(int(st));
+    const int *b32 = reinterpret_cast<const int *>(base);
+    int x = 0;
+    for (; x + 8 <= S; x += 8) {
+        const __m256i X = _mm256_srai_epi32(_mm256_add_epi32(x0, _mm256_loadu_si256((const __m256i *)(adx + x))), 5);
+        const __m256i Y = _mm256_srai_epi32(_mm256_add_epi32(y0, _mm256_loadu_si256((const __m256i *)(ady + x))), 5);
+        const __m256i sx = _mm256_srai_epi32(X, 5), sy = _mm256_srai_epi32(Y, 5);
+        const __m256i in = _mm256_and_si256(_mm256_and_si256(_mm256_cmpgt_epi32(sx, neg1), _mm256_cmpgt_epi32(wlim, sx)),
+                                            _mm256_and_si256(_mm256_cmpgt_epi32(sy, neg1), _mm256_cmpgt_epi32(hlim, sy)));
+        if (_mm256_movemask_ps(_mm256_castsi256_ps(in)) != 0xFF) {
+            for (int k = 0; k < 8; ++k)
+                out[x + k] = lut[sample_exact(base, st, w, h, (X0 + adx[x + k]) >> 5, (Y0 + ady[x + k]) >> 5)];
+            continue;
         }
-    CV_Assert(src.type() == CV_8UC1);
+        const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(sy, stv), sx);
+        const __m256i g0 = _mm256_i32gather_epi32(b32, off, 1);                                   // p00 p01 . .
+        const __m256i g1 = _mm256_i32gather_epi32(b32, _mm256_add_epi32(off, _mm256_sub_epi32(stv, _mm256_set1_epi32(2))), 1);  // . . p10 p11
+        const __m256i top = _mm256_or_si256(_mm256_and_si256(g0, m255), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(g0, 8), m255), 16));
+        const __m256i bot = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(g1, 16), m255), _mm256_slli_epi32(_mm256_srli_epi32(g1, 24), 16));
+        const __m256i tx = _mm256_and_si256(X, m31), ty = _mm256_and_si256(Y, m31);
+        const __m256i wx = _mm256_or_si256(_mm256_sub_epi32(c32, tx), _mm256_slli_epi32(tx, 16));
+        const __m256i wy = _mm256_or_si256(_mm256_sub_epi32(c32, ty), _mm256_slli_epi32(ty, 16));
+        const __m256i rt = _mm256_madd_epi16(top, wx), rb = _mm256_madd_epi16(bot, wx);          // <= 8160 each
+        const __m256i v = _mm256_srai_epi32(_mm256_add_epi32(_mm256_madd_epi16(_mm256_or_si256(rt, _mm256_slli_epi32(rb, 16)), wy), half), 10);
+        _mm256_storeu_ps(out + x, _mm256_i32gather_ps(lut, v, 4));
+    }
+    return x;
+}
+
+bool have_avx2() {
+    static const bool yes = __builtin_cpu_supports("avx2");
+    return yes;
+}
+#endif
+}  // namespace
+
+bool WindowCut::prepare(const Affine &M, double m[6]) {
+    for (int i = 0; i < 6; ++i)
+        if (!std::isfinite(M.val[i])) return false;   // nothing of the frame is in such a window
     const Affine I = invert_affine(M);   // window -> frame, as warpAffine inverts it
-    const double m[6] = {I(0, 0), I(0, 1), I(0, 2), I(1, 0), I(1, 1), I(1, 2)};
-    for (int x = 0; x < S; ++x) {
+    const double mm[6] = {I(0, 0), I(0, 1), I(0, 2), I(1, 0), I(1, 1), I(1, 2)};
+    for (int i = 0; i < 6; ++i) m[i] = mm[i];
+    for (int x = 0; x < size_; ++x) {
         adx_[size_t(x)] = cvRound(m[0] * x * 1024.0);
         ady_[size_t(x)] = cvRound(m[3] * x * 1024.0);
     }
+    return true;
+}
+
+// One window row at a time: X0 + adx[x], Y0 + ady[x] are warpAffine's 10-bit fixed-point source
+// position (+16: half a 1/32 step), >> 5 its 1/32 px position.
+template <class Sink>
+void WindowCut::cut(const cv::Mat &src, const Affine &M, Sink &&sink) {
+    const int S = size_;
+    double m[6];
+    if (!prepare(M, m)) {
+        for (int y = 0; y < S; ++y)
+            for (int x = 0; x < S; ++x) sink(y, x, 0);
+        return;
+    }
+    CV_Assert(src.type() == CV_8UC1);
     const int h = src.rows, w = src.cols;
     const size_t st = src.step[0];
-    const uchar *base = src.data;
-    auto px = [&](int yy, int xx) -> int {   // 0 outside the frame (BORDER_CONSTANT 0)
-        return (unsigned(yy) < unsigned(h) && unsigned(xx) < unsigned(w)) ? base[size_t(yy) * st + size_t(xx)] : 0;
-    };
     for (int y = 0; y < S; ++y) {
         const int X0 = cvRound((m[1] * y + m[2]) * 1024.0) + 16, Y0 = cvRound((m[4] * y + m[5]) * 1024.0) + 16;
-        for (int x = 0; x < S; ++x) {
-            const int X = (X0 + adx_[size_t(x)]) >> 5, Y = (Y0 + ady_[size_t(x)]) >> 5;
-            const int sx = X >> 5, sy = Y >> 5, tx = X & 31, ty = Y & 31;
-            int v;
-            if (unsigned(sx) < unsigned(w - 1) && unsigned(sy) < unsigned(h - 1)) {   // all four inside
-                const uchar *p = base + size_t(sy) * st + size_t(sx);
-                v = ((p[0] * (32 - tx) + p[1] * tx) * (32 - ty) + (p[st] * (32 - tx) + p[st + 1] * tx) * ty + 512) >> 10;
-            } else if (sx >= w || sx + 1 < 0 || sy >= h || sy + 1 < 0) {            // all four outside
-                v = 0;
-            } else {
-                v = ((px(sy, sx) * (32 - tx) + px(sy, sx + 1) * tx) * (32 - ty) +
-                     (px(sy + 1, sx) * (32 - tx) + px(sy + 1, sx + 1) * tx) * ty + 512) >> 10;
-            }
-            sink(y, x, v);
-        }
+        for (int x = 0; x < S; ++x)
+            sink(y, x, sample_exact(src.data, st, w, h, (X0 + adx_[size_t(x)]) >> 5, (Y0 + ady_[size_t(x)]) >> 5));
     }
 }
 
@@ -188,6 +249,26 @@ void WindowCut::operator()(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
 
 void WindowCut::operator()(const cv::Mat &src, const Affine &M, const float lut[256], float *out) {
     const size_t S = size_t(size_);
+#ifdef EDGETAN_CUT_AVX2
+    double m[6];
+    // AVX2 where the CPU has it (and the frame's row step fits the 32-bit gather offsets)
+    if (simd_ && have_avx2() && src.type() == CV_8UC1 && src.step[0] * size_t(src.rows) < (size_t(1) << 30)) {
+        if (!prepare(M, m)) {
+            for (size_t i = 0; i < S * S; ++i) out[i] = lut[0];
+            return;
+        }
+        const int h = src.rows, w = src.cols;
+        const size_t st = src.step[0];
+        for (int y = 0; y < size_; ++y) {
+            const int X0 = cvRound((m[1] * y + m[2]) * 1024.0) + 16, Y0 = cvRound((m[4] * y + m[5]) * 1024.0) + 16;
+            float *o = out + size_t(y) * S;
+            int x = cut_row_avx2(src.data, st, w, h, X0, Y0, adx_.data(), ady_.data(), size_, lut, o);
+            for (; x < size_; ++x)
+                o[x] = lut[sample_exact(src.data, st, w, h, (X0 + adx_[size_t(x)]) >> 5, (Y0 + ady_[size_t(x)]) >> 5)];
+        }
+        return;
+    }
+#endif
     cut(src, M, [lut, out, S](int y, int x, int v) { out[size_t(y) * S + size_t(x)] = lut[v]; });
 }
 

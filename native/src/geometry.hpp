@@ -47,9 +47,13 @@ public:
     void operator()(const cv::Mat &src, const Affine &M, const float lut[256], float *out);
     // the map + cv::remap form of the same cut (what Python computes): the oracle of the native tests
     void remap_reference(const cv::Mat &src, cv::Mat &dst, const Affine &M);
+    // the float form uses AVX2 (where the CPU has it) unless this is off: the tests compare both
+    void use_simd(bool on) { simd_ = on; }
 private:
+    bool prepare(const Affine &M, double m[6]);
     template <class Sink> void cut(const cv::Mat &src, const Affine &M, Sink &&sink);
     int size_ = 0;
+    bool simd_ = true;
     cv::Mat xy_, a_;
     std::vector<int> adx_, ady_;
 };

@@ -486,6 +486,15 @@ void Tracker::lose(et_result &res, const std::string &reason) {
     }
 }
 
+void Tracker::time_network(int runs, float *ms) {
+    for (int i = 0; i < runs; ++i) {
+        const double t0 = now_ms();
+        engine_->infer();
+        const double dt = now_ms() - t0;
+        if (ms) ms[i] = float(dt);
+    }
+}
+
 bool Tracker::anchor(const Pass &p, float out[3][2]) {
     if (cfg_.detect_anchor_mask && p.bbox.width && p.bbox.height) {
         float lm[3][2];

@@ -57,6 +57,8 @@ class Tracker {
 public:
     Tracker(std::unique_ptr<Engine> engine, const TrackerConfig &cfg = TrackerConfig());
     void reset();
+    // the network alone: `runs` back-to-back infer() calls on the current input, each timed (ms may be null)
+    void time_network(int runs, float *ms);
     // frame: grey/BGR/BGRA uint8 or grey uint16 (CV_8UC1/3/4, CV_16UC1); fills `out`.
     void step(const cv::Mat &frame, et_result &out);
     const Metadata &metadata() const { return engine_->metadata(); }

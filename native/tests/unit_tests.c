@@ -88,6 +88,13 @@ int main(int argc, char **argv) {
     EXPECT(et_push(t, &tiny, &r) == ET_OK, "push 2x2 frame");
     EXPECT(et_reset(t) == ET_OK && et_push(t, &f, &r) == ET_OK && r.index == 0, "reset restarts the index");
     EXPECT(et_reset(NULL) == ET_ERR_ARGUMENT, "reset NULL");
+    float net_ms[3] = {-1.0f, -1.0f, -1.0f};
+    EXPECT(et_time_network(t, 3, net_ms) == ET_OK && net_ms[0] > 0 && net_ms[1] > 0 && net_ms[2] > 0,
+           "time the network alone");
+    EXPECT(et_time_network(t, 2, NULL) == ET_OK, "time the network, times not wanted");
+    EXPECT(et_time_network(t, 0, net_ms) == ET_ERR_ARGUMENT, "time the network 0 times");
+    EXPECT(et_time_network(NULL, 1, net_ms) == ET_ERR_ARGUMENT, "time the network of NULL");
+    EXPECT(et_push(t, &f, &r) == ET_OK && r.index == 1, "tracking goes on after timing the network");
     et_model_info info;
     EXPECT(et_info(t, &info) == ET_OK && info.window > 0 && strlen(info.model_name) > 0, "info");
     EXPECT(strlen(et_metadata_json(t)) > 2, "metadata json");

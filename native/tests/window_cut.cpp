@@ -2,7 +2,8 @@
 // form Python computes (WindowCut::remap_reference), byte for byte, on random affines and frames:
 // scales from 0.3x to 3.3x, any rotation, windows partly or wholly off the frame, frames that are ROIs
 // of a wider image (row step != width), coordinates beyond int16, non-finite affines. The float form
-// (straight into the network input) must equal the 256-entry table applied to those bytes.
+// (straight into the network input; AVX2 gathers where the CPU has them, and the portable loop) must
+// equal the 256-entry table applied to those bytes.
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -37,11 +38,13 @@ int main(int argc, char **argv) {
         cv::Mat a, b;
         cut.remap_reference(src, a, M);
         cut(src, b, M);
-        std::vector<float> in(size_t(S) * S);
-        cut(src, M, lut, in.data());
+        std::vector<float> in(size_t(S) * S), in_scalar(size_t(S) * S);
+        cut(src, M, lut, in.data());           // AVX2 where the CPU has it
+        cut.use_simd(false);
+        cut(src, M, lut, in_scalar.data());    // the portable loop
         const int diff = cv::countNonZero(a != b);
         int fdiff = 0;
-        for (int i = 0; i < S * S; ++i) fdiff += in[size_t(i)] != lut[a.data[i]];
+        for (int i = 0; i < S * S; ++i) fdiff += (in[size_t(i)] != lut[a.data[i]]) + (in_scalar[size_t(i)] != lut[a.data[i]]);
         if (diff || fdiff) {
             if (failed < 5) std::printf("case %d (S %d, frame %dx%d): %d bytes, %d floats differ\n", t, S, w, h, diff, fdiff);
             ++failed;

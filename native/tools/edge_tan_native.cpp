@@ -1,6 +1,7 @@
 // edge-tan-native: `edge-tan track --json` without Python.
 //   edge-tan-native track CLIP --model M [--json R.json] [--masks M.npy] [--device CPU] [--threads N]
 //                   [--fps F (default: the video's, else 30)] [--spacing-mm S (only the volume unit)]
+//                   [--time-network RUNS (then the network alone on the last window: timing.network)]
 // CLIP: any file OpenCV's VideoCapture reads (AVI/MP4...), or a .npy of uint8/uint16 frames
 // (T, H, W[, C]) -- the parity tests feed decoded frames that way so decoding differences do not count.
 // R.json has the schema of edge_tan/runtime/results.py (per_frame, states, timing, model, clinical; no qc block).
@@ -124,13 +125,13 @@ void write_atomic(const std::string &path, const std::string &data) {
 
 int usage() {
     std::fprintf(stderr, "usage: edge-tan-native track CLIP --model MODEL [--json R.json] [--masks M.npy] "
-                         "[--device CPU] [--threads N] [--fps F] [--spacing-mm S]\n");
+                         "[--device CPU] [--threads N] [--fps F] [--spacing-mm S] [--time-network RUNS]\n");
     return 2;
 }
 
 int track(int argc, char **argv) {
     std::string clip_path, model, json_out, masks_out, device;
-    int threads = 0;
+    int threads = 0, net_runs = 0;
     double fps = 0, spacing = 0;
     for (int i = 2; i < argc; ++i) {
         std::string a = argv[i];
@@ -145,6 +146,10 @@ int track(int argc, char **argv) {
         else if (a == "--threads") threads = std::atoi(val("--threads").c_str());
         else if (a == "--fps") fps = std::atof(val("--fps").c_str());
         else if (a == "--spacing-mm") spacing = std::atof(val("--spacing-mm").c_str());
+        else if (a == "--time-network") {
+            net_runs = std::atoi(val("--time-network").c_str());
+            if (net_runs < 1) throw Fail{"--time-network needs a count >= 1"};
+        }
         else if (!a.empty() && a[0] == '-') throw Fail{"unknown option " + a};
         else if (clip_path.empty()) clip_path = a;
         else throw Fail{"unexpected argument " + a};
@@ -208,6 +213,12 @@ int track(int argc, char **argv) {
             if (it == reasons.end()) reasons.emplace_back(k, 1); else it->second++;
         }
     }
+    std::vector<float> net_ms(size_t(std::max(net_runs, 0)));
+    if (net_runs > 0 && et_time_network(tr, net_runs, net_ms.data()) != ET_OK) {
+        std::string e = et_last_error(tr);
+        et_close(tr);
+        throw Fail{"--time-network: " + e};
+    }
     const std::string md_json = et_metadata_json(tr);
     et_close(tr);
 
@@ -232,6 +243,14 @@ int track(int argc, char **argv) {
     timing["fps"] = mean > 0 ? num(1000.0 / mean, 2) : json(nullptr);
     timing["stages_median_ms"] = {{"pre", num(percentile(pre, 50), 3)}, {"infer", num(percentile(inf, 50), 3)},
                                   {"post", num(percentile(post, 50), 3)}};
+    if (net_runs > 0) {   // the network alone on the last window, after the clip (benchmark_app style)
+        std::vector<double> v(net_ms.begin(), net_ms.end());
+        double m = 0;
+        for (double x : v) m += x;
+        m /= double(v.size());
+        timing["network"] = {{"runs", net_runs}, {"median_ms", num(percentile(v, 50), 3)},
+                             {"mean_ms", num(m, 3)}, {"fps", m > 0 ? num(1000.0 / m, 2) : json(nullptr)}};
+    }
     json out;
     out["video"] = clip_path;
     out["frames"] = n;
