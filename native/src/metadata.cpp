@@ -196,22 +196,33 @@ static float dot_f32(const float *a, const float *b, int n) {
 // score = sqrt((sum_i (w_i . d)^2 + max(|d|^2 - sum_i (u_i . d)^2, 0) / resid_var) / C), d = f - mean:
 // d in float32 as numpy forms it, the dot products and sums in double (numpy sums float32 in its own
 // order; double is at least as close to the exact value), the result rounded to float32 as numpy's is.
+float OodRef::proto_dot(int i, const float *feat) const {
+    // float products summed in float, as numpy's float32 einsum does, by a kernel compiled for the
+    // CPU's widest vectors (dot_f32): a scalar double loop took ~0.2 ms of each frame for 512 x 1280
+    // (perf, INT8 on a 2-core Xeon)
+    return dot_f32(&prototypes[size_t(i) * dim], feat, dim);
+}
+
+double OodRef::knn_score(const float *dots, const float *feat) const {
+    double n2 = 0;
+    for (int j = 0; j < dim; ++j) n2 += double(feat[j]) * feat[j];
+    if (!(n2 > 0)) return 1.0 / scale;
+    const double inv = 1.0 / std::sqrt(n2);
+    thread_local std::vector<double> sim;
+    sim.resize(size_t(n_proto));
+    for (int i = 0; i < n_proto; ++i) sim[size_t(i)] = double(dots[i]) * inv;
+    std::nth_element(sim.begin(), sim.begin() + (n_proto - k), sim.end());
+    double top = 0;
+    for (int i = n_proto - k; i < n_proto; ++i) top += sim[size_t(i)];
+    return (1.0 - top / k) / scale;
+}
+
 double OodRef::score(const float *feat) const {
     if (knn) {   // KNNReference.scores: (1 - mean of the k largest cosines to the prototypes) / scale
-        double n2 = 0;
-        for (int j = 0; j < dim; ++j) n2 += double(feat[j]) * feat[j];
-        if (!(n2 > 0)) return 1.0 / scale;
-        const double inv = 1.0 / std::sqrt(n2);
-        thread_local std::vector<double> sim;
-        sim.resize(size_t(n_proto));
-        // float products summed in float, as numpy's float32 einsum does, by a kernel compiled for the
-        // CPU's widest vectors (dot_f32): a scalar double loop took ~0.2 ms of each frame for 512 x 1280
-        // (perf, INT8 on a 2-core Xeon)
-        for (int i = 0; i < n_proto; ++i) sim[size_t(i)] = double(dot_f32(&prototypes[size_t(i) * dim], feat, dim)) * inv;
-        std::nth_element(sim.begin(), sim.begin() + (n_proto - k), sim.end());
-        double top = 0;
-        for (int i = n_proto - k; i < n_proto; ++i) top += sim[size_t(i)];
-        return (1.0 - top / k) / scale;
+        thread_local std::vector<float> dots;
+        dots.resize(size_t(n_proto));
+        for (int i = 0; i < n_proto; ++i) dots[size_t(i)] = proto_dot(i, feat);
+        return knn_score(dots.data(), feat);
     }
     double dd = 0, ww = 0, pp = 0;
     thread_local std::vector<float> d;

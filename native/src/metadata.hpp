@@ -27,6 +27,10 @@ struct OodRef {
     double resid_var = 0, scale = 0, frame_threshold = 0, clip_threshold = 0;
     // score of one window's (dim,) features, as OODReference.score (float32 arithmetic, value as float64)
     double score(const float *feat) const;
+    // the kNN's parts, for scoring on two threads with the same result: prototype i . feat (float),
+    // then the score from all n_proto of them
+    float proto_dot(int i, const float *feat) const;
+    double knn_score(const float *dots, const float *feat) const;
 };
 
 struct Metadata {
