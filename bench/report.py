@@ -231,6 +231,10 @@ def bench_markdown(report: dict) -> str:
               "(warp + infer + unwarp + contour; detect/re-detect frames cost extra network passes: passes/frame; "
               "frames % det/trk/re/lost: share of those frames per tracker state). "
               "* = bounded run (few timed runs, see notes)."]
+    from .speed import speed_markdown
+    sp = speed_markdown(report.get("speed") or {})
+    if sp:
+        lines += [""] + sp
     notes = report.get("notes") or []
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]

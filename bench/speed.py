@@ -87,3 +87,21 @@ def speed_lines(summary: dict) -> list[str]:
             lines.append(f"target: {t['what']} >= {t['min']}: {t['value']:.2f} ({t['backend']}) — "
                          f"{'met' if t['met'] else 'NOT met'}")
     return lines
+
+
+def speed_markdown(summary: dict) -> list[str]:
+    """bench.md's section: per TAN row the network alone vs the Python tracker and the native tracker
+    (each native ratio over the same runtime's own network alone), then the targets."""
+    rows = summary.get("rows") or []
+    if not rows:
+        return []
+    f = lambda v: "—" if v is None else f"{v:.1f}"   # noqa: E731
+    r = lambda v: "—" if v is None else f"×{v:.2f}"   # noqa: E731
+    out = ["## Network alone vs end to end", "",
+           "| backend | prec | network fps (1000 / mean ms) | e2e fps | e2e ÷ network | native e2e fps "
+           "| native network alone fps | native ÷ its network |", "|---|---|---|---|---|---|---|---|"]
+    for x in rows:
+        out.append(f"| {x['backend']} | {x['precision']} | {f(x.get('network_fps_mean') or x.get('network_fps'))} "
+                   f"| {f(x.get('e2e_fps'))} | {r(x.get('e2e_vs_network'))} | {f(x.get('native_e2e_fps'))} "
+                   f"| {f(x.get('native_network_fps'))} | {r(x.get('native_vs_own_network'))} |")
+    return out + [""] + [f"- {line}" for line in speed_lines(summary)]

@@ -275,6 +275,24 @@ def test_speed_summary_ratios_and_targets():
     assert by["int8"]["native_network_fps"] == 193.2 and by["int8"]["native_vs_own_network"] == 0.88
 
 
+def test_bench_markdown_has_the_network_vs_end_to_end_section():
+    """bench.md carries the speed rows: network alone, the Python tracker, the native tracker over its own
+    network alone, and the target lines."""
+    from edge_tan.bench.report import bench_markdown
+    from edge_tan.bench.speed import speed_summary
+
+    rows = [_bench_row("fp32", 10.0, 80.0), _bench_row("int8", 4.0, 200.0)]
+    rows[1]["native_e2e"] = {"fps": 230.0, "vs_network": 0.92, "vs_own_network": 0.89, "network": {"fps": 258.4},
+                             "load": {"busy": False}}
+    md = bench_markdown({"rows": [], "speed": speed_summary(rows)})
+    sec = md[md.index("## Network alone vs end to end"):]
+    assert "| openvino | int8 | 250.0 | 200.0 | ×0.80 | 230.0 | 258.4 | ×0.89 |" in sec
+    assert "| openvino | fp32 | 100.0 | 80.0 | ×0.80 | — | — | — |" in sec
+    assert "- target: native end-to-end fps ÷ the network's own throughput (worst precision) >= 0.9: 0.89 " \
+           "(native int8) — NOT met" in sec
+    assert "## Network alone" not in bench_markdown({"rows": [], "speed": speed_summary([])})
+
+
 def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
     import importlib.util
     import json
