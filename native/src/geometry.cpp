@@ -114,16 +114,10 @@ void WindowCut::resize(int size) {
 void WindowCut::remap_reference(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
     const int S = size_;
     dst.create(S, S, CV_8U);
-    for (int i = 0; i < 6; ++i)
-        if (!std::isfinite(M.val[i])) { dst.setTo(0); return; }   // nothing of the frame is in such a window
+    double m[6];
+    if (!prepare(M, m)) { dst.setTo(0); return; }   // nothing of the frame is in such a window
     xy_.create(S, S, CV_16SC2);
     a_.create(S, S, CV_16UC1);
-    const Affine I = invert_affine(M);   // window -> frame, as warpAffine inverts it
-    const double m[6] = {I(0, 0), I(0, 1), I(0, 2), I(1, 0), I(1, 1), I(1, 2)};
-    for (int x = 0; x < S; ++x) {
-        adx_[size_t(x)] = cvRound(m[0] * x * 1024.0);
-        ady_[size_t(x)] = cvRound(m[3] * x * 1024.0);
-    }
     for (int y = 0; y < S; ++y) {
         const int X0 = cvRound((m[1] * y + m[2]) * 1024.0) + 16, Y0 = cvRound((m[4] * y + m[5]) * 1024.0) + 16;
         short *xy = xy_.ptr<short>(y);

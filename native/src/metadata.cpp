@@ -193,9 +193,6 @@ static float dot_f32(const float *a, const float *b, int n) {
     return s;
 }
 
-// score = sqrt((sum_i (w_i . d)^2 + max(|d|^2 - sum_i (u_i . d)^2, 0) / resid_var) / C), d = f - mean:
-// d in float32 as numpy forms it, the dot products and sums in double (numpy sums float32 in its own
-// order; double is at least as close to the exact value), the result rounded to float32 as numpy's is.
 float OodRef::proto_dot(int i, const float *feat) const {
     // float products summed in float, as numpy's float32 einsum does, by a kernel compiled for the
     // CPU's widest vectors (dot_f32): a scalar double loop took ~0.2 ms of each frame for 512 x 1280
@@ -217,6 +214,10 @@ double OodRef::knn_score(const float *dots, const float *feat) const {
     return (1.0 - top / k) / scale;
 }
 
+// kNN (KNNReference): proto_dot for each prototype, then knn_score. Low-rank (OODReference):
+// score = sqrt((sum_i (w_i . d)^2 + max(|d|^2 - sum_i (u_i . d)^2, 0) / resid_var) / C), d = f - mean:
+// d in float32 as numpy forms it, the dot products and sums in double (numpy sums float32 in its own
+// order; double is at least as close to the exact value), the result rounded to float32 as numpy's is.
 double OodRef::score(const float *feat) const {
     if (knn) {   // KNNReference.scores: (1 - mean of the k largest cosines to the prototypes) / scale
         thread_local std::vector<float> dots;
