@@ -33,6 +33,8 @@ record of each kind, so no figure is typed by hand. Steps:
                 the expert's trace, ED/ES frames, A4C share, lost share, QC), then `adapt` on the development
                 clips (default budget) evaluated on both parts. Aggregate figures only; skipped with a message
                 where the set is absent (CI, other machines). The adapted weights stay in --work.
+- real-adapt-seeds  the real-dev record's plain `adapt` again with other seeds (--real-adapt-seeds, default
+                1,2), each evaluated on both parts: how far the adapted rows move by chance alone
 - ood           out-of-domain gate (issue 25): flagged share on the final test and foreign phantom, on
                 degraded copies of phantom seed 2400 (scripts/qc_standin.py: noise, blank, cropped LV,
                 wrong view; milder kinds apart) and on the real development set (~/.cache/edge-tan-real-dev;
@@ -69,7 +71,7 @@ FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
 SOAK_EVERY, SOAK_WARMUP, SOAK_FLAT_KIB = 5000, 5000, 1024   # sample every, ignore the first, allowed growth after
 STEPS = ("bench", "speed", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile",
-         "real-dev", "real-adapt-reach", "ood", "soak", "native-parity", "ov-settings")
+         "real-dev", "real-adapt-reach", "real-adapt-seeds", "ood", "soak", "native-parity", "ov-settings")
 SHARED = ROOT.parent / "shared"   # the workspace's shared tools and reference data, beside the checkout
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
@@ -471,6 +473,46 @@ def step_real_dev(a) -> None:
     write_record("real-dev", cmds, result, wall, 0)
 
 
+def step_real_adapt_seeds(a) -> None:
+    """How much the plain `adapt` rows of the real-dev record owe to chance: the same command (no view,
+    no tracings, the same budget) with other seeds (--real-adapt-seeds), each evaluated on both parts.
+    Seed 0 is the real-dev record's own row."""
+    from edge_tan.bench import real_dev
+    if not real_dev.present():
+        print(f"skip real-adapt-seeds: the real development set is not on this machine ({real_dev.DEFAULT_ROOT})",
+              flush=True)
+        return
+    from edge_tan.runtime.defaults import default_weights_path
+    import shutil
+    w = a.work / "real-adapt-seeds"
+    w.mkdir(parents=True, exist_ok=True)
+    parts = {p: real_dev.split_folder(p) for p in real_dev.PARTS}
+    weights = Path(a.weights) if a.weights else default_weights_path()
+    cmds, wall, result = [], 0.0, {"weights": str(weights.name), "budget_min": a.real_dev_adapt_minutes, "seeds": {}}
+    for seed in [int(x) for x in a.real_adapt_seeds.split(",") if x.strip()]:
+        out, work = w / f"seed{seed}.safetensors", w / f"seed{seed}.work"
+        shutil.rmtree(work, ignore_errors=True)
+        argv = ET + ["adapt", weights, parts["dev"] / "videos", "--out", out, "--work", work,
+                     "--minutes", str(a.real_dev_adapt_minutes), "--seed", str(seed)]
+        t = run(argv)[1]
+        wall += t
+        cmds.append(shown(argv))
+        ad = adaptation_of(out)
+        row = {"adaptation": {"wall_s": round(t, 1), "used_s": ad["used_s"], "plan": ad["plan"],
+                              "clips_used": ad["clips"]["used"],
+                              "self_steps": (ad["phases"].get("self") or {}).get("steps")}, "evals": {}}
+        for part in real_dev.PARTS:
+            d = parts[part]
+            js = w / f"seed{seed}-{part}.json"
+            argv = ET + ["eval", d / "videos", "--reports", d / "FileList.csv", "--tracings", d / "traced.csv",
+                         "--backend", a.real_dev_backend, "--model", out, "--json", js]
+            wall += run(argv)[1]
+            cmds.append(shown(argv))
+            row["evals"][part] = real_dev_summary(js)
+        result["seeds"][str(seed)] = row
+    write_record("real-adapt-seeds", cmds, result, wall, 0)
+
+
 def step_real_adapt_reach(a) -> None:
     """Issue 24's reach target: `edge-tan adapt` with its default budget on all 103 real clips (both parts),
     recording only how far each phase got (clips tracked, labelled, minutes). Nothing is evaluated: the
@@ -715,6 +757,8 @@ def main(argv=None) -> int:
     ap.add_argument("--real-dev-backend", default="openvino", help="backend for the real-dev evals")
     ap.add_argument("--real-dev-traced", type=int, default=1, help="real-dev: also adapt with the development "
                     "part's traced areas (adapt --tracings); 0: only the unlabelled adaptation")
+    ap.add_argument("--real-adapt-seeds", default="1,2", help="real-adapt-seeds: the seeds to adapt with besides "
+                    "the real-dev record's 0")
     ap.add_argument("--real-dev-adapt-minutes", type=float, default=30.0,
                     help="`adapt` budget on the real development clips (0: no adaptation)")
     ap.add_argument("--soak-frames", type=int, default=100_000, help="frames pushed through one native tracker")
@@ -735,7 +779,8 @@ def main(argv=None) -> int:
     todo = {"bench": step_bench, "speed": step_speed, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
             "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile,
-            "real-dev": step_real_dev, "real-adapt-reach": step_real_adapt_reach, "ood": step_ood, "soak": step_soak,
+            "real-dev": step_real_dev, "real-adapt-reach": step_real_adapt_reach,
+            "real-adapt-seeds": step_real_adapt_seeds, "ood": step_ood, "soak": step_soak,
             "native-parity": step_native_parity, "ov-settings": step_ov_settings}
     for s in steps:
         todo[s](a)
