@@ -74,7 +74,7 @@ def from_record(what: str, command: str | None = None):
 # what a record's figures depend on: the model record describes weights only, the profile the
 # phantom only (against real echo statistics), every other one both
 DEPENDS = {"model": ("model",), "profile": ("phantom",), "real-dev": ("model",),   # real clips: no phantom
-           "real-adapt-reach": ("model",)}
+           "real-adapt-reach": ("model",), "real-adapt-seeds": ("model",)}
 
 
 def shipped_phantom() -> str:
@@ -716,6 +716,51 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
     return "\n".join(lines)
 
 
+@from_record("real-adapt-seeds", "python scripts/record_runs.py --only real-adapt-seeds")
+def r_real_adapt_seeds(folder: Path, rec: dict, results: Path) -> str:
+    """The plain adapt of the real-dev record with other seeds: the same columns, one row per seed and
+    part, the real-dev record's seed-0 rows beside them when that record is of the same weights, then
+    each column's range over the seeds on the final part."""
+    res = rec["result"]
+    rows, final = [], []
+    rd = newest("real-dev", results)
+    if rd and rd[1]["result"].get("weights") == res.get("weights") and rd[1].get("model_sha256") == rec.get("model_sha256"):
+        ad0 = rd[1]["result"].get("adaptation") or {}
+        steps0 = ((ad0.get("phases") or {}).get("self") or {}).get("steps") or 0
+        for part in ("dev", "final"):
+            ev = rd[1]["result"]["evals"].get(f"adapted/{part}")
+            if ev:
+                rows.append(_real_row(f"seed 0 (the real-dev record: {ad0.get('used_s', 0) / 60:.1f} min, {steps0:,} "
+                                      f"self-training steps), {part} part", ev))
+                if part == "final":
+                    final.append(ev)
+    for seed, r in res["seeds"].items():
+        ad = r["adaptation"]
+        for part, ev in r["evals"].items():
+            rows.append(_real_row(f"seed {seed} ({ad['used_s'] / 60:.1f} min, {ad.get('self_steps') or 0:,} "
+                                  f"self-training steps), {part} part", ev))
+            if part == "final":
+                final.append(ev)
+    lines = [f"{source_line(folder, rec)}. The plain `adapt` (no view, no tracings, {res['budget_min']:g}-min budget) "
+             "of the real-dev record, again with other seeds, each scored on both parts.", ""]
+    lines += md_table(["adaptation, part", "clips", "EF abs err", "FAC err at expert frames",
+                       "FAC correlation with the expert's / with the landmark triangle's", "ED area / expert (median)",
+                       "ED area within 0.8–1.25", "ED / ES frame err", "A4C frames", "lost or re-detect",
+                       "QC accepted; EF err there; AUROC"], rows)
+    if len(final) >= 2:
+        def span(get, f=num):
+            v = [get(e) for e in final]
+            v = [x for x in v if x is not None]
+            return f"{f(min(v))}–{f(max(v))}" if v else "—"
+        a = lambda e: e["summary"]["all"]   # noqa: E731
+        lines += ["", f"Final part over {len(final)} seeds: EF error {span(lambda e: a(e)['mae'])}, FAC error "
+                      f"{span(lambda e: a(e).get('fac_err'))}, ED area within 0.8–1.25 "
+                      f"{span(lambda e: a(e).get('ed_area_within_0.8_1.25'), pct)}, ED frame error "
+                      f"{span(lambda e: a(e)['ed_err_frames'])}, A4C frames "
+                      f"{span(lambda e: (a(e).get('view_share') or {}).get('A4C'), pct)}."]
+    return "\n".join(lines)
+
+
 @from_record("real-adapt-reach", "python scripts/record_runs.py --only real-adapt-reach")
 def r_real_adapt_reach(folder: Path, rec: dict, results: Path) -> str:
     """Issue 24's reach target: adapt with its default budget on all the real clips, how far each phase got."""
@@ -735,7 +780,7 @@ RENDERERS = {"headline": r_headline, "speed": r_speed, "bench": r_bench, "eval":
              "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
              "adapt": r_adapt, "qc": r_qc, "native-parity": r_native_parity, "ov-settings": r_ov_settings, "ood": r_ood, "batch": r_batch, "per_view": r_per_view,
              "profile": r_profile, "real_dev": r_real_dev, "soak": r_soak,
-             "real-adapt-reach": r_real_adapt_reach}
+             "real-adapt-reach": r_real_adapt_reach, "real-adapt-seeds": r_real_adapt_seeds}
 
 
 # ---- documents ------------------------------------------------------------------------------

@@ -253,3 +253,40 @@ def test_records_older_than_the_shipped_model_say_so(rd, tmp_path):
     _record(results, "qc", "2026-03-01", {})
     new = json.loads((results / "2026-03-01-qc" / "record.json").read_text())
     assert rd.earlier_model_note(new, results) == ""
+
+
+def _real_eval(mae: float, a4c: float) -> dict:
+    return {"clips": 30, "summary": {"all": {"clips": 30, "mae": mae, "fac_err": mae + 2, "fac_corr_expert": 0.3,
+                                             "fac_corr_landmarks": 0.8, "ed_area_ratio_median": 1.2,
+                                             "ed_area_within_0.8_1.25": 0.6, "ed_err_frames": 4.0, "es_err_frames": 3.0,
+                                             "view_share": {"A4C": a4c}, "lost_share": 0.01},
+                                     "qc_accepted": {"clips": 21, "mae": mae - 1}, "qc_auroc_ef_err_gt": {"auroc": 0.55}}}
+
+
+def test_real_adapt_seeds_table_puts_seed_0_beside_the_other_seeds(rd, tmp_path):
+    """The seeds record renders one row per seed and part, the real-dev record's seed-0 rows first when
+    it is of the same weights, and the final part's range over all seeds."""
+    results = tmp_path / "results"
+    _record(results, "real-dev", "2026-01-01", {
+        "weights": "w.safetensors", "evals": {"adapted/dev": _real_eval(8.0, 0.9), "adapted/final": _real_eval(8.5, 0.88)},
+        "adaptation": {"used_s": 1566.0, "phases": {"self": {"steps": 1207}}}})
+    _record(results, "real-adapt-seeds", "2026-01-02", {
+        "weights": "w.safetensors", "budget_min": 30.0, "seeds": {
+            "1": {"adaptation": {"used_s": 1500.0, "self_steps": 1300}, "evals": {"dev": _real_eval(7.0, 0.95),
+                                                                                   "final": _real_eval(6.5, 0.97)}}}})
+    folder = results / "2026-01-02-real-adapt-seeds"
+    rec = json.loads((folder / "record.json").read_text())
+    text = rd.r_real_adapt_seeds.__wrapped__(folder, rec, results)
+    rows = [ln for ln in text.splitlines() if ln.startswith("| seed")]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| seed 0 (the real-dev record: 26.1 min, 1,207 self-training steps), dev part",
+        "| seed 0 (the real-dev record: 26.1 min, 1,207 self-training steps), final part",
+        "| seed 1 (25.0 min, 1,300 self-training steps), dev part",
+        "| seed 1 (25.0 min, 1,300 self-training steps), final part"]
+    assert "Final part over 2 seeds: EF error 6.50–8.50" in text and "A4C frames 88.00 %–97.00 %" in text
+    # a real-dev record of other weights is not put beside them
+    other = json.loads((results / "2026-01-01-real-dev" / "record.json").read_text())
+    other["result"]["weights"] = "other.safetensors"
+    (results / "2026-01-01-real-dev" / "record.json").write_text(json.dumps(other))
+    text = rd.r_real_adapt_seeds.__wrapped__(folder, rec, results)
+    assert "seed 0" not in text and "Final part over" not in text
