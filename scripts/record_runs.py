@@ -411,6 +411,15 @@ def real_dev_summary(js: Path) -> dict:
             "reference_ef": {"mean": float(ref.mean()), "sd": float(ref.std(ddof=1)) if len(ref) > 1 else None}}
 
 
+def real_eval(a, model: Path, d: Path, js: Path) -> tuple[float, str, dict]:
+    """`edge-tan eval` of one real-dev part (its clips, reports and tracings) into js: (wall s, the command
+    as shown, the aggregate summary a record keeps)."""
+    argv = ET + ["eval", d / "videos", "--reports", d / "FileList.csv", "--tracings", d / "traced.csv",
+                 "--backend", a.real_dev_backend, "--model", model, "--json", js]
+    t = run(argv)[1]
+    return t, shown(argv), real_dev_summary(js)
+
+
 def adaptation_of(weights: Path) -> dict:
     """What `edge-tan adapt` wrote into its weights' header: clips, phases, budget (never an image)."""
     from edge_tan.export.weights import read_header
@@ -436,13 +445,9 @@ def step_real_dev(a) -> None:
 
     def evaluate(tag: str, model: Path, part: str) -> None:
         nonlocal wall
-        d = parts[part]
-        js = w / f"{tag}-{part}.json"
-        argv = ET + ["eval", d / "videos", "--reports", d / "FileList.csv", "--tracings", d / "traced.csv",
-                     "--backend", a.real_dev_backend, "--model", model, "--json", js]
-        wall += run(argv)[1]
-        cmds.append(shown(argv))
-        result["evals"][f"{tag}/{part}"] = real_dev_summary(js)
+        t, cmd, result["evals"][f"{tag}/{part}"] = real_eval(a, model, parts[part], w / f"{tag}-{part}.json")
+        wall += t
+        cmds.append(cmd)
 
     for part in real_dev.PARTS:
         evaluate("shipped", weights, part)
@@ -502,13 +507,9 @@ def step_real_adapt_seeds(a) -> None:
                               "clips_used": ad["clips"]["used"],
                               "self_steps": (ad["phases"].get("self") or {}).get("steps")}, "evals": {}}
         for part in real_dev.PARTS:
-            d = parts[part]
-            js = w / f"seed{seed}-{part}.json"
-            argv = ET + ["eval", d / "videos", "--reports", d / "FileList.csv", "--tracings", d / "traced.csv",
-                         "--backend", a.real_dev_backend, "--model", out, "--json", js]
-            wall += run(argv)[1]
-            cmds.append(shown(argv))
-            row["evals"][part] = real_dev_summary(js)
+            t, cmd, row["evals"][part] = real_eval(a, out, parts[part], w / f"seed{seed}-{part}.json")
+            wall += t
+            cmds.append(cmd)
         result["seeds"][str(seed)] = row
     write_record("real-adapt-seeds", cmds, result, wall, 0)
 
