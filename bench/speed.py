@@ -7,7 +7,9 @@ ratios issue 23 set as targets (ratios within one run hold across machines; abso
   of total time (1000 / mean ms), so an occasional slow call counts alike on both sides (the median-
   based network fps of the table is higher than its throughput whenever calls vary; that ratio is
   kept beside it as e2e_vs_network_median: median frame vs median network call);
-- vs fp32 = end-to-end fps over the same backend's fp32 row.
+- vs fp32 = end-to-end fps over the same backend's fp32 row;
+- native ÷ its network = the C++ tracker's end-to-end fps over the same runtime's network alone
+  (`edge-tan-native track --time-network`: back-to-back calls on the last window after the clip).
 """
 
 from __future__ import annotations
