@@ -1,9 +1,9 @@
 // edgetan-window-cut-test: the tracker's one-loop window cut (WindowCut) against the map + cv::remap
 // form Python computes (WindowCut::remap_reference), byte for byte, on random affines and frames:
 // scales from 0.3x to 3.3x, any rotation, windows partly or wholly off the frame, frames that are ROIs
-// of a wider image (row step != width), coordinates beyond int16, non-finite affines. The float form
-// (straight into the network input; AVX2 gathers where the CPU has them, and the portable loop) must
-// equal the 256-entry table applied to those bytes.
+// of a wider image (row step != width) or exactly sized buffers, coordinates beyond int16, non-finite
+// affines. The float form (straight into the network input; AVX2 gathers where the CPU has them, and
+// the portable loop) must equal the 256-entry table applied to those bytes.
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -28,7 +28,8 @@ int main(int argc, char **argv) {
         cv::Mat wide(h + 6, w + 11, CV_8U);
         cv::randu(wide, 0, 256);
         if (t % 7 == 0) wide.setTo(255);                         // saturated: rounding at the top end
-        const cv::Mat src = wide(cv::Rect(5, 3, w, h));          // a ROI: step != width
+        // every other frame a ROI (row step != width), the rest an exactly sized buffer (reads at its ends)
+        const cv::Mat src = (t % 2) ? wide(cv::Rect(5, 3, w, h)) : wide(cv::Rect(5, 3, w, h)).clone();
         const double s = 0.3 + 1.5 * (U(rng) + 1.0), r = 3.2 * U(rng);
         Affine M(s * std::cos(r), -s * std::sin(r), 300.0 * U(rng), s * std::sin(r), s * std::cos(r), 300.0 * U(rng));
         if (t % 5 == 1) M = Affine(double(S) / w, 0, 0, 0, double(S) / h, 0);   // a letterbox-like cut
