@@ -670,6 +670,13 @@ def r_profile(folder: Path, rec: dict, results: Path) -> str:
     return "\n".join(out)
 
 
+# the columns after the first of every real-echo table (_real_row's cells)
+REAL_COLUMNS = ["clips", "EF abs err", "FAC err at expert frames",
+                "FAC correlation with the expert's / with the landmark triangle's", "ED area / expert (median)",
+                "ED area within 0.8–1.25", "ED / ES frame err", "A4C frames", "lost or re-detect",
+                "QC accepted; EF err there; AUROC"]
+
+
 def _real_row(label: str, ev: dict) -> list[str]:
     a = ev["summary"]["all"]
     q = ev["summary"]["qc_accepted"]
@@ -699,10 +706,7 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
              "final real test (it guided one choice, named in the model card), the rest guided development. Backend "
              f"{base['backend']}. A constant answer scores, on the final part: EF 60 % → {num(b['ef_constant_60_mae'])} "
              f"points, the median FAC → {num(b['fac_constant_median_mae'])} points.", ""]
-    lines += md_table(["model, part", "clips", "EF abs err", "FAC err at expert frames",
-                       "FAC correlation with the expert's / with the landmark triangle's", "ED area / expert (median)",
-                       "ED area within 0.8–1.25", "ED / ES frame err", "A4C frames", "lost or re-detect",
-                       "QC accepted; EF err there; AUROC"], rows)
+    lines += md_table(["model, part", *REAL_COLUMNS], rows)
     if ad:
         lines += ["", f"`adapt` used {ad['used_s'] / 60:.1f} min of its budget on {ad['clips_used']} clips "
                       f"(phases {' → '.join(ad['plan'])})" + earlier_model_note(rec, results)]
@@ -743,10 +747,7 @@ def r_real_adapt_seeds(folder: Path, rec: dict, results: Path) -> str:
                 final.append(ev)
     lines = [f"{source_line(folder, rec)}. The plain `adapt` (no view, no tracings, {res['budget_min']:g}-min budget) "
              "of the real-dev record, again with other seeds, each scored on both parts.", ""]
-    lines += md_table(["adaptation, part", "clips", "EF abs err", "FAC err at expert frames",
-                       "FAC correlation with the expert's / with the landmark triangle's", "ED area / expert (median)",
-                       "ED area within 0.8–1.25", "ED / ES frame err", "A4C frames", "lost or re-detect",
-                       "QC accepted; EF err there; AUROC"], rows)
+    lines += md_table(["adaptation, part", *REAL_COLUMNS], rows)
     if len(final) >= 2:
         def span(get, f=num):
             v = [get(e) for e in final]

@@ -111,27 +111,6 @@ void WindowCut::resize(int size) {
     ady_.assign(size_t(size), 0);
 }
 
-void WindowCut::remap_reference(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
-    const int S = size_;
-    dst.create(S, S, CV_8U);
-    double m[6];
-    if (!prepare(M, m)) { dst.setTo(0); return; }   // nothing of the frame is in such a window
-    xy_.create(S, S, CV_16SC2);
-    a_.create(S, S, CV_16UC1);
-    for (int y = 0; y < S; ++y) {
-        const int X0 = cvRound((m[1] * y + m[2]) * 1024.0) + 16, Y0 = cvRound((m[4] * y + m[5]) * 1024.0) + 16;
-        short *xy = xy_.ptr<short>(y);
-        ushort *al = a_.ptr<ushort>(y);
-        for (int x = 0; x < S; ++x) {
-            const int X = (X0 + adx_[size_t(x)]) >> 5, Y = (Y0 + ady_[size_t(x)]) >> 5;
-            xy[2 * x] = cv::saturate_cast<short>(X >> 5);
-            xy[2 * x + 1] = cv::saturate_cast<short>(Y >> 5);
-            al[x] = ushort((Y & 31) * 32 + (X & 31));
-        }
-    }
-    cv::remap(src, dst, xy_, a_, cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(0));
-}
-
 namespace {
 // The window byte at source position (X, Y) in 1/32 px: pixel (X >> 5, Y >> 5), sub-pixel index
 // (X & 31, Y & 31), remap's integer bilinear with 0 outside the frame. remap's source coordinates are
@@ -200,70 +179,75 @@ bool have_avx2() {
 #endif
 }  // namespace
 
-bool WindowCut::prepare(const Affine &M, double m[6]) {
+// The source position of each window row: X0 + adx[x], Y0 + ady[x] are warpAffine's 10-bit fixed-point
+// source coordinates (+16: half a 1/32 step), >> 5 their 1/32 px position. `row(y, X0, Y0)` per row;
+// false (no row called) for a non-finite affine: nothing of the frame is in such a window.
+template <class Row>
+bool WindowCut::rows(const Affine &M, Row &&row) {
     for (int i = 0; i < 6; ++i)
-        if (!std::isfinite(M.val[i])) return false;   // nothing of the frame is in such a window
+        if (!std::isfinite(M.val[i])) return false;
     const Affine I = invert_affine(M);   // window -> frame, as warpAffine inverts it
-    const double mm[6] = {I(0, 0), I(0, 1), I(0, 2), I(1, 0), I(1, 1), I(1, 2)};
-    for (int i = 0; i < 6; ++i) m[i] = mm[i];
+    const double m[6] = {I(0, 0), I(0, 1), I(0, 2), I(1, 0), I(1, 1), I(1, 2)};
     for (int x = 0; x < size_; ++x) {
         adx_[size_t(x)] = cvRound(m[0] * x * 1024.0);
         ady_[size_t(x)] = cvRound(m[3] * x * 1024.0);
     }
+    for (int y = 0; y < size_; ++y)
+        row(y, cvRound((m[1] * y + m[2]) * 1024.0) + 16, cvRound((m[4] * y + m[5]) * 1024.0) + 16);
     return true;
 }
 
-// One window row at a time: X0 + adx[x], Y0 + ady[x] are warpAffine's 10-bit fixed-point source
-// position (+16: half a 1/32 step), >> 5 its 1/32 px position.
-template <class Sink>
-void WindowCut::cut(const cv::Mat &src, const Affine &M, Sink &&sink) {
-    const int S = size_;
-    double m[6];
-    if (!prepare(M, m)) {
-        for (int y = 0; y < S; ++y)
-            for (int x = 0; x < S; ++x) sink(y, x, 0);
-        return;
-    }
-    CV_Assert(src.type() == CV_8UC1);
-    const int h = src.rows, w = src.cols;
-    const size_t st = src.step[0];
-    for (int y = 0; y < S; ++y) {
-        const int X0 = cvRound((m[1] * y + m[2]) * 1024.0) + 16, Y0 = cvRound((m[4] * y + m[5]) * 1024.0) + 16;
-        for (int x = 0; x < S; ++x)
-            sink(y, x, sample_exact(src.data, st, w, h, (X0 + adx_[size_t(x)]) >> 5, (Y0 + ady_[size_t(x)]) >> 5));
-    }
-}
-
 void WindowCut::operator()(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
-    dst.create(size_, size_, CV_8U);
-    uchar *d = dst.data;
-    const size_t st = dst.step[0];
-    cut(src, M, [d, st](int y, int x, int v) { d[size_t(y) * st + size_t(x)] = uchar(v); });
+    CV_Assert(src.type() == CV_8UC1);
+    const int S = size_, h = src.rows, w = src.cols;
+    const size_t st = src.step[0];
+    dst.create(S, S, CV_8U);
+    const bool any = rows(M, [&](int y, int X0, int Y0) {
+        uchar *d = dst.ptr<uchar>(y);
+        for (int x = 0; x < S; ++x)
+            d[x] = uchar(sample_exact(src.data, st, w, h, (X0 + adx_[size_t(x)]) >> 5, (Y0 + ady_[size_t(x)]) >> 5));
+    });
+    if (!any) dst.setTo(0);
 }
 
 void WindowCut::operator()(const cv::Mat &src, const Affine &M, const float lut[256], float *out) {
-    const size_t S = size_t(size_);
+    CV_Assert(src.type() == CV_8UC1);
+    const int S = size_, h = src.rows, w = src.cols;
+    const size_t st = src.step[0];
 #ifdef EDGETAN_CUT_AVX2
-    double m[6];
-    // AVX2 where the CPU has it (and the frame's row step fits the 32-bit gather offsets)
-    if (simd_ && have_avx2() && src.type() == CV_8UC1 && src.step[0] * size_t(src.rows) < (size_t(1) << 30)) {
-        if (!prepare(M, m)) {
-            for (size_t i = 0; i < S * S; ++i) out[i] = lut[0];
-            return;
-        }
-        const int h = src.rows, w = src.cols;
-        const size_t st = src.step[0];
-        for (int y = 0; y < size_; ++y) {
-            const int X0 = cvRound((m[1] * y + m[2]) * 1024.0) + 16, Y0 = cvRound((m[4] * y + m[5]) * 1024.0) + 16;
-            float *o = out + size_t(y) * S;
-            int x = cut_row_avx2(src.data, st, w, h, X0, Y0, adx_.data(), ady_.data(), size_, lut, o);
-            for (; x < size_; ++x)
-                o[x] = lut[sample_exact(src.data, st, w, h, (X0 + adx_[size_t(x)]) >> 5, (Y0 + ady_[size_t(x)]) >> 5)];
-        }
-        return;
-    }
+    // AVX2 where the CPU has it (and the frame fits the 32-bit gather offsets)
+    const bool simd = simd_ && have_avx2() && st * size_t(h) < (size_t(1) << 30);
 #endif
-    cut(src, M, [lut, out, S](int y, int x, int v) { out[size_t(y) * S + size_t(x)] = lut[v]; });
+    const bool any = rows(M, [&](int y, int X0, int Y0) {
+        float *o = out + size_t(y) * size_t(S);
+        int x = 0;   // the pixels the AVX2 form did not write
+#ifdef EDGETAN_CUT_AVX2
+        if (simd) x = cut_row_avx2(src.data, st, w, h, X0, Y0, adx_.data(), ady_.data(), S, lut, o);
+#endif
+        for (; x < S; ++x)
+            o[x] = lut[sample_exact(src.data, st, w, h, (X0 + adx_[size_t(x)]) >> 5, (Y0 + ady_[size_t(x)]) >> 5)];
+    });
+    if (!any)
+        for (size_t i = 0; i < size_t(S) * size_t(S); ++i) out[i] = lut[0];
+}
+
+void WindowCut::remap_reference(const cv::Mat &src, cv::Mat &dst, const Affine &M) {
+    const int S = size_;
+    dst.create(S, S, CV_8U);
+    xy_.create(S, S, CV_16SC2);
+    a_.create(S, S, CV_16UC1);
+    const bool any = rows(M, [&](int y, int X0, int Y0) {
+        short *xy = xy_.ptr<short>(y);
+        ushort *al = a_.ptr<ushort>(y);
+        for (int x = 0; x < S; ++x) {
+            const int X = (X0 + adx_[size_t(x)]) >> 5, Y = (Y0 + ady_[size_t(x)]) >> 5;
+            xy[2 * x] = cv::saturate_cast<short>(X >> 5);
+            xy[2 * x + 1] = cv::saturate_cast<short>(Y >> 5);
+            al[x] = ushort((Y & 31) * 32 + (X & 31));
+        }
+    });
+    if (!any) { dst.setTo(0); return; }   // nothing of the frame is in such a window
+    cv::remap(src, dst, xy_, a_, cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(0));
 }
 
 void warp_bilinear_f32(const cv::Mat &src, cv::Mat &dst, const Affine &A, float border) {

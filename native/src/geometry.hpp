@@ -51,8 +51,7 @@ public:
     // the float form uses AVX2 (where the CPU has it) unless this is off: the tests compare both
     void use_simd(bool on) { simd_ = on; }
 private:
-    bool prepare(const Affine &M, double m[6]);
-    template <class Sink> void cut(const cv::Mat &src, const Affine &M, Sink &&sink);
+    template <class Row> bool rows(const Affine &M, Row &&row);
     int size_ = 0;
     bool simd_ = true;
     cv::Mat xy_, a_;

@@ -112,6 +112,12 @@ double percentile(std::vector<double> v, double q) {   // numpy's default (linea
     return i + 1 < v.size() ? v[i] + (v[i + 1] - v[i]) * frac : v[i];
 }
 
+double mean_of(const std::vector<double> &v) {
+    double m = 0;
+    for (double x : v) m += x;
+    return v.empty() ? 0.0 : m / double(v.size());
+}
+
 void write_atomic(const std::string &path, const std::string &data) {
     const std::string tmp = path + ".tmp-edge-tan-native";
     {
@@ -213,7 +219,7 @@ int track(int argc, char **argv) {
             if (it == reasons.end()) reasons.emplace_back(k, 1); else it->second++;
         }
     }
-    std::vector<float> net_ms(size_t(std::max(net_runs, 0)));
+    std::vector<float> net_ms(static_cast<size_t>(net_runs));
     if (net_runs > 0 && et_time_network(tr, net_runs, net_ms.data()) != ET_OK) {
         std::string e = et_last_error(tr);
         et_close(tr);
@@ -234,9 +240,7 @@ int track(int argc, char **argv) {
     states["state_share"] = share;
     states["state_frames"] = frames;
     states["top_reasons"] = top;
-    double mean = 0;
-    for (double v : lat) mean += v;
-    mean /= lat.size();
+    const double mean = mean_of(lat);
     json timing;
     timing["median_ms"] = num(percentile(lat, 50), 3);
     timing["p95_ms"] = num(percentile(lat, 95), 3);
@@ -244,10 +248,8 @@ int track(int argc, char **argv) {
     timing["stages_median_ms"] = {{"pre", num(percentile(pre, 50), 3)}, {"infer", num(percentile(inf, 50), 3)},
                                   {"post", num(percentile(post, 50), 3)}};
     if (net_runs > 0) {   // the network alone on the last window, after the clip (benchmark_app style)
-        std::vector<double> v(net_ms.begin(), net_ms.end());
-        double m = 0;
-        for (double x : v) m += x;
-        m /= double(v.size());
+        const std::vector<double> v(net_ms.begin(), net_ms.end());
+        const double m = mean_of(v);
         timing["network"] = {{"runs", net_runs}, {"median_ms", num(percentile(v, 50), 3)},
                              {"mean_ms", num(m, 3)}, {"fps", m > 0 ? num(1000.0 / m, 2) : json(nullptr)}};
     }
