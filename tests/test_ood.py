@@ -12,6 +12,7 @@ import torch
 from edge_tan.runtime import geometry as geo
 from edge_tan.runtime import qc as qcm
 from edge_tan.runtime.artifact import ModelMetadata
+from edge_tan.runtime.errors import EdgeTanError
 from edge_tan.runtime.ood import (FORMAT, FORMAT_KNN, fit_reference, gate_status, load_reference,
                                   reference_of, set_thresholds)
 from edge_tan.runtime.tracker import NOISE_REASON, OOD_REASON, Tracker
@@ -77,6 +78,17 @@ def test_reference_scores_about_one_in_domain_and_round_trips(method, noise, rat
     assert np.allclose(back.scores(X[:50]), ref.scores(X[:50]), atol=1e-5)
     assert back.clip_threshold == pytest.approx(ref.clip_threshold, abs=1e-4)
     assert ref.clip_threshold > np.median(held) and ref.frame_threshold > np.percentile(held, 99)
+
+
+def test_thresholds_refuse_features_that_do_not_vary():
+    """A collapsed network (every window the same pooled feature) scores every held-out window 0: no
+    threshold can be set from that, and the fit says why instead of failing the reference's own check."""
+    ref = fit_reference(np.random.default_rng(0).normal(size=(200, 40)), k=4, method="knn")
+    with pytest.raises(EdgeTanError, match="every held-out window scores 0"):
+        set_thresholds(ref, [np.zeros(50), np.zeros(50)])
+    with pytest.raises(EdgeTanError, match="no held-out window was scored"):
+        set_thresholds(ref, [np.full(5, np.nan), np.full(5, np.nan)])
+    assert set_thresholds(ref, [np.zeros(50), np.full(50, 0.5)]).frame_threshold > 0   # one varied clip is enough
 
 
 def test_old_metadata_without_gate_loads_and_says_so():

@@ -49,6 +49,36 @@ def test_loss_falls_and_outputs(data, tmp_path, tcm):
         assert summ["recipe"]["tcm_stats"]["kept"] > 0
 
 
+def test_ood_reference_fitted_kept_or_skipped(data, tmp_path, capsys):
+    """A resumed run with nothing new keeps the reference fitted to its weights; --no-ood writes none;
+    a dataset the fit cannot use leaves the weights without one and says how to fit it (not fatal);
+    a baseline has no feature output to fit."""
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    # a small step size keeps the toy network's pooled features varied (at 3e-3 this tiny net collapses
+    # to one feature vector, which the fit refuses: see the set_thresholds test in test_ood.py)
+    s = train(cfg(data, out, epochs=1, samples_per_epoch=16, lr=1e-5))
+    md = load_weights(out / "best.safetensors")[1]
+    assert s["ood"]["status"] == "fitted" and md.ood["method"] == "knn-cosine"
+    assert md.ood["info"]["weights_sha256"] == md.weights_sha256 and md.ood["info"]["fitted_on"] == f"train split of {data.name}"
+    assert json.loads((out / "summary.json").read_text())["ood"]["frame_threshold"] == md.ood["frame_threshold"]
+    s = train(cfg(data, out, epochs=1, samples_per_epoch=16, lr=1e-5))   # already done: no new steps, no refit
+    assert s["ood"]["status"] == "current" and load_weights(out / "best.safetensors")[1].ood == md.ood
+    s = train(cfg(data, tmp_path / "off", epochs=1, samples_per_epoch=16, ood=False))
+    assert s["ood"] == {"status": "off"} and not load_weights(tmp_path / "off" / "best.safetensors")[1].ood
+    few = tmp_path / "few"
+    toy_dataset(few, n=2, T=8, H=80, W=96)   # one clip in train: too few for the statistics
+    capsys.readouterr()
+    s = train(cfg(few, tmp_path / "few-run", epochs=1, samples_per_epoch=16))
+    assert s["ood"]["status"] == "failed" and not load_weights(tmp_path / "few-run" / "best.safetensors")[1].ood
+    err = " ".join(capsys.readouterr().err.split())   # the console may wrap the line
+    assert "no out-of-domain reference: " in err and "needs >= 2 clips in the train split" in err
+    assert "fit one with `edge-tan ood-fit WEIGHTS DATA --out W`" in err
+    assert json.loads((tmp_path / "few-run" / "summary.json").read_text())["ood"]["status"] == "failed"
+    s = train(cfg(data, tmp_path / "unet", epochs=1, samples_per_epoch=16, model="unet"))
+    assert s["ood"]["status"] == "n/a"
+
+
 def test_resume_continues(data, tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "run"

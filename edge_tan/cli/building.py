@@ -60,14 +60,16 @@ def train(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder"),
           input_norm: str = typer.Option(TRAIN["input_norm"], "--input-norm", help="grey-frame step before the warp, "
                                          "written into the weights: equalize (rank-normalised) | none"),
           domain_random: bool = typer.Option(TRAIN["domain_random"], "--dr/--no-dr", help="raw-frame domain randomisation "
-                                             "(gain fields, haze, dropout, speckle, resolution, distractors)")):
+                                             "(gain fields, haze, dropout, speckle, resolution, distractors)"),
+          ood: bool = typer.Option(TRAIN["ood"], "--ood/--no-ood", help="fit the out-of-domain reference into the "
+                                   "written TAN weights on this dataset, as `edge-tan ood-fit` does")):
     """Train TAN or a baseline on a dataset (OHEM, optional TCM, resumable, time-budgeted)."""
     from ..export.train.loop import TrainConfig, train as run_train
     cfg = TrainConfig(data_dir=str(data_dir), model=model, out=str(out), tcm=tcm, epochs=epochs,
                       max_minutes=max_minutes, batch_size=batch_size, lr=lr, width=width, size=size,
                       samples_per_epoch=samples_per_epoch, seed=seed, device=device, workers=workers,
                       resume=resume, init=str(init) if init else "", input_norm=input_norm,
-                      domain_random=domain_random)
+                      domain_random=domain_random, ood=ood)
     run_train(cfg)
 
 

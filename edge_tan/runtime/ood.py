@@ -326,8 +326,13 @@ def set_thresholds(ref: "OODReference | KNNReference", clip_frame_scores: list, 
     allf = allf[np.isfinite(allf)]
     meds = np.array([OODReference.clip_score(c) for c in per])
     meds = meds[np.isfinite(meds)]
+    if not allf.size or not meds.size:
+        raise EdgeTanError("out-of-domain thresholds: no held-out window was scored (blank clips?)")
     ft = frame_margin * float(np.percentile(allf, frame_q))
     ct = clip_margin * float(np.percentile(meds, clip_q))
+    if not (ft > 0 and ct > 0):   # every held-out window sits on a prototype: the features carry no information
+        raise EdgeTanError("out-of-domain thresholds: every held-out window scores 0 (the network's pooled "
+                           "features do not vary between windows: an untrained or collapsed network)")
     return ref.with_thresholds(ft, ct, threshold_rule={
         "frame": f"{frame_margin} x p{frame_q:g} of {allf.size} held-out windows",
         "clip": f"{clip_margin} x p{clip_q:g} of {meds.size} held-out clip medians"},

@@ -3,7 +3,8 @@
 Writes RUN_DIR/last.ckpt (torch.save of plain tensors + JSON state; loaded with weights_only=True),
 RUN_DIR/best.safetensors (best val Dice, self-describing weights), RUN_DIR/log.jsonl (per epoch) and
 RUN_DIR/summary.json. The LR follows warmup + cosine over progress = max(step fraction, time
-fraction), so a `max_minutes` budget still ends at a low LR.
+fraction), so a `max_minutes` budget still ends at a low LR. At the end, a TAN's best.safetensors gets
+its out-of-domain reference fitted on the run's dataset (`_fit_ood`; `--no-ood` skips it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from edge_tan.runtime.atomic import atomic_path, write_text
-from edge_tan.runtime.errors import EdgeTanError
+from edge_tan.runtime.errors import EdgeTanError, first_line
 
 from ..models.registry import build_model, make_metadata, model_kwargs
 from ..weights import save_weights
@@ -51,6 +52,7 @@ class TrainConfig:
     init: str = ""   # warm start: weights file of the same model (fine-tuning); its template is kept
     input_norm: str = "equalize"   # grey-frame step before the warp (edge_tan.runtime.intensity); this run's wins over --init's
     domain_random: bool = True     # raw-frame domain randomisation (domain.py)
+    ood: bool = True               # fit the out-of-domain reference into the written weights (TAN family; _fit_ood)
 
 
 WARMUP = 0.03
@@ -273,7 +275,7 @@ def _data(cfg: TrainConfig, warp_mode: str, init_md) -> _Data:
 
 def _recipe(cfg: TrainConfig, kwargs: dict, multitask: bool, data: _Data, init_note: str) -> dict:
     """What the weights file's training record says about how it was made."""
-    recipe = {k: v for k, v in asdict(cfg).items() if k not in ("device", "workers", "resume", "out")}
+    recipe = {k: v for k, v in asdict(cfg).items() if k not in ("device", "workers", "resume", "out", "ood")}
     seg = f"(OHEM-CE top {L.OHEM_FRAC:.0%} + {L.SEG_ANCHOR} x CE)"
     recipe.update(arch={"name": cfg.model, "kwargs": kwargs},
                   loss=f"0.1 view CE + 0.1 smoothL1(lmk/16) + 10 {seg}" if multitask else seg, ohem_frac=L.OHEM_FRAC, optimizer="AdamW",
@@ -363,13 +365,49 @@ def _keep_if_best(cfg, model, kwargs, data: _Data, recipe, rec: dict, state: dic
     save_weights(raw, md, out / "best.safetensors")
 
 
-def _summary(cfg, dev, recipe, state, stop, out: Path, t_start: float) -> dict:
+def _fit_ood(cfg, out: Path) -> dict:
+    """The written weights' out-of-domain reference (edge_tan.runtime.ood), fitted on this run's dataset as
+    `edge-tan ood-fit WEIGHTS DATA` does (train split: the statistics; val+test: the thresholds).
+
+    Why here: every TAN artifact is meant to carry its gate (issue 25), and new weights cannot reuse
+    another's: an --init file's reference describes the features before fine-tuning. Without this, a
+    model trained or fine-tuned here had no gate at all, and `track` accepted any image with it. A
+    reference already fitted to these very weights (a resumed run with nothing new) is kept. A dataset
+    the fit cannot use is reported, not fatal: the weights are still the run's result."""
+    from ..ood_fit import ood_fit, summary
+    from ..weights import load_weights
+    best = out / "best.safetensors"
+    if not cfg.ood:
+        return {"status": "off"}
+    if not best.is_file():
+        return {"status": "no weights"}
+    model, md = load_weights(best)
+    if not hasattr(model, "with_features"):
+        return {"status": "n/a", "why": f"model {md.model_name!r} has no pooled-feature output"}
+    if md.ood and (md.ood.get("info") or {}).get("weights_sha256") == md.weights_sha256:
+        return {"status": "current", **summary(md.ood)}
+    try:
+        return {"status": "fitted", **ood_fit(str(best), cfg.data_dir, str(best))}
+    except EdgeTanError as e:
+        return {"status": "failed", "why": first_line(e)}
+
+
+def _ood_line(ood: dict) -> str:
+    if ood["status"] in ("fitted", "current"):
+        return (f"out-of-domain reference ({ood['status']}): frame threshold {ood['frame_threshold']:.2f}, clip "
+                f"threshold {ood['clip_threshold']:.2f}")
+    if ood["status"] == "failed":
+        return f"no out-of-domain reference: {ood['why']}; fit one with `edge-tan ood-fit WEIGHTS DATA --out W`"
+    return ""
+
+
+def _summary(cfg, dev, recipe, state, stop, out: Path, t_start: float, ood: dict | None = None) -> dict:
     summary = {"recipe": recipe, "command": " ".join(sys.argv), "device": _device_name(dev),
                "torch": torch.__version__, "wall_s": round(time.time() - t_start, 1),
                "train_s": round(state["elapsed"], 1), "epochs_done": state["epoch"], "steps": state["step"],
                "stopped_by_budget": bool(stop and state["epoch"] < cfg.epochs), "best": state["best"],
                "best_val_dice": state["best_dice"], "weights": str(out / "best.safetensors"),
-               "host": platform.node(), "cpus": os.cpu_count(), "workers": cfg.workers}
+               "host": platform.node(), "cpus": os.cpu_count(), "workers": cfg.workers, "ood": ood or {"status": "off"}}
     write_text(out / "summary.json", json.dumps(summary, indent=1))
     from rich.console import Console
     b = state["best"] or {}
@@ -378,6 +416,8 @@ def _summary(cfg, dev, recipe, state, stop, out: Path, t_start: float) -> dict:
         f"{summary['device']}; best val Dice {state['best_dice']:.4f}"
         + (f", landmark err {b['val_landmark_px']:.2f} px, view acc {b['val_view_acc']:.3f}" if "val_landmark_px" in b else "")
         + f" -> {out / 'best.safetensors'}")
+    if line := _ood_line(summary["ood"]):
+        Console(stderr=True).print(line, markup=False)
     return summary
 
 
@@ -439,7 +479,7 @@ def train(cfg: TrainConfig) -> dict:
             _keep_if_best(cfg, model, kwargs, data, recipe, rec, state, out)
             _save_ckpt(ckpt, model, opt, state)
             stop = stop or clock.over()
-    return _summary(cfg, dev, recipe, state, stop, out, t_start)
+    return _summary(cfg, dev, recipe, state, stop, out, t_start, _fit_ood(cfg, out))
 
 
 def _device_name(dev: torch.device) -> str:
