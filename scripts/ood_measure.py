@@ -9,7 +9,7 @@ copies `<clip>__<variant>`). Every clip is tracked with the shipped tracker and 
 QC's verdict with the gate and the hard rules (edge_tan.runtime.qc_rules) applied. The real
 development set (EchoNet-Dynamic clips with expert EF; never committed, only aggregates are written)
 also gets EF error overall and on the clips QC accepts. The noise burst puts 5 frames of uniform noise
-in the middle of phantom clips (and, with --burst-real N, of N real development clips: the issue's own
+in the middle of phantom clips, inserted between two frames and (stricter) over 5 frames, (and, with --burst-real N, of N real development clips: the issue's own
 test; aggregates only) and compares with the undisturbed run. The cost compares, per frame,
 the score's numpy work and the graph's extra output (ONNX Runtime asked for all outputs vs without
 `feat`) with the tracker's frame time.
@@ -106,28 +106,43 @@ def run_real(tk: Tracker, dev: Path, every: int, scores_out: str = "") -> dict:
     return out
 
 
+BURST_MODES = ("inserted", "replaced")
+
+
 def noise_burst(tk: Tracker, clips, burst: int = 5, per_clip: bool = True) -> dict:
-    """5 noise frames in the middle of each clip vs the undisturbed run. clips: (frames, fps, spacing)
+    """5 noise frames in the middle of each clip vs the undisturbed run, two ways. "inserted" (the issue's
+    words: noise inserted into a clip) adds them between two frames, so every frame of the clip is still
+    there and the EF should not move; "replaced" puts them over 5 of its frames, which can take the ED or
+    ES of a one-beat clip away (the EF can then only come from a stand-in). clips: (frames, fps, spacing)
     tuples. per_clip=False (the real set) keeps aggregates only."""
-    out = []
+    out = {m: [] for m in BURST_MODES}
     for frames, fps, spacing in clips:
         frames = list(frames)
         T = len(frames)
         a = T // 2 - burst // 2
         rng = np.random.default_rng(0)
-        noisy = frames[:a] + [rng.integers(0, 256, frames[0].shape, dtype=np.uint8) for _ in range(burst)] + frames[a + burst:]
+        noise = [rng.integers(0, 256, frames[0].shape, dtype=np.uint8) for _ in range(burst)]
         _, c0, r0 = assess_clip(tk, frames, fps, spacing)
-        _, c1, r1 = assess_clip(tk, noisy, fps, spacing)
-        lost = all(r.state == "lost" for r in r1[a:a + burst])
-        back = None
-        for j in range(a + burst, T):
-            if r0[j].landmarks is not None and r1[j].landmarks is not None and \
-                    float(np.max(np.hypot(*(r0[j].landmarks - r1[j].landmarks).T))) <= 3.0:
-                back = j - (a + burst)
-                break
-        e0, e1 = c0.get("ef_percent"), c1.get("ef_percent")
-        out.append({"noise_frames_lost": lost, "ef_change": None if e0 is None or e1 is None else round(abs(e1 - e0), 2),
-                    "frames_to_within_3px": back, "frames": T})
+        for mode in BURST_MODES:
+            # after the burst, frame j of the clip is frame j + shift of the disturbed run
+            noisy, shift = (frames[:a] + noise + frames[a:], burst) if mode == "inserted" else \
+                (frames[:a] + noise + frames[a + burst:], 0)
+            _, c1, r1 = assess_clip(tk, noisy, fps, spacing)
+            lost = all(r.state == "lost" for r in r1[a:a + burst])
+            back = None
+            first = a + burst - shift   # the first clip frame after the burst
+            for j in range(first, T):
+                l0, l1 = r0[j].landmarks, r1[j + shift].landmarks
+                if l0 is not None and l1 is not None and float(np.max(np.hypot(*(l0 - l1).T))) <= 3.0:
+                    back = j - first
+                    break
+            e0, e1 = c0.get("ef_percent"), c1.get("ef_percent")
+            out[mode].append({"noise_frames_lost": lost, "frames_to_within_3px": back, "frames": T,
+                              "ef_change": None if e0 is None or e1 is None else round(abs(e1 - e0), 2)})
+    return {m: _burst_summary(o, burst, per_clip) for m, o in out.items()}
+
+
+def _burst_summary(out: list, burst: int, per_clip: bool) -> dict:
     ch = [o["ef_change"] for o in out if o["ef_change"] is not None]
     bk = [o["frames_to_within_3px"] for o in out]
     res = {"clips": len(out), "burst_frames": burst, "all_noise_frames_lost": all(o["noise_frames_lost"] for o in out),
@@ -214,7 +229,7 @@ def _job(kind: str, arg: str, a) -> tuple[str, dict]:
             r["every"] = a.real_every
             return "real", r
         if kind == "burst":
-            return "noise_burst", noise_burst(tk, _phantom_clips(Path(arg), a.burst_clips))
+            return "noise_burst", noise_burst(tk, _phantom_clips(Path(arg), a.burst_clips))   # by mode
         if kind == "burst-real":   # aggregates only: no per-clip figure of the real set in the record
             return "noise_burst_real", noise_burst(tk, _real_clips(a.real_burst_set, a.burst_real), per_clip=False)
         return "cost", cost(a.model, Path(arg))
@@ -271,7 +286,9 @@ def main(argv=None) -> int:
                 out[name] = res
             else:
                 out["sets"][name] = res
-            brief = {k: v for k, v in res.items() if not k.startswith("clip_") and k not in ("per_clip", "by_variant")}
+            shown_ = {m: {k: v for k, v in d.items() if k != "per_clip"} for m, d in res.items()} \
+                if name.startswith("noise_burst") else res
+            brief = {k: v for k, v in shown_.items() if not k.startswith("clip_") and k not in ("per_clip", "by_variant")}
             print(f"{name} ({time.time() - t0:.0f} s): {brief}", flush=True)
     if "phantom" in sets:   # timed last, alone: the parts above load both cores
         out["cost"] = _job("cost", sets["phantom"], a)[1]

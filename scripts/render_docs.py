@@ -516,17 +516,22 @@ def r_ood(folder: Path, rec: dict, results: Path) -> str:
                      "EF abs err, all", "EF abs err, QC accepted"], rows)
     c = r.get("cost")
     for key, what in (("noise_burst", "phantom"), ("noise_burst_real", "real development")):
-        nb = r.get(key)
-        if not nb:
+        nb_modes = r.get(key)
+        if not nb_modes:
             continue
-        back = "never, in some clip" if nb["frames_to_within_3px_max"] is None else f"at most {nb['frames_to_within_3px_max']}"
-        more = "" if nb.get("ef_within_1_share") is None else (
-            f" (median {num(nb['ef_change_median'])}; within 1 point in {pct(nb['ef_within_1_share'])} of clips)")
-        more5 = "" if nb.get("back_within_5_share") is None else f"; within 5 frames in {pct(nb['back_within_5_share'])} of clips"
-        out += ["", f"Noise burst, {what} clips ({nb['burst_frames']} noise frames mid-clip, {nb['clips']} clips"
-                f"{'' if nb.get('clip_frames_median') is None else ', median ' + str(int(nb['clip_frames_median'])) + ' frames'}): "
-                f"noise frames all lost: {'yes' if nb['all_noise_frames_lost'] else 'no'}; EF change at most "
-                f"{num(nb['ef_change_max'])} points{more}; back within 3 px of the undisturbed run after {back} frames{more5}."]
+        if "burst_frames" in nb_modes:   # records before the inserted/replaced split: replaced only
+            nb_modes = {"replaced": nb_modes}
+        for mode, nb in nb_modes.items():
+            how = {"inserted": "inserted between two frames mid-clip",
+                   "replaced": "over 5 frames mid-clip"}.get(mode, mode)
+            back = "never, in some clip" if nb["frames_to_within_3px_max"] is None else f"at most {nb['frames_to_within_3px_max']}"
+            more = "" if nb.get("ef_within_1_share") is None else (
+                f" (median {num(nb['ef_change_median'])}; within 1 point in {pct(nb['ef_within_1_share'])} of clips)")
+            more5 = "" if nb.get("back_within_5_share") is None else f"; within 5 frames in {pct(nb['back_within_5_share'])} of clips"
+            out += ["", f"Noise burst, {what} clips ({nb['burst_frames']} noise frames {how}, {nb['clips']} clips"
+                    f"{'' if nb.get('clip_frames_median') is None else ', median ' + str(int(nb['clip_frames_median'])) + ' frames'}): "
+                    f"noise frames all lost: {'yes' if nb['all_noise_frames_lost'] else 'no'}; EF change at most "
+                    f"{num(nb['ef_change_max'])} points{more}; back within 3 px of the undisturbed run after {back} frames{more5}."]
     if c:
         busy = " on a busy machine" if c["load_avg"][0] > 2 else ""   # 2 cores: more runnable than cores
         out += ["", f"Cost per frame ({c['backend']}, load average {c['load_avg'][0]}{busy}): score "
