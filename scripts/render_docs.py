@@ -523,7 +523,7 @@ def r_ood(folder: Path, rec: dict, results: Path) -> str:
             nb_modes = {"replaced": nb_modes}
         for mode, nb in nb_modes.items():
             how = {"inserted": "inserted between two frames mid-clip",
-                   "replaced": "over 5 frames mid-clip"}.get(mode, mode)
+                   "replaced": "in place of 5 clip frames mid-clip"}.get(mode, mode)
             back = "never, in some clip" if nb["frames_to_within_3px_max"] is None else f"at most {nb['frames_to_within_3px_max']}"
             more = "" if nb.get("ef_within_1_share") is None else (
                 f" (median {num(nb['ef_change_median'])}; within 1 point in {pct(nb['ef_within_1_share'])} of clips)")
