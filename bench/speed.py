@@ -52,6 +52,8 @@ def speed_summary(rows: list[dict], model: str = "tan") -> dict:
                     "native_vs_network": (r.get("native_e2e") or {}).get("vs_network"),
                     "native_network_fps": ((r.get("native_e2e") or {}).get("network") or {}).get("fps"),
                     "native_vs_own_network": (r.get("native_e2e") or {}).get("vs_own_network"),
+                    "native_vs_own_network_range": (r.get("native_e2e") or {}).get("vs_own_network_range"),
+                    "native_repeats": (r.get("native_e2e") or {}).get("repeats"),
                     "native_busy": bool(((r.get("native_e2e") or {}).get("load") or {}).get("busy")),
                     "dice": (r.get("accuracy") or {}).get("dice"),
                     "busy": any(l.get("busy") for l in r.get("load") or [])})
@@ -99,11 +101,13 @@ def speed_markdown(summary: dict) -> list[str]:
         return []
     f = lambda v: "—" if v is None else f"{v:.1f}"   # noqa: E731
     r = lambda v: "—" if v is None else f"×{v:.2f}"   # noqa: E731
+    spread = lambda x: (f" (×{x['native_vs_own_network_range'][0]:.2f}–×{x['native_vs_own_network_range'][1]:.2f}, "   # noqa: E731
+                        f"{x['native_repeats']} runs)" if x.get("native_vs_own_network_range") and (x.get("native_repeats") or 0) > 1 else "")
     out = ["## Network alone vs end to end", "",
            "| backend | prec | network fps (1000 / mean ms) | e2e fps | e2e ÷ network | native e2e fps "
            "| native network alone fps | native ÷ its network |", "|---|---|---|---|---|---|---|---|"]
     for x in rows:
         out.append(f"| {x['backend']} | {x['precision']} | {f(x.get('network_fps_mean') or x.get('network_fps'))} "
                    f"| {f(x.get('e2e_fps'))} | {r(x.get('e2e_vs_network'))} | {f(x.get('native_e2e_fps'))} "
-                   f"| {f(x.get('native_network_fps'))} | {r(x.get('native_vs_own_network'))} |")
+                   f"| {f(x.get('native_network_fps'))} | {r(x.get('native_vs_own_network'))}{spread(x)} |")
     return out + [""] + [f"- {line}" for line in speed_lines(summary)]

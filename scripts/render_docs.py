@@ -184,6 +184,12 @@ def _stale_evals(results: Path) -> list[str]:
     return out
 
 
+def _spread(x: dict) -> str:
+    """", ×lo–×hi over N runs" where the native row repeated its runs (records before: nothing)."""
+    rg, n = x.get("native_vs_own_network_range"), x.get("native_repeats")
+    return f", ×{num(rg[0])}–×{num(rg[1])} over {n} runs" if rg and n and n > 1 else ""
+
+
 @from_record("speed")
 def r_speed(folder: Path, rec: dict, results: Path) -> str:
     """TAN on OpenVINO FP32 / BF16 / INT8 in one run: network alone vs end to end, issue 23's ratios."""
@@ -199,7 +205,7 @@ def r_speed(folder: Path, rec: dict, results: Path) -> str:
                      f"{num(x.get('model_ms'))} / {num(x.get('model_p95_ms'))}", num(x.get("network_fps"), 0),
                      num(x.get("e2e_fps"), 1), "×" + num(x.get("e2e_vs_network")), pct(x.get("non_network_share"), 0),
                      (f"{num(x['native_e2e_fps'], 1)} (×{num(x.get('native_vs_own_network'))} of its own "
-                      f"{num(x.get('native_network_fps'), 0)}; ×{num(x.get('native_vs_network'))} of the bench's)"
+                      f"{num(x.get('native_network_fps'), 0)}{_spread(x)}; ×{num(x.get('native_vs_network'))} of the bench's)"
                       if x.get("native_e2e_fps") and x.get("native_vs_own_network") else
                       f"{num(x['native_e2e_fps'], 1)} (×{num(x.get('native_vs_network'))})"
                       if x.get("native_e2e_fps") else "—"),

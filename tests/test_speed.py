@@ -291,6 +291,34 @@ def test_bench_markdown_has_the_network_vs_end_to_end_section():
     assert "- target: native end-to-end fps ÷ the network's own throughput (worst precision) >= 0.9: 0.89 " \
            "(native int8) — NOT met" in sec
     assert "## Network alone" not in bench_markdown({"rows": [], "speed": speed_summary([])})
+    rows[1]["native_e2e"].update(vs_own_network_range=[0.86, 0.93], repeats=5)
+    sec = bench_markdown({"rows": [], "speed": speed_summary(rows)})
+    assert "| 258.4 | ×0.89 (×0.86–×0.93, 5 runs) |" in sec
+
+
+def test_native_speed_row_keeps_the_median_and_spread_of_its_runs(monkeypatch, tmp_path):
+    """Each whole run (clip, then the network alone) is one ratio; the row reports their medians and the
+    ratio's range, so one lucky or unlucky run cannot decide the target."""
+    from edge_tan.bench import native_row
+
+    calls = iter([(4.0, 250.0), (5.0, 240.0), (4.5, 260.0)])   # (frame ms, own network fps) per run
+
+    def fake_run(cli, ir, frames, masks, extra=None):
+        ms, own = next(calls)
+        per = [{"latency_ms": ms} for _ in range(len(frames))]
+        return {"per_frame": per, "timing": {"network": {"fps": own, "median_ms": 1000.0 / own},
+                                             "stages_median_ms": {"pre": 0.05, "infer": ms - 0.3, "post": 0.25}}}, None
+
+    monkeypatch.setattr(native_row, "find_cli", lambda: tmp_path / "edge-tan-native")
+    monkeypatch.setattr(native_row, "run_native", fake_run)
+    frames = [np.zeros((8, 8), np.uint8)] * 6
+    r = native_row.native_e2e(tmp_path / "m.xml", frames, list(range(6)), network_fps=300.0, repeats=3)
+    ratios = [250.0 / 250.0, 200.0 / 240.0, (1000 / 4.5) / 260.0]
+    assert r["repeats"] == 3 and len(r["runs"]) == 3
+    assert r["vs_own_network"] == pytest.approx(float(np.median(ratios)))
+    assert r["vs_own_network_range"] == pytest.approx([min(ratios), max(ratios)])
+    assert r["fps"] == pytest.approx(1000 / 4.5) and r["network"]["fps"] == pytest.approx(250.0)
+    assert r["stages_median_ms"]["infer"] == pytest.approx(4.2)
 
 
 def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
