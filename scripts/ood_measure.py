@@ -9,8 +9,9 @@ copies `<clip>__<variant>`). Every clip is tracked with the shipped tracker and 
 QC's verdict with the gate and the hard rules (edge_tan.runtime.qc_rules) applied. The real
 development set (EchoNet-Dynamic clips with expert EF; never committed, only aggregates are written)
 also gets EF error overall and on the clips QC accepts. The noise burst puts 5 frames of uniform noise
-in the middle of phantom clips, inserted between two frames and (stricter) over 5 frames, (and, with --burst-real N, of N real development clips: the issue's own
-test; aggregates only) and compares with the undisturbed run. The cost compares, per frame,
+in the middle of phantom clips (and, with --burst-real N, of N real development clips: the issue's own
+test; aggregates only), once inserted between two frames and once over 5 of them (stricter), and
+compares each with the undisturbed run. The cost compares, per frame,
 the score's numpy work and the graph's extra output (ONNX Runtime asked for all outputs vs without
 `feat`) with the tracker's frame time.
 """
@@ -229,7 +230,7 @@ def _job(kind: str, arg: str, a) -> tuple[str, dict]:
             r["every"] = a.real_every
             return "real", r
         if kind == "burst":
-            return "noise_burst", noise_burst(tk, _phantom_clips(Path(arg), a.burst_clips))   # by mode
+            return "noise_burst", noise_burst(tk, _phantom_clips(Path(arg), a.burst_clips))
         if kind == "burst-real":   # aggregates only: no per-clip figure of the real set in the record
             return "noise_burst_real", noise_burst(tk, _real_clips(a.real_burst_set, a.burst_real), per_clip=False)
         return "cost", cost(a.model, Path(arg))
