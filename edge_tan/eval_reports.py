@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -82,11 +83,17 @@ def traced_measures(area: np.ndarray, tr, landmarks: np.ndarray | None = None) -
     return out
 
 
-def track_clip(tracker, path: Path, rep: Report, model, traced=None, overlays: Path | None = None) -> dict:
+def read_clip(path: Path):
     from .io.read import read_video
     seq = read_video(path)
     if seq.n_frames == 0:
         raise EdgeTanError(f"{path}: no frames")
+    return seq
+
+
+def track_clip(tracker, path: Path, rep: Report, model, traced=None, overlays: Path | None = None, seq=None) -> dict:
+    """One clip tracked and scored against its report (seq: the clip already read from `path`)."""
+    seq = read_clip(path) if seq is None else seq
     frames = list(seq.frames)
     t0 = time.perf_counter()
     res = tracker.track(frames)
@@ -168,6 +175,19 @@ def summarise(rows: list[dict], bad_ef: float = BAD_EF, flag_share: float = FLAG
             "clips_with_ef": len(with_ef)}
 
 
+def ablation_line(v: dict) -> str:
+    """The frame-by-frame run's headline measures, in the order of the closed loop's report."""
+    out = [f"EF MAE {cell(v['mae'], 1)} (bias {cell(v['bias'], 1)}, r {cell(v['pearson_r'], 2)})",
+           f"ED/ES frame err {cell(v['ed_err_frames'], 1)}/{cell(v['es_err_frames'], 1)}"]
+    if "fac_err" in v:
+        out.append(f"FAC error {v['fac_err']:.1f} points")
+    if "ed_area_ratio_median" in v:
+        out.append(f"ED area median {v['ed_area_ratio_median']:.2f}, {100 * v['ed_area_within_0.8_1.25']:.0f} % within 0.8-1.25")
+    if v.get("view_share"):
+        out.append("frames per view: " + ", ".join(f"{k} {100 * x:.0f} %" for k, x in v["view_share"].items()))
+    return " · ".join(out)
+
+
 def print_report(full: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -207,6 +227,8 @@ def print_report(full: dict) -> None:
              f"{cell(v['fac_corr_landmarks'], 2)} with its own landmark triangle's"
              if v.get("fac_corr_expert") is not None and v.get("fac_corr_landmarks") is not None else ""]
     c.print(" · ".join(x for x in shape if x))
+    if full.get("frame_by_frame"):
+        c.print("without the warp (frame by frame): " + ablation_line(full["frame_by_frame"]["summary"]["all"]))
     a = s["qc_auroc_ef_err_gt"]
     c.print(f"QC AUROC for EF error > {a['points']:g} points: {cell(a['auroc'], 3)} ({a['positives']} of {a['clips']} clips; "
             f"threshold {full['qc_model']['threshold']:.2f} from {full['qc_model']['file']})")
@@ -221,7 +243,9 @@ def print_report(full: dict) -> None:
 
 def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, model, backend: str, precision: str,
                      json_out: Path | None, plots_dir: Path | None, qc_model: Path | None, limit: int = 0,
-                     quiet: bool = False, overlays: Path | None = None) -> dict:
+                     quiet: bool = False, overlays: Path | None = None, frame_by_frame: bool = False) -> dict:
+    """frame_by_frame: also track every clip without the warp (the whole frame each time, no state: the
+    paper's Table 2 ablation), scored the same way under "frame_by_frame" (overlays: closed loop only)."""
     reports = read_reports(reports_csv)
     traced = read_tracings(tracings) if tracings is not None else {}
     for k, tr in traced.items():
@@ -236,17 +260,22 @@ def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, 
         matched = matched[:limit]
     qmodel = qcm.load_model(qc_model)
     from .targets.opener import open_model
-    from .runtime.tracker import Tracker
+    from .runtime.tracker import Tracker, TrackerConfig
     runner = open_model(model, backend, precision)
-    rows, unreadable = [], []
+    rows, rows_fbf, unreadable = [], [], []
     try:
         tracker = Tracker(runner)
+        unwarped = Tracker(runner, replace(TrackerConfig(), frame_by_frame=True)) if frame_by_frame else None
         from rich.progress import Progress
         with Progress(transient=True, disable=quiet) as pb:
             task = pb.add_task(f"eval vs reports ({backend})", total=len(matched))
             for rep, path in matched:
+                tr = traced.get(clip_key(rep.name))
                 try:
-                    rows.append(track_clip(tracker, path, rep, qmodel, traced.get(clip_key(rep.name)), overlays))
+                    seq = read_clip(path)
+                    rows.append(track_clip(tracker, path, rep, qmodel, tr, overlays, seq=seq))
+                    if unwarped is not None:
+                        rows_fbf.append(track_clip(unwarped, path, rep, qmodel, tr, seq=seq))
                 except EdgeTanError as e:
                     unreadable.append({"name": rep.name, "path": str(path), "error": str(e)})
                 pb.advance(task)
@@ -261,6 +290,8 @@ def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, 
             "qc_model": {"file": qmodel.path, "threshold": qmodel.threshold, "info": qmodel.info},
             "summary": summarise(rows), "clips": rows, "missing_on_disk": missing,
             "without_report": unreported, "unreadable": unreadable}
+    if frame_by_frame:
+        full["frame_by_frame"] = {"summary": summarise(rows_fbf), "clips": rows_fbf}
     if plots_dir is not None:
         from .report_plots import ef_plots
         s = [r for r in rows if r["ef_pred"] is not None]

@@ -71,7 +71,7 @@ FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
 SOAK_EVERY, SOAK_WARMUP, SOAK_FLAT_KIB = 5000, 5000, 1024   # sample every, ignore the first, allowed growth after
 STEPS = ("bench", "speed", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile",
-         "real-dev", "real-adapt-reach", "real-adapt-seeds", "ood", "soak", "native-parity", "ov-settings")
+         "real-dev", "real-no-warp", "real-adapt-reach", "real-adapt-seeds", "ood", "soak", "native-parity", "ov-settings")
 SHARED = ROOT.parent / "shared"   # the workspace's shared tools and reference data, beside the checkout
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
@@ -394,11 +394,14 @@ def step_adapt(a) -> None:
     write_record("adapt", cmds, result, wall, 0)
 
 
-def real_dev_summary(js: Path) -> dict:
+def real_dev_summary(js: Path, block: str = "") -> dict:
     """What a real-dev record keeps of an `eval --reports` JSON: aggregates only (no clip names, no
-    per-clip rows: the clips may not be redistributed), plus the constant-answer baselines."""
+    per-clip rows: the clips may not be redistributed), plus the constant-answer baselines. block:
+    "frame_by_frame" for that run of an `eval --frame-by-frame` (same clips, scored the same way)."""
     import numpy as np
     full = json.loads(js.read_text())
+    if block:
+        full = {**full, **full[block]}
     clips = full["clips"]
     ref = np.array([c["ef_report"] for c in clips], float)
     fac_ref = np.array([c["fac_ref"] for c in clips if c.get("fac_ref") is not None], float)
@@ -476,6 +479,30 @@ def step_real_dev(a) -> None:
         if a.real_dev_traced and (parts["dev"] / "traced.csv").is_file():
             adapt("traced", ["--tracings", parts["dev"] / "traced.csv", "--view", "A4C"])
     write_record("real-dev", cmds, result, wall, 0)
+
+
+def step_real_no_warp(a) -> None:
+    """The paper's Table 2 ablation on real echo: the shipped model (or --weights) on both real parts,
+    tracked as shipped (the warp on the last landmarks) and frame by frame (the whole frame each time,
+    no state), by one `eval --reports --frame-by-frame` per part."""
+    from edge_tan.bench import real_dev
+    if not real_dev.present():
+        print(f"skip real-no-warp: the real development set is not on this machine ({real_dev.DEFAULT_ROOT})", flush=True)
+        return
+    from edge_tan.runtime.defaults import default_weights_path
+    w = a.work / "real-no-warp"
+    w.mkdir(parents=True, exist_ok=True)
+    weights = Path(a.weights) if a.weights else default_weights_path()
+    cmds, wall, result = [], 0.0, {"weights": str(weights.name), "evals": {}}
+    for part in real_dev.PARTS:
+        d, js = real_dev.split_folder(part), w / f"{part}.json"
+        argv = ET + ["eval", d / "videos", "--reports", d / "FileList.csv", "--tracings", d / "traced.csv",
+                     "--backend", a.real_dev_backend, "--model", weights, "--frame-by-frame", "--json", js]
+        wall += run(argv)[1]
+        cmds.append(shown(argv))
+        result["evals"][f"warp/{part}"] = real_dev_summary(js)
+        result["evals"][f"frame-by-frame/{part}"] = real_dev_summary(js, "frame_by_frame")
+    write_record("real-no-warp", cmds, result, wall, 0)
 
 
 def step_real_adapt_seeds(a) -> None:
@@ -780,7 +807,7 @@ def main(argv=None) -> int:
     todo = {"bench": step_bench, "speed": step_speed, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
             "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile,
-            "real-dev": step_real_dev, "real-adapt-reach": step_real_adapt_reach,
+            "real-dev": step_real_dev, "real-no-warp": step_real_no_warp, "real-adapt-reach": step_real_adapt_reach,
             "real-adapt-seeds": step_real_adapt_seeds, "ood": step_ood, "soak": step_soak,
             "native-parity": step_native_parity, "ov-settings": step_ov_settings}
     for s in steps:

@@ -74,7 +74,7 @@ def from_record(what: str, command: str | None = None):
 # what a record's figures depend on: the model record describes weights only, the profile the
 # phantom only (against real echo statistics), every other one both
 DEPENDS = {"model": ("model",), "profile": ("phantom",), "real-dev": ("model",),   # real clips: no phantom
-           "real-adapt-reach": ("model",), "real-adapt-seeds": ("model",)}
+           "real-adapt-reach": ("model",), "real-adapt-seeds": ("model",), "real-no-warp": ("model",)}
 
 
 def shipped_phantom() -> str:
@@ -731,6 +731,18 @@ def r_real_dev(folder: Path, rec: dict, results: Path) -> str:
     return "\n".join(lines)
 
 
+@from_record("real-no-warp", "python scripts/record_runs.py --only real-no-warp")
+def r_real_no_warp(folder: Path, rec: dict, results: Path) -> str:
+    """The shipped model on both real parts with and without the warp (paper Table 2 on real echo)."""
+    res = rec["result"]
+    names = {"warp": "tracked (warp on the last landmarks)", "frame-by-frame": "frame by frame (whole frame, no warp)"}
+    rows = [_real_row(f"{names.get(k.split('/')[0], k)}, {k.split('/')[1]} part", ev)
+            for part in ("dev", "final") for k, ev in res["evals"].items() if k.endswith("/" + part)]
+    return "\n".join([f"{source_line(folder, rec)}. The shipped model, backend "
+                      f"{next(iter(res['evals'].values()))['backend']}; both runs of each part in one `eval`.", ""]
+                     + md_table(["tracking, part", *REAL_COLUMNS], rows))
+
+
 @from_record("real-adapt-seeds", "python scripts/record_runs.py --only real-adapt-seeds")
 def r_real_adapt_seeds(folder: Path, rec: dict, results: Path) -> str:
     """The plain adapt of the real-dev record with other seeds: the same columns, one row per seed and
@@ -792,7 +804,8 @@ RENDERERS = {"headline": r_headline, "speed": r_speed, "bench": r_bench, "eval":
              "validation": r_validation, "gpu": r_gpu, "footprint": r_footprint,
              "adapt": r_adapt, "qc": r_qc, "native-parity": r_native_parity, "ov-settings": r_ov_settings, "ood": r_ood, "batch": r_batch, "per_view": r_per_view,
              "profile": r_profile, "real_dev": r_real_dev, "soak": r_soak,
-             "real-adapt-reach": r_real_adapt_reach, "real-adapt-seeds": r_real_adapt_seeds}
+             "real-adapt-reach": r_real_adapt_reach, "real-adapt-seeds": r_real_adapt_seeds,
+             "real-no-warp": r_real_no_warp}
 
 
 # ---- documents ------------------------------------------------------------------------------

@@ -117,6 +117,31 @@ def test_eval_against_reports_end_to_end(tmp_path, monkeypatch):
     assert full["plots"]["scatter"] == j["plots"]["scatter"]
 
 
+def test_eval_against_reports_can_also_run_without_the_warp(tmp_path, monkeypatch):
+    """--frame-by-frame with --reports (it was ignored there): every clip is tracked a second time, each frame
+    on its own (detect only, no state), and scored the same way under "frame_by_frame"."""
+    from typer.testing import CliRunner
+
+    from edge_tan.cli import app
+    from edge_tan.targets import opener
+    monkeypatch.setattr(opener, "open_model", lambda *a, **k: ThresholdRunner(toy_metadata(64)))
+    clips = tmp_path / "clips"
+    for i in range(2):
+        save_sequence(toy_sequence(f"c{i}", T=12, seed=i), clips / f"c{i}.npz")
+    csv = _csv(tmp_path / "r.csv", "FileName,EF,ED,ES\nc0,40,0,6\nc1,45,0,6\n")
+    r = CliRunner().invoke(app, ["eval", str(clips), "--reports", str(csv), "--frame-by-frame", "--json",
+                                 str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output
+    assert "without the warp (frame by frame): EF MAE" in r.output
+    j = json.loads((tmp_path / "e.json").read_text())
+    fbf = j["frame_by_frame"]
+    assert [c["name"] for c in fbf["clips"]] == [c["name"] for c in j["clips"]] and fbf["summary"]["all"]["clips"] == 2
+    assert all(c["states"]["detect"] == c["frames"] for c in fbf["clips"])       # every frame on its own
+    assert all(c["states"]["track"] > 0 for c in j["clips"])                      # the closed loop tracks
+    r = CliRunner().invoke(app, ["eval", str(clips), "--reports", str(csv), "--json", str(tmp_path / "f.json")])
+    assert r.exit_code == 0 and "frame_by_frame" not in json.loads((tmp_path / "f.json").read_text())
+
+
 def test_traced_areas_give_fac_and_ed_area_ratio(tmp_path):
     from edge_tan.eval_reports import shape_stats, traced_measures
     tr = read_tracings(_csv(tmp_path / "traced.csv", "FileName,ED_frame,ES_frame,ED_area_px,ES_area_px\n"

@@ -37,7 +37,7 @@ def evaluate(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder,
         if plots is None and json_out is not None:
             plots = json_out.parent / (json_out.stem + "-plots")
         run_reports_eval(data_dir, reports, tracings, model, backend, precision, json_out, plots, qc_model, limit,
-                         overlays=overlays)
+                         overlays=overlays, frame_by_frame=frame_by_frame)
         return
     from ..runtime.errors import UsageError
     if tracings is not None or plots is not None or overlays is not None:
