@@ -290,3 +290,19 @@ def test_real_adapt_seeds_table_puts_seed_0_beside_the_other_seeds(rd, tmp_path)
     (results / "2026-01-01-real-dev" / "record.json").write_text(json.dumps(other))
     text = rd.r_real_adapt_seeds.__wrapped__(folder, rec, results)
     assert "seed 0" not in text and "Final part over" not in text
+
+
+def test_real_no_warp_table_pairs_the_two_runs_of_each_part(rd, tmp_path):
+    """One row per run and part, each part's tracked row above its frame-by-frame row."""
+    results = tmp_path / "results"
+    ev = lambda mae: {**_real_eval(mae, 0.8), "backend": "openvino"}   # noqa: E731
+    _record(results, "real-no-warp", "2026-01-03", {"weights": "w.safetensors", "evals": {
+        "warp/dev": ev(9.0), "frame-by-frame/dev": ev(10.0), "warp/final": ev(7.0), "frame-by-frame/final": ev(8.0)}})
+    folder = results / "2026-01-03-real-no-warp"
+    text = rd.r_real_no_warp.__wrapped__(folder, json.loads((folder / "record.json").read_text()), results)
+    rows = [ln.split(" | ")[:3] for ln in text.splitlines() if ln.startswith("| tracked") or ln.startswith("| frame")]
+    assert rows == [["| tracked (warp on the last landmarks), dev part", "30", "9.00"],
+                    ["| frame by frame (whole frame, no warp), dev part", "30", "10.00"],
+                    ["| tracked (warp on the last landmarks), final part", "30", "7.00"],
+                    ["| frame by frame (whole frame, no warp), final part", "30", "8.00"]]
+    assert "backend openvino" in text
