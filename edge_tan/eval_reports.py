@@ -8,7 +8,8 @@ frames per view and of lost frames; the same for the QC-accepted subset
 and with the lowest-scoring 20 % flagged, the QC score's AUROC for "EF error > 10 points", and a
 Bland-Altman and a scatter PNG. Report rows without a clip, clips without a row and unreadable
 clips are listed, not fatal. The per-clip JSON carries the QC features, so `edge-tan qc-calibrate`
-can re-fit the QC threshold (or weights) for the site from it.
+can re-fit the QC threshold (or weights) for the site from it. With --frame-by-frame every clip is also
+tracked without the warp and scored the same way (the JSON's "frame_by_frame").
 """
 
 from __future__ import annotations
