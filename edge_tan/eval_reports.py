@@ -85,6 +85,7 @@ def traced_measures(area: np.ndarray, tr, landmarks: np.ndarray | None = None) -
 
 
 def read_clip(path: Path):
+    """The clip at `path`, refused when it has no frames (read once, tracked once or twice)."""
     from .io.read import read_video
     seq = read_video(path)
     if seq.n_frames == 0:
@@ -274,9 +275,10 @@ def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, 
                 tr = traced.get(clip_key(rep.name))
                 try:
                     seq = read_clip(path)
-                    rows.append(track_clip(tracker, path, rep, qmodel, tr, overlays, seq=seq))
-                    if unwarped is not None:
+                    row = track_clip(tracker, path, rep, qmodel, tr, overlays, seq=seq)
+                    if unwarped is not None:   # both runs or neither: the two summaries cover the same clips
                         rows_fbf.append(track_clip(unwarped, path, rep, qmodel, tr, seq=seq))
+                    rows.append(row)
                 except EdgeTanError as e:
                     unreadable.append({"name": rep.name, "path": str(path), "error": str(e)})
                 pb.advance(task)
