@@ -93,6 +93,13 @@ def speed_lines(summary: dict) -> list[str]:
     return lines
 
 
+def native_range(x: dict) -> tuple[float, float, int] | None:
+    """(lowest, highest native ÷ own-network ratio, runs) of a speed_summary row whose native row repeated
+    its runs; None for one run (records before the repeats)."""
+    rg, n = x.get("native_vs_own_network_range"), x.get("native_repeats") or 0
+    return (rg[0], rg[1], n) if rg and n > 1 else None
+
+
 def speed_markdown(summary: dict) -> list[str]:
     """bench.md's section: per TAN row the network alone vs the Python tracker and the native tracker
     (each native ratio over the same runtime's own network alone), then the targets."""
@@ -101,8 +108,7 @@ def speed_markdown(summary: dict) -> list[str]:
         return []
     f = lambda v: "—" if v is None else f"{v:.1f}"   # noqa: E731
     r = lambda v: "—" if v is None else f"×{v:.2f}"   # noqa: E731
-    spread = lambda x: (f" (×{x['native_vs_own_network_range'][0]:.2f}–×{x['native_vs_own_network_range'][1]:.2f}, "   # noqa: E731
-                        f"{x['native_repeats']} runs)" if x.get("native_vs_own_network_range") and (x.get("native_repeats") or 0) > 1 else "")
+    spread = lambda x: "" if (g := native_range(x)) is None else f" (×{g[0]:.2f}–×{g[1]:.2f}, {g[2]} runs)"   # noqa: E731
     out = ["## Network alone vs end to end", "",
            "| backend | prec | network fps (1000 / mean ms) | e2e fps | e2e ÷ network | native e2e fps "
            "| native network alone fps | native ÷ its network |", "|---|---|---|---|---|---|---|---|"]

@@ -414,11 +414,11 @@ def real_dev_summary(js: Path, block: str = "") -> dict:
             "reference_ef": {"mean": float(ref.mean()), "sd": float(ref.std(ddof=1)) if len(ref) > 1 else None}}
 
 
-def real_eval(a, model: Path, d: Path, js: Path) -> tuple[float, str, dict]:
+def real_eval(a, model: Path, d: Path, js: Path, extra: tuple = ()) -> tuple[float, str, dict]:
     """`edge-tan eval` of one real-dev part (its clips, reports and tracings) into js: (wall s, the command
-    as shown, the aggregate summary a record keeps)."""
+    as shown, the aggregate summary a record keeps). extra: more eval options (e.g. --frame-by-frame)."""
     argv = ET + ["eval", d / "videos", "--reports", d / "FileList.csv", "--tracings", d / "traced.csv",
-                 "--backend", a.real_dev_backend, "--model", model, "--json", js]
+                 "--backend", a.real_dev_backend, "--model", model, *extra, "--json", js]
     t = run(argv)[1]
     return t, shown(argv), real_dev_summary(js)
 
@@ -495,12 +495,11 @@ def step_real_no_warp(a) -> None:
     weights = Path(a.weights) if a.weights else default_weights_path()
     cmds, wall, result = [], 0.0, {"weights": str(weights.name), "evals": {}}
     for part in real_dev.PARTS:
-        d, js = real_dev.split_folder(part), w / f"{part}.json"
-        argv = ET + ["eval", d / "videos", "--reports", d / "FileList.csv", "--tracings", d / "traced.csv",
-                     "--backend", a.real_dev_backend, "--model", weights, "--frame-by-frame", "--json", js]
-        wall += run(argv)[1]
-        cmds.append(shown(argv))
-        result["evals"][f"warp/{part}"] = real_dev_summary(js)
+        js = w / f"{part}.json"
+        t, cmd, result["evals"][f"warp/{part}"] = real_eval(a, weights, real_dev.split_folder(part), js,
+                                                            ("--frame-by-frame",))
+        wall += t
+        cmds.append(cmd)
         result["evals"][f"frame-by-frame/{part}"] = real_dev_summary(js, "frame_by_frame")
     write_record("real-no-warp", cmds, result, wall, 0)
 

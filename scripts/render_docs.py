@@ -186,8 +186,9 @@ def _stale_evals(results: Path) -> list[str]:
 
 def _spread(x: dict) -> str:
     """", ×lo–×hi over N runs" where the native row repeated its runs (records before: nothing)."""
-    rg, n = x.get("native_vs_own_network_range"), x.get("native_repeats")
-    return f", ×{num(rg[0])}–×{num(rg[1])} over {n} runs" if rg and n and n > 1 else ""
+    from edge_tan.bench.speed import native_range
+    g = native_range(x)
+    return "" if g is None else f", ×{num(g[0])}–×{num(g[1])} over {g[2]} runs"
 
 
 @from_record("speed")
