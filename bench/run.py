@@ -19,6 +19,7 @@ unavailable), reason, params, macs, trained, warp_mode, window, artifact, artifa
 cached), build_s, latency_ms {median p95 p99 min max std mean n fps total_s}, fps, bounded,
 e2e {fps median_ms p95_ms mean_ms frames non_network_share non_network_ms passes_per_frame states
 state_share {detect track redetect lost} top_reasons [[reason, frames]]},
+e2e_paired {rounds[] {network_fps e2e_fps ratio} median range n} (TAN rows: e2e ÷ network timed in alternating pairs),
 throughput {fps windows streams requests} + throughput_fps (backends with a throughput mode: OpenVINO),
 peak_rss_mb, load[] (other processes' cores while timing), accuracy {dice landmark_px source | parity_dice parity_ref,
 drop_points drop_vs} or null (untrained), speedup {baseline: {e2e, model}} (TAN rows), describe;
@@ -49,6 +50,7 @@ from .speed import speed_lines, speed_summary
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 BASELINE_RUNS = 10          # timed model-only runs and e2e frames for full-frame baselines
 WARMUP = 5
+PAIRED_ROUNDS = 5           # TAN rows: network alone then end to end, this many times in alternation
 DROP_TOL_POINTS = {"fp32": 0.1, "fp16": 0.5, "int8": 0.5, "bf16": 0.1}   # Dice drop vs the model's fp32 row
 PAPER_FIG6 = {"TAN": {"params_mb": 2.8, "gpu_ms": 19, "cpu_ms": 328},
               "U-Net": {"params_mb": 31.0, "gpu_ms": 42, "cpu_ms": 7844},
@@ -197,6 +199,26 @@ def end_to_end(runner, frames: list, n: int) -> dict:
             "passes_per_frame": passes[0] / max(len(order), 1)}
 
 
+def paired_rounds(runner, x, frames: list, n: int, rounds: int = PAIRED_ROUNDS) -> dict:
+    """e2e ÷ network timed `rounds` times, each round the network alone (>= n calls) right before the
+    tracker (n frames): {"rounds": [{network_fps, e2e_fps, ratio}], "median", "range", "n"}.
+
+    Why: one network figure and one end-to-end figure timed a few seconds apart give a ratio that a
+    machine whose speed drifts moves at will (a shared VM: two bench runs on one such machine read
+    BF16's e2e ÷ network as x0.76 and x0.99). Timed as pairs, a drift moves both sides of each ratio
+    alike; the median over pairs is the row's ratio and the range shows what is left of the noise."""
+    out = []
+    for _ in range(max(1, int(rounds))):
+        lat = time_callable(lambda: runner.infer(x), warmup=2, runs=n, min_time=0.3, max_time=5.0)
+        e2e = end_to_end(runner, frames, n)
+        net = 1000.0 / lat["mean"] if lat.get("mean") else None
+        out.append({"network_fps": net, "e2e_fps": e2e["fps"],
+                    "ratio": e2e["fps"] / net if net and e2e.get("fps") else None})
+    ratios = [r["ratio"] for r in out if r["ratio"] is not None]
+    return {"rounds": out, "median": float(np.median(ratios)) if ratios else None,
+            "range": [min(ratios), max(ratios)] if ratios else None, "n": len(ratios)}
+
+
 def _one_line(e: BaseException) -> str:
     """A row's reason: an EdgeTanError is already written for people; anything else says its type."""
     return first_line(e) if isinstance(e, EdgeTanError) else one_line(e)
@@ -250,6 +272,9 @@ def bench_row(entry: ModelEntry, backend: str, precision: str, clips: list, fram
         progress(f"end-to-end ({n_e2e} frames)")
         with LoadMonitor() as lm2:
             row["e2e"] = end_to_end(runner, list(first), n_e2e)
+            if not baseline:
+                progress(f"network alone vs end to end, {PAIRED_ROUNDS} paired rounds")
+                row["e2e_paired"] = paired_rounds(runner, x, list(first), n_e2e)
         if backend == "openvino" and path is not None and not baseline:
             from .native_row import native_e2e
             progress(f"native end-to-end ({n_e2e} frames)")

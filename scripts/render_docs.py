@@ -191,6 +191,25 @@ def _spread(x: dict) -> str:
     return "" if g is None else f", ×{num(g[0])}–×{num(g[1])} over {g[2]} runs"
 
 
+def _paired(x: dict) -> str:
+    """The e2e ÷ network cell: one pair of timings (records before 2026-12-08), or the median of the
+    alternating pairs with their range (the figure the INT8 target is judged on)."""
+    from edge_tan.bench.speed import paired_range
+    g = paired_range(x)
+    if g is None:
+        return "×" + num(x.get("e2e_vs_network"))
+    return f"×{num(g[0])} (×{num(g[1])}–×{num(g[2])} over {g[3]} pairs)"
+
+
+def _bf16_support(rec: dict) -> str:
+    """Which native BF16 the record's CPU had (AMX runs bf16 matrix tiles, AVX-512 BF16 only dot
+    products: the BF16 gain differs between them)."""
+    flags = set((rec.get("machine") or {}).get("cpu_flags") or [])
+    if flags & {"amx_tile", "amx_bf16"}:
+        return "AMX"
+    return "AVX-512 BF16" if "avx512_bf16" in flags else "no native BF16 listed"
+
+
 @from_record("speed")
 def r_speed(folder: Path, rec: dict, results: Path) -> str:
     """TAN on OpenVINO FP32 / BF16 / INT8 in one run: network alone vs end to end, issue 23's ratios."""
@@ -204,7 +223,7 @@ def r_speed(folder: Path, rec: dict, results: Path) -> str:
         p = par.get((x["backend"], x["precision"]))
         rows.append([f"{x['backend']} {x['precision']}", x.get("inference_precision") or "—",
                      f"{num(x.get('model_ms'))} / {num(x.get('model_p95_ms'))}", num(x.get("network_fps"), 0),
-                     num(x.get("e2e_fps"), 1), "×" + num(x.get("e2e_vs_network")), pct(x.get("non_network_share"), 0),
+                     num(x.get("e2e_fps"), 1), _paired(x), pct(x.get("non_network_share"), 0),
                      (f"{num(x['native_e2e_fps'], 1)} (×{num(x.get('native_vs_own_network'))} of its own "
                       f"{num(x.get('native_network_fps'), 0)}{_spread(x)}; ×{num(x.get('native_vs_network'))} of the bench's)"
                       if x.get("native_e2e_fps") and x.get("native_vs_own_network") else
@@ -212,7 +231,8 @@ def r_speed(folder: Path, rec: dict, results: Path) -> str:
                       if x.get("native_e2e_fps") else "—"),
                      "×" + num(x.get("e2e_vs_fp32")), pct(x.get("dice")),
                      (p["status"] + (f" ({p['reason']})" if p.get("reason") else "")) if p else "—"])
-    out = [source_line(folder, rec) + f"; {res.get('source', '')}.", ""] + busy_warning(res)
+    out = [source_line(folder, rec) + f"; {res.get('source', '')}; the CPU's native BF16: {_bf16_support(rec)}.", ""]
+    out += busy_warning(res)
     out += md_table(["TAN on", "runs in (read back)", "model-only ms (median / p95)", "network alone fps",
                      "end-to-end fps", "e2e ÷ network", "time outside the network",
                      "native end-to-end fps (÷ network alone)", "e2e vs fp32",

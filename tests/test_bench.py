@@ -9,6 +9,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -98,6 +99,14 @@ def test_bench_outputs_and_statuses(tiny, tmp_path, monkeypatch):
             assert 0 < e2e["non_network_ms"] <= e2e["mean_ms"]
             assert e2e["non_network_ms"] == pytest.approx(e2e["non_network_share"] * e2e["mean_ms"], rel=0.1)
             assert e2e["passes_per_frame"] >= 1.0 and sum(e2e["states"].values()) == e2e["frames"]
+            pr = row.get("e2e_paired")
+            if m == "tan":   # the ratio also timed in alternating pairs: median and range of the pairs' own ratios
+                ratios = [x["e2e_fps"] / x["network_fps"] for x in pr["rounds"]]
+                assert pr["n"] == B.PAIRED_ROUNDS == len(ratios) and all(0 < x < 2 for x in ratios)
+                assert pr["median"] == pytest.approx(float(np.median(ratios)))
+                assert pr["range"] == pytest.approx([min(ratios), max(ratios)])
+            else:
+                assert pr is None      # full-frame baselines: bounded runs, no pairs
             if m == "tan":
                 assert row["accuracy"]["dice"] > 0.5   # the darkness net segments the toy LV
             else:

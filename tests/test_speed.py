@@ -275,6 +275,25 @@ def test_speed_summary_ratios_and_targets():
     assert by["int8"]["native_network_fps"] == 193.2 and by["int8"]["native_vs_own_network"] == 0.88
 
 
+def test_int8_target_is_judged_on_the_paired_ratio_where_a_row_has_it():
+    """A row timed in alternating pairs (network alone, then the tracker) is judged on the pairs' median,
+    not on the one network and one tracker figure timed seconds apart; bench.md shows the pairs' range."""
+    from edge_tan.bench.report import bench_markdown
+    from edge_tan.bench.speed import speed_summary
+
+    rows = [_bench_row("fp32", 10.0, 80.0), _bench_row("int8", 4.0, 200.0)]   # one pair: 200 / 250 = x0.80
+    rows[1]["e2e_paired"] = {"rounds": [], "median": 0.93, "range": [0.90, 0.95], "n": 5}
+    s = speed_summary(rows)
+    t = {x["name"]: x for x in s["targets"]}["int8_e2e_vs_network"]
+    assert t["value"] == 0.93 and t["met"] is True
+    by = {r["precision"]: r for r in s["rows"]}
+    assert by["int8"]["e2e_vs_network"] == pytest.approx(0.8) and by["int8"]["e2e_paired_rounds"] == 5
+    sec = bench_markdown({"rows": [], "speed": s})
+    assert "| ×0.80 | ×0.93 (×0.90–×0.95, 5 pairs) |" in sec
+    rows[1]["e2e_paired"]["median"] = 0.85
+    assert {x["name"]: x for x in speed_summary(rows)["targets"]}["int8_e2e_vs_network"]["met"] is False
+
+
 def test_bench_markdown_has_the_network_vs_end_to_end_section():
     """bench.md carries the speed rows: network alone, the Python tracker, the native tracker over its own
     network alone, and the target lines."""
@@ -286,8 +305,8 @@ def test_bench_markdown_has_the_network_vs_end_to_end_section():
                              "load": {"busy": False}}
     md = bench_markdown({"rows": [], "speed": speed_summary(rows)})
     sec = md[md.index("## Network alone vs end to end"):]
-    assert "| openvino | int8 | 250.0 | 200.0 | ×0.80 | 230.0 | 258.4 | ×0.89 |" in sec
-    assert "| openvino | fp32 | 100.0 | 80.0 | ×0.80 | — | — | — |" in sec
+    assert "| openvino | int8 | 250.0 | 200.0 | ×0.80 | — | 230.0 | 258.4 | ×0.89 |" in sec
+    assert "| openvino | fp32 | 100.0 | 80.0 | ×0.80 | — | — | — | — |" in sec
     assert "- target: native end-to-end fps ÷ the network's own throughput (worst precision) >= 0.9: 0.89 " \
            "(native int8) — NOT met" in sec
     assert "## Network alone" not in bench_markdown({"rows": [], "speed": speed_summary([])})
@@ -353,3 +372,12 @@ def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
     assert "| openvino bf16 | bf16 | 6.00 / 6.60 | 167 | 120.0 | ×0.72 | 10 % | — | ×1.50 | 97.00 % | fail (out of" in out
     assert "BF16 end-to-end fps ÷ FP32's ≥ ×1.40: ×1.50: timed on a busy machine, not judged" in out
     assert "≥ ×0.92: ×0.80: **not met**" in out
+    assert "the CPU's native BF16: no native BF16 listed" in out
+    # a record with paired timings shows the pairs' median and range in the e2e ÷ network column
+    rows[2]["e2e_paired"] = {"rounds": [], "median": 0.78, "range": [0.74, 0.81], "n": 5}
+    rec = json.loads((d / "record.json").read_text())
+    rec["result"]["rows"], rec["machine"]["cpu_flags"] = rows, ["avx512f", "avx512_bf16"]
+    (d / "record.json").write_text(json.dumps(rec))
+    out = section()
+    assert "| ×0.78 (×0.74–×0.81 over 5 pairs) |" in out and "≥ ×0.92: ×0.78: **not met**" in out
+    assert "the CPU's native BF16: AVX-512 BF16" in out
