@@ -2,7 +2,8 @@
 ratios issue 23 set as targets (ratios within one run hold across machines; absolute figures do not).
 
 - network alone fps = 1000 / model-only median ms (batch 1, one window, the bench's own timer);
-- end-to-end fps = tracker frames per second of total time (warp, network, unwarp, contour, gates);
+- end-to-end fps = tracker frames per second of total time (warp, network, unwarp, contour, gates): the
+  median over the row's pairs (below) where it has them, else its one tracker run;
 - e2e ÷ network = how much of the network's own throughput the tracker keeps: both as runs per second
   of total time (1000 / mean ms), so an occasional slow call counts alike on both sides (the median-
   based network fps of the table is higher than its throughput whenever calls vary; that ratio is
@@ -16,6 +17,8 @@ ratios issue 23 set as targets (ratios within one run hold across machines; abso
 """
 
 from __future__ import annotations
+
+import statistics
 
 # issue 23's targets: (name, what is compared, the minimum ratio)
 TARGETS = (("bf16_vs_fp32_e2e", "BF16 end-to-end fps ÷ FP32's", 1.4),
@@ -34,26 +37,35 @@ def _fps(ms):
     return 1000.0 / ms if ms else None
 
 
+def _row_e2e(r: dict | None) -> float | None:
+    """A bench row's end-to-end fps: its pairs' median where it has pairs, else its one tracker run (the
+    first tracker run of a row follows compiling and timing the network; on a shared VM it read below
+    all five pairs of its BF16 row, moving BF16 ÷ FP32 from x1.50 to x1.37)."""
+    paired = [x["e2e_fps"] for x in ((r or {}).get("e2e_paired") or {}).get("rounds") or [] if x.get("e2e_fps")]
+    return float(statistics.median(paired)) if paired else ((r or {}).get("e2e") or {}).get("fps")
+
+
 def speed_summary(rows: list[dict], model: str = "tan") -> dict:
     """{"rows": [...], "targets": [...]} for `model`'s rows that ran (ok or inaccurate)."""
     ran = [r for r in rows if r.get("model") == model and r.get("status") in ("ok", "inaccurate")]
     out = []
     for r in ran:
-        e2e = (r.get("e2e") or {}).get("fps")
+        single = (r.get("e2e") or {}).get("fps")
+        e2e = _row_e2e(r)
         fp32 = next((x for x in ran if x["backend"] == r["backend"] and x["precision"] == "fp32"), None)
         out.append({"backend": r["backend"], "precision": r["precision"], "status": r["status"],
                     "inference_precision": (r.get("describe") or {}).get("inference_precision"),
                     "model_ms": (r.get("latency_ms") or {}).get("median"),
                     "model_p95_ms": (r.get("latency_ms") or {}).get("p95"),
-                    "network_fps": r.get("fps"), "e2e_fps": e2e,
+                    "network_fps": r.get("fps"), "e2e_fps": e2e, "e2e_fps_single": single,
                     "network_fps_mean": r.get("network_fps_mean"),
-                    "e2e_vs_network": _ratio(e2e, r.get("network_fps_mean") or r.get("fps")),
+                    "e2e_vs_network": _ratio(single, r.get("network_fps_mean") or r.get("fps")),
                     "e2e_vs_network_median": _ratio(_fps((r.get("e2e") or {}).get("median_ms")), r.get("fps")),
                     "e2e_vs_network_paired": (r.get("e2e_paired") or {}).get("median"),
                     "e2e_vs_network_paired_range": (r.get("e2e_paired") or {}).get("range"),
                     "e2e_paired_rounds": (r.get("e2e_paired") or {}).get("n"),
                     "non_network_share": (r.get("e2e") or {}).get("non_network_share"),
-                    "e2e_vs_fp32": _ratio(e2e, ((fp32 or {}).get("e2e") or {}).get("fps")) if fp32 is not r else 1.0,
+                    "e2e_vs_fp32": _ratio(e2e, _row_e2e(fp32)) if fp32 is not r else 1.0,
                     "native_e2e_fps": (r.get("native_e2e") or {}).get("fps"),
                     "native_vs_network": (r.get("native_e2e") or {}).get("vs_network"),
                     "native_network_fps": ((r.get("native_e2e") or {}).get("network") or {}).get("fps"),
@@ -85,6 +97,13 @@ def speed_summary(rows: list[dict], model: str = "tan") -> dict:
     return {"rows": out, "targets": targets}
 
 
+def target_value(t: dict) -> str:
+    """A target's ratio, with a third decimal where two would read as the threshold itself (x0.898
+    against x0.90 is not met, and must not read x0.90)."""
+    v = t["value"]
+    return f"{v:.3f}" if round(v, 2) == round(t["min"], 2) and v != t["min"] else f"{v:.2f}"
+
+
 def speed_lines(summary: dict) -> list[str]:
     """Plain lines for the terminal: one per target."""
     lines = []
@@ -92,10 +111,10 @@ def speed_lines(summary: dict) -> list[str]:
         if t["value"] is None:
             lines.append(f"target: {t['what']} >= {t['min']}: not measured in this run")
         elif t.get("busy"):
-            lines.append(f"target: {t['what']} >= {t['min']}: {t['value']:.2f} ({t['backend']}), timed on a busy "
+            lines.append(f"target: {t['what']} >= {t['min']}: {target_value(t)} ({t['backend']}), timed on a busy "
                          "machine: not judged")
         else:
-            lines.append(f"target: {t['what']} >= {t['min']}: {t['value']:.2f} ({t['backend']}) — "
+            lines.append(f"target: {t['what']} >= {t['min']}: {target_value(t)} ({t['backend']}) — "
                          f"{'met' if t['met'] else 'NOT met'}")
     return lines
 

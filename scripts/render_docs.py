@@ -213,7 +213,7 @@ def _bf16_support(rec: dict) -> str:
 @from_record("speed")
 def r_speed(folder: Path, rec: dict, results: Path) -> str:
     """TAN on OpenVINO FP32 / BF16 / INT8 in one run: network alone vs end to end, issue 23's ratios."""
-    from edge_tan.bench.speed import speed_summary
+    from edge_tan.bench.speed import speed_summary, target_value
 
     res = rec["result"]
     sp = speed_summary(res.get("rows") or [])   # from the raw rows: the current rules judge every record
@@ -243,7 +243,7 @@ def r_speed(folder: Path, rec: dict, results: Path) -> str:
                 "1000 / mean ms each). Median frame ÷ median network call: " + ", ".join(
                     f"{x['backend']} {x['precision']} ×{num(x.get('e2e_vs_network_median'))}" for x in sp["rows"]) + ".", ""]
     for t in sp.get("targets", []):
-        val = "not measured" if t.get("value") is None else f"×{num(t['value'])}: " + (
+        val = "not measured" if t.get("value") is None else f"×{target_value(t)}: " + (
             "timed on a busy machine, not judged" if t.get("busy") else "met" if t["met"] else "**not met**")
         out.append(f"- target: {t['what']} ≥ ×{num(t['min'])}: {val}")
     for r in (res.get("parity") or {}).get("rows", []):

@@ -292,6 +292,22 @@ def test_int8_target_is_judged_on_the_paired_ratio_where_a_row_has_it():
     assert "| ×0.80 | ×0.93 (×0.90–×0.95, 5 pairs) |" in sec
     rows[1]["e2e_paired"]["median"] = 0.85
     assert {x["name"]: x for x in speed_summary(rows)["targets"]}["int8_e2e_vs_network"]["met"] is False
+    # the rows' end-to-end fps (and so BF16 ÷ FP32) are the pairs' medians where the rows have pairs
+    rows = [_bench_row("fp32", 10.0, 80.0), _bench_row("bf16", 6.0, 100.0, ip="bf16")]   # one run each: x1.25
+    assert speed_summary(rows)["rows"][1]["e2e_vs_fp32"] == pytest.approx(1.25)
+    rows[0]["e2e_paired"] = {"rounds": [{"e2e_fps": f} for f in (70.0, 80.0, 90.0)], "median": 0.8, "range": [0.8, 0.8], "n": 3}
+    rows[1]["e2e_paired"] = {"rounds": [{"e2e_fps": f} for f in (112.0, 120.0, 128.0)], "median": 0.8, "range": [0.8, 0.8], "n": 3}
+    by = {r["precision"]: r for r in speed_summary(rows)["rows"]}
+    assert by["bf16"]["e2e_fps"] == 120.0 and by["bf16"]["e2e_fps_single"] == 100.0
+    assert by["bf16"]["e2e_vs_fp32"] == pytest.approx(1.5)
+
+
+def test_a_target_value_that_rounds_to_its_threshold_shows_a_third_decimal():
+    from edge_tan.bench.speed import target_value
+
+    assert target_value({"value": 0.898, "min": 0.9}) == "0.898"
+    assert target_value({"value": 0.9, "min": 0.9}) == "0.90"
+    assert target_value({"value": 0.87, "min": 0.9}) == "0.87"
 
 
 def test_bench_markdown_has_the_network_vs_end_to_end_section():
