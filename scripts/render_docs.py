@@ -249,7 +249,33 @@ def r_speed(folder: Path, rec: dict, results: Path) -> str:
     for r in (res.get("parity") or {}).get("rows", []):
         if r["status"] in ("unavailable", "unsupported") and r["precision"] == "bf16":
             out.append(f"- {r['backend']} bf16: {r['reason']}")
+    others = _other_cpus_speed(folder, rec, results)
+    if others:
+        out += ["", "The same step on another CPU (its newest record of this model; the BF16 gain depends on "
+                    "which native BF16 the CPU has):"] + others
     return "\n".join(out)
+
+
+def _other_cpus_speed(folder: Path, rec: dict, results: Path) -> list[str]:
+    """One line per other CPU kind (name and native BF16) with a speed record of the shipped model and
+    phantom: its newest record's target ratios."""
+    from edge_tan.bench.speed import speed_summary, target_value
+
+    key = lambda r: (machine_short(r["machine"]), _bf16_support(r))   # noqa: E731
+    seen, lines = {key(rec)}, []
+    for p in sorted(results.glob("*-speed/record.json"), reverse=True):
+        if p.parent == folder or p.parent.name[11:] != "speed":
+            continue
+        other = json.loads(p.read_text())
+        if key(other) in seen or not_current("speed", p.parent, other):
+            continue
+        seen.add(key(other))
+        ts = speed_summary(other["result"].get("rows") or [])["targets"]
+        vals = "; ".join(f"{t['what']} ×{target_value(t)}" for t in ts if t.get("value") is not None)
+        rel = p.parent.relative_to(ROOT) if p.parent.is_relative_to(ROOT) else p.parent
+        lines.append(f"- {machine_short(other['machine'])}, native BF16: {_bf16_support(other)} "
+                     f"(`{rel}/record.json`, {other['date'][:10]}): {vals}")
+    return lines
 
 
 def _eval_columns(results: Path):

@@ -397,3 +397,14 @@ def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
     out = section()
     assert "| ×0.78 (×0.74–×0.81 over 5 pairs) |" in out and "≥ ×0.92: ×0.78: **not met**" in out
     assert "the CPU's native BF16: AVX-512 BF16" in out
+    assert "The same step on another CPU" not in out
+    # an older record from another CPU kind: one line with its targets under the table
+    d2 = results / "2025-12-31-speed"
+    d2.mkdir()
+    rec["machine"] = {"cpu": "Other CPU", "physical_cores": 2, "memory_gib": 8.0, "gpus": [], "cpu_flags": ["amx_tile"]}
+    rec["date"] = "2025-12-31T00:00:00+00:00"
+    (d2 / "record.json").write_text(json.dumps(rec))
+    out = section()
+    assert "2026-01-01-speed" in out.splitlines()[0]      # the newest record stays the table's
+    line = [x for x in out.splitlines() if x.startswith("- Other CPU")]
+    assert len(line) == 1 and "native BF16: AMX" in line[0] and "throughput ×0.78" in line[0]
