@@ -405,6 +405,6 @@ def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
     rec["date"] = "2025-12-31T00:00:00+00:00"
     (d2 / "record.json").write_text(json.dumps(rec))
     out = section()
-    assert "2026-01-01-speed" in out.splitlines()[0]      # the newest record stays the table's
+    assert "2026-01-01-speed" in out.splitlines()[1]      # the newest record stays the table's
     line = [x for x in out.splitlines() if x.startswith("- Other CPU")]
     assert len(line) == 1 and "native BF16: AMX" in line[0] and "throughput ×0.78" in line[0]
