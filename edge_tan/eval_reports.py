@@ -245,11 +245,9 @@ def print_report(full: dict) -> None:
 
 def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, model, backend: str, precision: str,
                      json_out: Path | None, plots_dir: Path | None, qc_model: Path | None, limit: int = 0,
-                     quiet: bool = False, overlays: Path | None = None, frame_by_frame: bool = False,
-                     blood_pool: bool = False) -> dict:
+                     quiet: bool = False, overlays: Path | None = None, frame_by_frame: bool = False) -> dict:
     """frame_by_frame: also track every clip without the warp (the whole frame each time, no state: the
-    paper's Table 2 ablation), scored the same way under "frame_by_frame" (overlays: closed loop only).
-    blood_pool: both runs move their masks onto the frame's blood pool (TrackerConfig.blood_pool)."""
+    paper's Table 2 ablation), scored the same way under "frame_by_frame" (overlays: closed loop only)."""
     reports = read_reports(reports_csv)
     traced = read_tracings(tracings) if tracings is not None else {}
     for k, tr in traced.items():
@@ -268,9 +266,8 @@ def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, 
     runner = open_model(model, backend, precision)
     rows, rows_fbf, unreadable = [], [], []
     try:
-        cfg = TrackerConfig(blood_pool=blood_pool)
-        tracker = Tracker(runner, cfg)
-        unwarped = Tracker(runner, replace(cfg, frame_by_frame=True)) if frame_by_frame else None
+        tracker = Tracker(runner)
+        unwarped = Tracker(runner, replace(TrackerConfig(), frame_by_frame=True)) if frame_by_frame else None
         from rich.progress import Progress
         with Progress(transient=True, disable=quiet) as pb:
             task = pb.add_task(f"eval vs reports ({backend})", total=len(matched))
@@ -294,7 +291,6 @@ def run_reports_eval(clips_dir: Path, reports_csv: Path, tracings: Path | None, 
             "backend": backend, "precision": precision,
             "model": {k: meta.get(k) for k in ("model_name", "weights_sha256", "trained", "precision")},
             "qc_model": {"file": qmodel.path, "threshold": qmodel.threshold, "info": qmodel.info},
-            "tracker": {"blood_pool": blood_pool},
             "summary": summarise(rows), "clips": rows, "missing_on_disk": missing,
             "without_report": unreported, "unreadable": unreadable}
     if frame_by_frame:

@@ -77,16 +77,14 @@ def _finite_mean(values: list[float]) -> float | None:
     return float(np.mean(v)) if v else None
 
 
-def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=None, qc_model=None,
-             blood_pool: bool = False) -> dict:
+def evaluate(runner, paths: list[Path], frame_by_frame: bool = False, progress=None, qc_model=None) -> dict:
     """Closed-loop (and optionally frame-by-frame) evaluation of one runner over sequence files.
 
     With a QC model (edge_tan.runtime.qc), closed-loop clips also get their QC score and the mode its AUROC
     for EF error > 10 points (frame by frame has no tracking state for QC to judge)."""
-    base = TrackerConfig(blood_pool=blood_pool)
-    modes = {"closed_loop": base}
+    modes = {"closed_loop": TrackerConfig()}
     if frame_by_frame:
-        modes["frame_by_frame"] = replace(base, frame_by_frame=True)
+        modes["frame_by_frame"] = replace(TrackerConfig(), frame_by_frame=True)
     out, skipped = {}, {}
     for mode, cfg in modes.items():
         tracker = Tracker(runner, cfg)
@@ -175,7 +173,7 @@ def print_tables(report: dict, title: str) -> None:
 
 
 def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str, frame_by_frame: bool,
-                 limit: int, json_out: Path | None, qc_model: Path | None = None, blood_pool: bool = False) -> dict:
+                 limit: int, json_out: Path | None, qc_model: Path | None = None) -> dict:
     paths = list_split(data_dir, None if split == "all" else split)
     if not paths:
         raise EdgeTanError(f"{data_dir}: split {split!r} is empty")
@@ -190,12 +188,12 @@ def run_eval_cli(data_dir: Path, model, backend: str, precision: str, split: str
         with Progress(transient=True) as pb:
             task = pb.add_task(f"eval {backend}", total=len(paths) * (2 if frame_by_frame else 1))
             report = evaluate(runner, paths, frame_by_frame, progress=lambda: pb.advance(task),
-                              qc_model=qcm.load_model(qc_model), blood_pool=blood_pool)
+                              qc_model=qcm.load_model(qc_model))
         meta = runner.metadata.to_dict()
     finally:
         runner.close()
     full = {"data": str(data_dir), "split": split, "sequences": len(paths), "backend": backend,
-            "precision": precision, "tracker": {"blood_pool": blood_pool}, "model": {k: meta[k] for k in ("model_name", "weights_sha256", "trained",
+            "precision": precision, "model": {k: meta[k] for k in ("model_name", "weights_sha256", "trained",
                                                                      "warp_mode", "precision")},
             "results": report}
     print_tables(report, f"{data_dir} · {split} ({len(paths)} sequences) · {backend} {precision}")

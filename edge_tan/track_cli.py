@@ -14,7 +14,7 @@ from .runtime.qc import assess, ef_text, mark_clinical
 from .runtime.errors import EdgeTanError, UsageError
 from .io.shortfall import mark_shortfall
 from .runtime.results import results_dict, stack_masks, write_csv, write_masks_npz, write_results_json
-from .runtime.tracker import FrameResult, Tracker, TrackerConfig
+from .runtime.tracker import FrameResult, Tracker
 
 
 def check_writable(path: Path, flag: str) -> None:
@@ -52,9 +52,7 @@ def track_frames(tracker: Tracker, frames, quiet: bool = False, label: str = "tr
 
 def run_track(video: Path, model: str | None, backend: str, precision: str, out: Path | None,
               json_out: Path | None, masks: Path | None, csv: Path | None, biplane: Path | None,
-              live: int | None, quiet: bool, blood_pool: bool = False) -> dict:
-    if live is not None and blood_pool:
-        raise UsageError("--blood-pool goes with a clip, not --live")
+              live: int | None, quiet: bool) -> dict:
     if live is not None:
         from .live import run_live
         return run_live(live, model=model, backend=backend, precision=precision)
@@ -71,7 +69,7 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
     from .targets.opener import open_model   # backends live outside the core: imported only now
     runner = open_model(model, backend, precision)
     try:
-        tracker = Tracker(runner, TrackerConfig(blood_pool=blood_pool))
+        tracker = Tracker(runner)
         t0 = time.perf_counter()
         tracked = track_frames(tracker, list(seq.frames), quiet)
         wall = time.perf_counter() - t0
@@ -87,8 +85,6 @@ def run_track(video: Path, model: str | None, backend: str, precision: str, out:
         data = results_dict(str(video), runner.backend, runner.metadata.to_dict(), results, clinical, qc, wall_s=wall)
         if other is not None:
             data["biplane_video"] = str(biplane)
-        if blood_pool:
-            data["tracker"] = {"blood_pool": True}
     finally:
         runner.close()
     if json_out is not None:

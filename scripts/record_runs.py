@@ -71,7 +71,7 @@ FINAL_TEST_SEED = 4242
 RESULTS = ROOT / "docs" / "results"
 SOAK_EVERY, SOAK_WARMUP, SOAK_FLAT_KIB = 5000, 5000, 1024   # sample every, ignore the first, allowed growth after
 STEPS = ("bench", "speed", "eval-phantom", "eval-foreign", "parity", "model", "gpu-check", "qc", "adapt", "profile",
-         "real-dev", "real-no-warp", "real-blood-pool", "real-adapt-reach", "real-adapt-seeds", "ood", "soak", "native-parity", "ov-settings")
+         "real-dev", "real-no-warp", "real-adapt-reach", "real-adapt-seeds", "ood", "soak", "native-parity", "ov-settings")
 SHARED = ROOT.parent / "shared"   # the workspace's shared tools and reference data, beside the checkout
 ET = [sys.executable, "-m", "edge_tan.cli"]
 
@@ -504,43 +504,6 @@ def step_real_no_warp(a) -> None:
     write_record("real-no-warp", cmds, result, wall, 0)
 
 
-def step_real_blood_pool(a) -> None:
-    """`--blood-pool` (edge_tan.runtime.blood_pool: each mask moved onto the frame's dark pool after the
-    network) against plain tracking: the shipped model (or --weights) on both real parts and on the
-    phantom and foreign final tests, each with and without it. The tracked path is the same both ways;
-    only masks, areas and EF differ."""
-    from edge_tan.bench import real_dev
-    from edge_tan.runtime.defaults import default_weights_path
-    w = a.work / "real-blood-pool"
-    w.mkdir(parents=True, exist_ok=True)
-    weights = Path(a.weights) if a.weights else default_weights_path()
-    cmds, wall, result = [], 0.0, {"weights": str(weights.name), "evals": {}, "phantom": {}}
-    if real_dev.present():
-        for part in real_dev.PARTS:
-            for tag, extra in (("plain", ()), ("blood-pool", ("--blood-pool",))):
-                t, cmd, result["evals"][f"{tag}/{part}"] = real_eval(a, weights, real_dev.split_folder(part),
-                                                                      w / f"{tag}-{part}.json", extra)
-                wall += t
-                cmds.append(cmd)
-    else:
-        print(f"real-blood-pool: the real development set is absent ({real_dev.DEFAULT_ROOT}): phantom rows only",
-              flush=True)
-    for family in (None, "foreign"):
-        data, c, t0 = synth_set(a.work, a.eval_n, family)
-        cmds += c
-        wall += t0
-        for tag, extra in (("plain", []), ("blood-pool", ["--blood-pool"])):
-            js = w / f"{family or 'phantom'}-{tag}.json"
-            argv = ET + ["eval", data, "--split", "all", "--backend", a.backend, "--model", weights, *extra, "--json", js]
-            wall += run(argv)[1]
-            cmds.append(shown(argv))
-            cl = json.loads(js.read_text())["results"]["closed_loop"]
-            result["phantom"][f"{tag}/{family or 'phantom'}"] = {
-                "dice": cl["frames"]["dice"]["mean"], "dice_worst10": cl["frames"]["dice"].get("worst10"),
-                "ef_abs_err": cl["videos"]["ef_abs_err"]["mean"], "clips": len(cl["per_video"])}
-    write_record("real-blood-pool", cmds, result, wall, 0)
-
-
 def step_real_adapt_seeds(a) -> None:
     """How much the plain `adapt` rows of the real-dev record owe to chance: the same command (no view,
     no tracings, the same budget) with other seeds (--real-adapt-seeds), each evaluated on both parts.
@@ -843,7 +806,7 @@ def main(argv=None) -> int:
     todo = {"bench": step_bench, "speed": step_speed, "eval-phantom": lambda x: step_eval(x, None),
             "eval-foreign": lambda x: step_eval(x, "foreign"), "parity": step_parity, "model": step_model,
             "gpu-check": step_gpu_check, "qc": step_qc, "adapt": step_adapt, "profile": step_profile,
-            "real-dev": step_real_dev, "real-no-warp": step_real_no_warp, "real-blood-pool": step_real_blood_pool, "real-adapt-reach": step_real_adapt_reach,
+            "real-dev": step_real_dev, "real-no-warp": step_real_no_warp, "real-adapt-reach": step_real_adapt_reach,
             "real-adapt-seeds": step_real_adapt_seeds, "ood": step_ood, "soak": step_soak,
             "native-parity": step_native_parity, "ov-settings": step_ov_settings}
     for s in steps:

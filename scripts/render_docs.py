@@ -74,7 +74,7 @@ def from_record(what: str, command: str | None = None):
 # what a record's figures depend on: the model record describes weights only, the profile the
 # phantom only (against real echo statistics), every other one both
 DEPENDS = {"model": ("model",), "profile": ("phantom",), "real-dev": ("model",),   # real clips: no phantom
-           "real-adapt-reach": ("model",), "real-adapt-seeds": ("model",), "real-no-warp": ("model",)}   # real-blood-pool: both (it has phantom rows)
+           "real-adapt-reach": ("model",), "real-adapt-seeds": ("model",), "real-no-warp": ("model",)}
 
 
 def shipped_phantom() -> str:
@@ -790,28 +790,6 @@ def r_real_no_warp(folder: Path, rec: dict, results: Path) -> str:
                      + md_table(["tracking, part", *REAL_COLUMNS], rows))
 
 
-@from_record("real-blood-pool", "python scripts/record_runs.py --only real-blood-pool")
-def r_real_blood_pool(folder: Path, rec: dict, results: Path) -> str:
-    """Plain tracking vs `--blood-pool` on both real parts (the real-echo columns) and on the phantom and
-    foreign final tests (Dice against the labels, EF error)."""
-    res = rec["result"]
-    names = {"plain": "tracked as shipped", "blood-pool": "tracked, masks moved onto the blood pool (`--blood-pool`)"}
-    out = [f"{source_line(folder, rec)}. The shipped model on both real parts and the phantom final tests, "
-           "each tracked without and with `--blood-pool` (the same tracked path both ways).", ""]
-    rows = [_real_row(f"{names.get(k.split('/')[0], k)}, {k.split('/')[1]} part", ev)
-            for part in ("dev", "final") for k, ev in res["evals"].items() if k.endswith("/" + part)]
-    if rows:
-        out += md_table(["tracking, part", *REAL_COLUMNS], rows) + [""]
-    else:
-        out += ["- the real development set was absent on the machine that made this record: phantom rows only", ""]
-    fam = {"phantom": "phantom final test", "foreign": "foreign phantom final test"}
-    prow = [[f"{fam.get(k.split('/')[1], k)}, {names.get(k.split('/')[0], k)}", str(v["clips"]), pct(v["dice"]),
-             pct(v.get("dice_worst10")), num(v.get("ef_abs_err"))] for k, v in sorted(
-                 res.get("phantom", {}).items(), key=lambda kv: (kv[0].split("/")[1] != "phantom", kv[0].split("/")[0] != "plain"))]
-    out += md_table(["phantom set, tracking", "clips", "Dice vs labels", "Dice (worst 10 % of frames)", "EF abs err"], prow)
-    return "\n".join(out)
-
-
 @from_record("real-adapt-seeds", "python scripts/record_runs.py --only real-adapt-seeds")
 def r_real_adapt_seeds(folder: Path, rec: dict, results: Path) -> str:
     """The plain adapt of the real-dev record with other seeds: the same columns, one row per seed and
@@ -874,7 +852,7 @@ RENDERERS = {"headline": r_headline, "speed": r_speed, "bench": r_bench, "eval":
              "adapt": r_adapt, "qc": r_qc, "native-parity": r_native_parity, "ov-settings": r_ov_settings, "ood": r_ood, "batch": r_batch, "per_view": r_per_view,
              "profile": r_profile, "real_dev": r_real_dev, "soak": r_soak,
              "real-adapt-reach": r_real_adapt_reach, "real-adapt-seeds": r_real_adapt_seeds,
-             "real-no-warp": r_real_no_warp, "real-blood-pool": r_real_blood_pool}
+             "real-no-warp": r_real_no_warp}
 
 
 # ---- documents ------------------------------------------------------------------------------

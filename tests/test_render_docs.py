@@ -306,29 +306,3 @@ def test_real_no_warp_table_pairs_the_two_runs_of_each_part(rd, tmp_path):
                     ["| tracked (warp on the last landmarks), final part", "30", "7.00"],
                     ["| frame by frame (whole frame, no warp), final part", "30", "8.00"]]
     assert "backend openvino" in text
-
-
-def test_real_blood_pool_table_pairs_plain_and_refined_runs(rd, tmp_path):
-    """Real rows: each part's plain row above its --blood-pool row; phantom rows: the phantom family first,
-    Dice and EF error as recorded; without real rows the section says the set was absent."""
-    results = tmp_path / "results"
-    ph = lambda d, e: {"dice": d, "dice_worst10": d - 0.05, "ef_abs_err": e, "clips": 20}   # noqa: E731
-    _record(results, "real-blood-pool", "2026-01-04", {"weights": "w.safetensors", "evals": {
-        "plain/dev": _real_eval(9.0, 0.8), "blood-pool/dev": _real_eval(8.0, 0.8),
-        "plain/final": _real_eval(7.0, 0.8), "blood-pool/final": _real_eval(6.5, 0.8)},
-        "phantom": {"plain/foreign": ph(0.96, 2.5), "blood-pool/foreign": ph(0.88, 2.7),
-                    "plain/phantom": ph(0.97, 2.2), "blood-pool/phantom": ph(0.89, 2.4)}})
-    folder = results / "2026-01-04-real-blood-pool"
-    rec = json.loads((folder / "record.json").read_text())
-    text = rd.r_real_blood_pool.__wrapped__(folder, rec, results)
-    rows = [ln.split(" | ")[:3] for ln in text.splitlines() if ln.startswith("| tracked")]
-    assert rows == [["| tracked as shipped, dev part", "30", "9.00"],
-                    ["| tracked, masks moved onto the blood pool (`--blood-pool`), dev part", "30", "8.00"],
-                    ["| tracked as shipped, final part", "30", "7.00"],
-                    ["| tracked, masks moved onto the blood pool (`--blood-pool`), final part", "30", "6.50"]]
-    prow = [ln for ln in text.splitlines() if ln.startswith("| phantom final") or ln.startswith("| foreign")]
-    assert prow[0].startswith("| phantom final test, tracked as shipped") and "| 97.00 % | 92.00 % | 2.20 |" in prow[0]
-    assert prow[1].startswith("| phantom final test, tracked, masks moved") and "| 89.00 % | 84.00 % | 2.40 |" in prow[1]
-    assert prow[2].startswith("| foreign phantom final test") and len(prow) == 4
-    rec["result"]["evals"] = {}
-    assert "was absent" in rd.r_real_blood_pool.__wrapped__(folder, rec, results)

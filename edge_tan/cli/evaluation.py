@@ -18,8 +18,6 @@ def evaluate(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder,
              precision: str = typer.Option("fp32", "--precision"),
              split: str = typer.Option("test", "--split"),
              frame_by_frame: bool = typer.Option(False, "--frame-by-frame", help="also run without the warp"),
-             blood_pool: bool = typer.Option(False, "--blood-pool", help="move each mask onto the frame's dark blood "
-                                             "pool after the network (edge_tan.runtime.blood_pool)"),
              limit: int = typer.Option(0, "--limit", help="at most this many sequences"),
              json_out: Optional[Path] = typer.Option(None, "--json"),
              reports: Optional[Path] = typer.Option(None, "--reports", help="CSV of report EF per clip (EchoNet "
@@ -39,14 +37,14 @@ def evaluate(data_dir: Path = typer.Argument(..., help="edge-tan dataset folder,
         if plots is None and json_out is not None:
             plots = json_out.parent / (json_out.stem + "-plots")
         run_reports_eval(data_dir, reports, tracings, model, backend, precision, json_out, plots, qc_model, limit,
-                         overlays=overlays, frame_by_frame=frame_by_frame, blood_pool=blood_pool)
+                         overlays=overlays, frame_by_frame=frame_by_frame)
         return
     from ..runtime.errors import UsageError
     if tracings is not None or plots is not None or overlays is not None:
         raise UsageError("--tracings, --plots and --overlays go with --reports")
     from ..evaluate import run_eval_cli
     run_eval_cli(data_dir=data_dir, model=model, backend=backend, precision=precision, split=split,
-                 frame_by_frame=frame_by_frame, limit=limit, json_out=json_out, qc_model=qc_model, blood_pool=blood_pool)
+                 frame_by_frame=frame_by_frame, limit=limit, json_out=json_out, qc_model=qc_model)
 
 
 @command(name="qc-calibrate")

@@ -34,8 +34,6 @@ def track(video: Optional[Path] = typer.Argument(None, help="AVI/MP4, DICOM cine
           csv: Optional[Path] = typer.Option(None, "--csv", help="per-frame CSV"),
           biplane: Optional[Path] = typer.Option(None, "--biplane", help="A2C clip of the same heart"),
           live: Optional[int] = typer.Option(None, "--live", help="read capture device N instead of VIDEO"),
-          blood_pool: bool = typer.Option(False, "--blood-pool", help="move each mask onto the frame's dark blood "
-                                          "pool after the network (edge_tan.runtime.blood_pool; Python runtime only)"),
           quiet: bool = typer.Option(False, "--quiet")):
     """Track the LV in a clip: contour, landmarks, view, ED/ES and EF; overlay/JSON/masks/CSV."""
     from ..runtime.errors import UsageError
@@ -43,4 +41,4 @@ def track(video: Optional[Path] = typer.Argument(None, help="AVI/MP4, DICOM cine
     if video is None and live is None:
         raise UsageError("give a VIDEO to track, or --live N for capture device N")
     run_track(video=video, model=model, backend=backend, precision=precision, out=out, json_out=json_out,
-              masks=masks, csv=csv, biplane=biplane, live=live, quiet=quiet, blood_pool=blood_pool)
+              masks=masks, csv=csv, biplane=biplane, live=live, quiet=quiet)

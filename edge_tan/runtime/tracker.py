@@ -25,7 +25,6 @@ import numpy as np
 from . import geometry as geo
 from . import ood as ood_mod
 from .artifact import ModelMetadata
-from .blood_pool import refine_to_blood_pool
 from .frames import GrayConverter
 from .intensity import input_normaliser, neighbour_correlation
 from .runner import Runner, normalise_into
@@ -84,9 +83,6 @@ class TrackerConfig:
                                    # below 0.75 of their median.
     ood_gate: bool = True          # score windows against the artifact's out-of-domain reference (if it has
                                    # one); a window above its frame threshold is not an LV (lost)
-    blood_pool: bool = False       # move each accepted mask onto the frame's own dark blood pool after the
-                                   # network (edge_tan.runtime.blood_pool): reported masks, contours, areas and
-                                   # EF change, the tracked path does not. Python runtime only, so off by default
 
 
 @dataclass
@@ -166,7 +162,6 @@ class _FrameWork:
     timings of all its passes and the notes on rejected or replaced passes (the reason)."""
     gray: np.ndarray
     res: FrameResult
-    raw: np.ndarray | None = None   # the grey frame before input normalisation (TrackerConfig.blood_pool)
     timings: dict = field(default_factory=lambda: {"pre": 0.0, "infer": 0.0, "post": 0.0})
     notes: list = field(default_factory=list)
 
@@ -455,9 +450,8 @@ class Tracker:
         res.view, res.view_prob = self.md.view_names[k], float(post[k])
 
     def _accept(self, p: _Pass, frame_hw: tuple, res: FrameResult, lm_win: np.ndarray | None = None,
-                detect_pass: _Pass | None = None, raw: np.ndarray | None = None) -> None:
-        """Warp the accepted pass back to the frame and update the tracking state (raw: the grey frame
-        the mask is moved onto when TrackerConfig.blood_pool is on)."""
+                detect_pass: _Pass | None = None) -> None:
+        """Warp the accepted pass back to the frame and update the tracking state."""
         Minv = p.Minv
         x, y, w, h = p.bbox
         if w and h:
@@ -474,8 +468,6 @@ class Tracker:
                                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                             borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
                 crop = (crop_score > 0).view(np.uint8)
-                if raw is not None:
-                    crop = refine_to_blood_pool(raw[y0:y1, x0:x1], crop)
                 res.mask_origin = (x0, y0)
                 res.mask_crop = crop
                 cont = geo.extract_contour(crop)
@@ -521,11 +513,9 @@ class Tracker:
     def step(self, frame: np.ndarray) -> FrameResult:
         """Track one frame: a blank or noise frame is lost at once, any other goes through `_frame_states`."""
         t_start = time.perf_counter()
-        raw = self._gray(frame)
-        gray = self._norm(raw)
+        gray = self.to_gray(frame)
         fw = _FrameWork(gray, FrameResult(index=self._index, frame_hw=gray.shape[:2], state="lost",
-                                          ood_threshold=self.ood.clip_threshold if self.ood is not None else float("nan")),
-                        raw=raw if self.cfg.blood_pool else None)
+                                          ood_threshold=self.ood.clip_threshold if self.ood is not None else float("nan")))
         self._index += 1
         if float(cv2.meanStdDev(gray[::4, ::4])[1][0, 0]) < self.cfg.blank_std:
             self._lose(fw.res, "blank frame")
@@ -557,7 +547,7 @@ class Tracker:
             self._lose(fw.res, fw.res.reason)
         else:
             fw.res.state = state
-            self._accept(p, fw.hw, fw.res, anchor, detect_pass, raw=fw.raw)
+            self._accept(p, fw.hw, fw.res, anchor, detect_pass)
 
     def _pass(self, fw: "_FrameWork", M: np.ndarray, warped: bool = True) -> _Pass:
         """One network pass of this frame on the window M, its timings added to the frame's."""
