@@ -126,12 +126,12 @@ def native_range(x: dict) -> tuple[float, float, int] | None:
     return (rg[0], rg[1], n) if rg and n > 1 else None
 
 
-def paired_range(x: dict) -> tuple[float, float, float, int] | None:
-    """(median, lowest, highest paired e2e ÷ network ratio, pairs) of a speed_summary row; None for rows
-    of benches before the pairs."""
+def paired_cell(x: dict) -> str | None:
+    """"×median (×lowest–×highest, N pairs)" of a speed_summary row's paired e2e ÷ network ratio (bench.md
+    and README alike); None for rows of benches before the pairs."""
     rg, n = x.get("e2e_vs_network_paired_range"), x.get("e2e_paired_rounds") or 0
     m = x.get("e2e_vs_network_paired")
-    return (m, rg[0], rg[1], n) if rg and n and m is not None else None
+    return f"×{m:.2f} (×{rg[0]:.2f}–×{rg[1]:.2f}, {n} pairs)" if rg and n and m is not None else None
 
 
 def speed_markdown(summary: dict) -> list[str]:
@@ -143,12 +143,11 @@ def speed_markdown(summary: dict) -> list[str]:
     f = lambda v: "—" if v is None else f"{v:.1f}"   # noqa: E731
     r = lambda v: "—" if v is None else f"×{v:.2f}"   # noqa: E731
     spread = lambda x: "" if (g := native_range(x)) is None else f" (×{g[0]:.2f}–×{g[1]:.2f}, {g[2]} runs)"   # noqa: E731
-    paired = lambda x: "—" if (g := paired_range(x)) is None else f"×{g[0]:.2f} (×{g[1]:.2f}–×{g[2]:.2f}, {g[3]} pairs)"   # noqa: E731
     out = ["## Network alone vs end to end", "",
            "| backend | prec | network fps (1000 / mean ms) | e2e fps | e2e ÷ network | e2e ÷ network, paired "
            "| native e2e fps | native network alone fps | native ÷ its network |", "|---|---|---|---|---|---|---|---|---|"]
     for x in rows:
         out.append(f"| {x['backend']} | {x['precision']} | {f(x.get('network_fps_mean') or x.get('network_fps'))} "
-                   f"| {f(x.get('e2e_fps'))} | {r(x.get('e2e_vs_network'))} | {paired(x)} | {f(x.get('native_e2e_fps'))} "
+                   f"| {f(x.get('e2e_fps'))} | {r(x.get('e2e_vs_network'))} | {paired_cell(x) or '—'} | {f(x.get('native_e2e_fps'))} "
                    f"| {f(x.get('native_network_fps'))} | {r(x.get('native_vs_own_network'))}{spread(x)} |")
     return out + [""] + [f"- {line}" for line in speed_lines(summary)]

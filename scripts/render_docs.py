@@ -194,11 +194,8 @@ def _spread(x: dict) -> str:
 def _paired(x: dict) -> str:
     """The e2e ÷ network cell: one pair of timings (records before 2026-12-08), or the median of the
     alternating pairs with their range (the figure the INT8 target is judged on)."""
-    from edge_tan.bench.speed import paired_range
-    g = paired_range(x)
-    if g is None:
-        return "×" + num(x.get("e2e_vs_network"))
-    return f"×{num(g[0])} (×{num(g[1])}–×{num(g[2])} over {g[3]} pairs)"
+    from edge_tan.bench.speed import paired_cell
+    return paired_cell(x) or "×" + num(x.get("e2e_vs_network"))
 
 
 def _bf16_support(rec: dict) -> str:

@@ -395,7 +395,7 @@ def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
     rec["result"]["rows"], rec["machine"]["cpu_flags"] = rows, ["avx512f", "avx512_bf16"]
     (d / "record.json").write_text(json.dumps(rec))
     out = section()
-    assert "| ×0.78 (×0.74–×0.81 over 5 pairs) |" in out and "≥ ×0.92: ×0.78: **not met**" in out
+    assert "| ×0.78 (×0.74–×0.81, 5 pairs) |" in out and "≥ ×0.92: ×0.78: **not met**" in out
     assert "the CPU's native BF16: AVX-512 BF16" in out
     assert "The same step on another CPU" not in out
     # an older record from another CPU kind: one line with its targets under the table
