@@ -27,6 +27,13 @@ def stats_ms(samples_ns) -> dict:
             "n": int(a.size), "fps": (1000.0 / med) if med > 0 else math.inf, "total_s": float(a.sum() / 1e3)}
 
 
+def median_range(values) -> tuple[float | None, list | None]:
+    """(median, [lowest, highest]) of the values that are not None; (None, None) when there are none. The
+    form every repeated ratio of the bench is reported in (native runs, paired rounds)."""
+    v = [float(x) for x in values if x is not None]
+    return (float(np.median(v)), [min(v), max(v)]) if v else (None, None)
+
+
 def time_callable(fn: Callable[[], object], warmup: int = 3, runs: int = 20, min_time: float = 0.0,
                   max_time: float | None = None, max_runs: int | None = None) -> dict:
     """Call `fn()` `warmup` times untimed, then time >= `runs` calls (and >= `min_time` s in total,

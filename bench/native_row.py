@@ -22,6 +22,8 @@ import numpy as np
 from edge_tan.runtime.errors import EdgeTanError
 from edge_tan.runtime.tracker import FrameResult
 
+from .latency import median_range
+
 NATIVE = "native"
 ENV = "EDGE_TAN_NATIVE"   # path of the edge-tan-native executable, when it is not on PATH or in native/build
 
@@ -105,7 +107,7 @@ def native_e2e(ir: Path, frames: list, order: list[int], network_fps: float | No
             return {"status": "failed", "reason": str(e)}
         runs.append(_one_run(data))
     med = lambda k: _median([r[k] for r in runs])   # noqa: E731
-    ratios = [r["vs_own_network"] for r in runs if r["vs_own_network"] is not None]
+    ratio, ratio_range = median_range(r["vs_own_network"] for r in runs)
     fps = med("fps")
     stages = {k: _median([r["stages_median_ms"].get(k) for r in runs]) for k in runs[0]["stages_median_ms"]}
     return {"status": "ok", "fps": fps, "median_ms": med("median_ms"), "p95_ms": med("p95_ms"),
@@ -114,8 +116,7 @@ def native_e2e(ir: Path, frames: list, order: list[int], network_fps: float | No
             # the like-for-like base: this runtime's own network alone (et_time_network, back to back on
             # the last window, as the bench times the Python runner's), 1000 / mean ms
             "network": {"runs": NETWORK_RUNS, "fps": med("own_fps"), "median_ms": med("own_median_ms")},
-            "vs_own_network": _median(ratios),
-            "vs_own_network_range": [min(ratios), max(ratios)] if ratios else None,
+            "vs_own_network": ratio, "vs_own_network_range": ratio_range,
             "runs": runs, "cli": str(cli)}
 
 
@@ -130,9 +131,8 @@ def _one_run(data: dict) -> dict:
             "vs_own_network": fps / own["fps"] if fps and own.get("fps") else None}
 
 
-def _median(v: list) -> float | None:
-    v = [x for x in v if x is not None]
-    return float(np.median(v)) if v else None
+def _median(v) -> float | None:
+    return median_range(v)[0]
 
 
 # issue 22's native-vs-Python parity: the same artifact and frames through both trackers

@@ -42,7 +42,7 @@ from edge_tan.runtime.runner import close_quietly
 from edge_tan.runtime.tracker import FrameResult, Tracker
 
 from .accuracy import compare_closed, gt_accuracy
-from .latency import stats_ms, time_callable
+from .latency import median_range, stats_ms, time_callable
 from .machine import LoadMonitor, machine_info, machine_line, peak_rss_mb, reset_peak_rss
 from .source import calibration_dir, has_labels, load_clips
 from .speed import speed_lines, speed_summary
@@ -214,9 +214,8 @@ def paired_rounds(runner, x, frames: list, n: int, rounds: int = PAIRED_ROUNDS) 
         net = 1000.0 / lat["mean"] if lat.get("mean") else None
         out.append({"network_fps": net, "e2e_fps": e2e["fps"],
                     "ratio": e2e["fps"] / net if net and e2e.get("fps") else None})
-    ratios = [r["ratio"] for r in out if r["ratio"] is not None]
-    return {"rounds": out, "median": float(np.median(ratios)) if ratios else None,
-            "range": [min(ratios), max(ratios)] if ratios else None, "n": len(ratios)}
+    med, rng = median_range(r["ratio"] for r in out)
+    return {"rounds": out, "median": med, "range": rng, "n": sum(r["ratio"] is not None for r in out)}
 
 
 def _one_line(e: BaseException) -> str:
