@@ -210,7 +210,7 @@ def _bf16_support(rec: dict) -> str:
 @from_record("speed")
 def r_speed(folder: Path, rec: dict, results: Path) -> str:
     """TAN on OpenVINO FP32 / BF16 / INT8 in one run: network alone vs end to end, issue 23's ratios."""
-    from edge_tan.bench.speed import speed_summary, target_value
+    from edge_tan.bench.speed import floor_cell, floor_text, speed_summary, target_value
 
     res = rec["result"]
     sp = speed_summary(res.get("rows") or [])   # from the raw rows: the current rules judge every record
@@ -220,7 +220,7 @@ def r_speed(folder: Path, rec: dict, results: Path) -> str:
         p = par.get((x["backend"], x["precision"]))
         rows.append([f"{x['backend']} {x['precision']}", x.get("inference_precision") or "—",
                      f"{num(x.get('model_ms'))} / {num(x.get('model_p95_ms'))}", num(x.get("network_fps"), 0),
-                     num(x.get("e2e_fps"), 1), _paired(x), pct(x.get("non_network_share"), 0),
+                     num(x.get("e2e_fps"), 1), _paired(x), floor_cell(x) or "—", pct(x.get("non_network_share"), 0),
                      (f"{num(x['native_e2e_fps'], 1)} (×{num(x.get('native_vs_own_network'))} of its own "
                       f"{num(x.get('native_network_fps'), 0)}{_spread(x)}; ×{num(x.get('native_vs_network'))} of the bench's)"
                       if x.get("native_e2e_fps") and x.get("native_vs_own_network") else
@@ -231,7 +231,8 @@ def r_speed(folder: Path, rec: dict, results: Path) -> str:
     out = [source_line(folder, rec) + f"; {res.get('source', '')}; the CPU's native BF16: {_bf16_support(rec)}.", ""]
     out += busy_warning(res)
     out += md_table(["TAN on", "runs in (read back)", "model-only ms (median / p95)", "network alone fps",
-                     "end-to-end fps", "e2e ÷ network", "time outside the network",
+                     "end-to-end fps", "e2e ÷ network", "floor ÷ network (grey, cut, network only)",
+                     "time outside the network",
                      "native end-to-end fps (÷ network alone)", "e2e vs fp32",
                      "Dice on the clip", "parity vs torch fp32 (fp32 tolerances for bf16)"], rows)
     out.append("")
@@ -243,6 +244,8 @@ def r_speed(folder: Path, rec: dict, results: Path) -> str:
         val = "not measured" if t.get("value") is None else f"×{target_value(t)}: " + (
             "timed on a busy machine, not judged" if t.get("busy") else "met" if t["met"] else "**not met**")
         out.append(f"- target: {t['what']} ≥ ×{num(t['min'])}: {val}")
+        if t.get("floor") is not None:
+            out.append(f"  (the method's floor in this run, grey conversion, window cut and network alone: {floor_text(t)})")
     for r in (res.get("parity") or {}).get("rows", []):
         if r["status"] in ("unavailable", "unsupported") and r["precision"] == "bf16":
             out.append(f"- {r['backend']} bf16: {r['reason']}")

@@ -279,7 +279,7 @@ def test_int8_target_is_judged_on_the_paired_ratio_where_a_row_has_it():
     """A row timed in alternating pairs (network alone, then the tracker) is judged on the pairs' median,
     not on the one network and one tracker figure timed seconds apart; bench.md shows the pairs' range."""
     from edge_tan.bench.report import bench_markdown
-    from edge_tan.bench.speed import speed_summary
+    from edge_tan.bench.speed import speed_lines, speed_summary
 
     rows = [_bench_row("fp32", 10.0, 80.0), _bench_row("int8", 4.0, 200.0)]   # one pair: 200 / 250 = x0.80
     rows[1]["e2e_paired"] = {"rounds": [], "median": 0.93, "range": [0.90, 0.95], "n": 5}
@@ -289,7 +289,13 @@ def test_int8_target_is_judged_on_the_paired_ratio_where_a_row_has_it():
     by = {r["precision"]: r for r in s["rows"]}
     assert by["int8"]["e2e_vs_network"] == pytest.approx(0.8) and by["int8"]["e2e_paired_rounds"] == 5
     sec = bench_markdown({"rows": [], "speed": s})
-    assert "| ×0.80 | ×0.93 (×0.90–×0.95, 5 pairs) |" in sec
+    assert "| ×0.80 | ×0.93 (×0.90–×0.95, 5 pairs) | — |" in sec
+    assert t["floor"] is None and "floor" not in "".join(speed_lines(s))   # pairs without a floor (older records)
+    rows[1]["e2e_paired"].update(floor_median=0.95, floor_range=[0.94, 0.97])
+    s = speed_summary(rows)
+    assert {x["name"]: x for x in s["targets"]}["int8_e2e_vs_network"]["floor"] == 0.95
+    assert "| ×0.93 (×0.90–×0.95, 5 pairs) | ×0.95 (×0.94–×0.97) |" in bench_markdown({"rows": [], "speed": s})
+    assert any("floor in this run" in x and "×0.95" in x for x in speed_lines(s))
     rows[1]["e2e_paired"]["median"] = 0.85
     assert {x["name"]: x for x in speed_summary(rows)["targets"]}["int8_e2e_vs_network"]["met"] is False
     # the rows' end-to-end fps (and so BF16 ÷ FP32) are the pairs' medians where the rows have pairs
@@ -321,8 +327,8 @@ def test_bench_markdown_has_the_network_vs_end_to_end_section():
                              "load": {"busy": False}}
     md = bench_markdown({"rows": [], "speed": speed_summary(rows)})
     sec = md[md.index("## Network alone vs end to end"):]
-    assert "| openvino | int8 | 250.0 | 200.0 | ×0.80 | — | 230.0 | 258.4 | ×0.89 |" in sec
-    assert "| openvino | fp32 | 100.0 | 80.0 | ×0.80 | — | — | — | — |" in sec
+    assert "| openvino | int8 | 250.0 | 200.0 | ×0.80 | — | — | 230.0 | 258.4 | ×0.89 |" in sec
+    assert "| openvino | fp32 | 100.0 | 80.0 | ×0.80 | — | — | — | — | — |" in sec
     assert "- target: native end-to-end fps ÷ the network's own throughput (worst precision) >= 0.9: 0.89 " \
            "(native int8) — NOT met" in sec
     assert "## Network alone" not in bench_markdown({"rows": [], "speed": speed_summary([])})
@@ -385,17 +391,20 @@ def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
                                    "speed": speed_summary(rows), "parity": parity, "source": "phantom"}}))
     out = section()
     assert "**Timed on a busy machine**" in out
-    assert "| openvino bf16 | bf16 | 6.00 / 6.60 | 167 | 120.0 | ×0.72 | 10 % | — | ×1.50 | 97.00 % | fail (out of" in out
+    assert "| openvino bf16 | bf16 | 6.00 / 6.60 | 167 | 120.0 | ×0.72 | — | 10 % | — | ×1.50 | 97.00 % | fail (out of" in out
     assert "BF16 end-to-end fps ÷ FP32's ≥ ×1.40: ×1.50: timed on a busy machine, not judged" in out
     assert "≥ ×0.92: ×0.80: **not met**" in out
     assert "the CPU's native BF16: no native BF16 listed" in out
     # a record with paired timings shows the pairs' median and range in the e2e ÷ network column
-    rows[2]["e2e_paired"] = {"rounds": [], "median": 0.78, "range": [0.74, 0.81], "n": 5}
+    rows[2]["e2e_paired"] = {"rounds": [], "median": 0.78, "range": [0.74, 0.81], "n": 5,
+                             "floor_median": 0.91, "floor_range": [0.89, 0.93]}
     rec = json.loads((d / "record.json").read_text())
     rec["result"]["rows"], rec["machine"]["cpu_flags"] = rows, ["avx512f", "avx512_bf16"]
     (d / "record.json").write_text(json.dumps(rec))
     out = section()
-    assert "| ×0.78 (×0.74–×0.81, 5 pairs) |" in out and "≥ ×0.92: ×0.78: **not met**" in out
+    assert "| ×0.78 (×0.74–×0.81, 5 pairs) | ×0.91 (×0.89–×0.93) |" in out and "≥ ×0.92: ×0.78: **not met**" in out
+    # the INT8 target carries the method's floor of the same pairs (grey, cut, network: nothing else)
+    assert "the method's floor in this run, grey conversion, window cut and network alone: ×0.91 of" in out
     assert "the CPU's native BF16: AVX-512 BF16" in out
     assert "The same step on another CPU" not in out
     # an older record from another CPU kind: one line with its targets under the table
