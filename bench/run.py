@@ -204,11 +204,11 @@ def floor_loop(runner, frames: list, n: int) -> float | None:
     the window cut at a fixed tracking affine, the network and its landmarks, nothing else.
 
     Why: TAN's next window hangs on this frame's landmarks, so none of that can overlap the network;
-    its fps ÷ the network's own throughput is the most any tracker of the method keeps on this machine
-    (a target above it leaves no time at all for the gates, the unwarp and the contour)."""
+    its fps ÷ the network's own throughput is the most the Python tracker can keep with this runner on
+    this machine (a target above it leaves no time at all for the gates, the unwarp and the contour)."""
     tracker = Tracker(runner)
     M = None
-    for f in frames[:min(len(frames), 20)]:
+    for f in frames[:20]:
         r = tracker.step(f)
         M = r.affine if r.affine is not None and r.state != "lost" else M
     if M is None:   # nothing tracked: the whole-frame window is still the same amount of work

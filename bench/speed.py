@@ -13,7 +13,7 @@ ratios issue 23 set as targets (ratios within one run hold across machines; abso
   row has it, the INT8 target is judged on it (a drifting machine moves both sides of a pair alike);
 - floor ÷ network (rows of benches since 2026-12-08, same pairs): the method's least per-frame work
   (grey + normalisation, the window cut, the network; `bench.run.floor_loop`) over the network alone:
-  the most any tracker of TAN keeps on that machine, printed beside the INT8 target;
+  the most the Python tracker can keep on that machine, printed beside the INT8 target;
 - vs fp32 = end-to-end fps over the same backend's fp32 row;
 - native ÷ its network = the C++ tracker's end-to-end fps over the same runtime's network alone
   (`edge-tan-native track --time-network`: back-to-back calls on the last window after the clip).
@@ -123,13 +123,14 @@ def speed_lines(summary: dict) -> list[str]:
             lines.append(f"target: {t['what']} >= {t['min']}: {target_value(t)} ({t['backend']}) — "
                          f"{'met' if t['met'] else 'NOT met'}")
         if t.get("floor") is not None:
-            lines.append(f"  the method's floor in this run (grey, window cut and network alone): {floor_text(t)}")
+            lines.append(f"  {floor_text(t)}")
     return lines
 
 
 def floor_text(t: dict) -> str:
-    """"×0.93 of the network's own throughput" for a target that carries the method's floor."""
-    return f"×{t['floor']:.2f} of the network's own throughput"
+    """The line under a target that carries the method's floor (bench.md, terminal and README alike)."""
+    return (f"the method's floor in this run (grey conversion, window cut and network alone): ×{t['floor']:.2f} "
+            "of the network's own throughput")
 
 
 def native_range(x: dict) -> tuple[float, float, int] | None:

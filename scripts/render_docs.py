@@ -245,7 +245,7 @@ def r_speed(folder: Path, rec: dict, results: Path) -> str:
             "timed on a busy machine, not judged" if t.get("busy") else "met" if t["met"] else "**not met**")
         out.append(f"- target: {t['what']} ≥ ×{num(t['min'])}: {val}")
         if t.get("floor") is not None:
-            out.append(f"  (the method's floor in this run, grey conversion, window cut and network alone: {floor_text(t)})")
+            out.append(f"  ({floor_text(t)})")
     for r in (res.get("parity") or {}).get("rows", []):
         if r["status"] in ("unavailable", "unsupported") and r["precision"] == "bf16":
             out.append(f"- {r['backend']} bf16: {r['reason']}")

@@ -105,7 +105,7 @@ def test_bench_outputs_and_statuses(tiny, tmp_path, monkeypatch):
                 assert pr["n"] == B.PAIRED_ROUNDS == len(ratios) and all(0 < x < 2 for x in ratios)
                 assert pr["median"] == pytest.approx(float(np.median(ratios)))
                 assert pr["range"] == pytest.approx([min(ratios), max(ratios)])
-                # the method's floor in the same pairs: grey, window cut and network only, so above the tracker
+                # the method's floor in the same pairs (grey, window cut and network only): median of its own ratios
                 floors = [x["floor_fps"] / x["network_fps"] for x in pr["rounds"]]
                 assert pr["floor_median"] == pytest.approx(float(np.median(floors))) and all(0 < x < 2 for x in floors)
             else:

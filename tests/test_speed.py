@@ -404,7 +404,7 @@ def test_speed_section_renders_from_its_record(tmp_path, monkeypatch):
     out = section()
     assert "| ×0.78 (×0.74–×0.81, 5 pairs) | ×0.91 (×0.89–×0.93) |" in out and "≥ ×0.92: ×0.78: **not met**" in out
     # the INT8 target carries the method's floor of the same pairs (grey, cut, network: nothing else)
-    assert "the method's floor in this run, grey conversion, window cut and network alone: ×0.91 of" in out
+    assert "(the method's floor in this run (grey conversion, window cut and network alone): ×0.91 of" in out
     assert "the CPU's native BF16: AVX-512 BF16" in out
     assert "The same step on another CPU" not in out
     # an older record from another CPU kind: one line with its targets under the table
