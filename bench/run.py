@@ -19,7 +19,8 @@ unavailable), reason, params, macs, trained, warp_mode, window, artifact, artifa
 cached), build_s, latency_ms {median p95 p99 min max std mean n fps total_s}, fps, bounded,
 e2e {fps median_ms p95_ms mean_ms frames non_network_share non_network_ms passes_per_frame states
 state_share {detect track redetect lost} top_reasons [[reason, frames]]},
-e2e_paired {rounds[] {network_fps e2e_fps ratio} median range n} (TAN rows: e2e ÷ network timed in alternating pairs),
+e2e_paired {rounds[] {network_fps e2e_fps ratio floor_fps floor_ratio} median range n floor_median floor_range}
+(TAN rows: e2e ÷ network and the method's floor ÷ network, timed in alternating rounds),
 throughput {fps windows streams requests} + throughput_fps (backends with a throughput mode: OpenVINO),
 peak_rss_mb, load[] (other processes' cores while timing), accuracy {dice landmark_px source | parity_dice parity_ref,
 drop_points drop_vs} or null (untrained), speedup {baseline: {e2e, model}} (TAN rows), describe;

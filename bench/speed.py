@@ -21,7 +21,7 @@ ratios issue 23 set as targets (ratios within one run hold across machines; abso
 
 from __future__ import annotations
 
-import statistics
+from .latency import median_range
 
 # issue 23's targets: (name, what is compared, the minimum ratio)
 TARGETS = (("bf16_vs_fp32_e2e", "BF16 end-to-end fps ÷ FP32's", 1.4),
@@ -44,8 +44,9 @@ def _row_e2e(r: dict | None) -> float | None:
     """A bench row's end-to-end fps: its pairs' median where it has pairs, else its one tracker run (the
     first tracker run of a row follows compiling and timing the network; on a shared VM it read below
     all five pairs of its BF16 row, moving BF16 ÷ FP32 from x1.50 to x1.37)."""
-    paired = [x["e2e_fps"] for x in ((r or {}).get("e2e_paired") or {}).get("rounds") or [] if x.get("e2e_fps")]
-    return float(statistics.median(paired)) if paired else ((r or {}).get("e2e") or {}).get("fps")
+    paired = [x.get("e2e_fps") or None for x in ((r or {}).get("e2e_paired") or {}).get("rounds") or []]
+    med = median_range(paired)[0]
+    return med if med is not None else ((r or {}).get("e2e") or {}).get("fps")
 
 
 def speed_summary(rows: list[dict], model: str = "tan") -> dict:
@@ -140,18 +141,21 @@ def native_range(x: dict) -> tuple[float, float, int] | None:
     return (rg[0], rg[1], n) if rg and n > 1 else None
 
 
+def _range_cell(m, rg, tail: str = "") -> str | None:
+    """"×median (×lowest–×highest{tail})" of a repeated ratio; None where it was not repeated."""
+    return f"×{m:.2f} (×{rg[0]:.2f}–×{rg[1]:.2f}{tail})" if m is not None and rg else None
+
+
 def floor_cell(x: dict) -> str | None:
-    """"×median (×lowest–×highest)" of a row's floor ÷ network over its pairs; None before the floor."""
-    m, rg = x.get("floor_vs_network_paired"), x.get("floor_vs_network_paired_range")
-    return f"×{m:.2f} (×{rg[0]:.2f}–×{rg[1]:.2f})" if m is not None and rg else None
+    """A row's floor ÷ network over its pairs; None for benches before the floor."""
+    return _range_cell(x.get("floor_vs_network_paired"), x.get("floor_vs_network_paired_range"))
 
 
 def paired_cell(x: dict) -> str | None:
-    """"×median (×lowest–×highest, N pairs)" of a speed_summary row's paired e2e ÷ network ratio (bench.md
-    and README alike); None for rows of benches before the pairs."""
-    rg, n = x.get("e2e_vs_network_paired_range"), x.get("e2e_paired_rounds") or 0
-    m = x.get("e2e_vs_network_paired")
-    return f"×{m:.2f} (×{rg[0]:.2f}–×{rg[1]:.2f}, {n} pairs)" if rg and n and m is not None else None
+    """A speed_summary row's paired e2e ÷ network ratio with its range and pairs (bench.md and README
+    alike); None for rows of benches before the pairs."""
+    n = x.get("e2e_paired_rounds") or 0
+    return _range_cell(x.get("e2e_vs_network_paired"), x.get("e2e_vs_network_paired_range"), f", {n} pairs") if n else None
 
 
 def speed_markdown(summary: dict) -> list[str]:
